@@ -1,0 +1,454 @@
+//! The header of a migration file: its leading `--` comment lines.
+//!
+//! ```sql
+//! -- revision: 1a2b3c4d5e6f
+//! -- parents: f7e8a9b0c1d2            (comma-separated for a merge; `none` for the root)
+//! -- message: fix user_personalization foreign key
+//! -- migrate:no-transaction
+//! -- migrate:lock-timeout 500ms
+//! -- migrate:statement-timeout 5min
+//! ```
+//!
+//! The header ends at the first line that is not a `--` comment (a blank line included). Inside
+//! it, `-- word: value` is a key and an unknown key is an error, because a typo such as `parent:`
+//! would otherwise silently turn a migration into a second root. Lines that are not of that shape
+//! are free comments.
+
+use std::time::Duration;
+
+use super::diagnostic::{Diagnostic, Location};
+
+/// The longest revision id accepted.
+pub const MAX_REVISION_LEN: usize = 64;
+
+/// A position inside the file (1-based line and character column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub revision: String,
+    pub revision_pos: Pos,
+    /// Empty for the root (`parents: none`).
+    pub parents: Vec<(String, Pos)>,
+    pub message: Option<String>,
+    pub no_transaction: bool,
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Header {
+    pub fn parent_ids(&self) -> impl Iterator<Item = &str> {
+        self.parents.iter().map(|(id, _)| id.as_str())
+    }
+}
+
+/// Whether `id` is 1–64 characters of `[A-Za-z0-9_-]`.
+pub fn is_valid_revision_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REVISION_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+const KNOWN: &str = "known keys: `revision`, `parents`, `message`; directives: \
+`migrate:no-transaction`, `migrate:lock-timeout <duration>`, `migrate:statement-timeout <duration>`, \
+`migrate:allow <rule-id>: <reason>`";
+
+/// Parses a duration such as `500ms`, `1s`, `2min`, `1h` or `0` (no timeout).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits.parse().ok()?;
+    let millis = match unit.trim() {
+        "" if value == 0 => 0,
+        "ms" => value,
+        "s" => value.checked_mul(1_000)?,
+        "min" => value.checked_mul(60_000)?,
+        "h" => value.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    // PostgreSQL's timeouts are int4 milliseconds.
+    (millis <= i32::MAX as u64).then(|| Duration::from_millis(millis))
+}
+
+/// Parses the header of `text` (already normalised to LF). All problems are returned at once.
+pub fn parse_header(path: &str, text: &str) -> Result<Header, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut revision: Option<(String, Pos)> = None;
+    let mut parents: Option<Vec<(String, Pos)>> = None;
+    let mut message = None;
+    let mut no_transaction = false;
+    let mut lock_timeout = None;
+    let mut statement_timeout = None;
+    let at = |line: usize, column: usize| Some(Location::new(path, line, column));
+
+    for (index, raw_line) in text.split('\n').enumerate() {
+        let line_no = index + 1;
+        let Some(comment) = raw_line.trim_end().strip_prefix("--") else {
+            break;
+        };
+        // Column (1-based, in characters) of the first character of `rest` within the line.
+        let column_of = |rest: &str| raw_line[..raw_line.len() - rest.len()].chars().count() + 1;
+        let body = comment.trim_start();
+
+        if let Some(directive) = body.strip_prefix("migrate:") {
+            let (name, argument) = match directive.find(|c: char| c.is_whitespace() || c == ':') {
+                Some(i) => (
+                    &directive[..i],
+                    directive[i..].trim_start_matches(':').trim(),
+                ),
+                None => (directive, ""),
+            };
+            match name {
+                "no-transaction" if argument.is_empty() => no_transaction = true,
+                "no-transaction" => errors.push(
+                    Diagnostic::error(
+                        "invalid-directive",
+                        at(line_no, column_of(body)),
+                        format!("`migrate:no-transaction` takes no argument, found `{argument}`"),
+                    )
+                    .with_help("write the line as `-- migrate:no-transaction`"),
+                ),
+                "lock-timeout" | "statement-timeout" => match parse_duration(argument) {
+                    Some(d) if name == "lock-timeout" => lock_timeout = Some(d),
+                    Some(d) => statement_timeout = Some(d),
+                    None => errors.push(
+                        Diagnostic::error(
+                            "invalid-directive",
+                            at(line_no, column_of(body)),
+                            format!("`migrate:{name}` needs a duration, found `{argument}`"),
+                        )
+                        .with_help(format!(
+                            "write e.g. `-- migrate:{name} 500ms` (units: ms, s, min, h; `0` disables it)"
+                        )),
+                    ),
+                },
+                // Suppressions belong to the statement below; the lint reads them there.
+                "allow" => {}
+                _ => errors.push(
+                    Diagnostic::error(
+                        "unknown-directive",
+                        at(line_no, column_of(body)),
+                        format!("unknown directive `migrate:{name}`"),
+                    )
+                    .with_help(KNOWN),
+                ),
+            }
+            continue;
+        }
+
+        let Some((key, value)) = body.split_once(':') else {
+            continue;
+        };
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
+        {
+            continue;
+        }
+        let value_text = value.trim();
+        let value_pos = Pos {
+            line: line_no,
+            column: column_of(value.trim_start()),
+        };
+        let duplicate = |found: bool, errors: &mut Vec<Diagnostic>| {
+            if found {
+                errors.push(
+                    Diagnostic::error(
+                        "invalid-header",
+                        at(line_no, column_of(body)),
+                        format!("`{key}` is given twice in the header"),
+                    )
+                    .with_help(format!("keep exactly one `-- {key}:` line")),
+                );
+            }
+            found
+        };
+        match key {
+            "revision" => {
+                if duplicate(revision.is_some(), &mut errors) {
+                    continue;
+                }
+                if check_id(path, value_text, value_pos, "revision", &mut errors) {
+                    revision = Some((value_text.to_owned(), value_pos));
+                }
+            }
+            "parents" => {
+                if duplicate(parents.is_some(), &mut errors) {
+                    continue;
+                }
+                parents = Some(parse_parents(path, value, value_pos, &mut errors));
+            }
+            "message" => {
+                if !duplicate(message.is_some(), &mut errors) {
+                    message = Some(value_text.to_owned());
+                }
+            }
+            _ => errors.push(
+                Diagnostic::error(
+                    "unknown-directive",
+                    at(line_no, column_of(body)),
+                    format!("unknown header key `{key}`"),
+                )
+                .with_help(format!(
+                    "{KNOWN}. A free comment belongs below the header, after a blank line"
+                )),
+            ),
+        }
+    }
+
+    let header_help = "start the file with\n-- revision: <id>\n-- parents: <parent id, comma-separated for a merge, or `none` for the first migration>";
+    if revision.is_none() && !errors.iter().any(|e| e.check == "invalid-revision-id") {
+        errors.push(
+            Diagnostic::error(
+                "missing-header",
+                at(1, 1),
+                "the header has no `-- revision:` line",
+            )
+            .with_help(header_help),
+        );
+    }
+    if parents.is_none() {
+        errors.push(
+            Diagnostic::error(
+                "missing-header",
+                at(1, 1),
+                "the header has no `-- parents:` line",
+            )
+            .with_help(header_help),
+        );
+    }
+    match (revision, parents) {
+        (Some((revision, revision_pos)), Some(parents)) if errors.is_empty() => Ok(Header {
+            revision,
+            revision_pos,
+            parents,
+            message,
+            no_transaction,
+            lock_timeout,
+            statement_timeout,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn check_id(path: &str, id: &str, pos: Pos, what: &str, errors: &mut Vec<Diagnostic>) -> bool {
+    if is_valid_revision_id(id) {
+        return true;
+    }
+    let shown: String = id.chars().take(80).collect();
+    let ellipsis = if id.chars().count() > 80 { "…" } else { "" };
+    let reason = if id.is_empty() {
+        "is empty".to_owned()
+    } else if id.len() > MAX_REVISION_LEN {
+        format!("is {} characters long", id.chars().count())
+    } else {
+        "has characters outside [A-Za-z0-9_-]".to_owned()
+    };
+    errors.push(
+        Diagnostic::error(
+            "invalid-revision-id",
+            Some(Location::new(path, pos.line, pos.column)),
+            format!("{what} id `{shown}{ellipsis}` {reason}"),
+        )
+        .with_help("a revision id is 1 to 64 characters of A-Z, a-z, 0-9, `_` and `-`, e.g. `1a2b3c4d5e6f`"),
+    );
+    false
+}
+
+fn parse_parents(
+    path: &str,
+    value: &str,
+    start: Pos,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<(String, Pos)> {
+    if value.trim() == "none" {
+        return Vec::new();
+    }
+    let mut parents: Vec<(String, Pos)> = Vec::new();
+    // `start` is the position of the first non-blank character of `value`.
+    let trimmed = value.trim_start();
+    let mut offset = 0;
+    for part in trimmed.split(',') {
+        let id = part.trim();
+        let skip = part.len() - part.trim_start().len();
+        let pos = Pos {
+            line: start.line,
+            column: start.column + trimmed[..offset + skip].chars().count(),
+        };
+        offset += part.len() + 1;
+        if id == "none" {
+            errors.push(
+                Diagnostic::error(
+                    "invalid-header",
+                    Some(Location::new(path, pos.line, pos.column)),
+                    "`none` cannot be combined with other parents",
+                )
+                .with_help("write `-- parents: none` only for the first migration"),
+            );
+            continue;
+        }
+        if !check_id(path, id, pos, "parent", errors) {
+            continue;
+        }
+        if parents.iter().any(|(p, _)| p == id) {
+            errors.push(
+                Diagnostic::error(
+                    "invalid-header",
+                    Some(Location::new(path, pos.line, pos.column)),
+                    format!("parent `{id}` is listed twice"),
+                )
+                .with_help("list each parent once"),
+            );
+            continue;
+        }
+        parents.push((id.to_owned(), pos));
+    }
+    parents
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        parse_header("m/a.sql", text)
+            .unwrap_err()
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn parses_a_full_header() {
+        let h = parse_header(
+            "m/a.sql",
+            "-- revision: 1a2b\n-- parents: f7e8, c0d1\n-- message: fix fk\n-- migrate:no-transaction\n-- migrate:lock-timeout 500ms\n-- migrate:statement-timeout: 2min\nSELECT 1;",
+        )
+        .unwrap();
+        assert_eq!(h.revision, "1a2b");
+        assert_eq!(
+            h.revision_pos,
+            Pos {
+                line: 1,
+                column: 14
+            }
+        );
+        assert_eq!(h.parent_ids().collect::<Vec<_>>(), ["f7e8", "c0d1"]);
+        assert_eq!(
+            h.parents[1].1,
+            Pos {
+                line: 2,
+                column: 19
+            }
+        );
+        assert_eq!(h.message.as_deref(), Some("fix fk"));
+        assert!(h.no_transaction);
+        assert_eq!(h.lock_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(h.statement_timeout, Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn root_has_no_parents_and_free_comments_are_ignored() {
+        let h = parse_header(
+            "m/a.sql",
+            "-- revision: a\n-- parents: none\n-- creates the users table\n-- see https://x.y/z\n",
+        )
+        .unwrap();
+        assert!(h.parents.is_empty());
+        assert_eq!(h.message, None);
+        assert!(!h.no_transaction);
+    }
+
+    #[test]
+    fn header_ends_at_first_non_comment_line() {
+        let e = errors("-- revision: a\n\n-- parents: none\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("no `-- parents:` line"), "{e:?}");
+    }
+
+    #[test]
+    fn missing_header() {
+        let e = errors("CREATE TABLE t (id int);\n");
+        assert_eq!(e.len(), 2);
+        assert!(
+            e[0].starts_with("m/a.sql:1:1: [missing-header] the header has no `-- revision:` line")
+        );
+    }
+
+    #[test]
+    fn invalid_ids() {
+        let long = "x".repeat(200);
+        let e = errors(&format!("-- revision: {long}\n-- parents: a b, ok, né\n"));
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].contains("is 200 characters long"));
+        assert!(e[0].starts_with("m/a.sql:1:14: [invalid-revision-id]"));
+        assert!(
+            e[1].starts_with("m/a.sql:2:13: [invalid-revision-id] parent id `a b` has characters"),
+            "{}",
+            e[1]
+        );
+        assert!(
+            e[2].starts_with("m/a.sql:2:22: [invalid-revision-id] parent id `né`"),
+            "{}",
+            e[2]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_directives() {
+        let e = errors("-- revision: a\n-- parent: b\n-- migrate:no-transactions\n");
+        assert!(
+            e[0].starts_with("m/a.sql:2:4: [unknown-directive] unknown header key `parent`"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with(
+                "m/a.sql:3:4: [unknown-directive] unknown directive `migrate:no-transactions`"
+            ),
+            "{e:?}"
+        );
+        assert!(e[2].contains("no `-- parents:` line"));
+    }
+
+    #[test]
+    fn bad_directive_arguments() {
+        let e = errors(
+            "-- revision: a\n-- parents: none\n-- migrate:lock-timeout soon\n-- migrate:no-transaction yes\n",
+        );
+        assert_eq!(e.len(), 2);
+        assert!(e[0].contains("`migrate:lock-timeout` needs a duration, found `soon`"));
+        assert!(e[1].contains("takes no argument"));
+    }
+
+    #[test]
+    fn duplicates_and_none_mixed() {
+        let e = errors("-- revision: a\n-- revision: b\n-- parents: none, x\n");
+        assert!(e[0].contains("`revision` is given twice"));
+        assert!(e[1].contains("`none` cannot be combined"));
+        let e = errors("-- revision: a\n-- parents: x, x\n");
+        assert!(e[0].contains("parent `x` is listed twice"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1 s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("99999999999999999999s"), None);
+        assert_eq!(parse_duration("1000h"), None);
+    }
+}

@@ -1,0 +1,151 @@
+//! Splitting a migration into statements with squawk's lossless PostgreSQL parser, so that each
+//! statement can be run alone (no-transaction migrations), located in errors and linted.
+
+use squawk_syntax::ast::{self, AstNode};
+
+use super::diagnostic::{Diagnostic, Location};
+use super::source::LineIndex;
+
+/// Where one statement sits in the migration's text (byte offsets, end exclusive, without the
+/// terminating `;`) and the line/column of its first character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementSpan {
+    pub start: usize,
+    pub end: usize,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl StatementSpan {
+    pub fn text(self, sql: &str) -> &str {
+        sql.get(self.start..self.end).unwrap_or("")
+    }
+}
+
+/// A parsed statement together with its span.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    pub stmt: ast::Stmt,
+    pub span: StatementSpan,
+}
+
+/// Parses `text` and returns its statements in order, or every syntax error with its position.
+pub fn parse_statements(path: &str, text: &str) -> Result<Vec<ParsedStatement>, Vec<Diagnostic>> {
+    // The parser is third-party code; a panic on odd input must become an error, not a crash
+    // of the compiler.
+    let parsed = std::panic::catch_unwind(|| {
+        let parse = squawk_syntax::SourceFile::parse(text);
+        let errors = parse.errors();
+        (parse.tree(), errors)
+    });
+    let index = LineIndex::new(text);
+    let (file, errors) = match parsed {
+        Ok(result) => result,
+        Err(_) => {
+            return Err(vec![
+                Diagnostic::error(
+                    "syntax-error",
+                    Some(Location::new(path, 1, 1)),
+                    "the SQL parser could not read this file",
+                )
+                .with_help("check the file for unbalanced quotes or dollar quotes"),
+            ]);
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors
+            .iter()
+            .map(|error| {
+                let (line, column) = index.line_column(usize::from(error.range().start()));
+                Diagnostic::error(
+                    "syntax-error",
+                    Some(Location::new(path, line, column)),
+                    format!("SQL syntax error: {}", error.message()),
+                )
+                .with_help("fix the statement; the file must be valid PostgreSQL")
+            })
+            .collect());
+    }
+    Ok(file
+        .stmts()
+        .map(|stmt| {
+            let range = stmt.syntax().text_range();
+            let start = usize::from(range.start());
+            let mut end = usize::from(range.end());
+            // The parser keeps the terminating `;` inside the statement node.
+            if text.get(..end).is_some_and(|t| t.ends_with(';')) {
+                end -= 1;
+            }
+            let (line, column) = index.line_column(start);
+            ParsedStatement {
+                span: StatementSpan {
+                    start,
+                    end,
+                    line,
+                    column,
+                },
+                stmt,
+            }
+        })
+        .collect())
+}
+
+/// The spans only, for callers that do not need the syntax tree.
+pub fn split_statements(path: &str, text: &str) -> Result<Vec<StatementSpan>, Vec<Diagnostic>> {
+    parse_statements(path, text).map(|stmts| stmts.into_iter().map(|s| s.span).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_with_positions_ignoring_comments_and_strings() {
+        let sql = "-- revision: a\n-- parents: none\n\nCREATE TABLE t (id int);\n  INSERT INTO t VALUES (1); -- one\n/* block ; */ SELECT ';', $$ ; $$;\nCREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$;\n";
+        let spans = split_statements("a.sql", sql).unwrap();
+        let texts: Vec<_> = spans.iter().map(|s| s.text(sql)).collect();
+        assert_eq!(
+            texts,
+            [
+                "CREATE TABLE t (id int)",
+                "INSERT INTO t VALUES (1)",
+                "SELECT ';', $$ ; $$",
+                "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$",
+            ]
+        );
+        assert_eq!((spans[0].line, spans[0].column), (4, 1));
+        assert_eq!((spans[1].line, spans[1].column), (5, 3));
+        assert_eq!((spans[2].line, spans[2].column), (6, 15));
+    }
+
+    #[test]
+    fn empty_body_has_no_statements() {
+        assert!(
+            split_statements("a.sql", "-- revision: a\n-- parents: none\n")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_positions() {
+        let errs = split_statements("m/a.sql", "SELECT 1;\nCREATE TABLE (;\n").unwrap_err();
+        assert!(!errs.is_empty());
+        assert!(errs[0].to_string().starts_with("m/a.sql:2:"), "{}", errs[0]);
+        assert_eq!(errs[0].check, "syntax-error");
+    }
+
+    #[test]
+    fn unterminated_constructs_are_errors_not_panics() {
+        for sql in [
+            "SELECT 'abc",
+            "SELECT $$abc",
+            "/* never closed",
+            "SELECT \"x",
+            "SELECT $a$ x $b$",
+        ] {
+            let result = split_statements("a.sql", sql);
+            assert!(result.is_err(), "{sql:?} gave {result:?}");
+        }
+    }
+}

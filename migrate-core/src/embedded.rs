@@ -1,0 +1,129 @@
+//! The migrations as `embed_migrations!` bakes them into the binary: static data only.
+
+use std::time::Duration;
+
+/// One statement of a migration: its byte range in the SQL (without the `;`) and where it starts
+/// in the file, so that a runtime error can name the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Statement {
+    pub start: usize,
+    pub end: usize,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// One embedded migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    parts: MigrationParts,
+}
+
+/// The fields of an embedded migration, filled in by `embed_migrations!`.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationParts {
+    pub revision: &'static str,
+    pub parents: &'static [&'static str],
+    pub message: Option<&'static str>,
+    pub no_transaction: bool,
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+    pub path: &'static str,
+    pub sql: &'static str,
+    pub statements: &'static [Statement],
+    pub checksum: &'static str,
+}
+
+#[doc(hidden)]
+pub const fn migration(parts: MigrationParts) -> Migration {
+    Migration { parts }
+}
+
+#[doc(hidden)]
+pub const fn migrations(list: &'static [Migration]) -> Migrations {
+    Migrations { list }
+}
+
+impl Migration {
+    pub fn revision(&self) -> &'static str {
+        self.parts.revision
+    }
+    /// Empty for the first migration.
+    pub fn parents(&self) -> &'static [&'static str] {
+        self.parts.parents
+    }
+    pub fn message(&self) -> Option<&'static str> {
+        self.parts.message
+    }
+    /// `-- migrate:no-transaction`: run statement by statement, outside a transaction.
+    pub fn no_transaction(&self) -> bool {
+        self.parts.no_transaction
+    }
+    /// `-- migrate:lock-timeout`, overriding the runner's default.
+    pub fn lock_timeout(&self) -> Option<Duration> {
+        self.parts.lock_timeout
+    }
+    /// `-- migrate:statement-timeout`, overriding the runner's default.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        self.parts.statement_timeout
+    }
+    /// The file it came from, relative to the crate that embedded it.
+    pub fn path(&self) -> &'static str {
+        self.parts.path
+    }
+    /// The whole file, line endings normalised to LF.
+    pub fn sql(&self) -> &'static str {
+        self.parts.sql
+    }
+    pub fn statements(&self) -> &'static [Statement] {
+        self.parts.statements
+    }
+    /// The text of one statement.
+    pub fn statement_sql(&self, statement: &Statement) -> &'static str {
+        self.parts
+            .sql
+            .get(statement.start..statement.end)
+            .unwrap_or("")
+    }
+    /// Hex SHA-256 of [`Migration::sql`].
+    pub fn checksum(&self) -> &'static str {
+        self.parts.checksum
+    }
+}
+
+/// Every migration of a directory, in the order they are applied (topological, ties broken by
+/// revision id). Built by `embed_migrations!`.
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    list: &'static [Migration],
+}
+
+impl Migrations {
+    pub fn as_slice(&self) -> &'static [Migration] {
+        self.list
+    }
+    pub fn iter(&self) -> std::slice::Iter<'static, Migration> {
+        self.list.iter()
+    }
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    /// The single head: the last migration in application order.
+    pub fn head(&self) -> Option<&'static Migration> {
+        self.list.last()
+    }
+    pub fn get(&self, revision: &str) -> Option<&'static Migration> {
+        self.list.iter().find(|m| m.revision() == revision)
+    }
+}
+
+impl IntoIterator for &Migrations {
+    type Item = &'static Migration;
+    type IntoIter = std::slice::Iter<'static, Migration>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter()
+    }
+}

@@ -1,0 +1,159 @@
+//! `embed_migrations!`: reads a migrations directory at compile time, runs `migrate-core`'s
+//! analysis on it and either embeds the migrations as static data or fails the build with every
+//! finding. All the logic lives in `migrate-core`; this crate only turns its result into tokens.
+
+use std::path::PathBuf;
+
+use migrate_core::analysis::{Analysis, AnalyzedMigration, Diagnostic, analyze_dir};
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::quote;
+use syn::LitStr;
+
+/// More findings than this are summarised, so that a directory of garbage stays readable.
+const MAX_REPORTED: usize = 50;
+
+/// Embeds the migrations of a directory (relative to the calling crate's `Cargo.toml`) as a
+/// `migrate::Migrations`, after checking the revision graph, every header and every statement.
+///
+/// ```ignore
+/// static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!("migrations");
+/// ```
+#[proc_macro]
+pub fn embed_migrations(input: TokenStream) -> TokenStream {
+    let literal = match syn::parse::<LitStr>(input) {
+        Ok(literal) => literal,
+        Err(_) => {
+            return compile_error(
+                Span::call_site(),
+                "embed_migrations! takes one string literal: the migrations directory, relative to the crate's Cargo.toml, e.g. embed_migrations!(\"migrations\")",
+            )
+            .into();
+        }
+    };
+    let written = literal.value();
+    let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+        return compile_error(
+            literal.span(),
+            "CARGO_MANIFEST_DIR is not set: embed_migrations! must be built by cargo",
+        )
+        .into();
+    };
+    let dir = PathBuf::from(manifest_dir).join(&written);
+    let analysis = analyze_dir(&dir, &written);
+    // Cargo sets OUT_DIR only for a package with a build script; without one, adding or removing
+    // a file in the directory would not rebuild the host.
+    let has_build_script = std::env::var_os("OUT_DIR").is_some();
+    expand(&analysis, &written, has_build_script, literal.span()).into()
+}
+
+fn compile_error(span: Span, message: &str) -> TokenStream2 {
+    quote::quote_spanned!(span=> ::core::compile_error!(#message);)
+}
+
+fn expand(analysis: &Analysis, written: &str, has_build_script: bool, span: Span) -> TokenStream2 {
+    // Referencing every file makes the compiler rebuild the host when one of them changes.
+    let tracked = analysis
+        .files
+        .iter()
+        .filter_map(|path| path.to_str())
+        .map(|path| {
+            quote!(
+                const _: &[u8] = ::core::include_bytes!(#path);
+            )
+        });
+
+    let errors: Vec<&Diagnostic> = analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    if !errors.is_empty() {
+        let mut reported: Vec<TokenStream2> = errors
+            .iter()
+            .take(MAX_REPORTED)
+            .map(|d| compile_error(span, &d.to_string()))
+            .collect();
+        if errors.len() > MAX_REPORTED {
+            let more = format!(
+                "[too-many-errors] {} more errors in {written} not shown; fix the ones above and build again",
+                errors.len() - MAX_REPORTED
+            );
+            reported.push(compile_error(span, &more));
+        }
+        return quote!({
+            #(#tracked)*
+            #(#reported)*
+            ::migrate::__private::migrations(&[])
+        });
+    }
+
+    let mut warnings: Vec<String> = analysis
+        .diagnostics
+        .iter()
+        .filter(|d| !d.is_error())
+        .map(ToString::to_string)
+        .collect();
+    if !has_build_script {
+        warnings.push(format!(
+            "[missing-build-script] this crate has no build.rs, so adding or removing a file in {written} will not rebuild it\n  = help: add build.rs next to Cargo.toml containing\n          fn main() {{ println!(\"cargo:rerun-if-changed={written}\"); }}"
+        ));
+    }
+    let warnings = warnings.iter().map(|text| {
+        // Stable Rust has no warning API for proc-macros; a deprecated item used right here makes
+        // rustc print the text as a warning at the macro call.
+        quote::quote_spanned!(span=> {
+            #[deprecated(note = #text)]
+            #[allow(non_upper_case_globals)]
+            const migrate_warning: () = ();
+            let _ = migrate_warning;
+        })
+    });
+    let migrations = analysis.migrations.iter().map(migration_tokens);
+    quote!({
+        #(#tracked)*
+        #(#warnings)*
+        ::migrate::__private::migrations(&[#(#migrations),*])
+    })
+}
+
+fn duration_tokens(duration: Option<std::time::Duration>) -> TokenStream2 {
+    match duration {
+        Some(d) => {
+            let millis = d.as_millis() as u64;
+            quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#millis)))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn migration_tokens(m: &AnalyzedMigration) -> TokenStream2 {
+    let revision = &m.header.revision;
+    let parents = m.header.parent_ids();
+    let message = match &m.header.message {
+        Some(message) => quote!(::core::option::Option::Some(#message)),
+        None => quote!(::core::option::Option::None),
+    };
+    let no_transaction = m.header.no_transaction;
+    let lock_timeout = duration_tokens(m.header.lock_timeout);
+    let statement_timeout = duration_tokens(m.header.statement_timeout);
+    let path = &m.path;
+    let sql = &m.sql;
+    let checksum = &m.checksum;
+    let statements = m.statements.iter().map(|s| {
+        let (start, end, line, column) = (s.start, s.end, s.line, s.column);
+        quote!(::migrate::Statement { start: #start, end: #end, line: #line, column: #column })
+    });
+    quote!(::migrate::__private::migration(::migrate::__private::MigrationParts {
+        revision: #revision,
+        parents: &[#(#parents),*],
+        message: #message,
+        no_transaction: #no_transaction,
+        lock_timeout: #lock_timeout,
+        statement_timeout: #statement_timeout,
+        path: #path,
+        sql: #sql,
+        statements: &[#(#statements),*],
+        checksum: #checksum,
+    }))
+}
