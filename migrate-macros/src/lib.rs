@@ -24,11 +24,11 @@ pub fn embed_migrations(input: TokenStream) -> TokenStream {
     let literal = match syn::parse::<LitStr>(input) {
         Ok(literal) => literal,
         Err(_) => {
-            return compile_error(
+            let error = compile_error(
                 Span::call_site(),
                 "embed_migrations! takes one string literal: the migrations directory, relative to the crate's Cargo.toml, e.g. embed_migrations!(\"migrations\")",
-            )
-            .into();
+            );
+            return quote!({ #error ::migrate::__private::migrations(&[]) }).into();
         }
     };
     let written = literal.value();

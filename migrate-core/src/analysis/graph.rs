@@ -151,7 +151,10 @@ pub fn check_graph(dir: &str, nodes: &[GraphNode<'_>]) -> Result<Vec<usize>, Vec
         .copied()
         .filter(|&i| !parents_of_someone.contains(nodes[i].header.revision.as_str()))
         .collect();
-    if heads.len() > 1 {
+    // With a parent missing, the graph is cut in two and its heads say nothing: the dangling
+    // parent is the one error to fix.
+    let dangling = errors.iter().any(|e| e.check == "dangling-parent");
+    if heads.len() > 1 && !dangling {
         errors.push(multiple_heads(dir, nodes, &heads));
     }
 
@@ -328,6 +331,11 @@ mod tests {
     fn dangling_parent() {
         let errs = run(&[("a", "none"), ("b", "gone")]).unwrap_err();
         assert!(errs[0].starts_with("m/b.sql:2:13: [dangling-parent] revision `b` names parent `gone`, which no migration in m defines"), "{errs:?}");
+        assert_eq!(
+            errs.len(),
+            1,
+            "no multiple-heads noise next to a dangling parent: {errs:?}"
+        );
     }
 
     #[test]

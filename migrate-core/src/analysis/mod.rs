@@ -116,8 +116,7 @@ pub fn analyze_dir(dir: &Path, display_dir: &str) -> Analysis {
 
     let mut parsed = Vec::with_capacity(files.len());
     for (path, fs_path) in files {
-        analysis.files.push(fs_path.clone());
-        if let Some(migration) = analyze_file(&path, fs_path, &mut analysis.diagnostics) {
+        if let Some(migration) = analyze_file(&path, fs_path, &mut analysis) {
             parsed.push(migration);
         }
     }
@@ -151,10 +150,15 @@ pub fn analyze_dir(dir: &Path, display_dir: &str) -> Analysis {
 fn analyze_file(
     path: &str,
     fs_path: PathBuf,
-    diagnostics: &mut Vec<Diagnostic>,
+    analysis: &mut Analysis,
 ) -> Option<AnalyzedMigration> {
+    let diagnostics = &mut analysis.diagnostics;
     let bytes = match std::fs::read(&fs_path) {
-        Ok(bytes) => bytes,
+        Ok(bytes) => {
+            // Only regular, readable files can be tracked with include_bytes!.
+            analysis.files.push(fs_path.clone());
+            bytes
+        }
         Err(err) => {
             diagnostics.push(
                 Diagnostic::error(

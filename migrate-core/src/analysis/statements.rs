@@ -53,14 +53,24 @@ pub fn parse_statements(path: &str, text: &str) -> Result<Vec<ParsedStatement>, 
         }
     };
     if !errors.is_empty() {
-        return Err(errors
-            .iter()
-            .map(|error| {
-                let (line, column) = index.line_column(usize::from(error.range().start()));
+        // The parser may report several expectations at one spot ("expected name", "expected
+        // type name"): one finding per position reads better.
+        let mut merged: Vec<(usize, Vec<&str>)> = Vec::new();
+        for error in &errors {
+            let offset = usize::from(error.range().start());
+            match merged.last_mut() {
+                Some((last, messages)) if *last == offset => messages.push(error.message()),
+                _ => merged.push((offset, vec![error.message()])),
+            }
+        }
+        return Err(merged
+            .into_iter()
+            .map(|(offset, messages)| {
+                let (line, column) = index.line_column(offset);
                 Diagnostic::error(
                     "syntax-error",
                     Some(Location::new(path, line, column)),
-                    format!("SQL syntax error: {}", error.message()),
+                    format!("SQL syntax error: {}", messages.join(", ")),
                 )
                 .with_help("fix the statement; the file must be valid PostgreSQL")
             })

@@ -1,0 +1,5 @@
+static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!(migrations);
+
+fn main() {
+    let _ = MIGRATIONS.len();
+}
