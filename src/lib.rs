@@ -2,15 +2,26 @@
 //!
 //! ```ignore
 //! static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!("migrations");
+//!
+//! fn main() {
+//!     let outcome = migrate::startup(&MIGRATIONS);
+//!     // serve, reporting `outcome` on the readiness endpoint
+//! }
 //! ```
 //!
 //! `embed_migrations!` reads the directory at compile time, rejects a revision graph with several
 //! heads, a dangling parent, a duplicate or a cycle, and embeds every migration as static data.
-//! See the README for the file format and the runtime.
+//! [`startup`] applies what is pending, exactly once across replicas. See the README.
 
 pub use migrate_core::analysis;
 pub use migrate_core::{Migration, Migrations, Statement};
 pub use migrate_macros::embed_migrations;
+
+#[cfg(feature = "runtime")]
+pub use migrate_core::runtime::{
+    AheadRevision, Applied, EnvConfig, Error, Health, HistoryRow, Interrupted, Migrator, Outcome,
+    Pooler, Report, ServerError, Settings, Status, startup, startup_with,
+};
 
 #[doc(hidden)]
 pub use migrate_core::__private;

@@ -10,6 +10,10 @@ pub struct Statement {
     pub end: usize,
     pub line: usize,
     pub column: usize,
+    /// `CREATE INDEX CONCURRENTLY`'s index (schema-qualified when its table is).
+    pub concurrent_index: Option<&'static str>,
+    /// `IF [NOT] EXISTS`: safe to run again after a crash.
+    pub rerunnable: bool,
 }
 
 /// One embedded migration.

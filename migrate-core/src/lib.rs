@@ -5,6 +5,8 @@
 
 pub mod analysis;
 mod embedded;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 
 pub use embedded::{Migration, Migrations, Statement};
 

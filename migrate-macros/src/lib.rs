@@ -141,8 +141,20 @@ fn migration_tokens(m: &AnalyzedMigration) -> TokenStream2 {
     let sql = &m.sql;
     let checksum = &m.checksum;
     let statements = m.statements.iter().map(|s| {
-        let (start, end, line, column) = (s.start, s.end, s.line, s.column);
-        quote!(::migrate::Statement { start: #start, end: #end, line: #line, column: #column })
+        let (start, end, line, column, rerunnable) =
+            (s.start, s.end, s.line, s.column, s.rerunnable);
+        let concurrent_index = match &s.concurrent_index {
+            Some(name) => quote!(::core::option::Option::Some(#name)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote!(::migrate::Statement {
+            start: #start,
+            end: #end,
+            line: #line,
+            column: #column,
+            concurrent_index: #concurrent_index,
+            rerunnable: #rerunnable,
+        })
     });
     quote!(::migrate::__private::migration(::migrate::__private::MigrationParts {
         revision: #revision,

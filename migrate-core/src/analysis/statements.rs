@@ -8,16 +8,47 @@ use super::source::LineIndex;
 
 /// Where one statement sits in the migration's text (byte offsets, end exclusive, without the
 /// terminating `;`) and the line/column of its first character.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementSpan {
     pub start: usize,
     pub end: usize,
     pub line: usize,
     pub column: usize,
+    /// For `CREATE INDEX CONCURRENTLY <name>`: the index, schema-qualified when the table is,
+    /// so the runtime can tell after a crash whether the build finished or left an INVALID index.
+    pub concurrent_index: Option<String>,
+    /// `IF [NOT] EXISTS`: running it again after a crash is harmless.
+    pub rerunnable: bool,
+}
+
+/// What the runtime needs to resume a no-transaction migration after a crash.
+fn resume_facts(stmt: &ast::Stmt) -> (Option<String>, bool) {
+    match stmt {
+        ast::Stmt::CreateIndex(create) => {
+            let name = create
+                .index()
+                .and_then(|i| i.path())
+                .map(|p| p.syntax().text().to_string());
+            let schema = create
+                .table_relation_name()
+                .map(|t| t.syntax().text().to_string())
+                .and_then(|t| t.rsplit_once('.').map(|(schema, _)| schema.to_owned()));
+            let index = match (create.concurrently_token(), name) {
+                (Some(_), Some(name)) if !name.contains('.') => Some(match schema {
+                    Some(schema) => format!("{schema}.{name}"),
+                    None => name,
+                }),
+                _ => None,
+            };
+            (index, create.if_not_exists().is_some())
+        }
+        ast::Stmt::DropIndex(drop) => (None, drop.if_exists().is_some()),
+        _ => (None, false),
+    }
 }
 
 impl StatementSpan {
-    pub fn text(self, sql: &str) -> &str {
+    pub fn text<'a>(&self, sql: &'a str) -> &'a str {
         sql.get(self.start..self.end).unwrap_or("")
     }
 }
@@ -87,12 +118,15 @@ pub fn parse_statements(path: &str, text: &str) -> Result<Vec<ParsedStatement>, 
                 end -= 1;
             }
             let (line, column) = index.line_column(start);
+            let (concurrent_index, rerunnable) = resume_facts(&stmt);
             ParsedStatement {
                 span: StatementSpan {
                     start,
                     end,
                     line,
                     column,
+                    concurrent_index,
+                    rerunnable,
                 },
                 stmt,
             }
@@ -126,6 +160,26 @@ mod tests {
         assert_eq!((spans[0].line, spans[0].column), (4, 1));
         assert_eq!((spans[1].line, spans[1].column), (5, 3));
         assert_eq!((spans[2].line, spans[2].column), (6, 15));
+    }
+
+    #[test]
+    fn resume_facts_of_index_statements() {
+        let sql = "CREATE INDEX CONCURRENTLY idx_a ON s.t (a);\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_b ON t (b);\nCREATE INDEX CONCURRENTLY ON t (c);\nDROP INDEX CONCURRENTLY IF EXISTS idx_a;\nALTER TABLE t ADD COLUMN d int;\n";
+        let spans = split_statements("a.sql", sql).unwrap();
+        let facts: Vec<_> = spans
+            .iter()
+            .map(|s| (s.concurrent_index.as_deref(), s.rerunnable))
+            .collect();
+        assert_eq!(
+            facts,
+            [
+                (Some("s.idx_a"), false),
+                (Some("idx_b"), true),
+                (None, false),
+                (None, true),
+                (None, false)
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,187 @@
+//! Errors of the runtime: one variant per situation a caller may want to handle, each rendered
+//! with what happened, where, and what to do next. No variant ever carries a password.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A server error, reduced to what an operator needs (SQLSTATE, message, detail, hint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl ServerError {
+    pub(crate) fn from_postgres(error: &postgres::Error) -> ServerError {
+        match error.as_db_error() {
+            Some(db) => ServerError {
+                code: db.code().code().to_owned(),
+                message: db.message().to_owned(),
+                detail: db.detail().map(str::to_owned),
+                hint: db.hint().map(str::to_owned),
+            },
+            None => ServerError {
+                code: error
+                    .code()
+                    .map_or_else(String::new, |c| c.code().to_owned()),
+                message: error.to_string(),
+                detail: None,
+                hint: None,
+            },
+        }
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.code.is_empty() {
+            write!(f, "{}", self.message)?;
+        } else {
+            write!(f, "SQLSTATE {}: {}", self.code, self.message)?;
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, "\n  detail: {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting (environment variable or URL parameter) has a value we cannot use.
+    InvalidConfig {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    /// The database could not be reached within the wait budget.
+    Connect {
+        target: String,
+        waited: Duration,
+        cause: String,
+    },
+    /// A statement of a migration failed with a non-retryable error.
+    Migration {
+        revision: String,
+        path: String,
+        line: usize,
+        statement: String,
+        cause: ServerError,
+    },
+    /// A query of the runner itself (history table, lock) failed.
+    Database { action: String, cause: ServerError },
+    /// The wait budget ran out while waiting for the migration lock or retrying lock timeouts.
+    WaitBudgetExhausted { waited: Duration, reason: String },
+    /// Migrations that were applied differ from the embedded files.
+    ChecksumMismatch { revisions: Vec<(String, String)> },
+    /// The database has applied revisions that the binary does not know and that do not descend
+    /// from the binary's head.
+    Diverged { unknown: Vec<String>, head: String },
+    /// A no-transaction migration stopped part-way and the runner cannot prove what took effect.
+    Interrupted {
+        revision: String,
+        path: String,
+        line: usize,
+        statement: String,
+        remedy: String,
+    },
+    /// A no-transaction migration needs a session lock, which a transaction-mode pooler cannot hold.
+    NoTransactionThroughPooler { revision: String, path: String },
+    /// `stamp` was given a revision the binary does not contain.
+    UnknownRevision { revision: String },
+}
+
+impl Error {
+    /// The server's SQLSTATE, when the error came from the server.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Migration { cause, .. } | Error::Database { cause, .. }
+                if !cause.code.is_empty() =>
+            {
+                Some(&cause.code)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidConfig {
+                name,
+                value,
+                reason,
+            } => {
+                write!(f, "invalid {name} `{value}`: {reason}")
+            }
+            Error::Connect {
+                target,
+                waited,
+                cause,
+            } => write!(
+                f,
+                "cannot connect to {target} (tried for {:.1}s): {cause}\n  help: check that the server runs and accepts connections from this host, and the URL's host, port, user and password",
+                waited.as_secs_f64()
+            ),
+            Error::Migration {
+                revision,
+                path,
+                line,
+                statement,
+                cause,
+            } => write!(
+                f,
+                "migration {revision} failed at {path}:{line}: {cause}\n  statement: {statement}\n  help: nothing of this migration was kept (it ran in one transaction with its history row) unless it is marked no-transaction; fix the migration in a new build, or fix the data it trips on, then start again"
+            ),
+            Error::Database { action, cause } => write!(f, "{action} failed: {cause}"),
+            Error::WaitBudgetExhausted { waited, reason } => write!(
+                f,
+                "gave up after {:.1}s (the wait budget): {reason}\n  help: raise MIGRATE_WAIT_BUDGET, or find what holds the lock (pg_stat_activity) and let it finish",
+                waited.as_secs_f64()
+            ),
+            Error::ChecksumMismatch { revisions } => {
+                let list: Vec<String> = revisions
+                    .iter()
+                    .map(|(r, p)| format!("{r} ({p})"))
+                    .collect();
+                write!(
+                    f,
+                    "applied migrations were edited since they ran: {}\n  help: an applied migration must not change; restore the file as it was applied and put the change in a new migration",
+                    list.join(", ")
+                )
+            }
+            Error::Diverged { unknown, head } => write!(
+                f,
+                "the database has applied revisions this binary does not know and that do not build on its head {head}: {}\n  help: the database was migrated by a build from another branch; deploy a build that contains these revisions (merge the branches), or undo them by hand and delete their rows from the history table",
+                unknown.join(", ")
+            ),
+            Error::Interrupted {
+                revision,
+                path,
+                line,
+                statement,
+                remedy,
+            } => write!(
+                f,
+                "no-transaction migration {revision} was interrupted at {path}:{line} and the runner cannot tell whether that statement took effect\n  statement: {statement}\n  help: {remedy}"
+            ),
+            Error::NoTransactionThroughPooler { revision, path } => write!(
+                f,
+                "migration {revision} ({path}) is marked no-transaction and needs a session lock, which a transaction-mode pooler cannot hold\n  help: set MIGRATION_DATABASE_URL to a direct connection to the server (not through the pooler); migrations use it, the service keeps using DATABASE_URL"
+            ),
+            Error::UnknownRevision { revision } => write!(
+                f,
+                "revision {revision} is not one of this binary's migrations\n  help: run `status` to list the revisions this binary contains"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,129 @@
+//! The history table: one row per applied (or, for a no-transaction migration, running)
+//! revision. It stores parents, so the runner can prove a database that is ahead of the binary
+//! only built on top of it.
+
+use postgres::{Client, SimpleQueryMessage};
+
+use super::config::Settings;
+
+/// `"schema"."table"`, quoted. Names are validated identifiers, so quoting is enough.
+pub fn qualified(settings: &Settings) -> String {
+    format!("\"{}\".\"{}\"", settings.schema, settings.table)
+}
+
+pub fn create_sql(settings: &Settings) -> String {
+    let table = qualified(settings);
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+CREATE TABLE IF NOT EXISTS {table} (
+    revision text PRIMARY KEY,
+    parents text NOT NULL,
+    message text,
+    checksum text NOT NULL,
+    state text NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'running')),
+    statements_done integer NOT NULL DEFAULT 0,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    execution_ms bigint NOT NULL DEFAULT 0,
+    applied_by text NOT NULL
+)",
+        schema = settings.schema
+    )
+}
+
+/// Whether a no-transaction migration finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    Applied,
+    /// Started and not finished: `statements_done` statements are known to have completed.
+    Running,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub revision: String,
+    pub parents: Vec<String>,
+    pub message: Option<String>,
+    pub checksum: String,
+    pub state: RowState,
+    pub statements_done: usize,
+    pub applied_at: String,
+    pub execution_ms: i64,
+    pub applied_by: String,
+}
+
+/// Reads the history; `Ok(None)` when the table does not exist yet.
+pub fn read(
+    client: &mut Client,
+    settings: &Settings,
+) -> Result<Option<Vec<HistoryRow>>, postgres::Error> {
+    let query = format!(
+        "SELECT revision, parents, message, checksum, state, statements_done, applied_at, execution_ms, applied_by FROM {} ORDER BY applied_at, revision",
+        qualified(settings)
+    );
+    let messages = match client.simple_query(&query) {
+        Ok(messages) => messages,
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => return Ok(None),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::INVALID_SCHEMA_NAME) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some(rows(&messages)))
+}
+
+/// Reads the history inside an open transaction (the table is known to exist).
+pub fn read_in_transaction(
+    client: &mut postgres::Transaction<'_>,
+    settings: &Settings,
+) -> Result<Vec<HistoryRow>, postgres::Error> {
+    let query = format!(
+        "SELECT revision, parents, message, checksum, state, statements_done, applied_at, execution_ms, applied_by FROM {} ORDER BY applied_at, revision",
+        qualified(settings)
+    );
+    Ok(rows(&client.simple_query(&query)?))
+}
+
+fn rows(messages: &[SimpleQueryMessage]) -> Vec<HistoryRow> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => {
+                let text = |i: usize| row.get(i).unwrap_or_default().to_owned();
+                Some(HistoryRow {
+                    revision: text(0),
+                    parents: text(1)
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    message: row.get(2).map(str::to_owned),
+                    checksum: text(3),
+                    state: if text(4) == "running" {
+                        RowState::Running
+                    } else {
+                        RowState::Applied
+                    },
+                    statements_done: text(5).parse().unwrap_or(0),
+                    applied_at: text(6),
+                    execution_ms: text(7).parse().unwrap_or(0),
+                    applied_by: text(8),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Who applied a migration: host and application, for the `applied_by` column.
+pub fn applied_by(settings: &Settings) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown-host".to_owned());
+    format!("{host}/{}", settings.application_name)
+}

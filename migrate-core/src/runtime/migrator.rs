@@ -1,0 +1,750 @@
+//! The runner: applies pending migrations exactly once across replicas, through transaction-mode
+//! poolers, under lock contention and across crashes.
+//!
+//! Protocol, per migration:
+//! 1. Read the history without any lock (one round trip). Up to date: done.
+//! 2. `BEGIN; SELECT pg_try_advisory_xact_lock(k)`. Not granted: roll back and poll again later,
+//!    outside any transaction (a waiter parked inside a transaction would block the holder's
+//!    `CREATE INDEX CONCURRENTLY`). The lock lives and dies with the transaction, so it works
+//!    through a transaction-mode pooler and is never left behind.
+//! 3. Under the lock, re-read the history: another replica may have applied it meanwhile.
+//! 4. `SET LOCAL lock_timeout/statement_timeout`, run the statements, insert the history row,
+//!    `COMMIT`: the migration and its row commit together or not at all.
+//!
+//! A no-transaction migration holds a session advisory lock instead (direct connections only)
+//! and records its progress statement by statement, so that a crash resumes where it stopped.
+
+use std::time::{Duration, Instant};
+
+use postgres::types::Type;
+use postgres::{Client, SimpleQueryMessage};
+use sha2::{Digest, Sha256};
+
+use super::config::{Pooler, Settings, valid_identifier};
+use super::connect::Connector;
+use super::error::{Error, ServerError};
+use super::history::{self, HistoryRow, RowState};
+use super::status::Status;
+use crate::{Migration, Migrations, Statement};
+
+/// One migration applied by this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub revision: &'static str,
+    pub duration: Duration,
+}
+
+/// What a run did and where the database stands afterwards.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub applied: Vec<Applied>,
+    pub status: Status,
+}
+
+/// Applies embedded migrations. Built with small setters; every setting has a safe default.
+///
+/// ```ignore
+/// let report = migrate::Migrator::new(&MIGRATIONS)
+///     .lock_timeout(Duration::from_millis(500))
+///     .run(&mut client)?;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Migrator<'m> {
+    migrations: &'m Migrations,
+    settings: Settings,
+}
+
+enum Step {
+    Done(Status),
+    Applied,
+    Busy,
+}
+
+enum StepError {
+    /// Lock timeout, deadlock, serialization failure: roll back and retry the migration.
+    Retry(String),
+    /// The connection is gone: reconnect and re-read the history (what was sent may have
+    /// committed).
+    Connection(String),
+    Fatal(Error),
+}
+
+fn is_retryable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    matches!(e.code(), Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
+fn is_connection_loss(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || code == "57P01" || code == "57P02" || code == "57P03"
+        }
+        // No SQLSTATE and not a server error: an IO error on the socket.
+        None => e.as_db_error().is_none(),
+    }
+}
+
+fn classify(action: &str, e: postgres::Error) -> StepError {
+    if is_retryable(&e) {
+        StepError::Retry(format!("{action}: {}", ServerError::from_postgres(&e)))
+    } else if is_connection_loss(&e) {
+        StepError::Connection(format!("{action}: {}", ServerError::from_postgres(&e)))
+    } else {
+        StepError::Fatal(Error::Database {
+            action: action.to_owned(),
+            cause: ServerError::from_postgres(&e),
+        })
+    }
+}
+
+fn statement_error(migration: &Migration, statement: &Statement, e: postgres::Error) -> StepError {
+    if is_retryable(&e) || is_connection_loss(&e) {
+        return classify(
+            &format!(
+                "migration {} at {}:{}",
+                migration.revision(),
+                migration.path(),
+                statement.line
+            ),
+            e,
+        );
+    }
+    StepError::Fatal(Error::Migration {
+        revision: migration.revision().to_owned(),
+        path: migration.path().to_owned(),
+        line: statement.line,
+        statement: one_line(migration.statement_sql(statement)),
+        cause: ServerError::from_postgres(&e),
+    })
+}
+
+/// A statement shortened to one line for messages.
+fn one_line(sql: &str) -> String {
+    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 200 {
+        format!("{}…", flat.chars().take(200).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+fn millis(d: Option<Duration>) -> u128 {
+    d.map_or(0, |d| d.as_millis())
+}
+
+fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
+    messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    })
+}
+
+/// Jittered exponential backoff: 100 ms doubling to 5 s, each delay between 50 % and 100 %.
+struct Backoff {
+    attempt: u32,
+    seed: u64,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Backoff {
+            attempt: 0,
+            seed: u64::from(nanos) ^ (u64::from(std::process::id()) << 32) | 1,
+        }
+    }
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+    fn next_delay(&mut self) -> Duration {
+        let cap = 100u64.saturating_mul(1 << self.attempt.min(6)).min(5_000);
+        self.attempt += 1;
+        // xorshift64: jitter only, no need for a cryptographic generator.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        Duration::from_millis(cap / 2 + self.seed % (cap / 2 + 1))
+    }
+}
+
+/// A connection the runner borrows (no reconnect) or owns (reconnects on loss).
+enum Conn<'a> {
+    Borrowed(&'a mut Client),
+    Owned {
+        connector: &'a Connector,
+        client: Option<Client>,
+        last_error: String,
+    },
+}
+
+impl Conn<'_> {
+    fn get(&mut self) -> Result<&mut Client, StepError> {
+        match self {
+            Conn::Borrowed(client) => Ok(client),
+            Conn::Owned {
+                connector,
+                client,
+                last_error,
+            } => {
+                if client.as_ref().is_some_and(Client::is_closed) {
+                    *client = None;
+                }
+                if client.is_none() {
+                    match connector.connect() {
+                        Ok(new) => *client = Some(new),
+                        Err(e) => {
+                            *last_error = e.to_string();
+                            return Err(StepError::Connection(format!(
+                                "connecting to {}: {e}",
+                                connector.display()
+                            )));
+                        }
+                    }
+                }
+                client
+                    .as_mut()
+                    .ok_or_else(|| StepError::Connection("no connection".to_owned()))
+            }
+        }
+    }
+
+    fn lost(&mut self) -> bool {
+        match self {
+            Conn::Borrowed(_) => false,
+            Conn::Owned { client, .. } => {
+                *client = None;
+                true
+            }
+        }
+    }
+}
+
+impl<'m> Migrator<'m> {
+    pub fn new(migrations: &'m Migrations) -> Migrator<'m> {
+        Migrator {
+            migrations,
+            settings: Settings::default(),
+        }
+    }
+
+    pub fn with_settings(migrations: &'m Migrations, settings: Settings) -> Migrator<'m> {
+        Migrator {
+            migrations,
+            settings,
+        }
+    }
+
+    /// How long one statement may wait for a lock before it fails and the migration is retried
+    /// (default 1 s). Keeps a queued ACCESS EXCLUSIVE request from freezing the table.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.lock_timeout = timeout;
+        self
+    }
+
+    /// Limit for one statement (default: none, which also overrides a role's default).
+    pub fn statement_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.settings.statement_timeout = timeout;
+        self
+    }
+
+    /// Total time spent waiting for the migration lock and retrying (default 10 min).
+    pub fn wait_budget(mut self, budget: Duration) -> Self {
+        self.settings.wait_budget = budget;
+        self
+    }
+
+    /// Schema of the history table (default `public`).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.settings.schema = schema.into();
+        self
+    }
+
+    /// Name of the history table (default `migrate_history`).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.settings.table = table.into();
+        self
+    }
+
+    /// Recorded in `applied_by` and sent as `application_name` on connections the runner opens.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.settings.application_name = name.into();
+        self
+    }
+
+    /// Declares a transaction-mode pooler between runner and server.
+    pub fn pooler(mut self, pooler: Pooler) -> Self {
+        self.settings.pooler = pooler;
+        self
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        for (name, value) in [
+            ("schema", &self.settings.schema),
+            ("history table", &self.settings.table),
+        ] {
+            if !valid_identifier(value) {
+                return Err(Error::InvalidConfig {
+                    name: name.to_owned(),
+                    value: value.clone(),
+                    reason: "expected letters, digits and _ (at most 63)".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The advisory lock key: one per history table, so two services sharing a database but not
+    /// a history table do not wait for each other.
+    fn lock_key(&self) -> i64 {
+        let digest = Sha256::digest(
+            format!("migrate:{}.{}", self.settings.schema, self.settings.table).as_bytes(),
+        );
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[..8]);
+        i64::from_be_bytes(bytes)
+    }
+
+    /// Applies what is pending on `client`. A lost connection is an error (use [`run_url`] for
+    /// reconnects).
+    ///
+    /// [`run_url`]: Migrator::run_url
+    pub fn run(&self, client: &mut Client) -> Result<Report, Error> {
+        self.validate()?;
+        self.run_loop(&mut Conn::Borrowed(client))
+    }
+
+    /// Applies what is pending on the database at `url`, reconnecting with backoff within the
+    /// wait budget when the connection drops.
+    pub fn run_url(&self, url: &str) -> Result<Report, Error> {
+        self.validate()?;
+        let connector = Connector::new(url, &self.settings.application_name)?;
+        self.run_with(&connector)
+    }
+
+    pub(crate) fn run_with(&self, connector: &Connector) -> Result<Report, Error> {
+        self.run_loop(&mut Conn::Owned {
+            connector,
+            client: None,
+            last_error: String::new(),
+        })
+    }
+
+    fn run_loop(&self, conn: &mut Conn<'_>) -> Result<Report, Error> {
+        let started = Instant::now();
+        let deadline = started + self.settings.wait_budget;
+        let mut applied = Vec::new();
+        let mut backoff = Backoff::new();
+        loop {
+            let reason = match self.step(conn, &mut applied) {
+                Ok(Step::Done(status)) => return Ok(Report { applied, status }),
+                Ok(Step::Applied) => {
+                    backoff.reset();
+                    continue;
+                }
+                Ok(Step::Busy) => "another process holds the migration lock".to_owned(),
+                Err(StepError::Retry(reason)) => {
+                    log::warn!("{reason}; rolled back, retrying");
+                    reason
+                }
+                Err(StepError::Connection(reason)) => {
+                    if !conn.lost() {
+                        return Err(Error::Database {
+                            action: "migrating".to_owned(),
+                            cause: ServerError {
+                                code: String::new(),
+                                message: reason,
+                                detail: None,
+                                hint: None,
+                            },
+                        });
+                    }
+                    log::warn!("{reason}; reconnecting");
+                    reason
+                }
+                Err(StepError::Fatal(error)) => return Err(error),
+            };
+            let delay = backoff.next_delay();
+            if Instant::now() + delay > deadline {
+                if let Conn::Owned {
+                    connector,
+                    client: None,
+                    last_error,
+                    ..
+                } = conn
+                    && applied.is_empty()
+                    && !last_error.is_empty()
+                {
+                    return Err(Error::Connect {
+                        target: connector.display().to_owned(),
+                        waited: started.elapsed(),
+                        cause: last_error.clone(),
+                    });
+                }
+                let holder = conn.get().ok().and_then(|c| self.lock_holder(c));
+                let reason = match holder {
+                    Some(holder) if reason.starts_with("another process") => {
+                        format!("{reason} ({holder})")
+                    }
+                    _ => reason,
+                };
+                return Err(Error::WaitBudgetExhausted {
+                    waited: started.elapsed(),
+                    reason,
+                });
+            }
+            std::thread::sleep(delay);
+        }
+    }
+
+    /// Who holds the migration lock, from pg_locks and pg_stat_activity.
+    fn lock_holder(&self, client: &mut Client) -> Option<String> {
+        let key = self.lock_key() as u64;
+        let query = format!(
+            "SELECT a.pid::text || ' (application_name ' || quote_literal(coalesce(a.application_name, '')) || ', state ' || coalesce(a.state, '?') || ', since ' || coalesce(a.xact_start, a.backend_start)::text || ')' FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {} AND l.objid = {} AND l.objsubid = 1 LIMIT 1",
+            key >> 32,
+            key & 0xFFFF_FFFF
+        );
+        let messages = client.simple_query(&query).ok()?;
+        first_value(&messages).map(|holder| format!("held by pid {holder}"))
+    }
+
+    fn step(&self, conn: &mut Conn<'_>, applied: &mut Vec<Applied>) -> Result<Step, StepError> {
+        let client = conn.get()?;
+        let rows = history::read(client, &self.settings)
+            .map_err(|e| classify("reading the history", e))?;
+        if let Some(rows) = &rows {
+            let status = Status::compute(self.migrations, Some(rows));
+            status.check().map_err(StepError::Fatal)?;
+            if status.next().is_none() {
+                return Ok(Step::Done(status));
+            }
+        }
+
+        let key = self.lock_key();
+        let mut tx = client.transaction().map_err(|e| classify("BEGIN", e))?;
+        let granted = tx
+            .simple_query(&format!("SELECT pg_try_advisory_xact_lock({key})"))
+            .map_err(|e| classify("taking the migration lock", e))?;
+        if first_value(&granted).as_deref() != Some("t") {
+            let _ = tx.rollback();
+            return Ok(Step::Busy);
+        }
+        if rows.is_none() {
+            tx.batch_execute(&history::create_sql(&self.settings))
+                .map_err(|e| classify("creating the history table", e))?;
+        }
+        let rows = history::read_in_transaction(&mut tx, &self.settings)
+            .map_err(|e| classify("reading the history", e))?;
+        let status = Status::compute(self.migrations, Some(&rows));
+        status.check().map_err(StepError::Fatal)?;
+        let Some(next) = status.next() else {
+            tx.commit().map_err(|e| classify("COMMIT", e))?;
+            return Ok(Step::Done(status));
+        };
+
+        if next.no_transaction() {
+            // The session lock below replaces this transaction's lock.
+            tx.rollback().map_err(|e| classify("ROLLBACK", e))?;
+            if self.settings.pooler == Pooler::Transaction {
+                return Err(StepError::Fatal(Error::NoTransactionThroughPooler {
+                    revision: next.revision().to_owned(),
+                    path: next.path().to_owned(),
+                }));
+            }
+            return self.apply_no_transaction(client, next, applied);
+        }
+
+        let started = Instant::now();
+        let lock_timeout = next.lock_timeout().unwrap_or(self.settings.lock_timeout);
+        let statement_timeout = next.statement_timeout().or(self.settings.statement_timeout);
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'",
+            lock_timeout.as_millis(),
+            millis(statement_timeout)
+        ))
+        .map_err(|e| classify("setting the timeouts", e))?;
+        for statement in next.statements() {
+            tx.batch_execute(next.statement_sql(statement))
+                .map_err(|e| statement_error(next, statement, e))?;
+        }
+        let elapsed = started.elapsed();
+        tx.query_typed(
+            &format!(
+                "INSERT INTO {} (revision, parents, message, checksum, execution_ms, applied_by) VALUES ($1, $2, $3, $4, $5, $6)",
+                history::qualified(&self.settings)
+            ),
+            &[
+                (&next.revision(), Type::TEXT),
+                (&next.parents().join(","), Type::TEXT),
+                (&next.message(), Type::TEXT),
+                (&next.checksum(), Type::TEXT),
+                (&(elapsed.as_millis() as i64), Type::INT8),
+                (&history::applied_by(&self.settings), Type::TEXT),
+            ],
+        )
+        .map_err(|e| classify("recording the migration", e))?;
+        tx.commit().map_err(|e| classify("COMMIT", e))?;
+        log::info!(
+            "applied {} ({}) in {} ms",
+            next.revision(),
+            next.path(),
+            elapsed.as_millis()
+        );
+        applied.push(Applied {
+            revision: next.revision(),
+            duration: elapsed,
+        });
+        Ok(Step::Applied)
+    }
+
+    fn apply_no_transaction(
+        &self,
+        client: &mut Client,
+        next: &'static Migration,
+        applied: &mut Vec<Applied>,
+    ) -> Result<Step, StepError> {
+        let key = self.lock_key();
+        let granted = client
+            .simple_query(&format!("SELECT pg_try_advisory_lock({key})"))
+            .map_err(|e| classify("taking the migration lock", e))?;
+        if first_value(&granted).as_deref() != Some("t") {
+            return Ok(Step::Busy);
+        }
+        let result = self.apply_no_transaction_locked(client, next, applied);
+        // Released on every path; a lost connection releases it on the server's side.
+        let _ = client.batch_execute(&format!(
+            "RESET lock_timeout; RESET statement_timeout; SELECT pg_advisory_unlock({key})"
+        ));
+        result
+    }
+
+    fn apply_no_transaction_locked(
+        &self,
+        client: &mut Client,
+        next: &'static Migration,
+        applied: &mut Vec<Applied>,
+    ) -> Result<Step, StepError> {
+        let table = history::qualified(&self.settings);
+        let rows = history::read(client, &self.settings)
+            .map_err(|e| classify("reading the history", e))?
+            .unwrap_or_default();
+        let row: Option<&HistoryRow> = rows.iter().find(|r| r.revision == next.revision());
+        if row.is_some_and(|r| r.state == RowState::Applied) {
+            // Another replica finished it between our transaction and the session lock.
+            return Ok(Step::Applied);
+        }
+        let resumed_at = row.map(|r| r.statements_done);
+        if resumed_at.is_none() {
+            client
+                .query_typed(
+                    &format!("INSERT INTO {table} (revision, parents, message, checksum, state, statements_done, applied_by) VALUES ($1, $2, $3, $4, 'running', 0, $5)"),
+                    &[
+                        (&next.revision(), Type::TEXT),
+                        (&next.parents().join(","), Type::TEXT),
+                        (&next.message(), Type::TEXT),
+                        (&next.checksum(), Type::TEXT),
+                        (&history::applied_by(&self.settings), Type::TEXT),
+                    ],
+                )
+                .map_err(|e| classify("recording the migration start", e))?;
+        }
+        let lock_timeout = next.lock_timeout().unwrap_or(self.settings.lock_timeout);
+        let statement_timeout = next.statement_timeout().or(self.settings.statement_timeout);
+        // A direct connection is ours alone, so session settings are safe; they are reset after.
+        client
+            .batch_execute(&format!(
+                "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'",
+                lock_timeout.as_millis(),
+                millis(statement_timeout)
+            ))
+            .map_err(|e| classify("setting the timeouts", e))?;
+        let started = Instant::now();
+        let done = resumed_at.unwrap_or(0);
+        for (index, statement) in next.statements().iter().enumerate().skip(done) {
+            let sql = next.statement_sql(statement);
+            if resumed_at == Some(index) && !self.prepare_resume(client, next, statement)? {
+                log::info!(
+                    "{} statement {} ({}:{}) had completed before the interruption",
+                    next.revision(),
+                    index + 1,
+                    next.path(),
+                    statement.line
+                );
+            } else {
+                client
+                    .batch_execute(sql)
+                    .map_err(|e| statement_error(next, statement, e))?;
+            }
+            client
+                .query_typed(
+                    &format!("UPDATE {table} SET statements_done = $1 WHERE revision = $2"),
+                    &[
+                        (&((index + 1) as i32), Type::INT4),
+                        (&next.revision(), Type::TEXT),
+                    ],
+                )
+                .map_err(|e| classify("recording progress", e))?;
+        }
+        let elapsed = started.elapsed();
+        client
+            .query_typed(
+                &format!("UPDATE {table} SET state = 'applied', applied_at = now(), execution_ms = $1 WHERE revision = $2"),
+                &[(&(elapsed.as_millis() as i64), Type::INT8), (&next.revision(), Type::TEXT)],
+            )
+            .map_err(|e| classify("recording the migration", e))?;
+        log::info!(
+            "applied {} ({}, no-transaction) in {} ms",
+            next.revision(),
+            next.path(),
+            elapsed.as_millis()
+        );
+        applied.push(Applied {
+            revision: next.revision(),
+            duration: elapsed,
+        });
+        Ok(Step::Applied)
+    }
+
+    /// Before re-running the statement a crash interrupted: returns whether it must run.
+    /// A `CREATE INDEX CONCURRENTLY` that left an INVALID index gets it dropped first; one that
+    /// finished is skipped; an `IF [NOT] EXISTS` statement just runs again. Anything else cannot
+    /// be proven either way and stops with the exact remedy.
+    fn prepare_resume(
+        &self,
+        client: &mut Client,
+        next: &'static Migration,
+        statement: &Statement,
+    ) -> Result<bool, StepError> {
+        if let Some(index) = statement.concurrent_index {
+            let rows = client
+                .query_typed(
+                    "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+                    &[(&index, Type::TEXT)],
+                )
+                .map_err(|e| classify("checking the interrupted index build", e))?;
+            return match rows.first().map(|r| r.get::<_, bool>(0)) {
+                Some(true) => Ok(false),
+                Some(false) => {
+                    log::warn!(
+                        "dropping INVALID index {index} left by an interrupted CREATE INDEX CONCURRENTLY ({}:{})",
+                        next.path(),
+                        statement.line
+                    );
+                    client
+                        .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
+                        .map_err(|e| classify("dropping the INVALID index", e))?;
+                    Ok(true)
+                }
+                None => Ok(true),
+            };
+        }
+        if statement.rerunnable {
+            return Ok(true);
+        }
+        let table = history::qualified(&self.settings);
+        let done = next
+            .statements()
+            .iter()
+            .position(|s| s == statement)
+            .unwrap_or(0);
+        Err(StepError::Fatal(Error::Interrupted {
+            revision: next.revision().to_owned(),
+            path: next.path().to_owned(),
+            line: statement.line,
+            statement: one_line(next.statement_sql(statement)),
+            remedy: format!(
+                "check the schema; if the statement took effect, mark it done with\n    UPDATE {table} SET statements_done = {} WHERE revision = '{}';\n  then start again (the runner continues with the next statement); if it did not, just start again after running\n    UPDATE {table} SET statements_done = {done} WHERE revision = '{}';\n  (writing the statement with IF [NOT] EXISTS lets the runner retry it by itself)",
+                done + 1,
+                next.revision(),
+                next.revision()
+            ),
+        }))
+    }
+
+    /// Compares the binary with the database without changing anything.
+    pub fn status(&self, client: &mut Client) -> Result<Status, Error> {
+        self.validate()?;
+        let rows = history::read(client, &self.settings).map_err(|e| Error::Database {
+            action: "reading the history".to_owned(),
+            cause: ServerError::from_postgres(&e),
+        })?;
+        Ok(Status::compute(self.migrations, rows.as_deref()))
+    }
+
+    /// Records `revision` and all its ancestors as applied without running them: adopting a
+    /// database whose schema was created by hand or by another tool. Returns the revisions
+    /// recorded now (already recorded ones are left as they are).
+    pub fn stamp(&self, client: &mut Client, revision: &str) -> Result<Vec<&'static str>, Error> {
+        self.validate()?;
+        let target = self
+            .migrations
+            .get(revision)
+            .ok_or_else(|| Error::UnknownRevision {
+                revision: revision.to_owned(),
+            })?;
+        let db = |action: &str| {
+            let action = action.to_owned();
+            move |e: postgres::Error| Error::Database {
+                action: action.clone(),
+                cause: ServerError::from_postgres(&e),
+            }
+        };
+        // Ancestors of the target, in application order.
+        let mut wanted = std::collections::BTreeSet::from([target.revision()]);
+        for migration in self.migrations.iter().rev() {
+            if wanted.contains(migration.revision()) {
+                wanted.extend(migration.parents().iter().copied());
+            }
+        }
+        let mut tx = client.transaction().map_err(db("BEGIN"))?;
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock({}); {}",
+            self.lock_key(),
+            history::create_sql(&self.settings)
+        ))
+        .map_err(db("preparing the history table"))?;
+        let rows = history::read_in_transaction(&mut tx, &self.settings)
+            .map_err(db("reading the history"))?;
+        let mut stamped = Vec::new();
+        for migration in self
+            .migrations
+            .iter()
+            .filter(|m| wanted.contains(m.revision()))
+        {
+            if rows.iter().any(|r| r.revision == migration.revision()) {
+                continue;
+            }
+            tx.query_typed(
+                &format!(
+                    "INSERT INTO {} (revision, parents, message, checksum, execution_ms, applied_by) VALUES ($1, $2, $3, $4, 0, $5)",
+                    history::qualified(&self.settings)
+                ),
+                &[
+                    (&migration.revision(), Type::TEXT),
+                    (&migration.parents().join(","), Type::TEXT),
+                    (&migration.message(), Type::TEXT),
+                    (&migration.checksum(), Type::TEXT),
+                    (&format!("{} (stamp)", history::applied_by(&self.settings)), Type::TEXT),
+                ],
+            )
+            .map_err(db("stamping"))?;
+            stamped.push(migration.revision());
+        }
+        tx.commit().map_err(db("COMMIT"))?;
+        log::info!(
+            "stamped {} revision(s) up to {revision} as applied",
+            stamped.len()
+        );
+        Ok(stamped)
+    }
+}

@@ -1,0 +1,16 @@
+//! Applying embedded migrations to a live database (the `runtime` feature).
+
+pub mod config;
+pub mod connect;
+pub mod error;
+pub mod history;
+pub mod migrator;
+pub mod startup;
+pub mod status;
+
+pub use config::{EnvConfig, Pooler, Settings};
+pub use error::{Error, ServerError};
+pub use history::HistoryRow;
+pub use migrator::{Applied, Migrator, Report};
+pub use startup::{Outcome, startup, startup_with};
+pub use status::{AheadRevision, Health, Interrupted, Status};

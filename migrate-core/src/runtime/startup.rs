@@ -1,0 +1,115 @@
+//! `migrate::startup`: the one call a service makes at boot. Reads the environment, applies what
+//! is pending (or skips on request) and returns what happened; never panics, never exits.
+
+use super::config::EnvConfig;
+use super::connect::Connector;
+use super::error::{Error, ServerError};
+use super::migrator::{Migrator, Report};
+use super::status::{Health, Status};
+use crate::Migrations;
+
+/// What `startup` did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Neither `MIGRATION_DATABASE_URL` nor `DATABASE_URL` is set: nothing was touched.
+    NotConfigured,
+    /// `MIGRATE_SKIP` is set: the schema was not touched. The status, when a URL is set.
+    Skipped {
+        status: Option<Result<Status, Error>>,
+    },
+    /// Migrations ran (the report lists what was applied, possibly nothing).
+    Migrated(Report),
+    /// Migrating failed; the service should report not ready rather than crash-loop.
+    Failed(Error),
+}
+
+impl Outcome {
+    /// Whether the schema is usable by this binary (up to date, or ahead by a descendant).
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Outcome::Migrated(report) if report.status.health() != Health::Fail)
+    }
+}
+
+/// Applies the embedded migrations according to the environment:
+///
+/// | variable | meaning |
+/// |---|---|
+/// | `MIGRATE_SKIP` | `1/true/yes/on`: do not touch the schema (status is still read) |
+/// | `MIGRATION_DATABASE_URL` | direct connection used for migrations; else `DATABASE_URL` |
+/// | `MIGRATE_LOCK_TIMEOUT` | per statement lock wait before a retry (default `1s`) |
+/// | `MIGRATE_STATEMENT_TIMEOUT` | per statement limit (default none) |
+/// | `MIGRATE_WAIT_BUDGET` | total time for waiting and retries (default `10min`) |
+/// | `MIGRATE_SCHEMA` | schema of the history table (default `public`) |
+/// | `MIGRATE_POOLER` | `transaction` when the URL goes through a transaction-mode pooler |
+pub fn startup(migrations: &Migrations) -> Outcome {
+    let config = match EnvConfig::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            log::error!("migrations not applied: {error}");
+            return Outcome::Failed(error);
+        }
+    };
+    startup_with(migrations, &config)
+}
+
+/// [`startup`] with an explicit configuration instead of the process environment.
+pub fn startup_with(migrations: &Migrations, config: &EnvConfig) -> Outcome {
+    let Some(url) = &config.url else {
+        log::warn!("DATABASE_URL is not set: migrations skipped");
+        return Outcome::NotConfigured;
+    };
+    let migrator = Migrator::with_settings(migrations, config.settings.clone());
+    let connector = match Connector::new(url, &config.settings.application_name) {
+        Ok(connector) => connector,
+        Err(error) => {
+            log::error!("migrations not applied: {error}");
+            return Outcome::Failed(error);
+        }
+    };
+    if config.skip {
+        log::warn!("MIGRATE_SKIP is set: the schema is not touched");
+        let status = connector
+            .connect()
+            .map_err(|e| Error::Connect {
+                target: connector.display().to_owned(),
+                waited: std::time::Duration::ZERO,
+                cause: ServerError::from_postgres(&e).to_string(),
+            })
+            .and_then(|mut client| migrator.status(&mut client));
+        if let Ok(status) = &status
+            && !status.pending.is_empty()
+        {
+            log::warn!(
+                "{} migration(s) pending while skipped",
+                status.pending.len()
+            );
+        }
+        return Outcome::Skipped {
+            status: Some(status),
+        };
+    }
+    log::info!(
+        "migrating {} through {}",
+        connector.display(),
+        config.url_source
+    );
+    match migrator.run_with(&connector) {
+        Ok(report) => {
+            for ahead in &report.status.ahead {
+                log::warn!(
+                    "the database is ahead of this binary: revision {} is applied and unknown here (it builds on this binary's head)",
+                    ahead.revision
+                );
+            }
+            log::info!(
+                "migrations up to date ({} applied now)",
+                report.applied.len()
+            );
+            Outcome::Migrated(report)
+        }
+        Err(error) => {
+            log::error!("migrations failed: {error}");
+            Outcome::Failed(error)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Comparing the binary's migrations with the history table: what is applied, pending, ahead,
+//! edited or interrupted. Pure functions over the two lists.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::error::Error;
+use super::history::{HistoryRow, RowState};
+use crate::{Migration, Migrations};
+
+/// An applied revision this binary does not contain (the database is ahead, or diverged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AheadRevision {
+    pub revision: String,
+    /// Whether the binary's head is among its ancestors (provable from the stored parents): the
+    /// database only moved forward from what this binary knows, as after a rollback deploy.
+    pub descends_from_head: bool,
+}
+
+/// A no-transaction migration that started and did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interrupted {
+    pub revision: String,
+    pub statements_done: usize,
+    pub statements_total: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Whether the history table exists.
+    pub initialized: bool,
+    /// History rows of revisions this binary contains, in application order.
+    pub applied: Vec<HistoryRow>,
+    /// Migrations not applied yet, in application order (an interrupted one included).
+    pub pending: Vec<&'static Migration>,
+    pub ahead: Vec<AheadRevision>,
+    /// `(revision, path)` of applied migrations whose file changed since.
+    pub checksum_mismatches: Vec<(String, String)>,
+    pub interrupted: Option<Interrupted>,
+    /// The binary's head revision.
+    pub head: Option<&'static str>,
+}
+
+/// How a readiness endpoint should report the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Up to date.
+    Pass,
+    /// Usable, but the database is ahead of the binary (a rollback deploy).
+    Warn,
+    /// Pending work, edited migrations or a diverged history.
+    Fail,
+}
+
+impl Status {
+    pub fn compute(migrations: &Migrations, rows: Option<&[HistoryRow]>) -> Status {
+        let rows = rows.unwrap_or_default();
+        let by_revision: BTreeMap<&str, &HistoryRow> =
+            rows.iter().map(|r| (r.revision.as_str(), r)).collect();
+        let known: BTreeSet<&str> = migrations.iter().map(Migration::revision).collect();
+        let mut status = Status {
+            initialized: !rows.is_empty(),
+            applied: Vec::new(),
+            pending: Vec::new(),
+            ahead: Vec::new(),
+            checksum_mismatches: Vec::new(),
+            interrupted: None,
+            head: migrations.head().map(Migration::revision),
+        };
+        for migration in migrations {
+            match by_revision.get(migration.revision()) {
+                Some(row) if row.state == RowState::Applied => {
+                    if row.checksum != migration.checksum() {
+                        status
+                            .checksum_mismatches
+                            .push((migration.revision().to_owned(), migration.path().to_owned()));
+                    }
+                    status.applied.push((*row).clone());
+                }
+                Some(row) => {
+                    status.interrupted = Some(Interrupted {
+                        revision: row.revision.clone(),
+                        statements_done: row.statements_done,
+                        statements_total: migration.statements().len(),
+                    });
+                    status.pending.push(migration);
+                }
+                None => status.pending.push(migration),
+            }
+        }
+        // Parents of every revision either side knows, to walk ancestry through both.
+        let mut parents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for migration in migrations {
+            parents.insert(migration.revision(), migration.parents().to_vec());
+        }
+        for row in rows {
+            parents
+                .entry(row.revision.as_str())
+                .or_insert_with(|| row.parents.iter().map(String::as_str).collect());
+        }
+        for row in rows.iter().filter(|r| !known.contains(r.revision.as_str())) {
+            let descends_from_head = status
+                .head
+                .is_some_and(|head| is_ancestor(&parents, head, &row.revision));
+            status.ahead.push(AheadRevision {
+                revision: row.revision.clone(),
+                descends_from_head,
+            });
+        }
+        status
+    }
+
+    /// The first pending migration, or none when up to date.
+    pub fn next(&self) -> Option<&'static Migration> {
+        self.pending.first().copied()
+    }
+
+    pub fn is_up_to_date(&self) -> bool {
+        self.pending.is_empty() && self.checksum_mismatches.is_empty() && !self.is_diverged()
+    }
+
+    /// Applied revisions unknown to the binary that do not build on its head, or a database
+    /// ahead of the binary that also misses some of the binary's migrations.
+    pub fn is_diverged(&self) -> bool {
+        self.ahead.iter().any(|a| !a.descends_from_head)
+            || (!self.ahead.is_empty() && !self.pending.is_empty())
+    }
+
+    pub fn health(&self) -> Health {
+        if !self.is_up_to_date() {
+            Health::Fail
+        } else if self.ahead.is_empty() {
+            Health::Pass
+        } else {
+            Health::Warn
+        }
+    }
+
+    /// The errors that must stop a deploy: edited applied migrations and a diverged history.
+    pub fn check(&self) -> Result<(), Error> {
+        if !self.checksum_mismatches.is_empty() {
+            return Err(Error::ChecksumMismatch {
+                revisions: self.checksum_mismatches.clone(),
+            });
+        }
+        if self.is_diverged() {
+            let unknown: Vec<String> = self.ahead.iter().map(|a| a.revision.clone()).collect();
+            return Err(Error::Diverged {
+                unknown,
+                head: self.head.unwrap_or("(none)").to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether `ancestor` is reachable from `revision` by following parents.
+fn is_ancestor(parents: &BTreeMap<&str, Vec<&str>>, ancestor: &str, revision: &str) -> bool {
+    let mut stack = vec![revision];
+    let mut seen = BTreeSet::new();
+    while let Some(current) = stack.pop() {
+        if current == ancestor {
+            return true;
+        }
+        if seen.insert(current) {
+            stack.extend(parents.get(current).into_iter().flatten().copied());
+        }
+    }
+    false
+}
