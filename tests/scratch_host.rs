@@ -64,6 +64,8 @@ impl Host {
             .current_dir(&self.dir)
             .env("CARGO_TARGET_DIR", &self.target)
             .env_remove("RUSTFLAGS")
+            // Inherited from this test's own run; the host must show its own build script or none.
+            .env_remove("OUT_DIR")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -206,6 +208,13 @@ fn the_migrations_directory_is_part_of_the_build() {
 
     // Without the build script the host still builds, and is told why it should have one.
     std::fs::remove_file(host.dir.join("build.rs")).unwrap();
+    // Changed source, so cargo compiles it again even if an identical crate was built before.
+    let main = std::fs::read_to_string(host.dir.join("src/main.rs")).unwrap();
+    std::fs::write(
+        host.dir.join("src/main.rs"),
+        format!("{main}// without build.rs\n"),
+    )
+    .unwrap();
     let build = host.build();
     assert!(build.success, "{}", build.stderr);
     assert!(

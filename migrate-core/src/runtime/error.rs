@@ -13,9 +13,21 @@ pub struct ServerError {
     pub hint: Option<String>,
 }
 
+/// The server's error behind `error`, also when the client wrapped it (login failures).
+pub(crate) fn db_error(error: &postgres::Error) -> Option<&postgres::error::DbError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(db) = e.downcast_ref::<postgres::error::DbError>() {
+            return Some(db);
+        }
+        current = e.source();
+    }
+    None
+}
+
 impl ServerError {
     pub(crate) fn from_postgres(error: &postgres::Error) -> ServerError {
-        match error.as_db_error() {
+        match db_error(error) {
             Some(db) => ServerError {
                 code: db.code().code().to_owned(),
                 message: db.message().to_owned(),
@@ -26,7 +38,17 @@ impl ServerError {
                 code: error
                     .code()
                     .map_or_else(String::new, |c| c.code().to_owned()),
-                message: error.to_string(),
+                // The client's text ("error connecting to server") and its cause ("Connection
+                // refused"), which the top-level Display leaves out.
+                message: {
+                    let mut text = error.to_string();
+                    let mut source = std::error::Error::source(error);
+                    while let Some(cause) = source {
+                        text.push_str(&format!(": {cause}"));
+                        source = cause.source();
+                    }
+                    text
+                },
                 detail: None,
                 hint: None,
             },
@@ -72,10 +94,13 @@ pub enum Error {
         path: String,
         line: usize,
         statement: String,
-        cause: ServerError,
+        cause: Box<ServerError>,
     },
     /// A query of the runner itself (history table, lock) failed.
-    Database { action: String, cause: ServerError },
+    Database {
+        action: String,
+        cause: Box<ServerError>,
+    },
     /// The wait budget ran out while waiting for the migration lock or retrying lock timeouts.
     WaitBudgetExhausted { waited: Duration, reason: String },
     /// Migrations that were applied differ from the embedded files.

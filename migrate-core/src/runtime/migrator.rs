@@ -96,7 +96,7 @@ fn classify(action: &str, e: postgres::Error) -> StepError {
     } else {
         StepError::Fatal(Error::Database {
             action: action.to_owned(),
-            cause: ServerError::from_postgres(&e),
+            cause: Box::new(ServerError::from_postgres(&e)),
         })
     }
 }
@@ -118,7 +118,7 @@ fn statement_error(migration: &Migration, statement: &Statement, e: postgres::Er
         path: migration.path().to_owned(),
         line: statement.line,
         statement: one_line(migration.statement_sql(statement)),
-        cause: ServerError::from_postgres(&e),
+        cause: Box::new(ServerError::from_postgres(&e)),
     })
 }
 
@@ -174,12 +174,15 @@ impl Backoff {
 }
 
 /// A connection the runner borrows (no reconnect) or owns (reconnects on loss).
+// One lives on the stack per run; boxing the client would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Conn<'a> {
     Borrowed(&'a mut Client),
     Owned {
         connector: &'a Connector,
         client: Option<Client>,
         last_error: String,
+        started: Instant,
     },
 }
 
@@ -191,6 +194,7 @@ impl Conn<'_> {
                 connector,
                 client,
                 last_error,
+                started,
             } => {
                 if client.as_ref().is_some_and(Client::is_closed) {
                     *client = None;
@@ -199,9 +203,18 @@ impl Conn<'_> {
                     match connector.connect() {
                         Ok(new) => *client = Some(new),
                         Err(e) => {
-                            *last_error = e.to_string();
+                            *last_error = ServerError::from_postgres(&e).to_string();
+                            // A refused login or a missing database will not fix itself: fail now.
+                            let code = super::error::db_error(&e).map_or("", |db| db.code().code());
+                            if code.starts_with("28") || code == "3D000" {
+                                return Err(StepError::Fatal(Error::Connect {
+                                    target: connector.display().to_owned(),
+                                    waited: started.elapsed(),
+                                    cause: last_error.clone(),
+                                }));
+                            }
                             return Err(StepError::Connection(format!(
-                                "connecting to {}: {e}",
+                                "connecting to {}: {last_error}",
                                 connector.display()
                             )));
                         }
@@ -336,6 +349,7 @@ impl<'m> Migrator<'m> {
             connector,
             client: None,
             last_error: String::new(),
+            started: Instant::now(),
         })
     }
 
@@ -360,12 +374,12 @@ impl<'m> Migrator<'m> {
                     if !conn.lost() {
                         return Err(Error::Database {
                             action: "migrating".to_owned(),
-                            cause: ServerError {
+                            cause: Box::new(ServerError {
                                 code: String::new(),
                                 message: reason,
                                 detail: None,
                                 hint: None,
-                            },
+                            }),
                         });
                     }
                     log::warn!("{reason}; reconnecting");
@@ -676,7 +690,7 @@ impl<'m> Migrator<'m> {
         self.validate()?;
         let rows = history::read(client, &self.settings).map_err(|e| Error::Database {
             action: "reading the history".to_owned(),
-            cause: ServerError::from_postgres(&e),
+            cause: Box::new(ServerError::from_postgres(&e)),
         })?;
         Ok(Status::compute(self.migrations, rows.as_deref()))
     }
@@ -696,7 +710,7 @@ impl<'m> Migrator<'m> {
             let action = action.to_owned();
             move |e: postgres::Error| Error::Database {
                 action: action.clone(),
-                cause: ServerError::from_postgres(&e),
+                cause: Box::new(ServerError::from_postgres(&e)),
             }
         };
         // Ancestors of the target, in application order.

@@ -1,0 +1,53 @@
+//! A minimal host binary for the runtime tests: `migrate::startup` on one of the test
+//! migration sets (chosen by MIGRATE_TEST_SET), then a one-line summary on stdout.
+//! Exit codes: 0 ready or skipped or not configured, 1 failed.
+
+use std::io::Write;
+
+static BASIC: migrate::Migrations = migrate::embed_migrations!("tests/migrations/basic");
+static SLOW: migrate::Migrations = migrate::embed_migrations!("tests/migrations/slow");
+static INDEX: migrate::Migrations = migrate::embed_migrations!("tests/migrations/index");
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Info
+    }
+    fn log(&self, record: &log::Record) {
+        let _ = writeln!(std::io::stderr(), "{} {}", record.level(), record.args());
+    }
+    fn flush(&self) {}
+}
+
+fn main() {
+    let _ = log::set_logger(&StderrLogger);
+    log::set_max_level(log::LevelFilter::Info);
+    let set = match std::env::var("MIGRATE_TEST_SET").as_deref() {
+        Ok("slow") => &SLOW,
+        Ok("index") => &INDEX,
+        _ => &BASIC,
+    };
+    let outcome = migrate::startup(set);
+    match &outcome {
+        migrate::Outcome::NotConfigured => println!("not-configured"),
+        migrate::Outcome::Skipped { status } => match status {
+            Some(Ok(status)) => println!("skipped pending={}", status.pending.len()),
+            Some(Err(e)) => println!("skipped status-error={e}"),
+            None => println!("skipped"),
+        },
+        migrate::Outcome::Migrated(report) => {
+            let applied: Vec<&str> = report.applied.iter().map(|a| a.revision).collect();
+            println!(
+                "migrated applied={} health={:?}",
+                applied.join(","),
+                report.status.health()
+            );
+        }
+        migrate::Outcome::Failed(error) => {
+            println!("failed");
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
+    }
+}

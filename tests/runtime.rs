@@ -1,0 +1,535 @@
+//! The runtime on a real PostgreSQL: applying once, replicas racing, lock contention with live
+//! traffic, crashes part-way, a database ahead of the binary, edited migrations, adoption, and
+//! error texts without passwords.
+
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+use migrate::{Health, Migrator, Outcome};
+use pg_harness::{Cluster, ClusterOptions, TestDatabase, test_database};
+use postgres::SimpleQueryMessage;
+
+static BASIC: migrate::Migrations = migrate::embed_migrations!("tests/migrations/basic");
+static SETTINGS: migrate::Migrations = migrate::embed_migrations!("tests/migrations/settings");
+static FAILING: migrate::Migrations = migrate::embed_migrations!("tests/migrations/failing");
+
+/// Captures log lines so tests can see retries happen.
+struct Capture(Mutex<Vec<String>>);
+static LOG: Capture = Capture(Mutex::new(Vec::new()));
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        if let Ok(mut lines) = self.0.lock() {
+            lines.push(format!("{} {}", record.level(), record.args()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = log::set_logger(&LOG);
+        log::set_max_level(log::LevelFilter::Info);
+    });
+}
+
+fn logged(needle: &str) -> Vec<String> {
+    LOG.0
+        .lock()
+        .map(|l| l.iter().filter(|l| l.contains(needle)).cloned().collect())
+        .unwrap_or_default()
+}
+
+fn host_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/runtime_host")
+}
+
+fn host(url: &str, set: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(host_binary());
+    cmd.env_clear()
+        .env("DATABASE_URL", url)
+        .env("MIGRATE_TEST_SET", set)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn run_host(url: &str, set: &str, env: &[(&str, &str)]) -> Output {
+    host(url, set, env).output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn values(client: &mut postgres::Client, query: &str) -> Vec<String> {
+    client
+        .simple_query(query)
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn history(db: &TestDatabase) -> Vec<String> {
+    values(
+        &mut db.client(),
+        "SELECT revision FROM migrate_history ORDER BY revision",
+    )
+}
+
+/// Advisory locks still held, once the backends of exited clients had time to end (a backend
+/// notices its client's exit asynchronously).
+fn advisory_locks(db: &TestDatabase) -> String {
+    let mut client = db.client();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let held = values(
+            &mut client,
+            "SELECT coalesce(string_agg(l.pid || ' ' || coalesce(a.state, '') || ' ' || coalesce(a.query, ''), '; '), '') FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'",
+        )
+        .remove(0);
+        if held.is_empty() {
+            return "0".to_owned();
+        }
+        if Instant::now() > deadline {
+            return held;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn startup_applies_once_then_nothing_and_skip_touches_nothing() {
+    let db = test_database();
+    let first = run_host(db.url(), "basic", &[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        stdout(&first),
+        "migrated applied=0001,0002,0003 health=Pass"
+    );
+    let log = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        log.contains("INFO applied 0001 (tests/migrations/basic/0001_users.sql) in "),
+        "{log}"
+    );
+    assert_eq!(history(&db), ["0001", "0002", "0003"]);
+
+    let second = run_host(db.url(), "basic", &[]);
+    assert_eq!(stdout(&second), "migrated applied= health=Pass");
+    assert_eq!(history(&db), ["0001", "0002", "0003"]);
+
+    let fresh = test_database();
+    let skipped = run_host(fresh.url(), "basic", &[("MIGRATE_SKIP", "1")]);
+    assert_eq!(stdout(&skipped), "skipped pending=3");
+    let tables = values(
+        &mut fresh.client(),
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert_eq!(
+        tables,
+        ["0"],
+        "MIGRATE_SKIP must leave the schema untouched"
+    );
+
+    let unconfigured = host("", "basic", &[])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&unconfigured), "not-configured");
+    assert!(unconfigured.status.success());
+}
+
+#[test]
+fn eight_replicas_at_once_apply_each_revision_exactly_once() {
+    let db = test_database();
+    let children: Vec<_> = (0..8)
+        .map(|_| host(db.url(), "basic", &[]).spawn().unwrap())
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let mut applied = Vec::new();
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout(out);
+        let list = line
+            .strip_prefix("migrated applied=")
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        applied.extend(list.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
+    }
+    applied.sort();
+    assert_eq!(
+        applied,
+        ["0001", "0002", "0003"],
+        "each revision applied by exactly one replica"
+    );
+    assert_eq!(history(&db), ["0001", "0002", "0003"]);
+    assert_eq!(advisory_locks(&db), "0", "no advisory lock left behind");
+}
+
+#[test]
+fn timeouts_are_set_local_inside_the_migration_and_do_not_leak() {
+    let db = test_database();
+    let mut client = db.client();
+    Migrator::new(&SETTINGS).run(&mut client).unwrap();
+    let seen = values(
+        &mut client,
+        "SELECT lock_timeout || ' ' || statement_timeout FROM settings_seen ORDER BY 1 DESC",
+    );
+    assert_eq!(
+        seen,
+        ["750ms 4s", "1s 0"],
+        "directive values, then the defaults (1s, none)"
+    );
+    let after = values(
+        &mut client,
+        "SELECT current_setting('lock_timeout') || ' ' || current_setting('statement_timeout')",
+    );
+    assert_eq!(after, ["0 0"], "SET LOCAL ends with the transaction");
+}
+
+#[test]
+fn a_held_lock_makes_the_migration_retry_without_stalling_readers() {
+    capture_logs();
+    let db = test_database();
+    let mut client = db.client();
+    // 0001 and 0002 first; 0003 (ALTER TABLE users) will meet the held lock.
+    Migrator::new(&BASIC).run(&mut client).unwrap();
+    client.batch_execute("DELETE FROM migrate_history WHERE revision = '0003'; ALTER TABLE users DROP COLUMN name").unwrap();
+
+    // A long transaction holds ACCESS SHARE on users for 3 s: the ALTER's ACCESS EXCLUSIVE
+    // request conflicts with it.
+    let holder_url = db.url().to_owned();
+    let holder = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&holder_url, postgres::NoTls).unwrap();
+        c.batch_execute("BEGIN; SELECT count(*) FROM users")
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        c.batch_execute("COMMIT").unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(200));
+
+    // Live traffic: readers of users, measuring how long each query waited.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let url = db.url().to_owned();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let mut worst = Duration::ZERO;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    c.simple_query("SELECT count(*) FROM users").unwrap();
+                    worst = worst.max(t.elapsed());
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                worst
+            })
+        })
+        .collect();
+
+    let started = Instant::now();
+    let report = Migrator::new(&BASIC)
+        .lock_timeout(Duration::from_millis(300))
+        .run(&mut client)
+        .unwrap();
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let worst = readers
+        .into_iter()
+        .map(|r| r.join().unwrap())
+        .max()
+        .unwrap();
+    holder.join().unwrap();
+
+    assert_eq!(
+        report
+            .applied
+            .iter()
+            .map(|a| a.revision)
+            .collect::<Vec<_>>(),
+        ["0003"]
+    );
+    assert!(
+        took >= Duration::from_millis(2500),
+        "it had to wait for the holder: {took:?}"
+    );
+    let retries = logged("SQLSTATE 55P03");
+    assert!(
+        !retries.is_empty(),
+        "expected lock_timeout retries in the log"
+    );
+    assert!(retries[0].contains("migration 0003 at tests/migrations/basic/0003_names.sql:4: SQLSTATE 55P03: canceling statement due to lock timeout; rolled back, retrying"), "{retries:?}");
+    // A reader queued behind the ALTER waits at most about lock_timeout (300 ms), never for the
+    // holder's 3 s.
+    assert!(
+        worst < Duration::from_millis(1500),
+        "a reader waited {worst:?}"
+    );
+}
+
+#[test]
+fn a_failing_statement_names_revision_file_line_and_sqlstate_and_keeps_nothing() {
+    let db = test_database();
+    let mut client = db.client();
+    let err = Migrator::new(&FAILING).run(&mut client).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "migration 0002 failed at tests/migrations/failing/0002_broken.sql:6: SQLSTATE 42P01: relation \"no_such_table\" does not exist\n  statement: INSERT INTO no_such_table VALUES (1)\n  help: nothing of this migration was kept (it ran in one transaction with its history row) unless it is marked no-transaction; fix the migration in a new build, or fix the data it trips on, then start again"
+    );
+    assert_eq!(err.sqlstate(), Some("42P01"));
+    assert_eq!(history(&db), ["0001"]);
+    assert_eq!(
+        values(
+            &mut client,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'kept_only_if_all_succeeds'"
+        ),
+        ["0"]
+    );
+    assert_eq!(advisory_locks(&db), "0");
+}
+
+#[test]
+fn ahead_warns_diverged_and_edited_stop_with_named_revisions() {
+    let db = test_database();
+    let mut client = db.client();
+    Migrator::new(&BASIC).run(&mut client).unwrap();
+
+    // A rollback deploy: the database has 0004, built on our head 0003.
+    client
+        .batch_execute("INSERT INTO migrate_history (revision, parents, checksum, applied_by) VALUES ('0004', '0003', 'x', 'newer build'), ('0005', '0004', 'x', 'newer build')")
+        .unwrap();
+    let report = Migrator::new(&BASIC).run(&mut client).unwrap();
+    assert!(report.applied.is_empty());
+    assert_eq!(report.status.health(), Health::Warn);
+    assert!(report.status.ahead.iter().all(|a| a.descends_from_head));
+
+    // Another branch: 0004b builds on 0002, not on our head.
+    client.batch_execute("INSERT INTO migrate_history (revision, parents, checksum, applied_by) VALUES ('0004b', '0002', 'x', 'other branch')").unwrap();
+    let err = Migrator::new(&BASIC).run(&mut client).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the database has applied revisions this binary does not know and that do not build on its head 0003: 0004, 0005, 0004b\n  help: the database was migrated by a build from another branch; deploy a build that contains these revisions (merge the branches), or undo them by hand and delete their rows from the history table"
+    );
+    client
+        .batch_execute(
+            "DELETE FROM migrate_history WHERE revision LIKE '0004%' OR revision = '0005'",
+        )
+        .unwrap();
+
+    // An applied migration edited after the fact.
+    client
+        .batch_execute("UPDATE migrate_history SET checksum = 'edited' WHERE revision = '0002'")
+        .unwrap();
+    let err = Migrator::new(&BASIC).run(&mut client).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "applied migrations were edited since they ran: 0002 (tests/migrations/basic/0002_posts.sql)\n  help: an applied migration must not change; restore the file as it was applied and put the change in a new migration"
+    );
+    assert!(matches!(err, migrate::Error::ChecksumMismatch { .. }));
+}
+
+#[test]
+fn stamp_adopts_an_existing_schema_without_running_it() {
+    let db = test_database();
+    let mut client = db.client();
+    // A schema made by hand (or another tool) matching 0001 and 0002.
+    client
+        .batch_execute("CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL); CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint NOT NULL REFERENCES users (id), body text)")
+        .unwrap();
+    let stamped = Migrator::new(&BASIC).stamp(&mut client, "0002").unwrap();
+    assert_eq!(stamped, ["0001", "0002"]);
+    let report = Migrator::new(&BASIC).run(&mut client).unwrap();
+    assert_eq!(
+        report
+            .applied
+            .iter()
+            .map(|a| a.revision)
+            .collect::<Vec<_>>(),
+        ["0003"]
+    );
+    assert_eq!(
+        Migrator::new(&BASIC)
+            .stamp(&mut client, "nope")
+            .unwrap_err()
+            .to_string(),
+        "revision nope is not one of this binary's migrations\n  help: run `status` to list the revisions this binary contains"
+    );
+}
+
+fn kill_when(db: &TestDatabase, set: &str, ready: &str) {
+    let mut child = host(db.url(), set, &[]).spawn().unwrap();
+    let mut watcher = db.client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let hits = values(&mut watcher, ready);
+        if hits.first().map(String::as_str) == Some("t") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the migration never reached the point to kill it"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigkill_in_a_transactional_migration_then_restart_completes() {
+    let db = test_database();
+    kill_when(
+        &db,
+        "slow",
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%')",
+    );
+    let out = run_host(db.url(), "slow", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(history(&db), ["0001", "0002", "0003", "0004"]);
+    assert_eq!(
+        values(&mut db.client(), "SELECT count(*) FROM audit"),
+        ["1"]
+    );
+    assert_eq!(advisory_locks(&db), "0");
+}
+
+#[test]
+fn sigkill_in_create_index_concurrently_then_restart_completes_without_invalid_index() {
+    let db = test_database();
+    kill_when(
+        &db,
+        "index",
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY users_slow_key%')",
+    );
+    let out = run_host(db.url(), "index", &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(history(&db), ["0001", "0002", "0003", "0004", "0005"]);
+    let mut client = db.client();
+    assert_eq!(
+        values(
+            &mut client,
+            "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+        ),
+        ["0"],
+        "no INVALID index left"
+    );
+    assert_eq!(
+        values(
+            &mut client,
+            "SELECT count(*) FROM pg_indexes WHERE indexname IN ('users_slow_key', 'users_email')"
+        ),
+        ["2"]
+    );
+    assert_eq!(
+        values(
+            &mut client,
+            "SELECT state || ' ' || statements_done FROM migrate_history WHERE revision = '0005'"
+        ),
+        ["applied 2"]
+    );
+    assert_eq!(advisory_locks(&db), "0");
+}
+
+#[test]
+fn a_wrong_password_is_reported_without_the_password() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        config: vec!["password_encryption = 'scram-sha-256'".to_owned()],
+        hba: Some("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n".to_owned()),
+        files: Vec::new(),
+    });
+    let socket = format!(
+        "host={} port={} user=postgres dbname=postgres",
+        cluster.dir().display(),
+        cluster.port()
+    );
+    let mut admin = postgres::Client::connect(&socket, postgres::NoTls).unwrap();
+    admin
+        .batch_execute("CREATE ROLE app LOGIN PASSWORD 'right-horse-battery'")
+        .unwrap();
+    let url = format!(
+        "postgres://app:Tr0ub4dor-and-3@127.0.0.1:{}/postgres",
+        cluster.port()
+    );
+    let err = Migrator::new(&BASIC)
+        .wait_budget(Duration::from_millis(300))
+        .run_url(&url)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(!text.contains("Tr0ub4dor"), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "cannot connect to postgres://app@127.0.0.1:{}/postgres (tried for ",
+            cluster.port()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("password authentication failed for user \"app\""),
+        "{text}"
+    );
+    assert!(!format!("{err:?}").contains("Tr0ub4dor"));
+}
+
+#[test]
+fn transaction_pooler_mode_refuses_no_transaction_migrations() {
+    static INDEX: migrate::Migrations = migrate::embed_migrations!("tests/migrations/index");
+    let db = test_database();
+    let out = run_host(db.url(), "index", &[("MIGRATE_POOLER", "transaction")]);
+    assert!(!out.status.success());
+    assert_eq!(stdout(&out), "failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last_error = stderr
+        .rsplit("ERROR migrations failed: ")
+        .next()
+        .unwrap_or_default();
+    assert_eq!(
+        last_error
+            .split_once("\nmigration 0005")
+            .map_or(last_error, |(first, _)| first),
+        "migration 0005 (tests/migrations/index/0005_index.sql) is marked no-transaction and needs a session lock, which a transaction-mode pooler cannot hold\n  help: set MIGRATION_DATABASE_URL to a direct connection to the server (not through the pooler); migrations use it, the service keeps using DATABASE_URL"
+    );
+    // The transactional ones before it were applied.
+    assert_eq!(history(&db), ["0001", "0002", "0003", "0004"]);
+    let _ = INDEX.len();
+    let _ = Outcome::NotConfigured;
+}
