@@ -127,3 +127,36 @@ pub fn applied_by(settings: &Settings) -> String {
         .unwrap_or_else(|| "unknown-host".to_owned());
     format!("{host}/{}", settings.application_name)
 }
+
+/// Records `migration` in the history: `Applied` with its execution time, or `Running` (a
+/// no-transaction migration about to start, 0 statements done).
+pub fn insert(
+    client: &mut impl postgres::GenericClient,
+    settings: &Settings,
+    migration: &crate::Migration,
+    state: RowState,
+    execution_ms: i64,
+    applied_by: &str,
+) -> Result<(), postgres::Error> {
+    use postgres::types::Type;
+    let state = match state {
+        RowState::Applied => "applied",
+        RowState::Running => "running",
+    };
+    client.query_typed(
+        &format!(
+            "INSERT INTO {} (revision, parents, message, checksum, state, execution_ms, applied_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            qualified(settings)
+        ),
+        &[
+            (&migration.revision(), Type::TEXT),
+            (&migration.parents().join(","), Type::TEXT),
+            (&migration.message(), Type::TEXT),
+            (&migration.checksum(), Type::TEXT),
+            (&state, Type::TEXT),
+            (&execution_ms, Type::INT8),
+            (&applied_by, Type::TEXT),
+        ],
+    )?;
+    Ok(())
+}

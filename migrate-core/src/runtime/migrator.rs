@@ -492,19 +492,13 @@ impl<'m> Migrator<'m> {
                 .map_err(|e| statement_error(next, statement, e))?;
         }
         let elapsed = started.elapsed();
-        tx.query_typed(
-            &format!(
-                "INSERT INTO {} (revision, parents, message, checksum, execution_ms, applied_by) VALUES ($1, $2, $3, $4, $5, $6)",
-                history::qualified(&self.settings)
-            ),
-            &[
-                (&next.revision(), Type::TEXT),
-                (&next.parents().join(","), Type::TEXT),
-                (&next.message(), Type::TEXT),
-                (&next.checksum(), Type::TEXT),
-                (&(elapsed.as_millis() as i64), Type::INT8),
-                (&history::applied_by(&self.settings), Type::TEXT),
-            ],
+        history::insert(
+            &mut tx,
+            &self.settings,
+            next,
+            RowState::Applied,
+            elapsed.as_millis() as i64,
+            &history::applied_by(&self.settings),
         )
         .map_err(|e| classify("recording the migration", e))?;
         tx.commit().map_err(|e| classify("COMMIT", e))?;
@@ -559,18 +553,15 @@ impl<'m> Migrator<'m> {
         }
         let resumed_at = row.map(|r| r.statements_done);
         if resumed_at.is_none() {
-            client
-                .query_typed(
-                    &format!("INSERT INTO {table} (revision, parents, message, checksum, state, statements_done, applied_by) VALUES ($1, $2, $3, $4, 'running', 0, $5)"),
-                    &[
-                        (&next.revision(), Type::TEXT),
-                        (&next.parents().join(","), Type::TEXT),
-                        (&next.message(), Type::TEXT),
-                        (&next.checksum(), Type::TEXT),
-                        (&history::applied_by(&self.settings), Type::TEXT),
-                    ],
-                )
-                .map_err(|e| classify("recording the migration start", e))?;
+            history::insert(
+                client,
+                &self.settings,
+                next,
+                RowState::Running,
+                0,
+                &history::applied_by(&self.settings),
+            )
+            .map_err(|e| classify("recording the migration start", e))?;
         }
         let lock_timeout = next.lock_timeout().unwrap_or(self.settings.lock_timeout);
         let statement_timeout = next.statement_timeout().or(self.settings.statement_timeout);
@@ -738,18 +729,13 @@ impl<'m> Migrator<'m> {
             if rows.iter().any(|r| r.revision == migration.revision()) {
                 continue;
             }
-            tx.query_typed(
-                &format!(
-                    "INSERT INTO {} (revision, parents, message, checksum, execution_ms, applied_by) VALUES ($1, $2, $3, $4, 0, $5)",
-                    history::qualified(&self.settings)
-                ),
-                &[
-                    (&migration.revision(), Type::TEXT),
-                    (&migration.parents().join(","), Type::TEXT),
-                    (&migration.message(), Type::TEXT),
-                    (&migration.checksum(), Type::TEXT),
-                    (&format!("{} (stamp)", history::applied_by(&self.settings)), Type::TEXT),
-                ],
+            history::insert(
+                &mut tx,
+                &self.settings,
+                migration,
+                RowState::Applied,
+                0,
+                &format!("{} (stamp)", history::applied_by(&self.settings)),
             )
             .map_err(db("stamping"))?;
             stamped.push(migration.revision());
