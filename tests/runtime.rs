@@ -533,3 +533,236 @@ fn transaction_pooler_mode_refuses_no_transaction_migrations() {
     let _ = INDEX.len();
     let _ = Outcome::NotConfigured;
 }
+
+/// A server with `ssl = on`, a certificate for the name `db.internal` only signed by a test
+/// CA, and TCP logins allowed over TLS only. Returns the CA certificate's path.
+fn tls_cluster() -> (Cluster, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("migrate-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:db.internal\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=migrate test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=db.internal",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    let cluster = Cluster::start_with(ClusterOptions {
+        config: vec![
+            "ssl = on".to_owned(),
+            "ssl_cert_file = 'server.crt'".to_owned(),
+            "ssl_key_file = 'server.key'".to_owned(),
+        ],
+        hba: Some("local all all trust\nhostssl all all 127.0.0.1/32 trust\n".to_owned()),
+        files: vec![
+            (
+                "server.crt".to_owned(),
+                std::fs::read(dir.join("server.crt")).unwrap(),
+            ),
+            (
+                "server.key".to_owned(),
+                std::fs::read(dir.join("server.key")).unwrap(),
+            ),
+        ],
+    });
+    (cluster, dir.join("ca.crt"))
+}
+
+#[test]
+fn sslmode_require_verify_ca_and_verify_full_behave_as_in_libpq() {
+    let (cluster, cert) = tls_cluster();
+    let base = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port());
+    let fast = |m: Migrator<'static>| m.wait_budget(Duration::from_millis(200));
+
+    // require: encrypted, certificate not checked. The migrations really run over TLS.
+    let report = fast(Migrator::new(&BASIC))
+        .run_url(&format!("{base}?sslmode=require"))
+        .unwrap();
+    assert_eq!(report.applied.len(), 3);
+    let root = cert.display().to_string();
+    let connector_check = format!("{base}?sslmode=verify-ca&sslrootcert={root}");
+    let report = fast(Migrator::new(&BASIC))
+        .run_url(&connector_check)
+        .unwrap();
+    assert!(
+        report.applied.is_empty(),
+        "verify-ca: chain checked, host name not"
+    );
+
+    // verify-full: the certificate names db.internal, not 127.0.0.1.
+    let err = fast(Migrator::new(&BASIC))
+        .run_url(&format!("{base}?sslmode=verify-full&sslrootcert={root}"))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("certificate not valid for name"),
+        "{err}"
+    );
+    // verify-full with the system roots: the self-signed certificate is unknown.
+    let err = fast(Migrator::new(&BASIC))
+        .run_url(&format!("{base}?sslmode=verify-full"))
+        .unwrap_err();
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    // disable: the server accepts TLS connections only.
+    let err = fast(Migrator::new(&BASIC))
+        .run_url(&format!("{base}?sslmode=disable"))
+        .unwrap_err();
+    assert!(err.to_string().contains("no encryption"), "{err}");
+
+    // The connection used TLS.
+    let socket = format!(
+        "host={} port={} user=postgres dbname=postgres",
+        cluster.dir().display(),
+        cluster.port()
+    );
+    let mut admin = postgres::Client::connect(&socket, postgres::NoTls).unwrap();
+    let applied_by_tls = values(&mut admin, "SELECT count(*) FROM migrate_history");
+    assert_eq!(applied_by_tls, ["3"]);
+    let _ = std::fs::remove_dir_all(cert.parent().unwrap());
+}
+
+mod refinery_schema {
+    refinery::embed_migrations!("tests/migrations/refinery");
+}
+
+#[test]
+fn a_database_migrated_by_refinery_is_adopted_with_stamp() {
+    let db = test_database();
+    let mut client = db.client();
+    refinery_schema::migrations::runner()
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(
+        values(
+            &mut client,
+            "SELECT max(version)::text FROM refinery_schema_history"
+        ),
+        ["2"]
+    );
+
+    // Its V1 and V2 are this project's 0001 and 0002: record them, then continue with 0003.
+    let status = Migrator::new(&BASIC).status(&mut client).unwrap();
+    assert_eq!(status.pending.len(), 3, "nothing is known before the stamp");
+    assert_eq!(
+        Migrator::new(&BASIC).stamp(&mut client, "0002").unwrap(),
+        ["0001", "0002"]
+    );
+    let report = Migrator::new(&BASIC).run(&mut client).unwrap();
+    assert_eq!(
+        report
+            .applied
+            .iter()
+            .map(|a| a.revision)
+            .collect::<Vec<_>>(),
+        ["0003"]
+    );
+    assert_eq!(report.status.health(), Health::Pass);
+    assert_eq!(
+        values(
+            &mut client,
+            "SELECT applied_by LIKE '%(stamp)' FROM migrate_history WHERE revision = '0001'"
+        ),
+        ["t"]
+    );
+}
+
+#[test]
+fn a_terminated_backend_mid_migration_reconnects_and_completes() {
+    static SLOW: migrate::Migrations = migrate::embed_migrations!("tests/migrations/slow");
+    capture_logs();
+    let db = test_database();
+    let url = db.url().to_owned();
+    let runner = std::thread::spawn(move || {
+        Migrator::new(&SLOW)
+            .wait_budget(Duration::from_secs(60))
+            .run_url(&url)
+    });
+    let mut admin = db.client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let killed = values(
+            &mut admin,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND pid <> pg_backend_pid()",
+        );
+        if killed == ["1"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the migration never reached pg_sleep"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = runner.join().unwrap().unwrap();
+    assert_eq!(
+        report
+            .applied
+            .iter()
+            .map(|a| a.revision)
+            .collect::<Vec<_>>()
+            .last(),
+        Some(&"0004")
+    );
+    assert_eq!(history(&db), ["0001", "0002", "0003", "0004"]);
+    assert_eq!(
+        values(&mut admin, "SELECT count(*) FROM audit"),
+        ["1"],
+        "applied once"
+    );
+    assert!(
+        !logged("; reconnecting").is_empty(),
+        "the connection loss was seen and retried"
+    );
+}

@@ -7,6 +7,7 @@ pub mod history;
 pub mod migrator;
 pub mod startup;
 pub mod status;
+pub mod tls;
 
 pub use config::{EnvConfig, Pooler, Settings};
 pub use error::{Error, ServerError};

@@ -167,3 +167,104 @@ fn is_ancestor(parents: &BTreeMap<&str, Vec<&str>>, ancestor: &str, revision: &s
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::__private::{MigrationParts, migration, migrations};
+
+    const fn m(revision: &'static str, parents: &'static [&'static str]) -> Migration {
+        migration(MigrationParts {
+            revision,
+            parents,
+            message: None,
+            no_transaction: false,
+            lock_timeout: None,
+            statement_timeout: None,
+            path: "m.sql",
+            sql: "",
+            statements: &[],
+            checksum: "sum",
+        })
+    }
+
+    static LIST: [Migration; 3] = [m("a", &[]), m("b", &["a"]), m("c", &["b"])];
+    static SET: Migrations = migrations(&LIST);
+
+    fn row(revision: &str, parents: &[&str]) -> HistoryRow {
+        HistoryRow {
+            revision: revision.to_owned(),
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            message: None,
+            checksum: "sum".to_owned(),
+            state: RowState::Applied,
+            statements_done: 0,
+            applied_at: String::new(),
+            execution_ms: 0,
+            applied_by: String::new(),
+        }
+    }
+
+    #[test]
+    fn fresh_database_has_everything_pending() {
+        let status = Status::compute(&SET, None);
+        assert!(!status.initialized);
+        assert_eq!(
+            status
+                .pending
+                .iter()
+                .map(|m| m.revision())
+                .collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(status.health(), Health::Fail);
+    }
+
+    #[test]
+    fn up_to_date_then_ahead_then_diverged() {
+        let mut rows = vec![row("a", &[]), row("b", &["a"]), row("c", &["b"])];
+        assert_eq!(Status::compute(&SET, Some(&rows)).health(), Health::Pass);
+        rows.push(row("d", &["c"]));
+        rows.push(row("e", &["d"]));
+        let ahead = Status::compute(&SET, Some(&rows));
+        assert_eq!(ahead.health(), Health::Warn);
+        assert!(ahead.check().is_ok());
+        rows.push(row("x", &["b"]));
+        let diverged = Status::compute(&SET, Some(&rows));
+        assert_eq!(diverged.health(), Health::Fail);
+        assert!(matches!(diverged.check(), Err(Error::Diverged { .. })));
+    }
+
+    #[test]
+    fn ahead_while_missing_one_of_ours_is_diverged() {
+        let rows = vec![row("a", &[]), row("b", &["a"]), row("d", &["c"])];
+        let status = Status::compute(&SET, Some(&rows));
+        assert!(status.ahead[0].descends_from_head);
+        assert!(status.is_diverged(), "c is not applied, yet d built on it");
+    }
+
+    #[test]
+    fn edited_and_interrupted() {
+        let mut rows = vec![row("a", &[]), row("b", &["a"])];
+        rows[0].checksum = "other".to_owned();
+        rows[1].state = RowState::Running;
+        rows[1].statements_done = 1;
+        let status = Status::compute(&SET, Some(&rows));
+        assert_eq!(
+            status.checksum_mismatches,
+            [("a".to_owned(), "m.sql".to_owned())]
+        );
+        assert_eq!(
+            status
+                .interrupted
+                .as_ref()
+                .map(|i| (i.revision.as_str(), i.statements_done)),
+            Some(("b", 1))
+        );
+        assert_eq!(status.next().map(|m| m.revision()), Some("b"));
+        assert!(matches!(
+            status.check(),
+            Err(Error::ChecksumMismatch { .. })
+        ));
+    }
+}
