@@ -4,6 +4,7 @@
 //! Applications depend on the `migrate` facade crate, not on this one.
 
 pub mod analysis;
+pub mod lint;
 mod embedded;
 #[cfg(feature = "runtime")]
 pub mod runtime;

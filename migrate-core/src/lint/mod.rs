@@ -1,0 +1,215 @@
+//! The lock lint: replays each migration's statements in order as PostgreSQL would run them,
+//! keeping every lock until the end of the transaction, and asks each rule whether a statement
+//! stalls live traffic. Rules live one per file under `rules/`.
+
+pub mod classify;
+pub mod model;
+pub mod rules;
+mod walker;
+
+use std::collections::BTreeMap;
+
+use crate::analysis::{AnalyzedMigration, Diagnostic, Location, Severity};
+
+pub use walker::{SchemaFacts, StatementContext};
+
+/// How a rule's findings are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warning,
+    Off,
+}
+
+/// What a project can configure: the target PostgreSQL major version and each rule's level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintConfig {
+    pub target_version: u32,
+    pub levels: BTreeMap<String, Level>,
+}
+
+impl Default for LintConfig {
+    fn default() -> LintConfig {
+        LintConfig { target_version: 15, levels: BTreeMap::new() }
+    }
+}
+
+impl LintConfig {
+    pub fn level(&self, rule: &str) -> Level {
+        self.levels.get(rule).copied().unwrap_or(Level::Error)
+    }
+
+    /// Sets a rule's level; the rule id must exist.
+    pub fn set_level(&mut self, rule: &str, level: Level) -> Result<(), String> {
+        if rules::find(rule).is_none() {
+            return Err(format!("unknown lint rule `{rule}`; known rules: {}", rules::ids().join(", ")));
+        }
+        self.levels.insert(rule.to_owned(), level);
+        Ok(())
+    }
+}
+
+/// A rule's verdict on one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub message: String,
+    pub help: String,
+}
+
+/// One lint rule: its id, a one-line summary, and its check.
+pub struct Rule {
+    pub id: &'static str,
+    pub summary: &'static str,
+    pub check: fn(&StatementContext<'_>) -> Vec<Finding>,
+}
+
+/// An `-- migrate:allow <rule>: <reason>` comment.
+#[derive(Debug, Clone)]
+struct Allow {
+    rule: String,
+    line: usize,
+    column: usize,
+    /// The line of the statement it stands directly above, if any.
+    statement_line: Option<usize>,
+    used: bool,
+}
+
+/// Reads the allow comments of a file and attaches each to the statement directly below it.
+fn allows(migration: &AnalyzedMigration, diagnostics: &mut Vec<Diagnostic>) -> Vec<Allow> {
+    let lines: Vec<&str> = migration.sql.split('\n').collect();
+    let statement_lines: Vec<usize> = migration.statements.iter().map(|s| s.line).collect();
+    let mut found = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(rest) = trimmed.strip_prefix("--").map(str::trim_start).and_then(|r| r.strip_prefix("migrate:allow")) else {
+            continue;
+        };
+        let line_no = index + 1;
+        let column = line.len() - trimmed.len() + 1;
+        let at = Some(Location::new(&migration.path, line_no, column));
+        let (rule, reason) = match rest.split_once(':') {
+            Some((rule, reason)) => (rule.trim(), reason.trim()),
+            None => (rest.trim(), ""),
+        };
+        if rules::find(rule).is_none() {
+            diagnostics.push(
+                Diagnostic::error("invalid-allow", at, format!("`migrate:allow` names unknown rule `{rule}`"))
+                    .with_help(format!("known rules: {}", rules::ids().join(", "))),
+            );
+            continue;
+        }
+        if reason.is_empty() {
+            diagnostics.push(
+                Diagnostic::error("invalid-allow", at, format!("`migrate:allow {rule}` has no reason"))
+                    .with_help(format!("say why it is safe here: `-- migrate:allow {rule}: <reason>`")),
+            );
+            continue;
+        }
+        // Directly above: only comment lines between the allow and the statement.
+        let mut statement_line = None;
+        for (next, text) in lines.iter().enumerate().skip(index + 1) {
+            if statement_lines.contains(&(next + 1)) {
+                statement_line = Some(next + 1);
+                break;
+            }
+            if !text.trim_start().starts_with("--") {
+                break;
+            }
+        }
+        found.push(Allow { rule: rule.to_owned(), line: line_no, column, statement_line, used: false });
+    }
+    found
+}
+
+/// Lints migrations in application order. `facts` carries what earlier migrations created.
+pub fn lint_migrations(migrations: &[AnalyzedMigration], config: &LintConfig) -> Vec<Diagnostic> {
+    let mut facts = SchemaFacts::default();
+    let mut diagnostics = Vec::new();
+    for migration in migrations {
+        let mut allows = allows(migration, &mut diagnostics);
+        for (statement, findings) in walker::walk(migration, &mut facts, config) {
+            for (rule, finding) in findings {
+                let level = config.level(rule.id);
+                if level == Level::Off {
+                    continue;
+                }
+                if let Some(allow) = allows.iter_mut().find(|a| a.rule == rule.id && a.statement_line == Some(statement.line)) {
+                    allow.used = true;
+                    continue;
+                }
+                diagnostics.push(Diagnostic {
+                    severity: if level == Level::Warning { Severity::Warning } else { Severity::Error },
+                    check: rule.id,
+                    location: Some(Location::new(&migration.path, statement.line, statement.column)),
+                    message: finding.message,
+                    help: Some(format!(
+                        "{}\n(if it is safe here, e.g. the table is tiny: put `-- migrate:allow {}: <reason>` directly above the statement)",
+                        finding.help, rule.id
+                    )),
+                });
+            }
+        }
+        for allow in allows.iter().filter(|a| !a.used) {
+            let why = match allow.statement_line {
+                Some(line) => format!("the statement at line {line} has no `{}` finding", allow.rule),
+                None => "it does not stand directly above a statement".to_owned(),
+            };
+            diagnostics.push(
+                Diagnostic::error(
+                    "unused-allow",
+                    Some(Location::new(&migration.path, allow.line, allow.column)),
+                    format!("`migrate:allow {}` suppresses nothing: {why}", allow.rule),
+                )
+                .with_help("remove it, or move it to the line directly above the statement it is meant for"),
+            );
+        }
+    }
+    diagnostics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rules::test_support::{BASE, lint};
+
+    fn texts(bodies: &[&str]) -> Vec<String> {
+        lint(bodies).iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_base_fixture_is_clean() {
+        assert_eq!(texts(&[BASE]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_allow_with_a_reason_suppresses_exactly_its_statement() {
+        let body = "-- migrate:allow require-concurrent-index-creation: users has 12 rows\nCREATE INDEX a ON users (email);\nCREATE INDEX b ON users (name);";
+        let found: Vec<String> = texts(&[BASE, body]).into_iter().filter(|f| f.contains("[require-concurrent-index-creation]")).collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("m/1.sql:5:1: [require-concurrent-index-creation]"), "{found:?}");
+    }
+
+    #[test]
+    fn bad_allows_are_errors() {
+        let found = texts(&[BASE, "-- migrate:allow require-concurrent-index-creation\nCREATE INDEX a ON users (email);"]);
+        assert!(found.iter().any(|f| f.starts_with("m/1.sql:3:1: [invalid-allow] `migrate:allow require-concurrent-index-creation` has no reason")), "{found:?}");
+        let found = texts(&[BASE, "-- migrate:allow no-such-rule: because\nSELECT 1;"]);
+        assert!(found[0].starts_with("m/1.sql:3:1: [invalid-allow] `migrate:allow` names unknown rule `no-such-rule`"), "{found:?}");
+        let found = texts(&[BASE, "-- migrate:allow ban-drop-table: not needed\nSELECT 1;"]);
+        assert_eq!(found, ["m/1.sql:3:1: [unused-allow] `migrate:allow ban-drop-table` suppresses nothing: the statement at line 4 has no `ban-drop-table` finding\n  = help: remove it, or move it to the line directly above the statement it is meant for"]);
+    }
+
+    #[test]
+    fn levels_lower_or_silence_a_rule() {
+        use super::{Level, LintConfig, lint_migrations};
+        use crate::analysis::Severity;
+        let migrations = super::rules::test_support::migrations(&[BASE, "ALTER TABLE users RENAME COLUMN name TO full_name;"]);
+        let mut config = LintConfig::default();
+        config.set_level("renaming-column", Level::Warning).unwrap();
+        let found = lint_migrations(&migrations, &config);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].severity, Severity::Warning);
+        config.set_level("renaming-column", Level::Off).unwrap();
+        assert!(lint_migrations(&migrations, &config).is_empty());
+        assert!(config.set_level("renaming-columns", Level::Off).unwrap_err().starts_with("unknown lint rule `renaming-columns`"));
+    }
+}

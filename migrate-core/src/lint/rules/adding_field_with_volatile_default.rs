@@ -1,0 +1,47 @@
+//! # adding-field-with-volatile-default
+//!
+//! **What**: `ADD COLUMN` with a volatile default (`random()`, `gen_random_uuid()`,
+//! `clock_timestamp()`, `nextval()`…), a `serial` type, an identity or a stored generated column.
+//!
+//! **Why it stalls traffic**: every row needs its own value, so PostgreSQL rewrites the table and
+//! all its indexes under ACCESS EXCLUSIVE. (A constant or `now()` default is instant since 11.)
+//!
+//! **Instead**: add the column nullable without default; set the default; backfill in batches in
+//! later migrations.
+
+use super::{Op, column_of, on_existing};
+use crate::lint::{Finding, Rule, StatementContext};
+
+pub const RULE: Rule = Rule { id: "adding-field-with-volatile-default", summary: "ADD COLUMN with a per-row value rewrites the table", check };
+
+fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
+    on_existing(ctx, &[Op::AddColumnVolatileDefault])
+        .map(|e| {
+            let (table, column) = (&e.effect.table, column_of(&e.effect));
+            Finding {
+                message: format!("adding `{column}` computes a value per row, so PostgreSQL rewrites `{table}` and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"),
+                help: format!(
+                    "add it empty, then fill it in batches in later migrations:\nALTER TABLE {table} ADD COLUMN {column} <type>;\nALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT <expression>; -- new rows\n-- later migrations: UPDATE {table} SET {column} = <expression> WHERE <batch> AND {column} IS NULL;"
+                ),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{BASE, hits};
+
+    #[test]
+    fn flags_volatile_defaults_serial_and_generated() {
+        let body = "ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();\nALTER TABLE users ADD COLUMN n serial;\nALTER TABLE users ADD COLUMN l int GENERATED ALWAYS AS (length(name)) STORED;";
+        let hits = hits(&[BASE, body], "adding-field-with-volatile-default");
+        assert_eq!(hits, ["m/1.sql:3", "m/1.sql:4", "m/1.sql:5"]);
+    }
+
+    #[test]
+    fn passes_constant_and_now_defaults() {
+        let body = "ALTER TABLE users ADD COLUMN active boolean DEFAULT true;\nALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT now();";
+        assert!(hits(&[BASE, body], "adding-field-with-volatile-default").is_empty());
+    }
+}

@@ -1,0 +1,59 @@
+//! # constraint-missing-not-valid
+//!
+//! **What**: `ADD FOREIGN KEY` or `ADD CHECK` without `NOT VALID` on an existing table.
+//!
+//! **Why it stalls traffic**: the new constraint is checked against every row while the lock is
+//! held: ACCESS EXCLUSIVE for a CHECK (reads wait too), SHARE ROW EXCLUSIVE on both tables for a
+//! foreign key (writes to both wait).
+//!
+//! **Instead**: add it `NOT VALID` (instant), then `VALIDATE CONSTRAINT` in a later migration
+//! (SHARE UPDATE EXCLUSIVE: traffic goes on during the scan).
+
+use super::{Op, on_existing};
+use crate::lint::classify::Detail;
+use crate::lint::{Finding, Rule, StatementContext};
+
+pub const RULE: Rule = Rule { id: "constraint-missing-not-valid", summary: "ADD FOREIGN KEY / CHECK validates every row under the lock", check };
+
+fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
+    on_existing(ctx, &[Op::AddForeignKey, Op::AddCheck])
+        .map(|e| {
+            let name = match &e.effect.detail {
+                Detail::Constraint { name: Some(n), .. } => n.clone(),
+                _ => "<name>".to_owned(),
+            };
+            let table = &e.effect.table;
+            let locks = match (&e.effect.other, e.row.other) {
+                (Some(other), Some(mode)) => format!("{} on `{table}` and {} on `{other}`, which blocks every write to both", e.row.table.map_or("", |m| m.sql_name()), mode.sql_name()),
+                _ => format!("{} on `{table}`, which {}", e.row.table.map_or("", |m| m.sql_name()), e.row.table.map_or("", |m| m.blocks())),
+            };
+            Finding {
+                message: format!("adding constraint {name} checks every row of `{table}` while holding {locks}"),
+                help: format!(
+                    "add it without the check, then validate it in a later migration:\n{} NOT VALID;\n-- next migration:\nALTER TABLE {table} VALIDATE CONSTRAINT {name};",
+                    ctx.sql.trim_end()
+                ),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{BASE, hits};
+
+    #[test]
+    fn flags_fk_and_check_without_not_valid() {
+        let hits = hits(
+            &[BASE, "ALTER TABLE posts ADD CONSTRAINT posts_user2_fk FOREIGN KEY (user_id) REFERENCES users (id);", "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '');"],
+            "constraint-missing-not-valid",
+        );
+        assert_eq!(hits, ["m/1.sql:3", "m/2.sql:3"]);
+    }
+
+    #[test]
+    fn passes_not_valid_and_new_tables() {
+        assert!(hits(&[BASE, "ALTER TABLE posts ADD CONSTRAINT posts_user2_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;"], "constraint-missing-not-valid").is_empty());
+        assert!(hits(&[BASE, "CREATE TABLE tags (id int);\nALTER TABLE tags ADD CONSTRAINT tags_id_check CHECK (id > 0);"], "constraint-missing-not-valid").is_empty());
+    }
+}
