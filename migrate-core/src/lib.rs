@@ -4,8 +4,8 @@
 //! Applications depend on the `migrate` facade crate, not on this one.
 
 pub mod analysis;
-pub mod lint;
 mod embedded;
+pub mod lint;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 
@@ -14,4 +14,15 @@ pub use embedded::{Migration, Migrations, Statement};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::embedded::{MigrationParts, migration, migrations};
+}
+
+/// Analyses and lints a migrations directory without compiling a host: the graph checks and
+/// every lint finding (errors and warnings), in file order. What `embed_migrations!` reports,
+/// for CI tools and the operator CLI.
+pub fn lint_dir(
+    dir: impl AsRef<std::path::Path>,
+    config: &lint::LintConfig,
+) -> Vec<analysis::Diagnostic> {
+    let dir = dir.as_ref();
+    analysis::analyze_dir_with(dir, &dir.display().to_string(), config).diagnostics
 }

@@ -4,11 +4,73 @@
 
 use std::path::PathBuf;
 
-use migrate_core::analysis::{Analysis, AnalyzedMigration, Diagnostic, analyze_dir};
+use migrate_core::analysis::{Analysis, AnalyzedMigration, Diagnostic, analyze_dir_with};
+use migrate_core::lint::{Level, LintConfig};
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::quote;
-use syn::LitStr;
+use syn::parse::{Parse, ParseStream};
+use syn::{Ident, LitInt, LitStr, Token, bracketed};
+
+/// `"dir"` then optional `key = value` settings.
+struct Args {
+    dir: LitStr,
+    lint: LintConfig,
+}
+
+const USAGE: &str = "embed_migrations! takes the migrations directory, relative to the crate's Cargo.toml, then optional settings: embed_migrations!(\"migrations\", target_postgres = 15, warn = [\"renaming-column\"], off = [\"ban-drop-column\"])";
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Args> {
+        let dir: LitStr = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), USAGE))?;
+        let mut lint = LintConfig::default();
+        while !input.is_empty() {
+            input.parse::<Token![,]>()?;
+            if input.is_empty() {
+                break;
+            }
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            match key.to_string().as_str() {
+                "target_postgres" => {
+                    let version: LitInt = input.parse()?;
+                    let value: u32 = version.base10_parse()?;
+                    if !(10..=18).contains(&value) {
+                        return Err(syn::Error::new(
+                            version.span(),
+                            "target_postgres is a PostgreSQL major version from 10 to 18",
+                        ));
+                    }
+                    lint.target_version = value;
+                }
+                "warn" | "off" => {
+                    let level = if key == "warn" {
+                        Level::Warning
+                    } else {
+                        Level::Off
+                    };
+                    let content;
+                    bracketed!(content in input);
+                    let rules = content
+                        .parse_terminated(|p: ParseStream<'_>| p.parse::<LitStr>(), Token![,])?;
+                    for rule in rules {
+                        lint.set_level(&rule.value(), level)
+                            .map_err(|message| syn::Error::new(rule.span(), message))?;
+                    }
+                }
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("unknown setting `{other}`; {USAGE}"),
+                    ));
+                }
+            }
+        }
+        Ok(Args { dir, lint })
+    }
+}
 
 /// More findings than this are summarised, so that a directory of garbage stays readable.
 const MAX_REPORTED: usize = 50;
@@ -21,16 +83,14 @@ const MAX_REPORTED: usize = 50;
 /// ```
 #[proc_macro]
 pub fn embed_migrations(input: TokenStream) -> TokenStream {
-    let literal = match syn::parse::<LitStr>(input) {
-        Ok(literal) => literal,
-        Err(_) => {
-            let error = compile_error(
-                Span::call_site(),
-                "embed_migrations! takes one string literal: the migrations directory, relative to the crate's Cargo.toml, e.g. embed_migrations!(\"migrations\")",
-            );
+    let args = match syn::parse::<Args>(input) {
+        Ok(args) => args,
+        Err(error) => {
+            let error = error.to_compile_error();
             return quote!({ #error ::migrate::__private::migrations(&[]) }).into();
         }
     };
+    let literal = args.dir;
     let written = literal.value();
     let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
         return compile_error(
@@ -40,7 +100,7 @@ pub fn embed_migrations(input: TokenStream) -> TokenStream {
         .into();
     };
     let dir = PathBuf::from(manifest_dir).join(&written);
-    let analysis = analyze_dir(&dir, &written);
+    let analysis = analyze_dir_with(&dir, &written, &args.lint);
     // Cargo sets OUT_DIR only for a package with a build script; without one, adding or removing
     // a file in the directory would not rebuild the host.
     let has_build_script = std::env::var_os("OUT_DIR").is_some();

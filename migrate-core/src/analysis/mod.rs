@@ -43,9 +43,16 @@ impl Analysis {
     }
 }
 
-/// Analyses every `*.sql` file directly inside `dir`. `display_dir` is how the directory is named
-/// in messages (typically the path the user wrote in `embed_migrations!`).
+/// Analyses every `*.sql` file directly inside `dir` with the default lint configuration.
+/// `display_dir` is how the directory is named in messages (typically the path the user wrote in
+/// `embed_migrations!`).
 pub fn analyze_dir(dir: &Path, display_dir: &str) -> Analysis {
+    analyze_dir_with(dir, display_dir, &crate::lint::LintConfig::default())
+}
+
+/// [`analyze_dir`] with an explicit lint configuration. The lint runs once the files and the
+/// graph are sound (it needs the application order).
+pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintConfig) -> Analysis {
     let mut analysis = Analysis::default();
     let display_dir = display_dir.trim_end_matches('/');
     let entries = match std::fs::read_dir(dir) {
@@ -140,6 +147,9 @@ pub fn analyze_dir(dir: &Path, display_dir: &str) -> Analysis {
                     .into_iter()
                     .filter_map(|i| slots.get_mut(i).and_then(Option::take))
                     .collect();
+                analysis
+                    .diagnostics
+                    .extend(crate::lint::lint_migrations(&analysis.migrations, lint));
             }
             Err(errors) => analysis.diagnostics.extend(errors),
         }

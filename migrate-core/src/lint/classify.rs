@@ -23,9 +23,15 @@ pub enum Detail {
     None,
     Column(String),
     /// `ALTER COLUMN c TYPE new_type`.
-    TypeChange { column: String, new_type: String },
+    TypeChange {
+        column: String,
+        new_type: String,
+    },
     /// An added or referenced constraint; for a check `c IS NOT NULL`, the column.
-    Constraint { name: Option<String>, not_null_column: Option<String> },
+    Constraint {
+        name: Option<String>,
+        not_null_column: Option<String>,
+    },
     Index(String),
     RenameColumn,
     RenameTable,
@@ -92,7 +98,12 @@ fn name_of(node: &SyntaxNode) -> String {
 
 /// The first table reference under `node` of one of the usual kinds.
 fn table_ref(node: &SyntaxNode) -> Option<String> {
-    for kind in [SyntaxKind::TABLE_RELATION_NAME, SyntaxKind::TABLE_NAME_REF, SyntaxKind::RELATION_NAME, SyntaxKind::RELATION_NAME_REF] {
+    for kind in [
+        SyntaxKind::TABLE_RELATION_NAME,
+        SyntaxKind::TABLE_NAME_REF,
+        SyntaxKind::RELATION_NAME,
+        SyntaxKind::RELATION_NAME_REF,
+    ] {
         if let Some(found) = child(node, kind) {
             let inner = descendant(&found, SyntaxKind::PATH_REF).unwrap_or(found);
             return Some(name_of(&inner));
@@ -106,7 +117,10 @@ fn tables_read(node: &SyntaxNode) -> Vec<String> {
     let mut tables: Vec<String> = node
         .descendants()
         .filter(|n| n.kind() == SyntaxKind::RELATION_FROM_ITEM)
-        .filter_map(|n| table_ref(&n).or_else(|| descendant(&n, SyntaxKind::RELATION_NAME_REF).map(|r| name_of(&r))))
+        .filter_map(|n| {
+            table_ref(&n)
+                .or_else(|| descendant(&n, SyntaxKind::RELATION_NAME_REF).map(|r| name_of(&r)))
+        })
         .collect();
     tables.sort();
     tables.dedup();
@@ -128,21 +142,51 @@ const VOLATILE_FUNCTIONS: &[&str] = &[
 ];
 
 fn calls_volatile(node: &SyntaxNode) -> bool {
-    node.descendants().filter(|n| n.kind() == SyntaxKind::CALL_EXPR).any(|call| {
-        let name = call.children().find(|c| c.kind() == SyntaxKind::NAME_REF).map(|n| n.text().to_string().to_lowercase()).unwrap_or_default();
-        let name = name.rsplit('.').next().unwrap_or_default();
-        VOLATILE_FUNCTIONS.contains(&name)
-    })
+    node.descendants()
+        .filter(|n| n.kind() == SyntaxKind::CALL_EXPR)
+        .any(|call| {
+            let name = call
+                .children()
+                .find(|c| c.kind() == SyntaxKind::NAME_REF)
+                .map(|n| n.text().to_string().to_lowercase())
+                .unwrap_or_default();
+            let name = name.rsplit('.').next().unwrap_or_default();
+            VOLATILE_FUNCTIONS.contains(&name)
+        })
 }
 
 fn type_text(node: &SyntaxNode) -> Option<String> {
     node.children()
-        .find(|c| matches!(c.kind(), SyntaxKind::PATH_TYPE | SyntaxKind::CHARACTER_TYPE | SyntaxKind::VARCHAR_TYPE | SyntaxKind::BIT_TYPE | SyntaxKind::DOUBLE_TYPE | SyntaxKind::TIME_TYPE | SyntaxKind::TIMESTAMP_TYPE | SyntaxKind::INTERVAL_TYPE | SyntaxKind::ARRAY_TYPE | SyntaxKind::PERCENT_TYPE))
-        .map(|t| t.text().to_string().to_lowercase().split_whitespace().collect::<Vec<_>>().join(" "))
+        .find(|c| {
+            matches!(
+                c.kind(),
+                SyntaxKind::PATH_TYPE
+                    | SyntaxKind::CHARACTER_TYPE
+                    | SyntaxKind::VARCHAR_TYPE
+                    | SyntaxKind::BIT_TYPE
+                    | SyntaxKind::DOUBLE_TYPE
+                    | SyntaxKind::TIME_TYPE
+                    | SyntaxKind::TIMESTAMP_TYPE
+                    | SyntaxKind::INTERVAL_TYPE
+                    | SyntaxKind::ARRAY_TYPE
+                    | SyntaxKind::PERCENT_TYPE
+            )
+        })
+        .map(|t| {
+            t.text()
+                .to_string()
+                .to_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
 }
 
 fn is_serial(type_name: &str) -> bool {
-    matches!(type_name, "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2")
+    matches!(
+        type_name,
+        "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2"
+    )
 }
 
 fn constraint_name(node: &SyntaxNode) -> Option<String> {
@@ -152,38 +196,74 @@ fn constraint_name(node: &SyntaxNode) -> Option<String> {
 /// For `CHECK (col IS NOT NULL)`: the column.
 fn not_null_check_column(check: &SyntaxNode) -> Option<String> {
     let text = check.text().to_string();
-    let inner = text.split_once('(')?.1.rsplit_once(')')?.0.trim().to_owned();
+    let inner = text
+        .split_once('(')?
+        .1
+        .rsplit_once(')')?
+        .0
+        .trim()
+        .to_owned();
     let (column, rest) = inner.split_once(char::is_whitespace)?;
     let rest: Vec<String> = rest.split_whitespace().map(str::to_lowercase).collect();
     (rest == ["is", "not", "null"]).then(|| normalize(column))
 }
 
 fn referenced_table(node: &SyntaxNode) -> Option<String> {
-    child(node, SyntaxKind::TABLE_NAME_REF).or_else(|| descendant(node, SyntaxKind::TABLE_NAME_REF)).map(|n| name_of(&descendant(&n, SyntaxKind::PATH_REF).unwrap_or(n)))
+    child(node, SyntaxKind::TABLE_NAME_REF)
+        .or_else(|| descendant(node, SyntaxKind::TABLE_NAME_REF))
+        .map(|n| name_of(&descendant(&n, SyntaxKind::PATH_REF).unwrap_or(n)))
 }
 
 /// Classifies one statement.
 pub fn classify(stmt: &ast::Stmt) -> Classified {
     let node = stmt.syntax();
     let mut out = Classified::default();
-    let effect = |op: Op, table: String| Effect { op, table, other: None, detail: Detail::None };
+    let effect = |op: Op, table: String| Effect {
+        op,
+        table,
+        other: None,
+        detail: Detail::None,
+    };
     match node.kind() {
-        SyntaxKind::CREATE_TABLE | SyntaxKind::CREATE_TABLE_AS | SyntaxKind::CREATE_MATERIALIZED_VIEW | SyntaxKind::SELECT_INTO => {
-            let name = child(node, SyntaxKind::PATH).or_else(|| descendant(node, SyntaxKind::PATH)).map(|p| name_of(&p));
+        SyntaxKind::CREATE_TABLE
+        | SyntaxKind::CREATE_TABLE_AS
+        | SyntaxKind::CREATE_MATERIALIZED_VIEW
+        | SyntaxKind::SELECT_INTO => {
+            let name = child(node, SyntaxKind::PATH)
+                .or_else(|| descendant(node, SyntaxKind::PATH))
+                .map(|p| name_of(&p));
             out.creates_table = name.clone();
             if node.kind() == SyntaxKind::CREATE_TABLE {
                 let table = name.unwrap_or_default();
-                for column in node.descendants().filter(|n| n.kind() == SyntaxKind::COLUMN) {
-                    let col = column.children().find(|c| c.kind() == SyntaxKind::COLUMN_NAME).map(|n| name_of(&n));
+                for column in node
+                    .descendants()
+                    .filter(|n| n.kind() == SyntaxKind::COLUMN)
+                {
+                    let col = column
+                        .children()
+                        .find(|c| c.kind() == SyntaxKind::COLUMN_NAME)
+                        .map(|n| name_of(&n));
                     if let (Some(col), Some(ty)) = (col, type_text(&column)) {
                         out.columns.push((col, ty));
                     }
                 }
-                for reference in node.descendants().filter(|n| n.kind() == SyntaxKind::REFERENCES_CONSTRAINT || n.kind() == SyntaxKind::FOREIGN_KEY_CONSTRAINT) {
+                for reference in node.descendants().filter(|n| {
+                    n.kind() == SyntaxKind::REFERENCES_CONSTRAINT
+                        || n.kind() == SyntaxKind::FOREIGN_KEY_CONSTRAINT
+                }) {
                     if let Some(other) = referenced_table(&reference) {
-                        out.foreign_keys.push((constraint_name(&reference), table.clone(), other.clone()));
+                        out.foreign_keys.push((
+                            constraint_name(&reference),
+                            table.clone(),
+                            other.clone(),
+                        ));
                         if other != table {
-                            out.effects.push(Effect { op: Op::AddColumnReferences, table: table.clone(), other: Some(other), detail: Detail::None });
+                            out.effects.push(Effect {
+                                op: Op::AddColumnReferences,
+                                table: table.clone(),
+                                other: Some(other),
+                                detail: Detail::None,
+                            });
                         }
                     }
                 }
@@ -197,49 +277,101 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
             let concurrently = has_token(node, SyntaxKind::CONCURRENTLY_KW);
             out.concurrently = concurrently;
             let table = table_ref(node).unwrap_or_default();
-            let index = child(node, SyntaxKind::INDEX).map(|i| name_of(&i)).unwrap_or_default();
+            let index = child(node, SyntaxKind::INDEX)
+                .map(|i| name_of(&i))
+                .unwrap_or_default();
             out.creates_index = Some((index.clone(), table.clone()));
-            let op = if concurrently { Op::CreateIndexConcurrently } else { Op::CreateIndex };
-            out.effects.push(Effect { op, table, other: None, detail: Detail::Index(index) });
+            let op = if concurrently {
+                Op::CreateIndexConcurrently
+            } else {
+                Op::CreateIndex
+            };
+            out.effects.push(Effect {
+                op,
+                table,
+                other: None,
+                detail: Detail::Index(index),
+            });
         }
         SyntaxKind::DROP_INDEX => {
             let concurrently = has_token(node, SyntaxKind::CONCURRENTLY_KW);
             out.concurrently = concurrently;
-            for index in node.descendants().filter(|n| n.kind() == SyntaxKind::INDEX_REF || n.kind() == SyntaxKind::PATH_REF).take(1) {
+            for index in node
+                .descendants()
+                .filter(|n| n.kind() == SyntaxKind::INDEX_REF || n.kind() == SyntaxKind::PATH_REF)
+                .take(1)
+            {
                 let index = name_of(&index);
-                let op = if concurrently { Op::DropIndexConcurrently } else { Op::DropIndex };
+                let op = if concurrently {
+                    Op::DropIndexConcurrently
+                } else {
+                    Op::DropIndex
+                };
                 // The table is resolved from the index by the walker.
-                out.effects.push(Effect { op, table: String::new(), other: None, detail: Detail::Index(index) });
+                out.effects.push(Effect {
+                    op,
+                    table: String::new(),
+                    other: None,
+                    detail: Detail::Index(index),
+                });
             }
         }
         SyntaxKind::REINDEX => {
-            let concurrently = node.descendants_with_tokens().any(|t| t.kind() == SyntaxKind::CONCURRENTLY_KW);
+            let concurrently = node
+                .descendants_with_tokens()
+                .any(|t| t.kind() == SyntaxKind::CONCURRENTLY_KW);
             out.concurrently = concurrently;
-            let op = if concurrently { Op::ReindexConcurrently } else { Op::Reindex };
+            let op = if concurrently {
+                Op::ReindexConcurrently
+            } else {
+                Op::Reindex
+            };
             if let Some(target) = descendant(node, SyntaxKind::REINDEX_TARGET_TABLE) {
-                let table = descendant(&target, SyntaxKind::TABLE_NAME_REF).map(|t| name_of(&t)).unwrap_or_default();
+                let table = descendant(&target, SyntaxKind::TABLE_NAME_REF)
+                    .map(|t| name_of(&t))
+                    .unwrap_or_default();
                 out.effects.push(effect(op, table));
             } else if let Some(index) = descendant(node, SyntaxKind::INDEX_REF) {
-                out.effects.push(Effect { op, table: String::new(), other: None, detail: Detail::Index(name_of(&index)) });
+                out.effects.push(Effect {
+                    op,
+                    table: String::new(),
+                    other: None,
+                    detail: Detail::Index(name_of(&index)),
+                });
             }
         }
         SyntaxKind::DROP_TABLE => {
-            let cascade = child(node, SyntaxKind::CASCADE).is_some() || has_token(node, SyntaxKind::CASCADE_KW);
-            for table in node.children().filter(|c| c.kind() == SyntaxKind::TABLE_NAME_REF || c.kind() == SyntaxKind::PATH_REF) {
-                let op = if cascade { Op::DropTableCascade } else { Op::DropTable };
+            let cascade = child(node, SyntaxKind::CASCADE).is_some()
+                || has_token(node, SyntaxKind::CASCADE_KW);
+            for table in node.children().filter(|c| {
+                c.kind() == SyntaxKind::TABLE_NAME_REF || c.kind() == SyntaxKind::PATH_REF
+            }) {
+                let op = if cascade {
+                    Op::DropTableCascade
+                } else {
+                    Op::DropTable
+                };
                 out.effects.push(effect(op, name_of(&table)));
             }
         }
         SyntaxKind::TRUNCATE => {
-            for table in node.descendants().filter(|c| c.kind() == SyntaxKind::TABLE_NAME_REF) {
+            for table in node
+                .descendants()
+                .filter(|c| c.kind() == SyntaxKind::TABLE_NAME_REF)
+            {
                 out.effects.push(effect(Op::Truncate, name_of(&table)));
             }
         }
         SyntaxKind::VACUUM => {
-            let full = node.descendants_with_tokens().any(|t| t.kind() == SyntaxKind::FULL_KW);
+            let full = node
+                .descendants_with_tokens()
+                .any(|t| t.kind() == SyntaxKind::FULL_KW);
             out.concurrently = true; // VACUUM cannot run in a transaction block either
             if full {
-                for table in node.descendants().filter(|c| c.kind() == SyntaxKind::TABLE_NAME_REF) {
+                for table in node
+                    .descendants()
+                    .filter(|c| c.kind() == SyntaxKind::TABLE_NAME_REF)
+                {
                     out.effects.push(effect(Op::VacuumFull, name_of(&table)));
                 }
             }
@@ -251,13 +383,21 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
         }
         SyntaxKind::REFRESH => {
             let concurrently = has_token(node, SyntaxKind::CONCURRENTLY_KW);
-            let view = descendant(node, SyntaxKind::VIEW_REF).map(|v| name_of(&v)).unwrap_or_default();
-            let op = if concurrently { Op::RefreshMaterializedViewConcurrently } else { Op::RefreshMaterializedView };
+            let view = descendant(node, SyntaxKind::VIEW_REF)
+                .map(|v| name_of(&v))
+                .unwrap_or_default();
+            let op = if concurrently {
+                Op::RefreshMaterializedViewConcurrently
+            } else {
+                Op::RefreshMaterializedView
+            };
             out.effects.push(effect(op, view));
         }
         SyntaxKind::CREATE_TRIGGER => {
             if let Some(on) = child(node, SyntaxKind::ON_RELATION) {
-                let table = descendant(&on, SyntaxKind::PATH_REF).map(|p| name_of(&p)).unwrap_or_default();
+                let table = descendant(&on, SyntaxKind::PATH_REF)
+                    .map(|p| name_of(&p))
+                    .unwrap_or_default();
                 out.effects.push(effect(Op::CreateTrigger, table));
             }
         }
@@ -265,7 +405,12 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
             if child(node, SyntaxKind::INDEX_RENAME_TO).is_some()
                 && let Some(index) = child(node, SyntaxKind::INDEX_REF)
             {
-                out.effects.push(Effect { op: Op::AlterIndexRename, table: String::new(), other: None, detail: Detail::Index(name_of(&index)) });
+                out.effects.push(Effect {
+                    op: Op::AlterIndexRename,
+                    table: String::new(),
+                    other: None,
+                    detail: Detail::Index(name_of(&index)),
+                });
             }
         }
         SyntaxKind::ALTER_TABLE => alter_table(node, &mut out),
@@ -298,7 +443,12 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
         _ => {
             out.transaction_control = matches!(
                 stmt,
-                ast::Stmt::Begin(_) | ast::Stmt::Commit(_) | ast::Stmt::Rollback(_) | ast::Stmt::SavepointCreate(_) | ast::Stmt::ReleaseSavepoint(_) | ast::Stmt::PrepareTransaction(_)
+                ast::Stmt::Begin(_)
+                    | ast::Stmt::Commit(_)
+                    | ast::Stmt::Rollback(_)
+                    | ast::Stmt::SavepointCreate(_)
+                    | ast::Stmt::ReleaseSavepoint(_)
+                    | ast::Stmt::PrepareTransaction(_)
             );
         }
     }
@@ -307,107 +457,229 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
 
 fn alter_table(node: &SyntaxNode, out: &mut Classified) {
     let table = table_ref(node).unwrap_or_default();
-    let effect = |op: Op, detail: Detail| Effect { op, table: table.clone(), other: None, detail };
+    let effect = |op: Op, detail: Detail| Effect {
+        op,
+        table: table.clone(),
+        other: None,
+        detail,
+    };
     for action in children(node) {
         match action.kind() {
             SyntaxKind::ADD_COLUMN => {
-                let column = child(&action, SyntaxKind::COLUMN_NAME).map(|c| name_of(&c)).unwrap_or_default();
+                let column = child(&action, SyntaxKind::COLUMN_NAME)
+                    .map(|c| name_of(&c))
+                    .unwrap_or_default();
                 let ty = type_text(&action).unwrap_or_default();
                 let default = descendant(&action, SyntaxKind::DEFAULT_CONSTRAINT);
                 let generated = descendant(&action, SyntaxKind::GENERATED_CONSTRAINT);
-                let not_null = descendant(&action, SyntaxKind::NOT_NULL_CONSTRAINT).is_some() || descendant(&action, SyntaxKind::PRIMARY_KEY_CONSTRAINT).is_some();
-                let rewrites = is_serial(&ty) || generated.is_some() || default.as_ref().is_some_and(calls_volatile);
+                let not_null = descendant(&action, SyntaxKind::NOT_NULL_CONSTRAINT).is_some()
+                    || descendant(&action, SyntaxKind::PRIMARY_KEY_CONSTRAINT).is_some();
+                let rewrites = is_serial(&ty)
+                    || generated.is_some()
+                    || default.as_ref().is_some_and(calls_volatile);
                 out.columns.push((column.clone(), ty));
                 if let Some(reference) = descendant(&action, SyntaxKind::REFERENCES_CONSTRAINT) {
                     let other = referenced_table(&reference);
                     if let Some(other) = &other {
                         out.foreign_keys.push((None, table.clone(), other.clone()));
                     }
-                    out.effects.push(Effect { op: Op::AddColumnReferences, table: table.clone(), other, detail: Detail::Column(column.clone()) });
+                    out.effects.push(Effect {
+                        op: Op::AddColumnReferences,
+                        table: table.clone(),
+                        other,
+                        detail: Detail::Column(column.clone()),
+                    });
                 }
                 if rewrites {
-                    out.effects.push(effect(Op::AddColumnVolatileDefault, Detail::Column(column)));
+                    out.effects
+                        .push(effect(Op::AddColumnVolatileDefault, Detail::Column(column)));
                 } else if not_null && default.is_none() {
-                    out.effects.push(effect(Op::AddColumn, Detail::RequiredColumn(column)));
+                    out.effects
+                        .push(effect(Op::AddColumn, Detail::RequiredColumn(column)));
                 } else {
-                    out.effects.push(effect(Op::AddColumn, Detail::Column(column)));
+                    out.effects
+                        .push(effect(Op::AddColumn, Detail::Column(column)));
                 }
             }
             SyntaxKind::ALTER_COLUMN => {
-                let column = child(&action, SyntaxKind::COLUMN_NAME_REF).map(|c| name_of(&c)).unwrap_or_default();
+                let column = child(&action, SyntaxKind::COLUMN_NAME_REF)
+                    .map(|c| name_of(&c))
+                    .unwrap_or_default();
                 for sub in children(&action) {
                     match sub.kind() {
                         SyntaxKind::SET_TYPE => {
                             let new_type = type_text(&sub).unwrap_or_default();
-                            out.effects.push(effect(Op::AlterColumnTypeRewrite, Detail::TypeChange { column: column.clone(), new_type }));
+                            out.effects.push(effect(
+                                Op::AlterColumnTypeRewrite,
+                                Detail::TypeChange {
+                                    column: column.clone(),
+                                    new_type,
+                                },
+                            ));
                         }
-                        SyntaxKind::SET_NOT_NULL => out.effects.push(effect(Op::SetNotNull, Detail::Column(column.clone()))),
-                        SyntaxKind::DROP_NOT_NULL | SyntaxKind::SET_DEFAULT | SyntaxKind::DROP_DEFAULT => {
-                            out.effects.push(effect(Op::DropNotNullOrDefault, Detail::Column(column.clone())));
+                        SyntaxKind::SET_NOT_NULL => out
+                            .effects
+                            .push(effect(Op::SetNotNull, Detail::Column(column.clone()))),
+                        SyntaxKind::DROP_NOT_NULL
+                        | SyntaxKind::SET_DEFAULT
+                        | SyntaxKind::DROP_DEFAULT => {
+                            out.effects.push(effect(
+                                Op::DropNotNullOrDefault,
+                                Detail::Column(column.clone()),
+                            ));
                         }
-                        SyntaxKind::SET_STATISTICS | SyntaxKind::SET_OPTIONS | SyntaxKind::RESET_OPTIONS | SyntaxKind::SET_STORAGE | SyntaxKind::SET_COMPRESSION => {
-                            out.effects.push(effect(Op::SetStatisticsOrStorage, Detail::Column(column.clone())));
+                        SyntaxKind::SET_STATISTICS
+                        | SyntaxKind::SET_OPTIONS
+                        | SyntaxKind::RESET_OPTIONS
+                        | SyntaxKind::SET_STORAGE
+                        | SyntaxKind::SET_COMPRESSION => {
+                            out.effects.push(effect(
+                                Op::SetStatisticsOrStorage,
+                                Detail::Column(column.clone()),
+                            ));
                         }
                         _ => {}
                     }
                 }
             }
-            SyntaxKind::SET_OPTIONS | SyntaxKind::RESET_OPTIONS => out.effects.push(effect(Op::SetStatisticsOrStorage, Detail::None)),
+            SyntaxKind::SET_OPTIONS | SyntaxKind::RESET_OPTIONS => out
+                .effects
+                .push(effect(Op::SetStatisticsOrStorage, Detail::None)),
             SyntaxKind::ADD_CONSTRAINT => {
-                let Some(constraint) = action.children().next() else { continue };
+                let Some(constraint) = action.children().next() else {
+                    continue;
+                };
                 let name = constraint_name(&constraint);
                 let not_valid = descendant(&action, SyntaxKind::NOT_VALID).is_some();
-                let using_index = descendant(&constraint, SyntaxKind::USING_INDEX_NAME).is_some() || descendant(&constraint, SyntaxKind::USING_INDEX).is_some();
+                let using_index = descendant(&constraint, SyntaxKind::USING_INDEX_NAME).is_some()
+                    || descendant(&constraint, SyntaxKind::USING_INDEX).is_some();
                 match constraint.kind() {
                     SyntaxKind::FOREIGN_KEY_CONSTRAINT => {
                         let other = referenced_table(&constraint);
                         if let Some(other) = &other {
-                            out.foreign_keys.push((name.clone(), table.clone(), other.clone()));
+                            out.foreign_keys
+                                .push((name.clone(), table.clone(), other.clone()));
                         }
-                        let op = if not_valid { Op::AddForeignKeyNotValid } else { Op::AddForeignKey };
-                        out.effects.push(Effect { op, table: table.clone(), other, detail: Detail::Constraint { name, not_null_column: None } });
+                        let op = if not_valid {
+                            Op::AddForeignKeyNotValid
+                        } else {
+                            Op::AddForeignKey
+                        };
+                        out.effects.push(Effect {
+                            op,
+                            table: table.clone(),
+                            other,
+                            detail: Detail::Constraint {
+                                name,
+                                not_null_column: None,
+                            },
+                        });
                     }
                     SyntaxKind::CHECK_CONSTRAINT => {
-                        let op = if not_valid { Op::AddCheckNotValid } else { Op::AddCheck };
+                        let op = if not_valid {
+                            Op::AddCheckNotValid
+                        } else {
+                            Op::AddCheck
+                        };
                         let not_null_column = not_null_check_column(&constraint);
-                        out.effects.push(effect(op, Detail::Constraint { name, not_null_column }));
+                        out.effects.push(effect(
+                            op,
+                            Detail::Constraint {
+                                name,
+                                not_null_column,
+                            },
+                        ));
                     }
-                    SyntaxKind::UNIQUE_CONSTRAINT | SyntaxKind::PRIMARY_KEY_CONSTRAINT | SyntaxKind::EXCLUDE_CONSTRAINT => {
-                        let op = if using_index { Op::AddConstraintUsingIndex } else { Op::AddUniqueOrPrimaryKey };
-                        out.effects.push(effect(op, Detail::Constraint { name, not_null_column: None }));
+                    SyntaxKind::UNIQUE_CONSTRAINT
+                    | SyntaxKind::PRIMARY_KEY_CONSTRAINT
+                    | SyntaxKind::EXCLUDE_CONSTRAINT => {
+                        let op = if using_index {
+                            Op::AddConstraintUsingIndex
+                        } else {
+                            Op::AddUniqueOrPrimaryKey
+                        };
+                        out.effects.push(effect(
+                            op,
+                            Detail::Constraint {
+                                name,
+                                not_null_column: None,
+                            },
+                        ));
                     }
                     _ => {}
                 }
             }
             SyntaxKind::VALIDATE_CONSTRAINT => {
-                let name = descendant(&action, SyntaxKind::CONSTRAINT_NAME_REF).map(|n| name_of(&n));
-                out.effects.push(effect(Op::ValidateCheck, Detail::Constraint { name, not_null_column: None }));
+                let name =
+                    descendant(&action, SyntaxKind::CONSTRAINT_NAME_REF).map(|n| name_of(&n));
+                out.effects.push(effect(
+                    Op::ValidateCheck,
+                    Detail::Constraint {
+                        name,
+                        not_null_column: None,
+                    },
+                ));
             }
             SyntaxKind::DROP_CONSTRAINT => {
-                let name = descendant(&action, SyntaxKind::CONSTRAINT_NAME_REF).map(|n| name_of(&n));
-                out.effects.push(effect(Op::DropCheckConstraint, Detail::Constraint { name, not_null_column: None }));
+                let name =
+                    descendant(&action, SyntaxKind::CONSTRAINT_NAME_REF).map(|n| name_of(&n));
+                out.effects.push(effect(
+                    Op::DropCheckConstraint,
+                    Detail::Constraint {
+                        name,
+                        not_null_column: None,
+                    },
+                ));
             }
             SyntaxKind::RENAME_COLUMN => out.effects.push(effect(Op::Rename, Detail::RenameColumn)),
-            SyntaxKind::TABLE_RENAME_TO => out.effects.push(effect(Op::Rename, Detail::RenameTable)),
+            SyntaxKind::TABLE_RENAME_TO => {
+                out.effects.push(effect(Op::Rename, Detail::RenameTable))
+            }
             SyntaxKind::RENAME_CONSTRAINT => out.effects.push(effect(Op::Rename, Detail::None)),
             SyntaxKind::DROP_COLUMN => {
-                let column = descendant(&action, SyntaxKind::NAME_REF).map(|c| name_of(&c)).unwrap_or_default();
-                out.effects.push(effect(Op::DropColumn, Detail::Column(column)));
+                let column = child(&action, SyntaxKind::COLUMN_NAME_REF)
+                    .map(|c| name_of(&c))
+                    .unwrap_or_default();
+                out.effects
+                    .push(effect(Op::DropColumn, Detail::Column(column)));
             }
-            SyntaxKind::SET_LOGGED | SyntaxKind::SET_UNLOGGED | SyntaxKind::SET_ACCESS_METHOD => out.effects.push(effect(Op::SetLoggedUnlogged, Detail::None)),
-            SyntaxKind::ENABLE_TRIGGER | SyntaxKind::DISABLE_TRIGGER | SyntaxKind::ENABLE_ALWAYS_TRIGGER | SyntaxKind::ENABLE_REPLICA_TRIGGER => {
-                out.effects.push(effect(Op::EnableDisableTrigger, Detail::None));
+            SyntaxKind::SET_LOGGED | SyntaxKind::SET_UNLOGGED | SyntaxKind::SET_ACCESS_METHOD => {
+                out.effects
+                    .push(effect(Op::SetLoggedUnlogged, Detail::None))
+            }
+            SyntaxKind::ENABLE_TRIGGER
+            | SyntaxKind::DISABLE_TRIGGER
+            | SyntaxKind::ENABLE_ALWAYS_TRIGGER
+            | SyntaxKind::ENABLE_REPLICA_TRIGGER => {
+                out.effects
+                    .push(effect(Op::EnableDisableTrigger, Detail::None));
             }
             SyntaxKind::ATTACH_PARTITION => {
-                let partition = descendant(&action, SyntaxKind::TABLE_NAME_REF).map(|t| name_of(&t));
-                out.effects.push(Effect { op: Op::AttachPartition, table: table.clone(), other: partition, detail: Detail::None });
+                let partition =
+                    descendant(&action, SyntaxKind::TABLE_NAME_REF).map(|t| name_of(&t));
+                out.effects.push(Effect {
+                    op: Op::AttachPartition,
+                    table: table.clone(),
+                    other: partition,
+                    detail: Detail::None,
+                });
             }
             SyntaxKind::DETACH_PARTITION => {
-                let partition = descendant(&action, SyntaxKind::TABLE_NAME_REF).map(|t| name_of(&t));
+                let partition =
+                    descendant(&action, SyntaxKind::TABLE_NAME_REF).map(|t| name_of(&t));
                 let concurrently = descendant(&action, SyntaxKind::DETACH_CONCURRENTLY).is_some();
                 out.concurrently |= concurrently;
-                let op = if concurrently { Op::DetachPartitionConcurrently } else { Op::DetachPartition };
-                out.effects.push(Effect { op, table: table.clone(), other: partition, detail: Detail::None });
+                let op = if concurrently {
+                    Op::DetachPartitionConcurrently
+                } else {
+                    Op::DetachPartition
+                };
+                out.effects.push(Effect {
+                    op,
+                    table: table.clone(),
+                    other: partition,
+                    detail: Detail::None,
+                });
             }
             _ => {}
         }

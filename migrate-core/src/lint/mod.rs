@@ -30,7 +30,10 @@ pub struct LintConfig {
 
 impl Default for LintConfig {
     fn default() -> LintConfig {
-        LintConfig { target_version: 15, levels: BTreeMap::new() }
+        LintConfig {
+            target_version: 15,
+            levels: BTreeMap::new(),
+        }
     }
 }
 
@@ -42,7 +45,10 @@ impl LintConfig {
     /// Sets a rule's level; the rule id must exist.
     pub fn set_level(&mut self, rule: &str, level: Level) -> Result<(), String> {
         if rules::find(rule).is_none() {
-            return Err(format!("unknown lint rule `{rule}`; known rules: {}", rules::ids().join(", ")));
+            return Err(format!(
+                "unknown lint rule `{rule}`; known rules: {}",
+                rules::ids().join(", ")
+            ));
         }
         self.levels.insert(rule.to_owned(), level);
         Ok(())
@@ -81,7 +87,11 @@ fn allows(migration: &AnalyzedMigration, diagnostics: &mut Vec<Diagnostic>) -> V
     let mut found = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         let trimmed = line.trim_start();
-        let Some(rest) = trimmed.strip_prefix("--").map(str::trim_start).and_then(|r| r.strip_prefix("migrate:allow")) else {
+        let Some(rest) = trimmed
+            .strip_prefix("--")
+            .map(str::trim_start)
+            .and_then(|r| r.strip_prefix("migrate:allow"))
+        else {
             continue;
         };
         let line_no = index + 1;
@@ -93,15 +103,25 @@ fn allows(migration: &AnalyzedMigration, diagnostics: &mut Vec<Diagnostic>) -> V
         };
         if rules::find(rule).is_none() {
             diagnostics.push(
-                Diagnostic::error("invalid-allow", at, format!("`migrate:allow` names unknown rule `{rule}`"))
-                    .with_help(format!("known rules: {}", rules::ids().join(", "))),
+                Diagnostic::error(
+                    "invalid-allow",
+                    at,
+                    format!("`migrate:allow` names unknown rule `{rule}`"),
+                )
+                .with_help(format!("known rules: {}", rules::ids().join(", "))),
             );
             continue;
         }
         if reason.is_empty() {
             diagnostics.push(
-                Diagnostic::error("invalid-allow", at, format!("`migrate:allow {rule}` has no reason"))
-                    .with_help(format!("say why it is safe here: `-- migrate:allow {rule}: <reason>`")),
+                Diagnostic::error(
+                    "invalid-allow",
+                    at,
+                    format!("`migrate:allow {rule}` has no reason"),
+                )
+                .with_help(format!(
+                    "say why it is safe here: `-- migrate:allow {rule}: <reason>`"
+                )),
             );
             continue;
         }
@@ -116,7 +136,13 @@ fn allows(migration: &AnalyzedMigration, diagnostics: &mut Vec<Diagnostic>) -> V
                 break;
             }
         }
-        found.push(Allow { rule: rule.to_owned(), line: line_no, column, statement_line, used: false });
+        found.push(Allow {
+            rule: rule.to_owned(),
+            line: line_no,
+            column,
+            statement_line,
+            used: false,
+        });
     }
     found
 }
@@ -133,7 +159,10 @@ pub fn lint_migrations(migrations: &[AnalyzedMigration], config: &LintConfig) ->
                 if level == Level::Off {
                     continue;
                 }
-                if let Some(allow) = allows.iter_mut().find(|a| a.rule == rule.id && a.statement_line == Some(statement.line)) {
+                if let Some(allow) = allows
+                    .iter_mut()
+                    .find(|a| a.rule == rule.id && a.statement_line == Some(statement.line))
+                {
                     allow.used = true;
                     continue;
                 }
@@ -143,7 +172,7 @@ pub fn lint_migrations(migrations: &[AnalyzedMigration], config: &LintConfig) ->
                     location: Some(Location::new(&migration.path, statement.line, statement.column)),
                     message: finding.message,
                     help: Some(format!(
-                        "{}\n(if it is safe here, e.g. the table is tiny: put `-- migrate:allow {}: <reason>` directly above the statement)",
+                        "{}\n(to accept it here, put `-- migrate:allow {}: <reason>` directly above the statement)",
                         finding.help, rule.id
                     )),
                 });
@@ -151,7 +180,10 @@ pub fn lint_migrations(migrations: &[AnalyzedMigration], config: &LintConfig) ->
         }
         for allow in allows.iter().filter(|a| !a.used) {
             let why = match allow.statement_line {
-                Some(line) => format!("the statement at line {line} has no `{}` finding", allow.rule),
+                Some(line) => format!(
+                    "the statement at line {line} has no `{}` finding",
+                    allow.rule
+                ),
                 None => "it does not stand directly above a statement".to_owned(),
             };
             diagnostics.push(
@@ -183,26 +215,51 @@ mod tests {
     #[test]
     fn an_allow_with_a_reason_suppresses_exactly_its_statement() {
         let body = "-- migrate:allow require-concurrent-index-creation: users has 12 rows\nCREATE INDEX a ON users (email);\nCREATE INDEX b ON users (name);";
-        let found: Vec<String> = texts(&[BASE, body]).into_iter().filter(|f| f.contains("[require-concurrent-index-creation]")).collect();
+        let found: Vec<String> = texts(&[BASE, body])
+            .into_iter()
+            .filter(|f| f.contains("[require-concurrent-index-creation]"))
+            .collect();
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("m/1.sql:5:1: [require-concurrent-index-creation]"), "{found:?}");
+        assert!(
+            found[0].starts_with("m/1.sql:5:1: [require-concurrent-index-creation]"),
+            "{found:?}"
+        );
     }
 
     #[test]
     fn bad_allows_are_errors() {
-        let found = texts(&[BASE, "-- migrate:allow require-concurrent-index-creation\nCREATE INDEX a ON users (email);"]);
+        let found = texts(&[
+            BASE,
+            "-- migrate:allow require-concurrent-index-creation\nCREATE INDEX a ON users (email);",
+        ]);
         assert!(found.iter().any(|f| f.starts_with("m/1.sql:3:1: [invalid-allow] `migrate:allow require-concurrent-index-creation` has no reason")), "{found:?}");
         let found = texts(&[BASE, "-- migrate:allow no-such-rule: because\nSELECT 1;"]);
-        assert!(found[0].starts_with("m/1.sql:3:1: [invalid-allow] `migrate:allow` names unknown rule `no-such-rule`"), "{found:?}");
-        let found = texts(&[BASE, "-- migrate:allow ban-drop-table: not needed\nSELECT 1;"]);
-        assert_eq!(found, ["m/1.sql:3:1: [unused-allow] `migrate:allow ban-drop-table` suppresses nothing: the statement at line 4 has no `ban-drop-table` finding\n  = help: remove it, or move it to the line directly above the statement it is meant for"]);
+        assert!(
+            found[0].starts_with(
+                "m/1.sql:3:1: [invalid-allow] `migrate:allow` names unknown rule `no-such-rule`"
+            ),
+            "{found:?}"
+        );
+        let found = texts(&[
+            BASE,
+            "-- migrate:allow ban-drop-table: not needed\nSELECT 1;",
+        ]);
+        assert_eq!(
+            found,
+            [
+                "m/1.sql:3:1: [unused-allow] `migrate:allow ban-drop-table` suppresses nothing: the statement at line 4 has no `ban-drop-table` finding\n  = help: remove it, or move it to the line directly above the statement it is meant for"
+            ]
+        );
     }
 
     #[test]
     fn levels_lower_or_silence_a_rule() {
         use super::{Level, LintConfig, lint_migrations};
         use crate::analysis::Severity;
-        let migrations = super::rules::test_support::migrations(&[BASE, "ALTER TABLE users RENAME COLUMN name TO full_name;"]);
+        let migrations = super::rules::test_support::migrations(&[
+            BASE,
+            "ALTER TABLE users RENAME COLUMN name TO full_name;",
+        ]);
         let mut config = LintConfig::default();
         config.set_level("renaming-column", Level::Warning).unwrap();
         let found = lint_migrations(&migrations, &config);
@@ -210,6 +267,11 @@ mod tests {
         assert_eq!(found[0].severity, Severity::Warning);
         config.set_level("renaming-column", Level::Off).unwrap();
         assert!(lint_migrations(&migrations, &config).is_empty());
-        assert!(config.set_level("renaming-columns", Level::Off).unwrap_err().starts_with("unknown lint rule `renaming-columns`"));
+        assert!(
+            config
+                .set_level("renaming-columns", Level::Off)
+                .unwrap_err()
+                .starts_with("unknown lint rule `renaming-columns`")
+        );
     }
 }

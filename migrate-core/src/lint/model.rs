@@ -164,12 +164,32 @@ pub struct LockRow {
     pub example: &'static str,
 }
 
-const fn row(op: Op, table: Option<LockMode>, other: Option<LockMode>, cost: Cost, example: &'static str) -> LockRow {
-    LockRow { op, table, other, cost, transactional: true, example }
+const fn row(
+    op: Op,
+    table: Option<LockMode>,
+    other: Option<LockMode>,
+    cost: Cost,
+    example: &'static str,
+) -> LockRow {
+    LockRow {
+        op,
+        table,
+        other,
+        cost,
+        transactional: true,
+        example,
+    }
 }
 
 const fn outside_tx(op: Op, table: LockMode, cost: Cost, example: &'static str) -> LockRow {
-    LockRow { op, table: Some(table), other: None, cost, transactional: false, example }
+    LockRow {
+        op,
+        table: Some(table),
+        other: None,
+        cost,
+        transactional: false,
+        example,
+    }
 }
 
 use Cost::{Instant, Rewrite, Scan};
@@ -178,53 +198,293 @@ use LockMode::*;
 /// The model, for PostgreSQL 15 (the default target). Version-dependent facts are applied by
 /// [`lookup`].
 pub static LOCK_MODEL: &[LockRow] = &[
-    row(Op::CreateIndex, Some(Share), None, Scan, "CREATE INDEX t_c_idx ON t (c)"),
-    outside_tx(Op::CreateIndexConcurrently, ShareUpdateExclusive, Scan, "CREATE INDEX CONCURRENTLY t_c_idx ON t (c)"),
-    row(Op::DropIndex, Some(AccessExclusive), None, Instant, "DROP INDEX t_a_idx"),
-    outside_tx(Op::DropIndexConcurrently, ShareUpdateExclusive, Instant, "DROP INDEX CONCURRENTLY t_a_idx"),
+    row(
+        Op::CreateIndex,
+        Some(Share),
+        None,
+        Scan,
+        "CREATE INDEX t_c_idx ON t (c)",
+    ),
+    outside_tx(
+        Op::CreateIndexConcurrently,
+        ShareUpdateExclusive,
+        Scan,
+        "CREATE INDEX CONCURRENTLY t_c_idx ON t (c)",
+    ),
+    row(
+        Op::DropIndex,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "DROP INDEX t_a_idx",
+    ),
+    outside_tx(
+        Op::DropIndexConcurrently,
+        ShareUpdateExclusive,
+        Instant,
+        "DROP INDEX CONCURRENTLY t_a_idx",
+    ),
     row(Op::Reindex, Some(Share), None, Scan, "REINDEX TABLE t"),
-    outside_tx(Op::ReindexConcurrently, ShareUpdateExclusive, Scan, "REINDEX TABLE CONCURRENTLY t"),
-    row(Op::AddColumn, Some(AccessExclusive), None, Instant, "ALTER TABLE t ADD COLUMN d int DEFAULT 0"),
-    row(Op::AddColumnVolatileDefault, Some(AccessExclusive), None, Rewrite, "ALTER TABLE t ADD COLUMN d float8 DEFAULT random()"),
-    row(Op::AddColumnReferences, Some(AccessExclusive), Some(ShareRowExclusive), Instant, "ALTER TABLE t ADD COLUMN u2 int REFERENCES u (id)"),
-    row(Op::AlterColumnTypeRewrite, Some(AccessExclusive), None, Rewrite, "ALTER TABLE t ALTER COLUMN a TYPE bigint"),
-    row(Op::AlterColumnTypeCompatible, Some(AccessExclusive), None, Instant, "ALTER TABLE t ALTER COLUMN v TYPE varchar(20)"),
-    row(Op::SetNotNull, Some(AccessExclusive), None, Scan, "ALTER TABLE t ALTER COLUMN c SET NOT NULL"),
-    row(Op::DropNotNullOrDefault, Some(AccessExclusive), None, Instant, "ALTER TABLE t ALTER COLUMN c SET DEFAULT 5"),
-    row(Op::SetStatisticsOrStorage, Some(ShareUpdateExclusive), None, Instant, "ALTER TABLE t ALTER COLUMN c SET STATISTICS 200"),
-    row(Op::AddForeignKey, Some(ShareRowExclusive), Some(ShareRowExclusive), Scan, "ALTER TABLE t ADD CONSTRAINT t_u2_fk FOREIGN KEY (u_id) REFERENCES u (id)"),
-    row(Op::AddForeignKeyNotValid, Some(ShareRowExclusive), Some(ShareRowExclusive), Instant, "ALTER TABLE t ADD CONSTRAINT t_u2_fk FOREIGN KEY (u_id) REFERENCES u (id) NOT VALID"),
-    row(Op::AddCheck, Some(AccessExclusive), None, Scan, "ALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a > 0)"),
-    row(Op::AddCheckNotValid, Some(AccessExclusive), None, Instant, "ALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a > 0) NOT VALID"),
-    row(Op::ValidateCheck, Some(ShareUpdateExclusive), None, Scan, "ALTER TABLE t VALIDATE CONSTRAINT t_b_check"),
-    row(Op::ValidateForeignKey, Some(ShareUpdateExclusive), Some(RowShare), Scan, "ALTER TABLE t VALIDATE CONSTRAINT t_u_nv_fk"),
-    row(Op::AddUniqueOrPrimaryKey, Some(AccessExclusive), None, Scan, "ALTER TABLE t ADD CONSTRAINT t_c_key UNIQUE (c)"),
-    row(Op::AddConstraintUsingIndex, Some(AccessExclusive), None, Instant, "ALTER TABLE t ADD CONSTRAINT t_b_key UNIQUE USING INDEX t_b_uidx"),
-    row(Op::DropCheckConstraint, Some(AccessExclusive), None, Instant, "ALTER TABLE t DROP CONSTRAINT t_b_check"),
-    row(Op::DropForeignKey, Some(AccessExclusive), Some(AccessExclusive), Instant, "ALTER TABLE t DROP CONSTRAINT t_u_fk"),
-    row(Op::DropTableCascade, Some(AccessExclusive), Some(AccessExclusive), Instant, "DROP TABLE u CASCADE"),
-    row(Op::Rename, Some(AccessExclusive), None, Instant, "ALTER TABLE t RENAME COLUMN c TO c2"),
-    row(Op::AlterIndexRename, Some(ShareUpdateExclusive), None, Instant, "ALTER INDEX t_a_idx RENAME TO t_a_idx2"),
-    row(Op::DropColumn, Some(AccessExclusive), None, Instant, "ALTER TABLE t DROP COLUMN c"),
-    row(Op::DropTable, Some(AccessExclusive), None, Instant, "DROP TABLE t"),
-    row(Op::Truncate, Some(AccessExclusive), None, Instant, "TRUNCATE t"),
+    outside_tx(
+        Op::ReindexConcurrently,
+        ShareUpdateExclusive,
+        Scan,
+        "REINDEX TABLE CONCURRENTLY t",
+    ),
+    row(
+        Op::AddColumn,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ADD COLUMN d int DEFAULT 0",
+    ),
+    row(
+        Op::AddColumnVolatileDefault,
+        Some(AccessExclusive),
+        None,
+        Rewrite,
+        "ALTER TABLE t ADD COLUMN d float8 DEFAULT random()",
+    ),
+    row(
+        Op::AddColumnReferences,
+        Some(AccessExclusive),
+        Some(ShareRowExclusive),
+        Instant,
+        "ALTER TABLE t ADD COLUMN u2 int REFERENCES u (id)",
+    ),
+    row(
+        Op::AlterColumnTypeRewrite,
+        Some(AccessExclusive),
+        None,
+        Rewrite,
+        "ALTER TABLE t ALTER COLUMN a TYPE bigint",
+    ),
+    row(
+        Op::AlterColumnTypeCompatible,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ALTER COLUMN v TYPE varchar(20)",
+    ),
+    row(
+        Op::SetNotNull,
+        Some(AccessExclusive),
+        None,
+        Scan,
+        "ALTER TABLE t ALTER COLUMN c SET NOT NULL",
+    ),
+    row(
+        Op::DropNotNullOrDefault,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ALTER COLUMN c SET DEFAULT 5",
+    ),
+    row(
+        Op::SetStatisticsOrStorage,
+        Some(ShareUpdateExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ALTER COLUMN c SET STATISTICS 200",
+    ),
+    row(
+        Op::AddForeignKey,
+        Some(ShareRowExclusive),
+        Some(ShareRowExclusive),
+        Scan,
+        "ALTER TABLE t ADD CONSTRAINT t_u2_fk FOREIGN KEY (u_id) REFERENCES u (id)",
+    ),
+    row(
+        Op::AddForeignKeyNotValid,
+        Some(ShareRowExclusive),
+        Some(ShareRowExclusive),
+        Instant,
+        "ALTER TABLE t ADD CONSTRAINT t_u2_fk FOREIGN KEY (u_id) REFERENCES u (id) NOT VALID",
+    ),
+    row(
+        Op::AddCheck,
+        Some(AccessExclusive),
+        None,
+        Scan,
+        "ALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a > 0)",
+    ),
+    row(
+        Op::AddCheckNotValid,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a > 0) NOT VALID",
+    ),
+    row(
+        Op::ValidateCheck,
+        Some(ShareUpdateExclusive),
+        None,
+        Scan,
+        "ALTER TABLE t VALIDATE CONSTRAINT t_b_check",
+    ),
+    row(
+        Op::ValidateForeignKey,
+        Some(ShareUpdateExclusive),
+        Some(RowShare),
+        Scan,
+        "ALTER TABLE t VALIDATE CONSTRAINT t_u_nv_fk",
+    ),
+    row(
+        Op::AddUniqueOrPrimaryKey,
+        Some(AccessExclusive),
+        None,
+        Scan,
+        "ALTER TABLE t ADD CONSTRAINT t_c_key UNIQUE (c)",
+    ),
+    row(
+        Op::AddConstraintUsingIndex,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ADD CONSTRAINT t_b_key UNIQUE USING INDEX t_b_uidx",
+    ),
+    row(
+        Op::DropCheckConstraint,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t DROP CONSTRAINT t_b_check",
+    ),
+    row(
+        Op::DropForeignKey,
+        Some(AccessExclusive),
+        Some(AccessExclusive),
+        Instant,
+        "ALTER TABLE t DROP CONSTRAINT t_u_fk",
+    ),
+    row(
+        Op::DropTableCascade,
+        Some(AccessExclusive),
+        Some(AccessExclusive),
+        Instant,
+        "DROP TABLE u CASCADE",
+    ),
+    row(
+        Op::Rename,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t RENAME COLUMN c TO c2",
+    ),
+    row(
+        Op::AlterIndexRename,
+        Some(ShareUpdateExclusive),
+        None,
+        Instant,
+        "ALTER INDEX t_a_idx RENAME TO t_a_idx2",
+    ),
+    row(
+        Op::DropColumn,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t DROP COLUMN c",
+    ),
+    row(
+        Op::DropTable,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "DROP TABLE t",
+    ),
+    row(
+        Op::Truncate,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "TRUNCATE t",
+    ),
     outside_tx(Op::VacuumFull, AccessExclusive, Rewrite, "VACUUM FULL t"),
-    row(Op::Cluster, Some(AccessExclusive), None, Rewrite, "CLUSTER t USING t_pkey"),
-    row(Op::SetLoggedUnlogged, Some(AccessExclusive), None, Rewrite, "ALTER TABLE t SET UNLOGGED"),
-    row(Op::CreateTrigger, Some(ShareRowExclusive), None, Instant, "CREATE TRIGGER t_trg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION noop()"),
-    row(Op::EnableDisableTrigger, Some(ShareRowExclusive), None, Instant, "ALTER TABLE t DISABLE TRIGGER t_noop"),
-    row(Op::RefreshMaterializedView, Some(AccessExclusive), None, Rewrite, "REFRESH MATERIALIZED VIEW mv"),
-    row(Op::RefreshMaterializedViewConcurrently, Some(Exclusive), None, Rewrite, "REFRESH MATERIALIZED VIEW CONCURRENTLY mv"),
-    row(Op::AttachPartition, Some(ShareUpdateExclusive), Some(AccessExclusive), Scan, "ALTER TABLE pt ATTACH PARTITION p2 FOR VALUES FROM (100) TO (200)"),
-    row(Op::DetachPartition, Some(AccessExclusive), Some(AccessExclusive), Instant, "ALTER TABLE pt DETACH PARTITION p1"),
-    outside_tx(Op::DetachPartitionConcurrently, ShareUpdateExclusive, Instant, "ALTER TABLE pt DETACH PARTITION p1 CONCURRENTLY"),
-    row(Op::WriteRows, Some(RowExclusive), None, Scan, "UPDATE t SET c = 1"),
-    row(Op::ReadRows, Some(AccessShare), None, Scan, "SELECT count(*) FROM t"),
+    row(
+        Op::Cluster,
+        Some(AccessExclusive),
+        None,
+        Rewrite,
+        "CLUSTER t USING t_pkey",
+    ),
+    row(
+        Op::SetLoggedUnlogged,
+        Some(AccessExclusive),
+        None,
+        Rewrite,
+        "ALTER TABLE t SET UNLOGGED",
+    ),
+    row(
+        Op::CreateTrigger,
+        Some(ShareRowExclusive),
+        None,
+        Instant,
+        "CREATE TRIGGER t_trg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION noop()",
+    ),
+    row(
+        Op::EnableDisableTrigger,
+        Some(ShareRowExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t DISABLE TRIGGER t_noop",
+    ),
+    row(
+        Op::RefreshMaterializedView,
+        Some(AccessExclusive),
+        None,
+        Rewrite,
+        "REFRESH MATERIALIZED VIEW mv",
+    ),
+    row(
+        Op::RefreshMaterializedViewConcurrently,
+        Some(Exclusive),
+        None,
+        Rewrite,
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY mv",
+    ),
+    row(
+        Op::AttachPartition,
+        Some(ShareUpdateExclusive),
+        Some(AccessExclusive),
+        Scan,
+        "ALTER TABLE pt ATTACH PARTITION p2 FOR VALUES FROM (100) TO (200)",
+    ),
+    row(
+        Op::DetachPartition,
+        Some(AccessExclusive),
+        Some(AccessExclusive),
+        Instant,
+        "ALTER TABLE pt DETACH PARTITION p1",
+    ),
+    outside_tx(
+        Op::DetachPartitionConcurrently,
+        ShareUpdateExclusive,
+        Instant,
+        "ALTER TABLE pt DETACH PARTITION p1 CONCURRENTLY",
+    ),
+    row(
+        Op::WriteRows,
+        Some(RowExclusive),
+        None,
+        Scan,
+        "UPDATE t SET c = 1",
+    ),
+    row(
+        Op::ReadRows,
+        Some(AccessShare),
+        None,
+        Scan,
+        "SELECT count(*) FROM t",
+    ),
 ];
 
 /// The row for `op`, adjusted to the target PostgreSQL major version.
 pub fn lookup(op: Op, target_version: u32) -> LockRow {
-    let mut row = LOCK_MODEL.iter().copied().find(|r| r.op == op).unwrap_or(LOCK_MODEL[0]);
+    let mut row = LOCK_MODEL
+        .iter()
+        .copied()
+        .find(|r| r.op == op)
+        .unwrap_or(LOCK_MODEL[0]);
     match op {
         // Before PG11 every ADD COLUMN with a default rewrote the table.
         Op::AddColumn if target_version < 11 => row.cost = Rewrite,
@@ -263,6 +523,9 @@ mod tests {
     fn version_dependent_facts() {
         assert_eq!(lookup(Op::AddColumn, 10).cost, Cost::Rewrite);
         assert_eq!(lookup(Op::AddColumn, 15).cost, Cost::Instant);
-        assert_eq!(lookup(Op::AlterIndexRename, 11).table, Some(LockMode::AccessExclusive));
+        assert_eq!(
+            lookup(Op::AlterIndexRename, 11).table,
+            Some(LockMode::AccessExclusive)
+        );
     }
 }

@@ -76,14 +76,24 @@ impl StatementContext<'_> {
         self.held
             .iter()
             .filter(|(_, h)| h.mode.blocks_writes())
-            .map(|(table, h)| format!("{} on `{table}` (taken at line {})", h.mode.sql_name(), h.line))
+            .map(|(table, h)| {
+                format!(
+                    "{} on `{table}` (taken at line {})",
+                    h.mode.sql_name(),
+                    h.line
+                )
+            })
             .collect()
     }
 
     /// The statement on one line, shortened.
     pub fn statement(&self) -> String {
         let flat = self.sql.split_whitespace().collect::<Vec<_>>().join(" ");
-        if flat.chars().count() > 120 { format!("{}…", flat.chars().take(120).collect::<String>()) } else { flat }
+        if flat.chars().count() > 120 {
+            format!("{}…", flat.chars().take(120).collect::<String>())
+        } else {
+            flat
+        }
     }
 }
 
@@ -91,7 +101,13 @@ impl StatementContext<'_> {
 fn type_parts(ty: &str) -> (String, Vec<u32>) {
     let ty = ty.trim().to_lowercase();
     let (name, args) = match ty.split_once('(') {
-        Some((name, rest)) => (name.trim().to_owned(), rest.trim_end_matches(')').split(',').filter_map(|a| a.trim().parse().ok()).collect()),
+        Some((name, rest)) => (
+            name.trim().to_owned(),
+            rest.trim_end_matches(')')
+                .split(',')
+                .filter_map(|a| a.trim().parse().ok())
+                .collect(),
+        ),
         None => (ty.clone(), Vec::new()),
     };
     let name = match name.as_str() {
@@ -115,30 +131,52 @@ pub fn type_change_is_compatible(old: &str, new: &str) -> bool {
     }
     match (old_name.as_str(), new_name.as_str()) {
         ("varchar", "text") | ("text", "varchar") if new_args.is_empty() => true,
-        ("varchar", "varchar") => new_args.is_empty() || (!old_args.is_empty() && new_args[0] >= old_args[0]),
+        ("varchar", "varchar") => {
+            new_args.is_empty() || (!old_args.is_empty() && new_args[0] >= old_args[0])
+        }
         ("numeric", "numeric") => {
-            new_args.is_empty() || (old_args.len() == 2 && new_args.len() == 2 && new_args[1] == old_args[1] && new_args[0] >= old_args[0])
+            new_args.is_empty()
+                || (old_args.len() == 2
+                    && new_args.len() == 2
+                    && new_args[1] == old_args[1]
+                    && new_args[0] >= old_args[0])
         }
         _ => false,
     }
 }
 
-fn resolve(effect: Effect, facts: &SchemaFacts, created_indexes: &BTreeMap<String, String>, target_version: u32) -> Vec<ResolvedEffect> {
+fn resolve(
+    effect: Effect,
+    facts: &SchemaFacts,
+    created_indexes: &BTreeMap<String, String>,
+    target_version: u32,
+) -> Vec<ResolvedEffect> {
     let mut effect = effect;
-    let index_table = |index: &str| created_indexes.get(index).or_else(|| facts.indexes.get(index)).cloned();
+    let index_table = |index: &str| {
+        created_indexes
+            .get(index)
+            .or_else(|| facts.indexes.get(index))
+            .cloned()
+    };
     if let Detail::Index(index) = &effect.detail
         && effect.table.is_empty()
     {
         effect.table = index_table(index).unwrap_or_else(|| format!("(table of index {index})"));
     }
     let constraint = |effect: &Effect| match &effect.detail {
-        Detail::Constraint { name: Some(name), .. } => facts.constraints.get(&(effect.table.clone(), name.clone())),
+        Detail::Constraint {
+            name: Some(name), ..
+        } => facts.constraints.get(&(effect.table.clone(), name.clone())),
         _ => None,
     };
     match effect.op {
         Op::ValidateCheck | Op::DropCheckConstraint => {
             if let Some(references) = constraint(&effect).and_then(|c| c.references.clone()) {
-                effect.op = if effect.op == Op::ValidateCheck { Op::ValidateForeignKey } else { Op::DropForeignKey };
+                effect.op = if effect.op == Op::ValidateCheck {
+                    Op::ValidateForeignKey
+                } else {
+                    Op::DropForeignKey
+                };
                 effect.other = Some(references);
             }
         }
@@ -151,7 +189,14 @@ fn resolve(effect: Effect, facts: &SchemaFacts, created_indexes: &BTreeMap<Strin
             }
         }
         Op::DropTableCascade => {
-            let referencing: Vec<String> = facts.referenced_by.get(&effect.table).into_iter().flatten().filter(|t| **t != effect.table).cloned().collect();
+            let referencing: Vec<String> = facts
+                .referenced_by
+                .get(&effect.table)
+                .into_iter()
+                .flatten()
+                .filter(|t| **t != effect.table)
+                .cloned()
+                .collect();
             if referencing.is_empty() {
                 effect.op = Op::DropTable;
             } else {
@@ -160,7 +205,10 @@ fn resolve(effect: Effect, facts: &SchemaFacts, created_indexes: &BTreeMap<Strin
                     .map(|other| {
                         let mut e = effect.clone();
                         e.other = Some(other);
-                        ResolvedEffect { row: lookup(e.op, target_version), effect: e }
+                        ResolvedEffect {
+                            row: lookup(e.op, target_version),
+                            effect: e,
+                        }
                     })
                     .collect();
             }
@@ -171,7 +219,9 @@ fn resolve(effect: Effect, facts: &SchemaFacts, created_indexes: &BTreeMap<Strin
     if effect.op == Op::SetNotNull
         && target_version >= 12
         && let Detail::Column(column) = &effect.detail
-        && facts.constraints.iter().any(|((table, _), c)| *table == effect.table && c.validated && c.not_null_column.as_deref() == Some(column))
+        && facts.constraints.iter().any(|((table, _), c)| {
+            *table == effect.table && c.validated && c.not_null_column.as_deref() == Some(column)
+        })
     {
         // PG12+: a valid CHECK (col IS NOT NULL) proves the column, no scan.
         row.cost = Cost::Instant;
@@ -180,32 +230,60 @@ fn resolve(effect: Effect, facts: &SchemaFacts, created_indexes: &BTreeMap<Strin
 }
 
 fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut SchemaFacts) {
-    let table = classified.creates_table.clone().or_else(|| effects.first().map(|e| e.effect.table.clone())).unwrap_or_default();
+    let table = classified
+        .creates_table
+        .clone()
+        .or_else(|| effects.first().map(|e| e.effect.table.clone()))
+        .unwrap_or_default();
     for (column, ty) in &classified.columns {
-        facts.columns.insert((table.clone(), column.clone()), ty.clone());
+        facts
+            .columns
+            .insert((table.clone(), column.clone()), ty.clone());
     }
     if let Some((index, table)) = &classified.creates_index {
         facts.indexes.insert(index.clone(), table.clone());
     }
     for (name, from, to) in &classified.foreign_keys {
-        facts.referenced_by.entry(to.clone()).or_default().insert(from.clone());
+        facts
+            .referenced_by
+            .entry(to.clone())
+            .or_default()
+            .insert(from.clone());
         if let Some(name) = name {
-            facts.constraints.insert((from.clone(), name.clone()), ConstraintFact { references: Some(to.clone()), not_null_column: None, validated: true });
+            facts.constraints.insert(
+                (from.clone(), name.clone()),
+                ConstraintFact {
+                    references: Some(to.clone()),
+                    not_null_column: None,
+                    validated: true,
+                },
+            );
         }
     }
     for resolved in effects {
         let effect = &resolved.effect;
         let name = match &effect.detail {
-            Detail::Constraint { name: Some(name), .. } => Some((effect.table.clone(), name.clone())),
+            Detail::Constraint {
+                name: Some(name), ..
+            } => Some((effect.table.clone(), name.clone())),
             _ => None,
         };
         match (effect.op, name) {
             (Op::AddCheck | Op::AddCheckNotValid, Some(key)) => {
                 let not_null_column = match &effect.detail {
-                    Detail::Constraint { not_null_column, .. } => not_null_column.clone(),
+                    Detail::Constraint {
+                        not_null_column, ..
+                    } => not_null_column.clone(),
                     _ => None,
                 };
-                facts.constraints.insert(key, ConstraintFact { references: None, not_null_column, validated: effect.op == Op::AddCheck });
+                facts.constraints.insert(
+                    key,
+                    ConstraintFact {
+                        references: None,
+                        not_null_column,
+                        validated: effect.op == Op::AddCheck,
+                    },
+                );
             }
             (Op::AddForeignKeyNotValid, Some(key)) => {
                 if let Some(c) = facts.constraints.get_mut(&key) {
@@ -222,7 +300,9 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
             }
             (Op::AlterColumnTypeRewrite | Op::AlterColumnTypeCompatible, _) => {
                 if let Detail::TypeChange { column, new_type } = &effect.detail {
-                    facts.columns.insert((effect.table.clone(), column.clone()), new_type.clone());
+                    facts
+                        .columns
+                        .insert((effect.table.clone(), column.clone()), new_type.clone());
                 }
             }
             (Op::DropIndex | Op::DropIndexConcurrently, _) => {
@@ -236,7 +316,11 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
 }
 
 /// Lints one migration; returns each statement's findings with the rule that made them.
-pub fn walk(migration: &AnalyzedMigration, facts: &mut SchemaFacts, config: &LintConfig) -> Vec<(StatementSpan, Vec<(&'static Rule, Finding)>)> {
+pub fn walk(
+    migration: &AnalyzedMigration,
+    facts: &mut SchemaFacts,
+    config: &LintConfig,
+) -> Vec<(StatementSpan, Vec<(&'static Rule, Finding)>)> {
     let Ok(statements) = parse_statements(&migration.path, &migration.sql) else {
         return Vec::new();
     };
@@ -284,20 +368,37 @@ pub fn walk(migration: &AnalyzedMigration, facts: &mut SchemaFacts, config: &Lin
         // Locks stay until the end of the transaction.
         for resolved in &effects {
             let e = &resolved.effect;
-            let pairs = [(Some(e.table.clone()), resolved.row.table), (e.other.clone(), resolved.row.other)];
+            let pairs = [
+                (Some(e.table.clone()), resolved.row.table),
+                (e.other.clone(), resolved.row.other),
+            ];
             for (table, mode) in pairs {
                 if let (Some(table), Some(mode)) = (table, mode)
                     && !table.is_empty()
                     && !created_tables.contains(&table)
                 {
-                    let entry = held.entry(table).or_insert(Held { mode, line: parsed.span.line });
+                    let entry = held.entry(table).or_insert(Held {
+                        mode,
+                        line: parsed.span.line,
+                    });
                     if mode > entry.mode {
-                        *entry = Held { mode, line: parsed.span.line };
+                        *entry = Held {
+                            mode,
+                            line: parsed.span.line,
+                        };
                     }
                 }
             }
-            if let Detail::Constraint { name: Some(name), .. } = &e.detail
-                && matches!(e.op, Op::AddCheck | Op::AddCheckNotValid | Op::AddForeignKey | Op::AddForeignKeyNotValid)
+            if let Detail::Constraint {
+                name: Some(name), ..
+            } = &e.detail
+                && matches!(
+                    e.op,
+                    Op::AddCheck
+                        | Op::AddCheckNotValid
+                        | Op::AddForeignKey
+                        | Op::AddForeignKeyNotValid
+                )
             {
                 added_in_transaction.insert((e.table.clone(), name.clone()));
             }

@@ -12,7 +12,11 @@
 use super::{Op, column_of, on_existing};
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "adding-field-with-volatile-default", summary: "ADD COLUMN with a per-row value rewrites the table", check };
+pub const RULE: Rule = Rule {
+    id: "adding-field-with-volatile-default",
+    summary: "ADD COLUMN with a per-row value rewrites the table",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::AddColumnVolatileDefault])

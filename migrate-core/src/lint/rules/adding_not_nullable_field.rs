@@ -12,7 +12,11 @@
 use super::{Op, column_of, on_existing};
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "adding-not-nullable-field", summary: "SET NOT NULL scans the table under ACCESS EXCLUSIVE", check };
+pub const RULE: Rule = Rule {
+    id: "adding-not-nullable-field",
+    summary: "SET NOT NULL scans the table under ACCESS EXCLUSIVE",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::SetNotNull])
@@ -35,7 +39,13 @@ mod tests {
 
     #[test]
     fn flags_set_not_null() {
-        assert_eq!(hits(&[BASE, "ALTER TABLE users ALTER COLUMN email SET NOT NULL;"], "adding-not-nullable-field"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[BASE, "ALTER TABLE users ALTER COLUMN email SET NOT NULL;"],
+                "adding-not-nullable-field"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]

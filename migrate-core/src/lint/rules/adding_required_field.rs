@@ -11,7 +11,11 @@ use super::{Op, on_existing};
 use crate::lint::classify::Detail;
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "adding-required-field", summary: "ADD COLUMN NOT NULL without a default fails on a non-empty table", check };
+pub const RULE: Rule = Rule {
+    id: "adding-required-field",
+    summary: "ADD COLUMN NOT NULL without a default fails on a non-empty table",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::AddColumn])
@@ -31,7 +35,13 @@ mod tests {
 
     #[test]
     fn flags_not_null_without_default() {
-        assert_eq!(hits(&[BASE, "ALTER TABLE users ADD COLUMN plan text NOT NULL;"], "adding-required-field"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[BASE, "ALTER TABLE users ADD COLUMN plan text NOT NULL;"],
+                "adding-required-field"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]

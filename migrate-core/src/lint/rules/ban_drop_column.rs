@@ -11,7 +11,11 @@
 use super::{Op, column_of, on_existing};
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "ban-drop-column", summary: "dropping a column loses data and breaks the previous release", check };
+pub const RULE: Rule = Rule {
+    id: "ban-drop-column",
+    summary: "dropping a column loses data and breaks the previous release",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::DropColumn])
@@ -28,7 +32,22 @@ mod tests {
 
     #[test]
     fn flags_drop_column() {
-        assert_eq!(hits(&[BASE, "ALTER TABLE users DROP COLUMN name;"], "ban-drop-column"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[BASE, "ALTER TABLE users DROP COLUMN name;"],
+                "ban-drop-column"
+            ),
+            ["m/1.sql:3"]
+        );
+        let found =
+            super::super::test_support::lint(&[BASE, "ALTER TABLE users DROP COLUMN name;"]);
+        assert!(
+            found[0]
+                .message
+                .starts_with("dropping `users`.`name` destroys its data"),
+            "{}",
+            found[0].message
+        );
     }
 
     #[test]

@@ -10,7 +10,11 @@
 use super::{Op, on_existing};
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "ban-drop-table", summary: "dropping a table loses data and breaks the previous release", check };
+pub const RULE: Rule = Rule {
+    id: "ban-drop-table",
+    summary: "dropping a table loses data and breaks the previous release",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::DropTable, Op::DropTableCascade])
@@ -28,11 +32,20 @@ mod tests {
 
     #[test]
     fn flags_drop_table() {
-        assert_eq!(hits(&[BASE, "DROP TABLE posts;"], "ban-drop-table"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(&[BASE, "DROP TABLE posts;"], "ban-drop-table"),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]
     fn passes_a_table_created_in_the_same_migration() {
-        assert!(hits(&[BASE, "CREATE TABLE scratch (id int);\nDROP TABLE scratch;"], "ban-drop-table").is_empty());
+        assert!(
+            hits(
+                &[BASE, "CREATE TABLE scratch (id int);\nDROP TABLE scratch;"],
+                "ban-drop-table"
+            )
+            .is_empty()
+        );
     }
 }

@@ -12,7 +12,11 @@ use super::{Op, column_of, on_existing};
 use crate::lint::classify::Detail;
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "changing-column-type", summary: "a type change that rewrites the table under ACCESS EXCLUSIVE", check };
+pub const RULE: Rule = Rule {
+    id: "changing-column-type",
+    summary: "a type change that rewrites the table under ACCESS EXCLUSIVE",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::AlterColumnTypeRewrite])
@@ -39,8 +43,23 @@ mod tests {
 
     #[test]
     fn flags_rewriting_changes() {
-        assert_eq!(hits(&[BASE, "ALTER TABLE users ALTER COLUMN id TYPE int;"], "changing-column-type"), ["m/1.sql:3"]);
-        assert_eq!(hits(&[BASE, "ALTER TABLE posts ALTER COLUMN title TYPE varchar(20);"], "changing-column-type"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[BASE, "ALTER TABLE users ALTER COLUMN id TYPE int;"],
+                "changing-column-type"
+            ),
+            ["m/1.sql:3"]
+        );
+        assert_eq!(
+            hits(
+                &[
+                    BASE,
+                    "ALTER TABLE posts ALTER COLUMN title TYPE varchar(20);"
+                ],
+                "changing-column-type"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]

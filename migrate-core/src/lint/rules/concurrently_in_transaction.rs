@@ -10,15 +10,25 @@
 
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "concurrently-in-transaction", summary: "CONCURRENTLY cannot run inside a transaction", check };
+pub const RULE: Rule = Rule {
+    id: "concurrently-in-transaction",
+    summary: "CONCURRENTLY cannot run inside a transaction",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     if !(ctx.in_transaction && ctx.classified.concurrently) {
         return Vec::new();
     }
     vec![Finding {
-        message: format!("`{}` cannot run inside a transaction block, and this migration runs in one (it would fail with SQLSTATE 25001)", ctx.statement()),
-        help: format!("add this line to the header of {}:\n-- migrate:no-transaction", ctx.migration.path),
+        message: format!(
+            "`{}` cannot run inside a transaction block, and this migration runs in one (it would fail with SQLSTATE 25001)",
+            ctx.statement()
+        ),
+        help: format!(
+            "add this line to the header of {}:\n-- migrate:no-transaction",
+            ctx.migration.path
+        ),
     }]
 }
 
@@ -28,7 +38,16 @@ mod tests {
 
     #[test]
     fn flags_concurrently_in_a_transaction() {
-        assert_eq!(hits(&[BASE, "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);"], "concurrently-in-transaction"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[
+                    BASE,
+                    "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);"
+                ],
+                "concurrently-in-transaction"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]

@@ -13,7 +13,11 @@ use super::{Op, on_existing};
 use crate::lint::classify::Detail;
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "constraint-missing-not-valid", summary: "ADD FOREIGN KEY / CHECK validates every row under the lock", check };
+pub const RULE: Rule = Rule {
+    id: "constraint-missing-not-valid",
+    summary: "ADD FOREIGN KEY / CHECK validates every row under the lock",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::AddForeignKey, Op::AddCheck])
@@ -45,7 +49,11 @@ mod tests {
     #[test]
     fn flags_fk_and_check_without_not_valid() {
         let hits = hits(
-            &[BASE, "ALTER TABLE posts ADD CONSTRAINT posts_user2_fk FOREIGN KEY (user_id) REFERENCES users (id);", "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '');"],
+            &[
+                BASE,
+                "ALTER TABLE posts ADD CONSTRAINT posts_user2_fk FOREIGN KEY (user_id) REFERENCES users (id);",
+                "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '');",
+            ],
             "constraint-missing-not-valid",
         );
         assert_eq!(hits, ["m/1.sql:3", "m/2.sql:3"]);

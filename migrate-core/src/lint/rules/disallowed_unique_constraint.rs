@@ -12,7 +12,11 @@ use super::{Op, on_existing};
 use crate::lint::classify::Detail;
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "disallowed-unique-constraint", summary: "ADD UNIQUE / PRIMARY KEY builds an index under ACCESS EXCLUSIVE", check };
+pub const RULE: Rule = Rule {
+    id: "disallowed-unique-constraint",
+    summary: "ADD UNIQUE / PRIMARY KEY builds an index under ACCESS EXCLUSIVE",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::AddUniqueOrPrimaryKey])
@@ -38,12 +42,25 @@ mod tests {
 
     #[test]
     fn flags_unique_and_primary_key_on_columns() {
-        assert_eq!(hits(&[BASE, "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);"], "disallowed-unique-constraint"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[
+                    BASE,
+                    "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);"
+                ],
+                "disallowed-unique-constraint"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]
     fn passes_using_index() {
-        let steps = [BASE, "-- migrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON users (email);", "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_idx;"];
+        let steps = [
+            BASE,
+            "-- migrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON users (email);",
+            "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_idx;",
+        ];
         assert!(hits(&steps, "disallowed-unique-constraint").is_empty());
     }
 }

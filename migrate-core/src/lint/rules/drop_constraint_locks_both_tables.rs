@@ -12,7 +12,11 @@
 use super::{Op, on_existing};
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "drop-constraint-locks-both-tables", summary: "dropping a foreign key locks both tables; keep it alone", check };
+pub const RULE: Rule = Rule {
+    id: "drop-constraint-locks-both-tables",
+    summary: "dropping a foreign key locks both tables; keep it alone",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     if ctx.statements_in_transaction <= 1 {
@@ -39,12 +43,36 @@ mod tests {
 
     #[test]
     fn flags_a_fk_drop_with_company() {
-        assert_eq!(hits(&[BASE, "ALTER TABLE posts DROP CONSTRAINT posts_user_fk;\nALTER TABLE posts ADD COLUMN note text;"], "drop-constraint-locks-both-tables"), ["m/1.sql:3"]);
-        assert_eq!(hits(&[BASE, "-- migrate:allow ban-drop-table: replaced by accounts\nDROP TABLE users CASCADE;\nCREATE TABLE accounts (id int);"], "drop-constraint-locks-both-tables"), ["m/1.sql:4"]);
+        assert_eq!(
+            hits(
+                &[
+                    BASE,
+                    "ALTER TABLE posts DROP CONSTRAINT posts_user_fk;\nALTER TABLE posts ADD COLUMN note text;"
+                ],
+                "drop-constraint-locks-both-tables"
+            ),
+            ["m/1.sql:3"]
+        );
+        assert_eq!(
+            hits(
+                &[
+                    BASE,
+                    "-- migrate:allow ban-drop-table: replaced by accounts\nDROP TABLE users CASCADE;\nCREATE TABLE accounts (id int);"
+                ],
+                "drop-constraint-locks-both-tables"
+            ),
+            ["m/1.sql:4"]
+        );
     }
 
     #[test]
     fn passes_alone() {
-        assert!(hits(&[BASE, "ALTER TABLE posts DROP CONSTRAINT posts_user_fk;"], "drop-constraint-locks-both-tables").is_empty());
+        assert!(
+            hits(
+                &[BASE, "ALTER TABLE posts DROP CONSTRAINT posts_user_fk;"],
+                "drop-constraint-locks-both-tables"
+            )
+            .is_empty()
+        );
     }
 }

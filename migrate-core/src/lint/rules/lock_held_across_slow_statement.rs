@@ -16,7 +16,11 @@
 
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "lock-held-across-slow-statement", summary: "a scan or rewrite runs while an earlier statement's write-blocking lock is held", check };
+pub const RULE: Rule = Rule {
+    id: "lock-held-across-slow-statement",
+    summary: "a scan or rewrite runs while an earlier statement's write-blocking lock is held",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     if !ctx.in_transaction {
@@ -29,14 +33,28 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     let slow: Vec<String> = ctx
         .effects
         .iter()
-        .filter(|e| e.row.cost.is_slow() && (ctx.is_existing(&e.effect.table) || ctx.held.contains_key(&e.effect.table)))
+        .filter(|e| {
+            e.row.cost.is_slow()
+                && (ctx.is_existing(&e.effect.table) || ctx.held.contains_key(&e.effect.table))
+        })
         .map(|e| format!("{:?} `{}`", e.row.cost, e.effect.table).to_lowercase())
         .collect();
     if slow.is_empty() && !ctx.classified.opaque {
         return Vec::new();
     }
-    let what = if slow.is_empty() { "runs code that may read or write any table".to_owned() } else { slow.join(", ").replace("scan ", "scans ").replace("rewrite ", "rewrites ") };
-    let tables: Vec<&str> = ctx.held.iter().filter(|(_, h)| h.mode.blocks_writes()).map(|(t, _)| t.as_str()).collect();
+    let what = if slow.is_empty() {
+        "runs code that may read or write any table".to_owned()
+    } else {
+        slow.join(", ")
+            .replace("scan ", "scans ")
+            .replace("rewrite ", "rewrites ")
+    };
+    let tables: Vec<&str> = ctx
+        .held
+        .iter()
+        .filter(|(_, h)| h.mode.blocks_writes())
+        .map(|(t, _)| t.as_str())
+        .collect();
     vec![Finding {
         message: format!(
             "this statement {what} while the transaction holds {}; locks are kept until commit, so `{}` stay blocked for the whole statement",
@@ -44,7 +62,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
             tables.join("`, `")
         ),
         help: format!(
-            "split the migration: end it before line {}, and put `{}` in a migration of its own (a backfill in batches)",
+            "split the migration: end it before line {}, and run `{}` in a migration of its own (a backfill: in batches)",
             ctx.span.line,
             ctx.statement()
         ),
@@ -58,19 +76,38 @@ mod tests {
     #[test]
     fn flags_a_backfill_after_an_alter() {
         let body = "ALTER TABLE users ADD COLUMN active boolean;\nUPDATE users SET active = true;";
-        assert_eq!(hits(&[BASE, body], "lock-held-across-slow-statement"), ["m/1.sql:4"]);
+        assert_eq!(
+            hits(&[BASE, body], "lock-held-across-slow-statement"),
+            ["m/1.sql:4"]
+        );
         let body = "ALTER TABLE users ADD COLUMN score int;\nINSERT INTO posts (id, user_id) SELECT id, id FROM users;";
-        assert_eq!(hits(&[BASE, body], "lock-held-across-slow-statement"), ["m/1.sql:4"]);
+        assert_eq!(
+            hits(&[BASE, body], "lock-held-across-slow-statement"),
+            ["m/1.sql:4"]
+        );
     }
 
     #[test]
     fn flags_the_one_transaction_fk_replacement() {
         let body = "ALTER TABLE posts ADD CONSTRAINT posts_user_fk2 FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;\nALTER TABLE posts DROP CONSTRAINT posts_user_fk;\nALTER TABLE posts RENAME CONSTRAINT posts_user_fk2 TO posts_user_fk;\nALTER TABLE posts VALIDATE CONSTRAINT posts_user_fk;";
-        assert_eq!(hits(&[BASE, body], "lock-held-across-slow-statement"), ["m/1.sql:6"]);
+        assert_eq!(
+            hits(&[BASE, body], "lock-held-across-slow-statement"),
+            ["m/1.sql:6"]
+        );
     }
 
     #[test]
     fn passes_a_backfill_alone() {
-        assert!(hits(&[BASE, "ALTER TABLE users ADD COLUMN active boolean;", "UPDATE users SET active = true;"], "lock-held-across-slow-statement").is_empty());
+        assert!(
+            hits(
+                &[
+                    BASE,
+                    "ALTER TABLE users ADD COLUMN active boolean;",
+                    "UPDATE users SET active = true;"
+                ],
+                "lock-held-across-slow-statement"
+            )
+            .is_empty()
+        );
     }
 }

@@ -57,8 +57,13 @@ pub fn ids() -> Vec<&'static str> {
 }
 
 /// The effects of `ctx`'s statement with one of `ops` on a table that carries traffic.
-fn on_existing<'a>(ctx: &'a StatementContext<'_>, ops: &'a [Op]) -> impl Iterator<Item = &'a ResolvedEffect> + 'a {
-    ctx.effects.iter().filter(move |e| ops.contains(&e.effect.op) && ctx.is_existing(&e.effect.table))
+fn on_existing<'a>(
+    ctx: &'a StatementContext<'_>,
+    ops: &'a [Op],
+) -> impl Iterator<Item = &'a ResolvedEffect> + 'a {
+    ctx.effects
+        .iter()
+        .filter(move |e| ops.contains(&e.effect.op) && ctx.is_existing(&e.effect.table))
 }
 
 fn column_of(effect: &Effect) -> &str {
@@ -83,7 +88,11 @@ pub(crate) mod test_support {
             .iter()
             .enumerate()
             .map(|(i, body)| {
-                let parents = if i == 0 { "none".to_owned() } else { format!("m{}", i - 1) };
+                let parents = if i == 0 {
+                    "none".to_owned()
+                } else {
+                    format!("m{}", i - 1)
+                };
                 let text = format!("-- revision: m{i}\n-- parents: {parents}\n{body}\n");
                 let path = format!("m/{i}.sql");
                 let normalized = normalize(&path, text.as_bytes()).unwrap();
@@ -108,7 +117,11 @@ pub(crate) mod test_support {
         lint(bodies)
             .iter()
             .filter(|d| d.check == rule)
-            .filter_map(|d| d.location.as_ref().map(|l| format!("{}:{}", l.path, l.line)))
+            .filter_map(|d| {
+                d.location
+                    .as_ref()
+                    .map(|l| format!("{}:{}", l.path, l.line))
+            })
             .collect()
     }
 

@@ -12,7 +12,11 @@ use super::{Op, on_existing};
 use crate::lint::classify::Detail;
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "renaming-column", summary: "a renamed column breaks the running previous release", check };
+pub const RULE: Rule = Rule {
+    id: "renaming-column",
+    summary: "a renamed column breaks the running previous release",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::Rename])
@@ -30,7 +34,13 @@ mod tests {
 
     #[test]
     fn flags_rename_column() {
-        assert_eq!(hits(&[BASE, "ALTER TABLE users RENAME COLUMN name TO full_name;"], "renaming-column"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[BASE, "ALTER TABLE users RENAME COLUMN name TO full_name;"],
+                "renaming-column"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]

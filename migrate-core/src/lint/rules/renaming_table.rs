@@ -11,7 +11,11 @@ use super::{Op, on_existing};
 use crate::lint::classify::Detail;
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "renaming-table", summary: "a renamed table breaks the running previous release", check };
+pub const RULE: Rule = Rule {
+    id: "renaming-table",
+    summary: "a renamed table breaks the running previous release",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::Rename])
@@ -29,11 +33,26 @@ mod tests {
 
     #[test]
     fn flags_rename_table() {
-        assert_eq!(hits(&[BASE, "ALTER TABLE posts RENAME TO articles;"], "renaming-table"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[BASE, "ALTER TABLE posts RENAME TO articles;"],
+                "renaming-table"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]
     fn passes_on_a_new_table() {
-        assert!(hits(&[BASE, "CREATE TABLE tmp_tags (id int);\nALTER TABLE tmp_tags RENAME TO tags;"], "renaming-table").is_empty());
+        assert!(
+            hits(
+                &[
+                    BASE,
+                    "CREATE TABLE tmp_tags (id int);\nALTER TABLE tmp_tags RENAME TO tags;"
+                ],
+                "renaming-table"
+            )
+            .is_empty()
+        );
     }
 }

@@ -13,7 +13,11 @@ use super::{Op, on_existing};
 use crate::lint::classify::Detail;
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "require-concurrent-index-creation", summary: "CREATE INDEX without CONCURRENTLY blocks writes for the whole build", check };
+pub const RULE: Rule = Rule {
+    id: "require-concurrent-index-creation",
+    summary: "CREATE INDEX without CONCURRENTLY blocks writes for the whole build",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::CreateIndex])
@@ -40,7 +44,13 @@ mod tests {
 
     #[test]
     fn flags_an_index_on_an_existing_table() {
-        assert_eq!(hits(&[BASE, "CREATE INDEX users_email_idx ON users (email);"], "require-concurrent-index-creation"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[BASE, "CREATE INDEX users_email_idx ON users (email);"],
+                "require-concurrent-index-creation"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]

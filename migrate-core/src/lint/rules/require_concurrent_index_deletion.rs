@@ -12,7 +12,11 @@ use super::{Op, on_existing};
 use crate::lint::classify::Detail;
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "require-concurrent-index-deletion", summary: "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table", check };
+pub const RULE: Rule = Rule {
+    id: "require-concurrent-index-deletion",
+    summary: "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::DropIndex])
@@ -38,11 +42,26 @@ mod tests {
 
     #[test]
     fn flags_drop_index() {
-        assert_eq!(hits(&[BASE, "DROP INDEX posts_user_idx;"], "require-concurrent-index-deletion"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[BASE, "DROP INDEX posts_user_idx;"],
+                "require-concurrent-index-deletion"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]
     fn passes_concurrently() {
-        assert!(hits(&[BASE, "-- migrate:no-transaction\nDROP INDEX CONCURRENTLY posts_user_idx;"], "require-concurrent-index-deletion").is_empty());
+        assert!(
+            hits(
+                &[
+                    BASE,
+                    "-- migrate:no-transaction\nDROP INDEX CONCURRENTLY posts_user_idx;"
+                ],
+                "require-concurrent-index-deletion"
+            )
+            .is_empty()
+        );
     }
 }

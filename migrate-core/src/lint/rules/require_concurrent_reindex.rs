@@ -10,7 +10,11 @@
 use super::{Op, on_existing};
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "require-concurrent-reindex", summary: "REINDEX without CONCURRENTLY blocks writes during the rebuild", check };
+pub const RULE: Rule = Rule {
+    id: "require-concurrent-reindex",
+    summary: "REINDEX without CONCURRENTLY blocks writes during the rebuild",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::Reindex])
@@ -24,7 +28,10 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
 /// `REINDEX TABLE t` -> `REINDEX TABLE CONCURRENTLY t`.
 fn with_concurrently(sql: &str) -> String {
     let mut words: Vec<&str> = sql.split_whitespace().collect();
-    if let Some(at) = words.iter().position(|w| ["TABLE", "INDEX", "SCHEMA", "DATABASE"].contains(&w.to_uppercase().as_str())) {
+    if let Some(at) = words
+        .iter()
+        .position(|w| ["TABLE", "INDEX", "SCHEMA", "DATABASE"].contains(&w.to_uppercase().as_str()))
+    {
         words.insert(at + 1, "CONCURRENTLY");
     }
     words.join(" ")
@@ -36,16 +43,34 @@ mod tests {
 
     #[test]
     fn flags_reindex() {
-        assert_eq!(hits(&[BASE, "REINDEX TABLE posts;"], "require-concurrent-reindex"), ["m/1.sql:3"]);
+        assert_eq!(
+            hits(
+                &[BASE, "REINDEX TABLE posts;"],
+                "require-concurrent-reindex"
+            ),
+            ["m/1.sql:3"]
+        );
     }
 
     #[test]
     fn rewrite_inserts_concurrently() {
-        assert_eq!(super::with_concurrently("REINDEX INDEX posts_user_idx"), "REINDEX INDEX CONCURRENTLY posts_user_idx");
+        assert_eq!(
+            super::with_concurrently("REINDEX INDEX posts_user_idx"),
+            "REINDEX INDEX CONCURRENTLY posts_user_idx"
+        );
     }
 
     #[test]
     fn passes_concurrently() {
-        assert!(hits(&[BASE, "-- migrate:no-transaction\nREINDEX TABLE CONCURRENTLY posts;"], "require-concurrent-reindex").is_empty());
+        assert!(
+            hits(
+                &[
+                    BASE,
+                    "-- migrate:no-transaction\nREINDEX TABLE CONCURRENTLY posts;"
+                ],
+                "require-concurrent-reindex"
+            )
+            .is_empty()
+        );
     }
 }

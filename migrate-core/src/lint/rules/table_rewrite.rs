@@ -12,7 +12,11 @@
 use super::{Op, on_existing};
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "table-rewrite", summary: "a full rewrite under ACCESS EXCLUSIVE", check };
+pub const RULE: Rule = Rule {
+    id: "table-rewrite",
+    summary: "a full rewrite under ACCESS EXCLUSIVE",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::VacuumFull, Op::Cluster, Op::SetLoggedUnlogged, Op::RefreshMaterializedView])
@@ -36,11 +40,26 @@ mod tests {
 
     #[test]
     fn flags_rewrites() {
-        assert_eq!(hits(&[BASE, "CLUSTER posts USING posts_pkey;\nALTER TABLE users SET UNLOGGED;"], "table-rewrite"), ["m/1.sql:3", "m/1.sql:4"]);
+        assert_eq!(
+            hits(
+                &[
+                    BASE,
+                    "CLUSTER posts USING posts_pkey;\nALTER TABLE users SET UNLOGGED;"
+                ],
+                "table-rewrite"
+            ),
+            ["m/1.sql:3", "m/1.sql:4"]
+        );
     }
 
     #[test]
     fn passes_plain_vacuum() {
-        assert!(hits(&[BASE, "-- migrate:no-transaction\nVACUUM ANALYZE posts;"], "table-rewrite").is_empty());
+        assert!(
+            hits(
+                &[BASE, "-- migrate:no-transaction\nVACUUM ANALYZE posts;"],
+                "table-rewrite"
+            )
+            .is_empty()
+        );
     }
 }

@@ -11,7 +11,11 @@
 
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "transaction-control", summary: "transaction statements break the migration's atomicity", check };
+pub const RULE: Rule = Rule {
+    id: "transaction-control",
+    summary: "transaction statements break the migration's atomicity",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     if !ctx.classified.transaction_control {
@@ -29,11 +33,23 @@ mod tests {
 
     #[test]
     fn flags_commit() {
-        assert_eq!(hits(&[BASE, "BEGIN;\nALTER TABLE users ADD COLUMN x int;\nCOMMIT;"], "transaction-control"), ["m/1.sql:3", "m/1.sql:5"]);
+        assert_eq!(
+            hits(
+                &[BASE, "BEGIN;\nALTER TABLE users ADD COLUMN x int;\nCOMMIT;"],
+                "transaction-control"
+            ),
+            ["m/1.sql:3", "m/1.sql:5"]
+        );
     }
 
     #[test]
     fn passes_without() {
-        assert!(hits(&[BASE, "ALTER TABLE users ADD COLUMN x int;"], "transaction-control").is_empty());
+        assert!(
+            hits(
+                &[BASE, "ALTER TABLE users ADD COLUMN x int;"],
+                "transaction-control"
+            )
+            .is_empty()
+        );
     }
 }

@@ -13,7 +13,11 @@ use crate::lint::classify::Detail;
 use crate::lint::model::{LockMode, Op};
 use crate::lint::{Finding, Rule, StatementContext};
 
-pub const RULE: Rule = Rule { id: "validate-in-same-transaction", summary: "VALIDATE in the same transaction keeps the earlier lock during the scan", check };
+pub const RULE: Rule = Rule {
+    id: "validate-in-same-transaction",
+    summary: "VALIDATE in the same transaction keeps the earlier lock during the scan",
+    check,
+};
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     if !ctx.in_transaction {
@@ -52,12 +56,26 @@ mod tests {
     #[test]
     fn flags_validate_after_add_in_one_transaction() {
         let add = "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '') NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT users_email_check;";
-        assert_eq!(hits(&[BASE, add], "validate-in-same-transaction"), ["m/1.sql:4"]);
+        assert_eq!(
+            hits(&[BASE, add], "validate-in-same-transaction"),
+            ["m/1.sql:4"]
+        );
     }
 
     #[test]
     fn passes_validate_in_its_own_migration() {
-        let add = "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '') NOT VALID;";
-        assert!(hits(&[BASE, add, "ALTER TABLE users VALIDATE CONSTRAINT users_email_check;"], "validate-in-same-transaction").is_empty());
+        let add =
+            "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '') NOT VALID;";
+        assert!(
+            hits(
+                &[
+                    BASE,
+                    add,
+                    "ALTER TABLE users VALIDATE CONSTRAINT users_email_check;"
+                ],
+                "validate-in-same-transaction"
+            )
+            .is_empty()
+        );
     }
 }
