@@ -11,7 +11,20 @@ use std::collections::BTreeMap;
 
 use crate::analysis::{AnalyzedMigration, Diagnostic, Location, Severity};
 
-pub use walker::{SchemaFacts, StatementContext};
+pub use walker::{ResolvedEffect, SchemaFacts, StatementContext, WalkedStatement};
+
+/// Every statement of every migration with the locks it takes and what it costs: the lock
+/// summary an operator sees before applying (`plan`), and what the ground-truth test checks.
+pub fn lock_plan(
+    migrations: &[AnalyzedMigration],
+    config: &LintConfig,
+) -> Vec<Vec<WalkedStatement>> {
+    let mut facts = SchemaFacts::default();
+    migrations
+        .iter()
+        .map(|m| walker::walk(m, &mut facts, config))
+        .collect()
+}
 
 /// How a rule's findings are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,8 +166,9 @@ pub fn lint_migrations(migrations: &[AnalyzedMigration], config: &LintConfig) ->
     let mut diagnostics = Vec::new();
     for migration in migrations {
         let mut allows = allows(migration, &mut diagnostics);
-        for (statement, findings) in walker::walk(migration, &mut facts, config) {
-            for (rule, finding) in findings {
+        for walked in walker::walk(migration, &mut facts, config) {
+            let statement = walked.span;
+            for (rule, finding) in walked.findings {
                 let level = config.level(rule.id);
                 if level == Level::Off {
                     continue;

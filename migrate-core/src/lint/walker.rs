@@ -315,12 +315,20 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
     }
 }
 
-/// Lints one migration; returns each statement's findings with the rule that made them.
+/// One statement as the walker saw it: its effects resolved against the lock model, and what
+/// the rules found.
+pub struct WalkedStatement {
+    pub span: StatementSpan,
+    pub effects: Vec<ResolvedEffect>,
+    pub findings: Vec<(&'static Rule, Finding)>,
+}
+
+/// Lints one migration statement by statement.
 pub fn walk(
     migration: &AnalyzedMigration,
     facts: &mut SchemaFacts,
     config: &LintConfig,
-) -> Vec<(StatementSpan, Vec<(&'static Rule, Finding)>)> {
+) -> Vec<WalkedStatement> {
     let Ok(statements) = parse_statements(&migration.path, &migration.sql) else {
         return Vec::new();
     };
@@ -363,7 +371,11 @@ pub fn walk(
                 findings.push((*rule, finding));
             }
         }
-        out.push((parsed.span.clone(), findings));
+        out.push(WalkedStatement {
+            span: parsed.span.clone(),
+            effects: effects.clone(),
+            findings,
+        });
 
         // Locks stay until the end of the transaction.
         for resolved in &effects {
