@@ -20,8 +20,11 @@ pub use migrate_macros::embed_migrations;
 #[cfg(feature = "runtime")]
 pub use migrate_core::runtime::{
     AheadRevision, Applied, EnvConfig, Error, Health, HistoryRow, Interrupted, Migrator, Outcome,
-    Pooler, Report, ServerError, Settings, Status, startup, startup_with,
+    Pooler, Report, ServerError, Settings, Status, connect, startup, startup_with,
 };
+
+#[cfg(feature = "cli")]
+pub use migrate_core::cli;
 
 #[doc(hidden)]
 pub use migrate_core::__private;

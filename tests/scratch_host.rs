@@ -225,17 +225,34 @@ fn the_migrations_directory_is_part_of_the_build() {
 
     // A lint finding fails the build; lowered to a warning it shows in cargo's output and the
     // build passes.
-    std::fs::write(host.dir.join("build.rs"), "fn main() { println!(\"cargo:rerun-if-changed=migrations\"); }\n").unwrap();
+    std::fs::write(
+        host.dir.join("build.rs"),
+        "fn main() { println!(\"cargo:rerun-if-changed=migrations\"); }\n",
+    )
+    .unwrap();
     host.write("0005_rename.sql", "-- revision: 0005\n-- parents: 0004\nALTER TABLE profiles RENAME COLUMN id TO profile_id;\n");
     host.fails_with(&["migrations/0005_rename.sql:3:1: [renaming-column] renaming a column of `profiles` breaks every query of the previous release"]);
     let main = std::fs::read_to_string(host.dir.join("src/main.rs")).unwrap();
     std::fs::write(
         host.dir.join("src/main.rs"),
-        main.replace("embed_migrations!(\"migrations\")", "embed_migrations!(\"migrations\", warn = [\"renaming-column\"])"),
+        main.replace(
+            "embed_migrations!(\"migrations\")",
+            "embed_migrations!(\"migrations\", warn = [\"renaming-column\"])",
+        ),
     )
     .unwrap();
     let build = host.build();
     assert!(build.success, "{}", build.stderr);
-    assert!(build.stderr.contains("warning: use of deprecated constant"), "{}", build.stderr);
-    assert!(build.stderr.contains("migrations/0005_rename.sql:3:1: [renaming-column]"), "{}", build.stderr);
+    assert!(
+        build.stderr.contains("warning: use of deprecated constant"),
+        "{}",
+        build.stderr
+    );
+    assert!(
+        build
+            .stderr
+            .contains("migrations/0005_rename.sql:3:1: [renaming-column]"),
+        "{}",
+        build.stderr
+    );
 }

@@ -4,6 +4,8 @@
 //! Applications depend on the `migrate` facade crate, not on this one.
 
 pub mod analysis;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod embedded;
 pub mod lint;
 #[cfg(feature = "runtime")]

@@ -206,3 +206,30 @@ fn analyze_file(
         }
     }
 }
+
+/// Analyses one migration's text (already normalised, as embedded in a binary): header and
+/// statements, without graph checks. The operator CLI uses it to show an embedded migration's
+/// lock plan.
+pub fn analyze_text(path: &str, sql: &str) -> Result<AnalyzedMigration, Vec<Diagnostic>> {
+    let text = source::NormalizedText {
+        text: sql.to_owned(),
+    };
+    let header = header::parse_header(path, sql);
+    let statements = statements::split_statements(path, sql);
+    match (header, statements) {
+        (Ok(header), Ok(statements)) => Ok(AnalyzedMigration {
+            path: path.to_owned(),
+            fs_path: PathBuf::from(path),
+            checksum: source::checksum(&text),
+            sql: text.text,
+            header,
+            statements,
+        }),
+        (header, statements) => Err(header
+            .err()
+            .into_iter()
+            .flatten()
+            .chain(statements.err().into_iter().flatten())
+            .collect()),
+    }
+}

@@ -118,6 +118,18 @@ impl Connector {
     }
 }
 
+/// One connection attempt to `url` (TLS per its `sslmode`), with an error that names the target
+/// without its password. For status checks, readiness probes and the operator CLI.
+pub fn connect(url: &str, application_name: &str) -> Result<postgres::Client, Error> {
+    let started = std::time::Instant::now();
+    let connector = Connector::new(url, application_name)?;
+    connector.connect().map_err(|e| Error::Connect {
+        target: connector.display().to_owned(),
+        waited: started.elapsed(),
+        cause: super::error::ServerError::from_postgres(&e).to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

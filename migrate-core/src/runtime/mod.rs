@@ -10,6 +10,7 @@ pub mod status;
 pub mod tls;
 
 pub use config::{EnvConfig, Pooler, Settings};
+pub use connect::connect;
 pub use error::{Error, ServerError};
 pub use history::HistoryRow;
 pub use migrator::{Applied, Migrator, Report};

@@ -3,7 +3,7 @@
 
 use super::config::EnvConfig;
 use super::connect::Connector;
-use super::error::{Error, ServerError};
+use super::error::Error;
 use super::migrator::{Migrator, Report};
 use super::status::{Health, Status};
 use crate::Migrations;
@@ -68,13 +68,7 @@ pub fn startup_with(migrations: &Migrations, config: &EnvConfig) -> Outcome {
     };
     if config.skip {
         log::warn!("MIGRATE_SKIP is set: the schema is not touched");
-        let status = connector
-            .connect()
-            .map_err(|e| Error::Connect {
-                target: connector.display().to_owned(),
-                waited: std::time::Duration::ZERO,
-                cause: ServerError::from_postgres(&e).to_string(),
-            })
+        let status = super::connect::connect(url, &config.settings.application_name)
             .and_then(|mut client| migrator.status(&mut client));
         if let Ok(status) = &status
             && !status.pending.is_empty()

@@ -1,0 +1,312 @@
+//! An example service: liveness and readiness endpoints, migrations at startup, and the operator
+//! CLI mounted as subcommands.
+//!
+//! ```text
+//! cargo run --features cli --example service            # serve (PORT, default 8080; HOST, default 127.0.0.1)
+//! cargo run --features cli --example service -- status # applied / pending / ahead
+//! ```
+//!
+//! The listener is bound before the database is touched, so the platform's liveness check passes
+//! at once; migrations run on a blocking thread while `/health/ready` says "migrating".
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!("migrations");
+
+/// How long readiness may spend asking the database before it answers "unreachable".
+const DATABASE_CHECK_BUDGET: Duration = Duration::from_millis(1500);
+
+#[derive(Parser)]
+#[command(about = "Example service: serves HTTP, or runs one operator command")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (the default).
+    Serve,
+    #[command(flatten)]
+    Migrations(migrate::cli::Command),
+}
+
+/// Where startup migrations stand.
+#[derive(Debug, Clone)]
+enum Phase {
+    Migrating,
+    NotConfigured,
+    Skipped,
+    Done,
+    Failed(String),
+}
+
+struct AppState {
+    phase: RwLock<Phase>,
+    config: Option<migrate::EnvConfig>,
+}
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Info
+    }
+    fn log(&self, record: &log::Record) {
+        eprintln!("{} {}", record.level(), record.args());
+    }
+    fn flush(&self) {}
+}
+
+fn main() -> ExitCode {
+    let _ = log::set_logger(&StderrLogger);
+    log::set_max_level(log::LevelFilter::Info);
+    match Cli::parse().command {
+        Some(Command::Migrations(command)) => migrate::cli::execute(&MIGRATIONS, command),
+        Some(Command::Serve) | None => serve(),
+    }
+}
+
+fn serve() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run_server())
+}
+
+async fn run_server() -> ExitCode {
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+    let port = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(8080);
+    let address = format!("{host}:{port}");
+    // Bound before anything touches the database: liveness answers from the first second.
+    let listener = match tokio::net::TcpListener::bind(&address).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {address}: {e}\n  help: set PORT (and HOST) to a free address"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let local: SocketAddr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], port)));
+    log::info!("listening on http://{local}");
+
+    let config = match migrate::EnvConfig::from_env() {
+        Ok(config) => Some(config),
+        Err(e) => {
+            log::error!("{e}");
+            None
+        }
+    };
+    let initial = match &config {
+        None => Phase::Failed("invalid configuration".to_owned()),
+        Some(c) if c.url.is_none() => Phase::NotConfigured,
+        Some(_) => Phase::Migrating,
+    };
+    let state = Arc::new(AppState {
+        phase: RwLock::new(initial),
+        config: config.clone(),
+    });
+    if let Some(config) = config.filter(|c| c.url.is_some()) {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let phase = match migrate::startup_with(&MIGRATIONS, &config) {
+                migrate::Outcome::NotConfigured => Phase::NotConfigured,
+                migrate::Outcome::Skipped { .. } => Phase::Skipped,
+                migrate::Outcome::Migrated(_) => Phase::Done,
+                migrate::Outcome::Failed(e) => Phase::Failed(e.to_string()),
+            };
+            if let Ok(mut current) = state.phase.write() {
+                *current = phase;
+            }
+        });
+    }
+
+    let app = Router::new()
+        .route("/health", get(live))
+        .route("/health/ready", get(ready))
+        .with_state(state);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+    {
+        eprintln!("error: the server stopped: {e}");
+        return ExitCode::FAILURE;
+    }
+    log::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn health_json(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/health+json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Liveness: the process serves. Never touches the database.
+async fn live() -> Response {
+    health_json(StatusCode::OK, json!({"status": "pass"}))
+}
+
+fn check(status: &str, output: impl Into<String>) -> Value {
+    json!([{"status": status, "output": output.into()}])
+}
+
+/// Readiness: the database answers and the schema is what this binary expects.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let phase = state
+        .phase
+        .read()
+        .map(|p| p.clone())
+        .unwrap_or(Phase::Failed("state unavailable".to_owned()));
+    let Some(config) = state.config.clone().filter(|c| c.url.is_some()) else {
+        let output = match phase {
+            Phase::Failed(e) => format!("invalid configuration: {e}"),
+            _ => "not configured: set DATABASE_URL".to_owned(),
+        };
+        return health_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "fail", "output": output, "checks": {"database:connection": check("fail", "not configured"), "migrations:pending": check("fail", "not configured")}}),
+        );
+    };
+
+    // The database check runs on a blocking thread and is abandoned after the budget, so a
+    // hanging database cannot hold the probe.
+    let started = Instant::now();
+    let probe = tokio::task::spawn_blocking(move || {
+        let url = config.url.clone().unwrap_or_default();
+        migrate::connect(&url, "readiness").and_then(|mut client| {
+            migrate::Migrator::with_settings(&MIGRATIONS, config.settings.clone())
+                .status(&mut client)
+        })
+    });
+    let status = match tokio::time::timeout(DATABASE_CHECK_BUDGET, probe).await {
+        Ok(Ok(Ok(status))) => Ok(status),
+        Ok(Ok(Err(e))) => Err(e.to_string()),
+        Ok(Err(_)) => Err("the check failed".to_owned()),
+        Err(_) => Err(format!(
+            "no answer within {} ms",
+            DATABASE_CHECK_BUDGET.as_millis()
+        )),
+    };
+    let elapsed = started.elapsed().as_millis() as u64;
+    let database = match &status {
+        Ok(_) => {
+            json!([{"status": "pass", "componentType": "datastore", "observedValue": elapsed, "observedUnit": "ms"}])
+        }
+        Err(e) => {
+            json!([{"status": "fail", "componentType": "datastore", "output": format!("unreachable: {e}")}])
+        }
+    };
+    let (code, overall, migrations) = match (&phase, &status) {
+        (Phase::Migrating, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fail",
+            check("fail", "migrating"),
+        ),
+        (Phase::Failed(e), _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fail",
+            check("fail", format!("migrations failed: {e}")),
+        ),
+        (_, Err(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fail",
+            check("fail", "unknown: database unreachable"),
+        ),
+        (_, Ok(status)) => match status.health() {
+            migrate::Health::Pass => (
+                StatusCode::OK,
+                "pass",
+                json!([{"status": "pass", "observedValue": 0}]),
+            ),
+            migrate::Health::Warn => {
+                let ahead: Vec<&str> = status.ahead.iter().map(|a| a.revision.as_str()).collect();
+                (
+                    StatusCode::OK,
+                    "warn",
+                    check(
+                        "warn",
+                        format!("database ahead of this binary: {}", ahead.join(", ")),
+                    ),
+                )
+            }
+            migrate::Health::Fail => {
+                let output = match status.check() {
+                    Err(e) => e.to_string(),
+                    Ok(()) => {
+                        let pending: Vec<&str> =
+                            status.pending.iter().map(|m| m.revision()).collect();
+                        let skipped = if matches!(phase, Phase::Skipped) {
+                            " (MIGRATE_SKIP is set)"
+                        } else {
+                            ""
+                        };
+                        format!("pending: {}{skipped}", pending.join(", "))
+                    }
+                };
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "fail",
+                    check("fail", output),
+                )
+            }
+        },
+    };
+    health_json(
+        code,
+        json!({"status": overall, "checks": {"database:connection": database, "migrations:pending": migrations}}),
+    )
+}

@@ -1,0 +1,375 @@
+//! The operator CLI, for any host binary to mount: `migrate`, `status`, `stamp`, `plan`, `lint`.
+//! An operator never needs another tool (or a bypass flag) to see or change the schema state.
+//!
+//! ```ignore
+//! // a binary of its own:
+//! fn main() -> std::process::ExitCode { migrate::cli::run(&MIGRATIONS) }
+//! // or inside the host's own clap parser:
+//! #[derive(clap::Subcommand)]
+//! enum Command { Serve, #[command(flatten)] Migrations(migrate::cli::Command) }
+//! ```
+//!
+//! Exit codes: 0 success / up to date, 1 pending work or lint errors or a failed migration,
+//! 2 the command could not run (configuration, connection, diverged or edited history).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::Migrations;
+use crate::analysis::{Diagnostic, Severity, analyze_text};
+use crate::lint::{LintConfig, lock_plan};
+use crate::runtime::{EnvConfig, Error, Health, Migrator, Status, connect};
+
+/// The operator's commands. Database commands read `MIGRATION_DATABASE_URL` / `DATABASE_URL`
+/// and the `MIGRATE_*` settings, like `startup`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then exit (non-zero on failure).
+    Migrate,
+    /// Applied, pending and ahead revisions (exit 0 up to date, 1 pending, 2 error).
+    Status {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record REVISION and its ancestors as applied without running them (adopting a database).
+    Stamp { revision: String },
+    /// What would run, in order, with the locks each statement takes.
+    Plan,
+    /// Lint a migrations directory (default: ./migrations), as the compiler would.
+    Lint {
+        dir: Option<PathBuf>,
+        /// A JSON array of findings (file, line, column, rule, severity, message, help).
+        #[arg(long)]
+        json: bool,
+        /// The PostgreSQL major version to lint for.
+        #[arg(long, default_value_t = 15)]
+        target_postgres: u32,
+    },
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Apply, inspect and lint the migrations embedded in this binary")]
+struct Standalone {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Parses the process arguments as `<binary> <command>` and runs it.
+pub fn run(migrations: &Migrations) -> ExitCode {
+    execute(migrations, Standalone::parse().command)
+}
+
+/// Runs one command, printing to stdout (results) and stderr (errors).
+pub fn execute(migrations: &Migrations, command: Command) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let code = execute_to(
+        migrations,
+        command,
+        &EnvConfig::from_env(),
+        &mut out,
+        &mut err,
+    );
+    ExitCode::from(code)
+}
+
+/// [`execute`] with the configuration and outputs given, returning the exit code.
+pub fn execute_to(
+    migrations: &Migrations,
+    command: Command,
+    config: &Result<EnvConfig, Error>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    if let Command::Lint {
+        dir,
+        json,
+        target_postgres,
+    } = command
+    {
+        return lint(dir, json, target_postgres, out, err);
+    }
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 2;
+        }
+    };
+    let Some(url) = config.url.as_deref() else {
+        let _ = writeln!(
+            err,
+            "error: no database configured\n  help: set MIGRATION_DATABASE_URL (or DATABASE_URL) to the database's URL"
+        );
+        return 2;
+    };
+    let migrator = Migrator::with_settings(migrations, config.settings.clone());
+    let status_of = |migrator: &Migrator<'_>| {
+        connect(url, &config.settings.application_name).and_then(|mut c| migrator.status(&mut c))
+    };
+    let result = match command {
+        Command::Migrate => migrator.run_url(url).map(|report| {
+            for applied in &report.applied {
+                let _ = writeln!(
+                    out,
+                    "applied {} in {} ms",
+                    applied.revision,
+                    applied.duration.as_millis()
+                );
+            }
+            let _ = writeln!(
+                out,
+                "up to date at {} ({} applied now)",
+                report.status.head.unwrap_or("-"),
+                report.applied.len()
+            );
+            0
+        }),
+        Command::Status { json } => status_of(&migrator).map(|status| {
+            print_status(&status, json, out);
+            match status.health() {
+                Health::Pass | Health::Warn => 0,
+                Health::Fail if status.check().is_err() => 2,
+                Health::Fail => 1,
+            }
+        }),
+        Command::Stamp { revision } => connect(url, &config.settings.application_name)
+            .and_then(|mut c| migrator.stamp(&mut c, &revision))
+            .map(|stamped| {
+                let _ = writeln!(
+                    out,
+                    "stamped {} revision(s) as applied: {}",
+                    stamped.len(),
+                    stamped.join(", ")
+                );
+                0
+            }),
+        Command::Plan => status_of(&migrator).map(|status| plan(migrations, &status, out)),
+        Command::Lint { .. } => Ok(0),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            match e {
+                Error::Migration { .. } => 1,
+                _ => 2,
+            }
+        }
+    }
+}
+
+fn print_status(status: &Status, json: bool, out: &mut dyn Write) {
+    let health = match status.health() {
+        Health::Pass => "pass",
+        Health::Warn => "warn",
+        Health::Fail => "fail",
+    };
+    if json {
+        let value = json!({
+            "status": health,
+            "head": status.head,
+            "applied": status.applied.iter().map(|r| json!({"revision": r.revision, "applied_at": r.applied_at, "execution_ms": r.execution_ms, "applied_by": r.applied_by})).collect::<Vec<_>>(),
+            "pending": status.pending.iter().map(|m| json!({"revision": m.revision(), "path": m.path(), "message": m.message()})).collect::<Vec<_>>(),
+            "ahead": status.ahead.iter().map(|a| json!({"revision": a.revision, "descends_from_head": a.descends_from_head})).collect::<Vec<_>>(),
+            "checksum_mismatches": status.checksum_mismatches.iter().map(|(r, p)| json!({"revision": r, "path": p})).collect::<Vec<_>>(),
+            "interrupted": status.interrupted.as_ref().map(|i| json!({"revision": i.revision, "statements_done": i.statements_done, "statements_total": i.statements_total})),
+        });
+        let _ = writeln!(out, "{value}");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{:<14} {:<9} {:<32} message",
+        "revision", "state", "applied at"
+    );
+    for row in &status.applied {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<9} {:<32} {}",
+            row.revision,
+            "applied",
+            row.applied_at,
+            row.message.as_deref().unwrap_or("")
+        );
+    }
+    for migration in &status.pending {
+        let state = if status
+            .interrupted
+            .as_ref()
+            .is_some_and(|i| i.revision == migration.revision())
+        {
+            "partial"
+        } else {
+            "pending"
+        };
+        let _ = writeln!(
+            out,
+            "{:<14} {:<9} {:<32} {}",
+            migration.revision(),
+            state,
+            "",
+            migration.message().unwrap_or("")
+        );
+    }
+    for ahead in &status.ahead {
+        let relation = if ahead.descends_from_head {
+            "builds on this binary's head"
+        } else {
+            "diverged: not built on this binary's head"
+        };
+        let _ = writeln!(
+            out,
+            "{:<14} {:<9} {:<32} unknown to this binary ({relation})",
+            ahead.revision, "ahead", ""
+        );
+    }
+    for (revision, path) in &status.checksum_mismatches {
+        let _ = writeln!(
+            out,
+            "{revision:<14} {:<9} {:<32} {path} changed since it was applied",
+            "edited", ""
+        );
+    }
+    let summary = format!(
+        "{health}: {} applied, {} pending, {} ahead",
+        status.applied.len(),
+        status.pending.len(),
+        status.ahead.len()
+    );
+    let _ = writeln!(out, "{summary}");
+}
+
+fn plan(migrations: &Migrations, status: &Status, out: &mut dyn Write) -> u8 {
+    let analyzed: Vec<_> = migrations
+        .iter()
+        .filter_map(|m| analyze_text(m.path(), m.sql()).ok())
+        .collect();
+    let plan = lock_plan(&analyzed, &LintConfig::default());
+    if status.pending.is_empty() {
+        let _ = writeln!(
+            out,
+            "nothing to apply: up to date at {}",
+            status.head.unwrap_or("-")
+        );
+        return 0;
+    }
+    for (migration, statements) in analyzed.iter().zip(&plan) {
+        if !status
+            .pending
+            .iter()
+            .any(|p| p.revision() == migration.header.revision)
+        {
+            continue;
+        }
+        let mode = if migration.header.no_transaction {
+            "no-transaction, statement by statement"
+        } else {
+            "one transaction"
+        };
+        let _ = writeln!(
+            out,
+            "{} {} ({mode})",
+            migration.header.revision, migration.path
+        );
+        if statements.is_empty() {
+            let _ = writeln!(out, "  (no statements)");
+        }
+        for statement in statements {
+            let sql: String = statement
+                .span
+                .text(&migration.sql)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let sql = if sql.chars().count() > 70 {
+                format!("{}…", sql.chars().take(70).collect::<String>())
+            } else {
+                sql
+            };
+            let locks: Vec<String> = statement
+                .effects
+                .iter()
+                .flat_map(|e| {
+                    let cost = format!("{:?}", e.row.cost).to_lowercase();
+                    let main = e
+                        .row
+                        .table
+                        .map(|m| format!("{} on {} ({cost})", m.sql_name(), e.effect.table));
+                    let other = e
+                        .row
+                        .other
+                        .zip(e.effect.other.as_ref())
+                        .map(|(m, t)| format!("{} on {t}", m.sql_name()));
+                    main.into_iter().chain(other)
+                })
+                .collect();
+            let locks = if locks.is_empty() {
+                "no table lock of note".to_owned()
+            } else {
+                locks.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "  line {:<4} {sql}\n             {locks}",
+                statement.span.line
+            );
+        }
+    }
+    0
+}
+
+fn lint(
+    dir: Option<PathBuf>,
+    json: bool,
+    target_postgres: u32,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let dir = dir.unwrap_or_else(|| PathBuf::from("migrations"));
+    let config = LintConfig {
+        target_version: target_postgres,
+        ..LintConfig::default()
+    };
+    let findings: Vec<Diagnostic> = crate::lint_dir(&dir, &config);
+    if json {
+        let list: Vec<_> = findings
+            .iter()
+            .map(|d| {
+                let location = d.location.as_ref();
+                json!({
+                    "file": location.map(|l| l.path.clone()),
+                    "line": location.map(|l| l.line),
+                    "column": location.map(|l| l.column),
+                    "rule": d.check,
+                    "severity": d.severity.as_str(),
+                    "message": d.message,
+                    "help": d.help,
+                })
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(list));
+    } else {
+        for finding in &findings {
+            let _ = writeln!(out, "{}: {finding}", finding.severity.as_str());
+        }
+        let errors = findings.iter().filter(|d| d.is_error()).count();
+        let _ = writeln!(
+            out,
+            "{} error(s), {} warning(s) in {}",
+            errors,
+            findings.len() - errors,
+            dir.display()
+        );
+    }
+    if findings.iter().any(|d| d.check == "missing-directory") {
+        let _ = writeln!(err, "error: cannot lint {}", dir.display());
+        return 2;
+    }
+    u8::from(findings.iter().any(|d| d.severity == Severity::Error))
+}

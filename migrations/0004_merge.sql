@@ -1,0 +1,3 @@
+-- revision: 0004
+-- parents: 0003a, 0003b
+-- message: merge muted sources with muted themes and topics

@@ -1,0 +1,308 @@
+//! The example service as a platform sees it: liveness, readiness through every phase, the
+//! operator CLI, and a database that goes away and comes back. Real HTTP, real PostgreSQL.
+
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pg_harness::{Cluster, TestDatabase, free_port, test_database};
+
+static SERVICE_MIGRATIONS: migrate::Migrations = migrate::embed_migrations!("migrations");
+
+fn binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/service")
+}
+
+struct Service {
+    child: Child,
+    port: u16,
+    started: Instant,
+}
+
+impl Service {
+    fn start(env: &[(&str, &str)]) -> Service {
+        let port = free_port();
+        let child = Command::new(binary())
+            .env_clear()
+            .env("PORT", port.to_string())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Service {
+            child,
+            port,
+            started: Instant::now(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String, String)> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let mut response = agent
+            .get(&format!("http://127.0.0.1:{}{path}", self.port))
+            .call()
+            .ok()?;
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let mut body = String::new();
+        response
+            .body_mut()
+            .as_reader()
+            .read_to_string(&mut body)
+            .ok()?;
+        Some((response.status().as_u16(), content_type, body))
+    }
+
+    /// Polls until `path` answers with `status`; returns the body and when it first did.
+    fn wait_for(&self, path: &str, status: u16, within: Duration) -> (String, Instant) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some((code, _, body)) = self.get(path)
+                && code == status
+            {
+                return (body, Instant::now());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} did not answer {status} within {within:?}: last {:?}",
+                self.get(path)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn fresh_database_liveness_at_once_then_ready_after_migrating() {
+    let db = test_database();
+    let service = Service::start(&[("DATABASE_URL", db.url())]);
+    let (body, live_at) = service.wait_for("/health", 200, Duration::from_secs(5));
+    assert!(
+        live_at - service.started < Duration::from_secs(1),
+        "liveness took {:?}",
+        live_at - service.started
+    );
+    assert_eq!(body, r#"{"status":"pass"}"#);
+    let (_, content_type, _) = service.get("/health").unwrap();
+    assert_eq!(content_type, "application/health+json");
+
+    let (body, _) = service.wait_for("/health/ready", 200, Duration::from_secs(30));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], "pass");
+    assert_eq!(json["checks"]["migrations:pending"][0]["status"], "pass");
+    assert_eq!(json["checks"]["database:connection"][0]["status"], "pass");
+    assert_eq!(
+        json["checks"]["database:connection"][0]["componentType"],
+        "datastore"
+    );
+
+    let status = cli(&["status"], &[("DATABASE_URL", db.url())]);
+    assert_eq!(status.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).ends_with("pass: 12 applied, 0 pending, 0 ahead\n")
+    );
+}
+
+#[test]
+fn skipped_with_pending_work_is_not_ready_and_status_exits_1() {
+    let db = test_database();
+    let service = Service::start(&[("DATABASE_URL", db.url()), ("MIGRATE_SKIP", "1")]);
+    service.wait_for("/health", 200, Duration::from_secs(5));
+    let (body, _) = service.wait_for("/health/ready", 503, Duration::from_secs(10));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], "fail");
+    assert_eq!(
+        json["checks"]["migrations:pending"][0]["output"],
+        "pending: 0001, 0002, 0003a, 0003b, 0004, 0005, 0006, 0007, 0008, 0009, 0010, 0011 (MIGRATE_SKIP is set)"
+    );
+    assert_eq!(json["checks"]["database:connection"][0]["status"], "pass");
+
+    let status = cli(&["status"], &[("DATABASE_URL", db.url())]);
+    assert_eq!(status.status.code(), Some(1), "pending work");
+    let json = cli(&["status", "--json"], &[("DATABASE_URL", db.url())]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["pending"].as_array().map(Vec::len), Some(12));
+
+    // The operator applies them with the same binary; readiness turns green without a restart.
+    let migrate = cli(&["migrate"], &[("DATABASE_URL", db.url())]);
+    assert_eq!(
+        migrate.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&migrate.stdout).ends_with("up to date at 0011 (12 applied now)\n")
+    );
+    service.wait_for("/health/ready", 200, Duration::from_secs(5));
+}
+
+#[test]
+fn without_database_url_liveness_passes_and_readiness_says_not_configured() {
+    let service = Service::start(&[]);
+    service.wait_for("/health", 200, Duration::from_secs(5));
+    let (status, content_type, body) = service.get("/health/ready").unwrap();
+    assert_eq!(status, 503);
+    assert_eq!(content_type, "application/health+json");
+    assert_eq!(
+        body,
+        r#"{"checks":{"database:connection":[{"output":"not configured","status":"fail"}],"migrations:pending":[{"output":"not configured","status":"fail"}]},"output":"not configured: set DATABASE_URL","status":"fail"}"#
+    );
+    let status = cli(&["status"], &[]);
+    assert_eq!(status.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&status.stderr),
+        "error: no database configured\n  help: set MIGRATION_DATABASE_URL (or DATABASE_URL) to the database's URL\n"
+    );
+}
+
+#[test]
+fn database_stopped_and_back_readiness_follows_liveness_stays() {
+    let mut cluster = Cluster::start();
+    let db = cluster.create_database();
+    let service = Service::start(&[("DATABASE_URL", db.url())]);
+    service.wait_for("/health/ready", 200, Duration::from_secs(30));
+
+    cluster.stop();
+    let stopped = Instant::now();
+    let (body, at) = service.wait_for("/health/ready", 503, Duration::from_secs(5));
+    assert!(
+        at - stopped < Duration::from_secs(2),
+        "readiness noticed after {:?}",
+        at - stopped
+    );
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        json["checks"]["database:connection"][0]["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreachable: cannot connect to postgres://postgres@127.0.0.1:")
+    );
+    let (live, _, _) = service.get("/health").unwrap();
+    assert_eq!(live, 200, "liveness never depends on the database");
+
+    cluster.restart();
+    service.wait_for("/health/ready", 200, Duration::from_secs(10));
+    drop(db);
+}
+
+#[test]
+fn a_migration_waiting_behind_a_lock_reads_migrating_while_live() {
+    let db = test_database();
+    // Everything but the last migration is applied; the last one drops a foreign key and needs
+    // ACCESS EXCLUSIVE on user_personalization, which a long transaction blocks.
+    let all = SERVICE_MIGRATIONS.as_slice();
+    let mut client = db.client();
+    migrate::Migrator::new(&migrate::__private::migrations(&all[..all.len() - 1]))
+        .run(&mut client)
+        .unwrap();
+    let mut holder = db.client();
+    holder
+        .batch_execute("BEGIN; SELECT count(*) FROM user_personalization")
+        .unwrap();
+
+    let service = Service::start(&[("DATABASE_URL", db.url())]);
+    service.wait_for("/health", 200, Duration::from_secs(5));
+    let (body, _) = service.wait_for("/health/ready", 503, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(2));
+    let (code, _, body_later) = service.get("/health/ready").unwrap();
+    assert_eq!(code, 503);
+    for body in [body, body_later] {
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            json["checks"]["migrations:pending"][0]["output"], "migrating",
+            "{body}"
+        );
+        assert_eq!(json["checks"]["database:connection"][0]["status"], "pass");
+    }
+    assert_eq!(service.get("/health").unwrap().0, 200);
+
+    holder.batch_execute("COMMIT").unwrap();
+    service.wait_for("/health/ready", 200, Duration::from_secs(15));
+}
+
+#[test]
+fn the_example_migrations_lint_clean_and_plan_shows_locks() {
+    let findings = migrate::lint_dir(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
+        &migrate::lint::LintConfig::default(),
+    );
+    assert!(findings.is_empty(), "{findings:?}");
+    let lint = cli(&["lint", "migrations", "--json"], &[]);
+    assert_eq!(lint.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&lint.stdout), "[]\n");
+
+    let db: TestDatabase = test_database();
+    let plan = cli(&["plan"], &[("DATABASE_URL", db.url())]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("0006 migrations/0006_daily_top_unique_index.sql (no-transaction, statement by statement)"), "{text}");
+    assert!(
+        text.contains("SHARE UPDATE EXCLUSIVE on daily_top_articles (scan)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ACCESS EXCLUSIVE on user_personalization (instant), ACCESS EXCLUSIVE on user_profiles"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn lint_json_reports_each_finding_for_ci() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/ui/fixtures/lint/backfill-after-alter"
+    );
+    let out = cli(&["lint", dir, "--json"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let finding = &json[0];
+    assert_eq!(finding["rule"], "lock-held-across-slow-statement");
+    assert_eq!(finding["line"], 4);
+    assert_eq!(finding["column"], 1);
+    assert_eq!(finding["severity"], "error");
+    assert!(
+        finding["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("backfill-after-alter/0002_change.sql")
+    );
+}
