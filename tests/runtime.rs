@@ -766,3 +766,33 @@ fn a_terminated_backend_mid_migration_reconnects_and_completes() {
         "the connection loss was seen and retried"
     );
 }
+
+#[test]
+fn the_history_can_live_in_its_own_schema() {
+    let db = test_database();
+    let mut client = db.client();
+    Migrator::new(&BASIC)
+        .schema("ops")
+        .table("schema_history")
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(
+        values(&mut client, "SELECT count(*) FROM ops.schema_history"),
+        ["3"]
+    );
+    assert_eq!(
+        values(
+            &mut client,
+            "SELECT to_regclass('public.migrate_history') IS NULL"
+        ),
+        ["t"]
+    );
+    let err = Migrator::new(&BASIC)
+        .schema("ops; DROP TABLE users")
+        .run(&mut client)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid schema `ops; DROP TABLE users`: expected letters, digits and _ (at most 63)"
+    );
+}

@@ -13,9 +13,14 @@ pub fn qualified(settings: &Settings) -> String {
 
 pub fn create_sql(settings: &Settings) -> String {
     let table = qualified(settings);
+    // `public` exists already; asking again only makes the server log a NOTICE.
+    let schema = if settings.schema == "public" {
+        String::new()
+    } else {
+        format!("CREATE SCHEMA IF NOT EXISTS \"{}\";\n", settings.schema)
+    };
     format!(
-        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-CREATE TABLE IF NOT EXISTS {table} (
+        "{schema}CREATE TABLE IF NOT EXISTS {table} (
     revision text PRIMARY KEY,
     parents text NOT NULL,
     message text,
@@ -25,8 +30,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     applied_at timestamptz NOT NULL DEFAULT now(),
     execution_ms bigint NOT NULL DEFAULT 0,
     applied_by text NOT NULL
-)",
-        schema = settings.schema
+)"
     )
 }
 
