@@ -223,3 +223,90 @@ fn every_row_of_the_lock_model_matches_a_live_server() {
         mismatches.join("\n")
     );
 }
+
+/// Which column type changes rewrite the table, as the linter judges them, against the server.
+#[test]
+fn type_changes_rewrite_exactly_when_the_linter_says() {
+    let db = test_database();
+    let mut client = db.client();
+    client
+        .batch_execute("SET TimeZone = 'UTC'; CREATE TABLE w (a int, b varchar(10), c numeric(10,2), d text, e timestamp, f int); INSERT INTO w SELECT g, 'x', 1.5, 'y', now(), g FROM generate_series(1, 500) AS g")
+        .unwrap();
+    let cases = [
+        ("a", "int", "bigint"),
+        ("a", "int", "integer"),
+        ("b", "varchar(10)", "varchar(20)"),
+        ("b", "varchar(10)", "varchar(5)"),
+        ("b", "varchar(10)", "text"),
+        ("c", "numeric(10,2)", "numeric(12,2)"),
+        ("c", "numeric(10,2)", "numeric(12,3)"),
+        ("d", "text", "varchar(5)"),
+        ("d", "text", "varchar"),
+        ("f", "int", "text"),
+    ];
+    let mut mismatches = Vec::new();
+    for (column, old, new) in cases {
+        client.batch_execute("BEGIN").unwrap();
+        let before = rows(
+            &mut client,
+            "SELECT relfilenode::text FROM pg_class WHERE relname = 'w'",
+        );
+        client
+            .batch_execute(&format!("ALTER TABLE w ALTER COLUMN {column} TYPE {new}"))
+            .unwrap();
+        let after = rows(
+            &mut client,
+            "SELECT relfilenode::text FROM pg_class WHERE relname = 'w'",
+        );
+        client.batch_execute("ROLLBACK").unwrap();
+        let rewrote = before != after;
+        if rewrote == migrate::lint::type_change_is_compatible(old, new) {
+            mismatches.push(format!("{old} -> {new}: server rewrote = {rewrote}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+}
+
+/// PG12+: a valid CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan; without it the
+/// scan happens. And ADD COLUMN NOT NULL without a default fails on a non-empty table.
+#[test]
+fn set_not_null_shortcut_and_required_column_failure() {
+    let db = test_database();
+    let mut client = db.client();
+    client.batch_execute("CREATE TABLE n (a int, b int); INSERT INTO n SELECT g, g FROM generate_series(1, 500) AS g; ANALYZE n").unwrap();
+    let scans = |client: &mut Client, setup: &str| -> i64 {
+        client.batch_execute(&format!("BEGIN; {setup}")).unwrap();
+        let before: i64 = rows(
+            client,
+            "SELECT coalesce(seq_scan, 0) FROM pg_stat_xact_user_tables WHERE relname = 'n'",
+        )[0][0]
+            .parse()
+            .unwrap();
+        client
+            .batch_execute("ALTER TABLE n ALTER COLUMN a SET NOT NULL")
+            .unwrap();
+        let after: i64 = rows(
+            client,
+            "SELECT coalesce(seq_scan, 0) FROM pg_stat_xact_user_tables WHERE relname = 'n'",
+        )[0][0]
+            .parse()
+            .unwrap();
+        client.batch_execute("ROLLBACK").unwrap();
+        after - before
+    };
+    assert!(
+        scans(&mut client, "SELECT 1") > 0,
+        "SET NOT NULL scans without a proof"
+    );
+    client.batch_execute("ALTER TABLE n ADD CONSTRAINT n_a_nn CHECK (a IS NOT NULL) NOT VALID; ALTER TABLE n VALIDATE CONSTRAINT n_a_nn").unwrap();
+    assert_eq!(
+        scans(&mut client, "SELECT 1"),
+        0,
+        "a valid CHECK (a IS NOT NULL) skips the scan"
+    );
+
+    let err = client
+        .batch_execute("ALTER TABLE n ADD COLUMN c int NOT NULL")
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("23502"));
+}

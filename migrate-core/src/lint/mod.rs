@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use crate::analysis::{AnalyzedMigration, Diagnostic, Location, Severity};
 
-pub use walker::{ResolvedEffect, SchemaFacts, StatementContext, WalkedStatement};
+pub use walker::{
+    ResolvedEffect, SchemaFacts, StatementContext, WalkedStatement, type_change_is_compatible,
+};
 
 /// Every statement of every migration with the locks it takes and what it costs: the lock
 /// summary an operator sees before applying (`plan`), and what the ground-truth test checks.
