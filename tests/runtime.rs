@@ -2,13 +2,15 @@
 //! traffic, crashes part-way, a database ahead of the binary, edited migrations, adoption, and
 //! error texts without passwords.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use migrate::{Health, Migrator, Outcome};
+mod common;
+
+use common::{advisory_locks, history, host, run_host, stdout, values};
 use pg_harness::{Cluster, ClusterOptions, TestDatabase, test_database};
-use postgres::SimpleQueryMessage;
 
 static BASIC: migrate::Migrations = migrate::embed_migrations!("tests/migrations/basic");
 static SETTINGS: migrate::Migrations = migrate::embed_migrations!("tests/migrations/settings");
@@ -43,75 +45,6 @@ fn logged(needle: &str) -> Vec<String> {
         .lock()
         .map(|l| l.iter().filter(|l| l.contains(needle)).cloned().collect())
         .unwrap_or_default()
-}
-
-fn host_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/runtime_host")
-}
-
-fn host(url: &str, set: &str, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(host_binary());
-    cmd.env_clear()
-        .env("DATABASE_URL", url)
-        .env("MIGRATE_TEST_SET", set)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn run_host(url: &str, set: &str, env: &[(&str, &str)]) -> Output {
-    host(url, set, env).output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn values(client: &mut postgres::Client, query: &str) -> Vec<String> {
-    client
-        .simple_query(query)
-        .unwrap()
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn history(db: &TestDatabase) -> Vec<String> {
-    values(
-        &mut db.client(),
-        "SELECT revision FROM migrate_history ORDER BY revision",
-    )
-}
-
-/// Advisory locks still held, once the backends of exited clients had time to end (a backend
-/// notices its client's exit asynchronously).
-fn advisory_locks(db: &TestDatabase) -> String {
-    let mut client = db.client();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let held = values(
-            &mut client,
-            "SELECT coalesce(string_agg(l.pid || ' ' || coalesce(a.state, '') || ' ' || coalesce(a.query, ''), '; '), '') FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'",
-        )
-        .remove(0);
-        if held.is_empty() {
-            return "0".to_owned();
-        }
-        if Instant::now() > deadline {
-            return held;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

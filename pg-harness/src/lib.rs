@@ -475,3 +475,123 @@ mod tests {
         assert_eq!(replace_database("postgres://h", "t1"), "postgres://h/t1");
     }
 }
+
+/// A PgBouncer in front of a cluster, on its own loopback port, started by the test and
+/// stopped on drop (a watchdog stops it if the test process dies). Every database of the
+/// cluster is reachable through it under the same name.
+pub struct Pgbouncer {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    watchdog: Option<Child>,
+}
+
+impl Pgbouncer {
+    /// `pool_mode` is `transaction` or `session`; `pool_size` is `default_pool_size`.
+    pub fn start(cluster: &Cluster, pool_mode: &str, pool_size: u32) -> Pgbouncer {
+        let dir = std::env::temp_dir().join(format!(
+            "migrate-pgb-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the pgbouncer directory");
+        let port = free_port();
+        let ini = format!(
+            "[databases]\n* = host=127.0.0.1 port={pg}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {dir}/userlist.txt\npool_mode = {pool_mode}\nmax_client_conn = 200\ndefault_pool_size = {pool_size}\nignore_startup_parameters = extra_float_digits,options\nadmin_users = postgres\nlogfile = {dir}/pgb.log\npidfile = {dir}/pgb.pid\n",
+            pg = cluster.port(),
+            dir = dir.display(),
+        );
+        std::fs::write(dir.join("pgbouncer.ini"), ini).expect("write pgbouncer.ini");
+        std::fs::write(dir.join("userlist.txt"), "\"postgres\" \"\"\n")
+            .expect("write userlist.txt");
+        let as_postgres = running_as_root();
+        if as_postgres {
+            let (uid, gid) = (id_of("-u"), id_of("-g"));
+            for path in [
+                dir.clone(),
+                dir.join("pgbouncer.ini"),
+                dir.join("userlist.txt"),
+            ] {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
+            }
+        }
+        // setpriv execs pgbouncer in place (PgBouncer refuses root), so the child is PgBouncer.
+        let mut command = if as_postgres {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "pgbouncer",
+            ]);
+            c
+        } else {
+            Command::new("pgbouncer")
+        };
+        let child = command
+            .arg(dir.join("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pgbouncer (apt-get install pgbouncer)");
+        let script = format!(
+            "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; kill -9 {pgb} 2>/dev/null; rm -rf '{dir}'",
+            me = std::process::id(),
+            pgb = child.id(),
+            dir = dir.display()
+        );
+        let watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        let bouncer = Pgbouncer {
+            dir,
+            port,
+            child: Some(child),
+            watchdog,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "pgbouncer did not start: {}",
+                std::fs::read_to_string(bouncer.dir.join("pgb.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bouncer
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `database` through the pooler.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// PgBouncer's own log, for assertions and failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pgb.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Pgbouncer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

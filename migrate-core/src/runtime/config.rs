@@ -139,6 +139,10 @@ impl EnvConfig {
                 }
             };
         }
+        // MIGRATE_POOLER describes DATABASE_URL; MIGRATION_DATABASE_URL is the direct connection.
+        if url_source == "MIGRATION_DATABASE_URL" {
+            settings.pooler = Pooler::None;
+        }
         if let Some(value) = get("MIGRATE_APPLICATION_NAME") {
             settings.application_name = value;
         }
@@ -189,6 +193,23 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.url_source, "DATABASE_URL");
+    }
+
+    #[test]
+    fn the_pooler_setting_describes_database_url_only() {
+        let pooled = config(&[
+            ("DATABASE_URL", "postgres://pooler/db"),
+            ("MIGRATE_POOLER", "transaction"),
+        ])
+        .unwrap();
+        assert_eq!(pooled.settings.pooler, Pooler::Transaction);
+        let direct = config(&[
+            ("DATABASE_URL", "postgres://pooler/db"),
+            ("MIGRATION_DATABASE_URL", "postgres://direct/db"),
+            ("MIGRATE_POOLER", "transaction"),
+        ])
+        .unwrap();
+        assert_eq!(direct.settings.pooler, Pooler::None);
     }
 
     #[test]

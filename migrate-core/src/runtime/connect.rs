@@ -110,10 +110,70 @@ impl Connector {
         &self.display
     }
 
-    pub fn connect(&self) -> Result<postgres::Client, postgres::Error> {
-        match &self.tls {
-            Some(tls) => self.config.connect(tls.clone()),
-            None => self.config.connect(postgres::NoTls),
+    /// Opens a connection. The whole login (TCP, TLS, authentication) must finish within the
+    /// connect timeout, as with libpq: the driver's own timeout covers the TCP connect only, so a
+    /// server or pooler that accepts the socket and never answers would hang the caller forever.
+    /// The login runs on a helper thread; after the timeout the caller stops waiting for it.
+    pub fn connect(&self) -> Result<postgres::Client, ConnectError> {
+        let timeout = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(CONNECT_TIMEOUT);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let config = self.config.clone();
+        let tls = self.tls.clone();
+        let spawned = std::thread::Builder::new()
+            .name("migrate-connect".to_owned())
+            .spawn(move || {
+                let result = match tls {
+                    Some(tls) => config.connect(tls),
+                    None => config.connect(postgres::NoTls),
+                };
+                // The receiver is gone when the caller gave up; the client is then dropped here.
+                let _ = sender.send(result);
+            });
+        if let Err(e) = spawned {
+            return Err(ConnectError::Other(format!("cannot start a thread: {e}")));
+        }
+        match receiver.recv_timeout(timeout) {
+            Ok(result) => result.map_err(ConnectError::Postgres),
+            Err(_) => Err(ConnectError::TimedOut(timeout)),
+        }
+    }
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug)]
+pub enum ConnectError {
+    Postgres(postgres::Error),
+    /// The login did not finish within the connect timeout.
+    TimedOut(Duration),
+    Other(String),
+}
+
+impl ConnectError {
+    /// The server's SQLSTATE, when the server refused the login.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ConnectError::Postgres(e) => super::error::db_error(e).map(|db| db.code().code()),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Postgres(e) => {
+                write!(f, "{}", super::error::ServerError::from_postgres(e))
+            }
+            ConnectError::TimedOut(after) => write!(
+                f,
+                "timed out after {:.1}s waiting for the server to complete the login (connect_timeout)",
+                after.as_secs_f64()
+            ),
+            ConnectError::Other(message) => write!(f, "{message}"),
         }
     }
 }
@@ -126,7 +186,7 @@ pub fn connect(url: &str, application_name: &str) -> Result<postgres::Client, Er
     connector.connect().map_err(|e| Error::Connect {
         target: connector.display().to_owned(),
         waited: started.elapsed(),
-        cause: super::error::ServerError::from_postgres(&e).to_string(),
+        cause: e.to_string(),
     })
 }
 

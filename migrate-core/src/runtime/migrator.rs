@@ -203,9 +203,9 @@ impl Conn<'_> {
                     match connector.connect() {
                         Ok(new) => *client = Some(new),
                         Err(e) => {
-                            *last_error = ServerError::from_postgres(&e).to_string();
+                            *last_error = e.to_string();
                             // A refused login or a missing database will not fix itself: fail now.
-                            let code = super::error::db_error(&e).map_or("", |db| db.code().code());
+                            let code = e.code().unwrap_or("");
                             if code.starts_with("28") || code == "3D000" {
                                 return Err(StepError::Fatal(Error::Connect {
                                     target: connector.display().to_owned(),
@@ -317,8 +317,9 @@ impl<'m> Migrator<'m> {
     }
 
     /// The advisory lock key: one per history table, so two services sharing a database but not
-    /// a history table do not wait for each other.
-    fn lock_key(&self) -> i64 {
+    /// a history table do not wait for each other. An operator finds the holder with
+    /// `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = key >> 32 AND objid = key & x'FFFFFFFF'`.
+    pub fn lock_key(&self) -> i64 {
         let digest = Sha256::digest(
             format!("migrate:{}.{}", self.settings.schema, self.settings.table).as_bytes(),
         );
@@ -387,8 +388,10 @@ impl<'m> Migrator<'m> {
                 }
                 Err(StepError::Fatal(error)) => return Err(error),
             };
-            let delay = backoff.next_delay();
-            if Instant::now() + delay > deadline {
+            // The whole budget is used: the last sleep is cut to what remains and one more
+            // attempt is made at the deadline.
+            let now = Instant::now();
+            if now >= deadline {
                 if let Conn::Owned {
                     connector,
                     client: None,
@@ -416,7 +419,7 @@ impl<'m> Migrator<'m> {
                     reason,
                 });
             }
-            std::thread::sleep(delay);
+            std::thread::sleep(backoff.next_delay().min(deadline - now));
         }
     }
 

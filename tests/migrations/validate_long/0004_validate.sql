@@ -1,0 +1,5 @@
+-- revision: 0004
+-- parents: 0003
+-- message: validation, about 3 s
+-- migrate:statement-timeout 20s
+ALTER TABLE measurements VALIDATE CONSTRAINT measurements_v_positive;
