@@ -462,20 +462,6 @@ fn replace_database(url: &str, database: &str) -> String {
     format!("{base}/{database}{query}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_the_database_of_a_url() {
-        assert_eq!(
-            replace_database("postgres://u:p@h:5/db?sslmode=disable", "t1"),
-            "postgres://u:p@h:5/t1?sslmode=disable"
-        );
-        assert_eq!(replace_database("postgres://h", "t1"), "postgres://h/t1");
-    }
-}
-
 /// A PgBouncer in front of a cluster, on its own loopback port, started by the test and
 /// stopped on drop (a watchdog stops it if the test process dies). Every database of the
 /// cluster is reachable through it under the same name.
@@ -593,5 +579,19 @@ impl Drop for Pgbouncer {
             let _ = watchdog.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            replace_database("postgres://u:p@h:5/db?sslmode=disable", "t1"),
+            "postgres://u:p@h:5/t1?sslmode=disable"
+        );
+        assert_eq!(replace_database("postgres://h", "t1"), "postgres://h/t1");
     }
 }
