@@ -45,9 +45,21 @@ const FRAGMENTS: &[&str] = &[
 ];
 
 fn migration(i: usize, body: &str, no_transaction: bool) -> Option<AnalyzedMigration> {
-    let parents = if i == 0 { "none".to_owned() } else { format!("r{}", i - 1) };
-    let directive = if no_transaction { "-- migrate:no-transaction\n" } else { "" };
-    analyze_text(&format!("m/{i}.sql"), &format!("-- revision: r{i}\n-- parents: {parents}\n{directive}{body}\n")).ok()
+    let parents = if i == 0 {
+        "none".to_owned()
+    } else {
+        format!("r{}", i - 1)
+    };
+    let directive = if no_transaction {
+        "-- migrate:no-transaction\n"
+    } else {
+        ""
+    };
+    analyze_text(
+        &format!("m/{i}.sql"),
+        &format!("-- revision: r{i}\n-- parents: {parents}\n{directive}{body}\n"),
+    )
+    .ok()
 }
 
 proptest! {

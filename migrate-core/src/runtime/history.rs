@@ -55,16 +55,20 @@ pub struct HistoryRow {
     pub applied_by: String,
 }
 
+/// The query that reads the whole history, oldest first.
+pub fn select_sql(settings: &Settings) -> String {
+    format!(
+        "SELECT revision, parents, message, checksum, state, statements_done, applied_at, execution_ms, applied_by FROM {} ORDER BY applied_at, revision",
+        qualified(settings)
+    )
+}
+
 /// Reads the history; `Ok(None)` when the table does not exist yet.
 pub fn read(
     client: &mut Client,
     settings: &Settings,
 ) -> Result<Option<Vec<HistoryRow>>, postgres::Error> {
-    let query = format!(
-        "SELECT revision, parents, message, checksum, state, statements_done, applied_at, execution_ms, applied_by FROM {} ORDER BY applied_at, revision",
-        qualified(settings)
-    );
-    let messages = match client.simple_query(&query) {
+    let messages = match client.simple_query(&select_sql(settings)) {
         Ok(messages) => messages,
         Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => return Ok(None),
         Err(e) if e.code() == Some(&postgres::error::SqlState::INVALID_SCHEMA_NAME) => {
@@ -77,21 +81,19 @@ pub fn read(
 
 /// Reads the history inside an open transaction (the table is known to exist).
 pub fn read_in_transaction(
-    client: &mut postgres::Transaction<'_>,
+    tx: &mut postgres::Transaction<'_>,
     settings: &Settings,
 ) -> Result<Vec<HistoryRow>, postgres::Error> {
-    let query = format!(
-        "SELECT revision, parents, message, checksum, state, statements_done, applied_at, execution_ms, applied_by FROM {} ORDER BY applied_at, revision",
-        qualified(settings)
-    );
-    Ok(rows(&client.simple_query(&query)?))
+    Ok(rows(&tx.simple_query(&select_sql(settings))?))
 }
 
-fn rows(messages: &[SimpleQueryMessage]) -> Vec<HistoryRow> {
+/// The history rows among the results of a multi-statement query (rows of other statements
+/// have fewer columns).
+pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<HistoryRow> {
     messages
         .iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => {
+            SimpleQueryMessage::Row(row) if row.len() == 9 => {
                 let text = |i: usize| row.get(i).unwrap_or_default().to_owned();
                 Some(HistoryRow {
                     revision: text(0),
@@ -132,8 +134,35 @@ pub fn applied_by(settings: &Settings) -> String {
     format!("{host}/{}", settings.application_name)
 }
 
-/// Records `migration` in the history: `Applied` with its execution time, or `Running` (a
-/// no-transaction migration about to start, 0 statements done).
+/// The INSERT recording `migration`: `Applied` with its execution time, or `Running` (a
+/// no-transaction migration about to start). Sent with the simple protocol, in the same round
+/// trip as the COMMIT that follows it, so values are quoted as literals.
+pub fn insert_sql(
+    settings: &Settings,
+    migration: &crate::Migration,
+    state: RowState,
+    execution_ms: i64,
+    applied_by: &str,
+) -> String {
+    use postgres_protocol::escape::escape_literal;
+    let state = match state {
+        RowState::Applied => "applied",
+        RowState::Running => "running",
+    };
+    let message = migration
+        .message()
+        .map_or_else(|| "NULL".to_owned(), escape_literal);
+    format!(
+        "INSERT INTO {} (revision, parents, message, checksum, state, execution_ms, applied_by) VALUES ({}, {}, {message}, {}, '{state}', {execution_ms}, {})",
+        qualified(settings),
+        escape_literal(migration.revision()),
+        escape_literal(&migration.parents().join(",")),
+        escape_literal(migration.checksum()),
+        escape_literal(applied_by),
+    )
+}
+
+/// Records `migration` in the history (see [`insert_sql`]).
 pub fn insert(
     client: &mut impl postgres::GenericClient,
     settings: &Settings,
@@ -142,25 +171,11 @@ pub fn insert(
     execution_ms: i64,
     applied_by: &str,
 ) -> Result<(), postgres::Error> {
-    use postgres::types::Type;
-    let state = match state {
-        RowState::Applied => "applied",
-        RowState::Running => "running",
-    };
-    client.query_typed(
-        &format!(
-            "INSERT INTO {} (revision, parents, message, checksum, state, execution_ms, applied_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            qualified(settings)
-        ),
-        &[
-            (&migration.revision(), Type::TEXT),
-            (&migration.parents().join(","), Type::TEXT),
-            (&migration.message(), Type::TEXT),
-            (&migration.checksum(), Type::TEXT),
-            (&state, Type::TEXT),
-            (&execution_ms, Type::INT8),
-            (&applied_by, Type::TEXT),
-        ],
-    )?;
-    Ok(())
+    client.batch_execute(&insert_sql(
+        settings,
+        migration,
+        state,
+        execution_ms,
+        applied_by,
+    ))
 }

@@ -143,6 +143,11 @@ fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
     })
 }
 
+/// The longest wait between two retries after an error.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest wait between two polls of a busy migration lock.
+const LOCK_POLL_CAP: Duration = Duration::from_millis(250);
+
 /// Jittered exponential backoff: 100 ms doubling to 5 s, each delay between 50 % and 100 %.
 struct Backoff {
     attempt: u32,
@@ -170,6 +175,29 @@ impl Backoff {
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
         Duration::from_millis(cap / 2 + self.seed % (cap / 2 + 1))
+    }
+}
+
+/// A transaction opened with a `BEGIN` sent by hand (so that it shares a round trip with the
+/// lock); rolled back when dropped without [`OpenTransaction::finish`].
+struct OpenTransaction<'a> {
+    client: &'a mut Client,
+    open: bool,
+}
+
+impl OpenTransaction<'_> {
+    /// Sends the final statements (ending with COMMIT or ROLLBACK).
+    fn finish(mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.open = false;
+        self.client.batch_execute(sql)
+    }
+}
+
+impl Drop for OpenTransaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
     }
 }
 
@@ -359,14 +387,23 @@ impl<'m> Migrator<'m> {
         let deadline = started + self.settings.wait_budget;
         let mut applied = Vec::new();
         let mut backoff = Backoff::new();
+        let mut fresh = true;
         loop {
-            let reason = match self.step(conn, &mut applied) {
+            let outcome = self.step(conn, &mut applied, fresh);
+            // Right after applying, the next step's read under the lock is the only one needed.
+            fresh = !matches!(outcome, Ok(Step::Applied));
+            let mut poll_cap = MAX_BACKOFF;
+            let reason = match outcome {
                 Ok(Step::Done(status)) => return Ok(Report { applied, status }),
                 Ok(Step::Applied) => {
                     backoff.reset();
                     continue;
                 }
-                Ok(Step::Busy) => "another process holds the migration lock".to_owned(),
+                Ok(Step::Busy) => {
+                    // The holder is working: poll often, so replicas finish soon after it.
+                    poll_cap = LOCK_POLL_CAP;
+                    "another process holds the migration lock".to_owned()
+                }
                 Err(StepError::Retry(reason)) => {
                     log::warn!("{reason}; rolled back, retrying");
                     reason
@@ -419,7 +456,7 @@ impl<'m> Migrator<'m> {
                     reason,
                 });
             }
-            std::thread::sleep(backoff.next_delay().min(deadline - now));
+            std::thread::sleep(backoff.next_delay().min(poll_cap).min(deadline - now));
         }
     }
 
@@ -427,7 +464,7 @@ impl<'m> Migrator<'m> {
     fn lock_holder(&self, client: &mut Client) -> Option<String> {
         let key = self.lock_key() as u64;
         let query = format!(
-            "SELECT a.pid::text || ' (application_name ' || quote_literal(coalesce(a.application_name, '')) || ', state ' || coalesce(a.state, '?') || ', since ' || coalesce(a.xact_start, a.backend_start)::text || ')' FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {} AND l.objid = {} AND l.objsubid = 1 LIMIT 1",
+            "SELECT a.pid::text || ' (application_name ' || quote_literal(coalesce(a.application_name, '')) || ', state ' || coalesce(a.state, '?') || ', since ' || coalesce(a.xact_start, a.backend_start)::text || ')' FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid = {} AND l.objid = {} AND l.objsubid = 1 LIMIT 1",
             key >> 32,
             key & 0xFFFF_FFFF
         );
@@ -435,43 +472,73 @@ impl<'m> Migrator<'m> {
         first_value(&messages).map(|holder| format!("held by pid {holder}"))
     }
 
-    fn step(&self, conn: &mut Conn<'_>, applied: &mut Vec<Applied>) -> Result<Step, StepError> {
+    /// One migration, or the finding that there is nothing (left) to do. Round trips: the
+    /// lock-free history read (only when `fresh`), `BEGIN; try lock; read history`, the
+    /// statements (the first one carrying the `SET LOCAL`s), `INSERT …; COMMIT`.
+    fn step(
+        &self,
+        conn: &mut Conn<'_>,
+        applied: &mut Vec<Applied>,
+        fresh: bool,
+    ) -> Result<Step, StepError> {
         let client = conn.get()?;
-        let rows = history::read(client, &self.settings)
-            .map_err(|e| classify("reading the history", e))?;
-        if let Some(rows) = &rows {
-            let status = Status::compute(self.migrations, Some(rows));
-            status.check().map_err(StepError::Fatal)?;
-            if status.next().is_none() {
-                return Ok(Step::Done(status));
+        let mut table_exists = true;
+        if fresh {
+            let rows = history::read(client, &self.settings)
+                .map_err(|e| classify("reading the history", e))?;
+            match rows {
+                Some(rows) => {
+                    let status = Status::compute(self.migrations, Some(&rows));
+                    status.check().map_err(StepError::Fatal)?;
+                    if status.next().is_none() {
+                        return Ok(Step::Done(status));
+                    }
+                }
+                None => table_exists = false,
             }
         }
 
         let key = self.lock_key();
-        let mut tx = client.transaction().map_err(|e| classify("BEGIN", e))?;
-        let granted = tx
-            .simple_query(&format!("SELECT pg_try_advisory_xact_lock({key})"))
+        let lock = format!("BEGIN; SELECT pg_try_advisory_xact_lock({key})");
+        // With the table known to exist, the history is read in the same round trip; a replica
+        // that did not get the lock just throws it away.
+        let query = if table_exists {
+            format!("{lock}; {}", history::select_sql(&self.settings))
+        } else {
+            lock
+        };
+        let tx = OpenTransaction { client, open: true };
+        let messages = tx
+            .client
+            .simple_query(&query)
             .map_err(|e| classify("taking the migration lock", e))?;
-        if first_value(&granted).as_deref() != Some("t") {
-            let _ = tx.rollback();
+        if first_value(&messages).as_deref() != Some("t") {
             return Ok(Step::Busy);
         }
-        if rows.is_none() {
-            tx.batch_execute(&history::create_sql(&self.settings))
-                .map_err(|e| classify("creating the history table", e))?;
-        }
-        let rows = history::read_in_transaction(&mut tx, &self.settings)
-            .map_err(|e| classify("reading the history", e))?;
+        let rows = if table_exists {
+            history::rows(&messages)
+        } else {
+            let created = format!(
+                "{}; {}",
+                history::create_sql(&self.settings),
+                history::select_sql(&self.settings)
+            );
+            history::rows(
+                &tx.client
+                    .simple_query(&created)
+                    .map_err(|e| classify("creating the history table", e))?,
+            )
+        };
         let status = Status::compute(self.migrations, Some(&rows));
         status.check().map_err(StepError::Fatal)?;
         let Some(next) = status.next() else {
-            tx.commit().map_err(|e| classify("COMMIT", e))?;
+            tx.finish("COMMIT").map_err(|e| classify("COMMIT", e))?;
             return Ok(Step::Done(status));
         };
 
         if next.no_transaction() {
-            // The session lock below replaces this transaction's lock.
-            tx.rollback().map_err(|e| classify("ROLLBACK", e))?;
+            // The session lock taken next replaces this transaction's lock.
+            tx.finish("ROLLBACK").map_err(|e| classify("ROLLBACK", e))?;
             if self.settings.pooler == Pooler::Transaction {
                 return Err(StepError::Fatal(Error::NoTransactionThroughPooler {
                     revision: next.revision().to_owned(),
@@ -484,27 +551,34 @@ impl<'m> Migrator<'m> {
         let started = Instant::now();
         let lock_timeout = next.lock_timeout().unwrap_or(self.settings.lock_timeout);
         let statement_timeout = next.statement_timeout().or(self.settings.statement_timeout);
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'",
+        let mut timeouts = format!(
+            "SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'; ",
             lock_timeout.as_millis(),
             millis(statement_timeout)
-        ))
-        .map_err(|e| classify("setting the timeouts", e))?;
+        );
         for statement in next.statements() {
-            tx.batch_execute(next.statement_sql(statement))
+            // SET LOCAL cannot fail, so an error of this round trip is the statement's.
+            let sql = format!(
+                "{}{}",
+                std::mem::take(&mut timeouts),
+                next.statement_sql(statement)
+            );
+            tx.client
+                .batch_execute(&sql)
                 .map_err(|e| statement_error(next, statement, e))?;
         }
         let elapsed = started.elapsed();
-        history::insert(
-            &mut tx,
+        let record = history::insert_sql(
             &self.settings,
             next,
             RowState::Applied,
             elapsed.as_millis() as i64,
             &history::applied_by(&self.settings),
-        )
-        .map_err(|e| classify("recording the migration", e))?;
-        tx.commit().map_err(|e| classify("COMMIT", e))?;
+        );
+        // A loss of the connection here leaves it open whether the COMMIT happened: the next
+        // step reads the history again before doing anything.
+        tx.finish(&format!("{timeouts}{record}; COMMIT"))
+            .map_err(|e| classify("recording the migration and COMMIT", e))?;
         log::info!(
             "applied {} ({}) in {} ms",
             next.revision(),

@@ -1,0 +1,293 @@
+//! `scripts/bench`: generates the migration sets, then measures `migrate` and refinery side by
+//! side on one throwaway PostgreSQL and prints a markdown table per measure (min / median / max
+//! over the runs). `driver generate` writes the sets; `driver run` measures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pg_harness::{Cluster, ClusterOptions};
+
+const RUNS: usize = 5;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench")
+}
+
+fn write_set(dir: &Path, count: usize, refinery: bool, body: impl Fn(usize) -> String) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("create a set directory");
+    for i in 0..count {
+        let (name, text) = if refinery {
+            (format!("V{}__step.sql", i + 1), body(i))
+        } else {
+            let parents = if i == 0 { "none".to_owned() } else { format!("r{:04}", i - 1) };
+            (format!("{i:04}_step.sql"), format!("-- revision: r{i:04}\n-- parents: {parents}\n{}", body(i)))
+        };
+        std::fs::write(dir.join(name), text).expect("write a migration");
+    }
+}
+
+fn generate() {
+    let sets = root().join("sets");
+    let table = |i: usize| format!("CREATE TABLE bench_{i} (id bigint PRIMARY KEY, v text);\n");
+    for (count, name) in [(200, "200"), (500, "500")] {
+        write_set(&sets.join(format!("migrate-{name}")), count, false, table);
+        write_set(&sets.join(format!("refinery-{name}")), count, true, table);
+    }
+    let stall = |_: usize| "ALTER TABLE stall ADD COLUMN note text;\n".to_owned();
+    write_set(&sets.join("migrate-stall"), 1, false, stall);
+    write_set(&sets.join("refinery-stall"), 1, true, stall);
+    for files in [10, 1000] {
+        let dir = root().join(format!("compile-{files}"));
+        write_set(&dir.join("migrations"), files, false, |i| {
+            format!("CREATE TABLE c_{i} (id bigint PRIMARY KEY, v text);\nCREATE INDEX c_{i}_v ON c_{i} (v);\n")
+        });
+        std::fs::create_dir_all(dir.join("src")).expect("create src");
+        let migrate_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("workspace path");
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"compile-{files}\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[dependencies]\nmigrate = {{ path = {:?}, default-features = false }}\n\n[workspace]\n",
+                migrate_path.display().to_string()
+            ),
+        )
+        .expect("write Cargo.toml");
+        std::fs::write(dir.join("build.rs"), "fn main() { println!(\"cargo:rerun-if-changed=migrations\"); }\n").expect("write build.rs");
+        std::fs::write(
+            dir.join("src/main.rs"),
+            "static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!(\"migrations\");\nfn main() { println!(\"{}\", MIGRATIONS.len()); }\n",
+        )
+        .expect("write main.rs");
+        let _ = std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"), dir.join("Cargo.lock"));
+    }
+    println!("bench: sets written under {}", sets.display());
+}
+
+fn stats(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(|a, b| a.total_cmp(b));
+    (values[0], values[values.len() / 2], values[values.len() - 1])
+}
+
+fn row(label: &str, values: Vec<f64>, unit: &str) {
+    let (min, median, max) = stats(values);
+    println!("| {label} | {min:.1} {unit} | {median:.1} {unit} | {max:.1} {unit} |");
+}
+
+fn header(title: &str) {
+    println!("\n### {title}\n\n| | min | median | max |\n|---|---|---|---|");
+}
+
+fn host() -> PathBuf {
+    std::env::current_exe().expect("current exe").with_file_name("host")
+}
+
+fn run_host(tool: &str, set: &str, url: &str) -> Duration {
+    let started = Instant::now();
+    let out = Command::new(host()).args([tool, set, url]).output().expect("run the host");
+    let took = started.elapsed();
+    assert!(out.status.success(), "{tool} {set} failed: {}", String::from_utf8_lossy(&out.stderr));
+    took
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Statements and executes the server logged for `app` since `from` bytes into its log.
+fn round_trips(cluster: &Cluster, from: u64, app: &str) -> usize {
+    let log = std::fs::read_to_string(cluster.dir().join("server.log")).unwrap_or_default();
+    let prefix = format!("{app}|");
+    log.get(from as usize..)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && (l.contains("LOG:  statement: ") || l.contains("LOG:  execute ")))
+        .count()
+}
+
+fn log_size(cluster: &Cluster) -> u64 {
+    std::fs::metadata(cluster.dir().join("server.log")).map(|m| m.len()).unwrap_or(0)
+}
+
+fn startup(cluster: &Cluster) {
+    header("1. Startup when up to date: 200 embedded migrations, all applied (process start to exit)");
+    let mut trips = Vec::new();
+    for (tool, app) in [("migrate", "bench-migrate"), ("refinery", "bench-refinery")] {
+        let db = cluster.create_database();
+        run_host(tool, "200", db.url());
+        let times: Vec<f64> = (0..RUNS).map(|_| ms(run_host(tool, "200", db.url()))).collect();
+        row(tool, times, "ms");
+        let before = log_size(cluster);
+        run_host(tool, "200", db.url());
+        std::thread::sleep(Duration::from_millis(200));
+        trips.push((tool, round_trips(cluster, before, app)));
+    }
+    println!();
+    for (tool, count) in trips {
+        println!("- {tool}: {count} statements sent when up to date (server log, log_statement = all)");
+    }
+}
+
+fn apply(cluster: &Cluster) {
+    header("2. Apply 500 small migrations to a fresh database");
+    for tool in ["migrate", "refinery"] {
+        let times: Vec<f64> = (0..RUNS)
+            .map(|_| {
+                let db = cluster.create_database();
+                ms(run_host(tool, "500", db.url()))
+            })
+            .collect();
+        row(tool, times, "ms");
+    }
+}
+
+fn replicas(cluster: &Cluster) {
+    header("3. Cold start on a fresh database: 8 replicas at once vs one (200 migrations, migrate)");
+    for count in [1, 8] {
+        let times: Vec<f64> = (0..RUNS)
+            .map(|_| {
+                let db = cluster.create_database();
+                let started = Instant::now();
+                let children: Vec<_> = (0..count)
+                    .map(|_| Command::new(host()).args(["migrate", "200", db.url()]).stdout(Stdio::null()).spawn().expect("spawn"))
+                    .collect();
+                for mut child in children {
+                    assert!(child.wait().expect("wait").success());
+                }
+                ms(started.elapsed())
+            })
+            .collect();
+        row(&format!("{count} replica(s), until all are done"), times, "ms");
+    }
+}
+
+fn compile_times() {
+    header("4. Incremental build of a host after editing one migration (embed_migrations! with the lint, dev profile)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let target = root().join("compile-target");
+    for files in [10, 1000] {
+        let dir = root().join(format!("compile-{files}"));
+        let build = || {
+            let started = Instant::now();
+            let out = Command::new(&cargo).args(["build", "--offline", "--quiet"]).current_dir(&dir).env("CARGO_TARGET_DIR", &target).env_remove("OUT_DIR").output().expect("cargo build");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            started.elapsed()
+        };
+        build();
+        let times: Vec<f64> = (0..RUNS)
+            .map(|run| {
+                let file = dir.join("migrations/0000_step.sql");
+                let text = std::fs::read_to_string(&file).expect("read");
+                std::fs::write(&file, format!("{text}-- edit {run}\n")).expect("edit");
+                ms(build())
+            })
+            .collect();
+        row(&format!("{files} files"), times, "ms");
+    }
+    let dir = root().join("compile-1000/migrations");
+    let config = migrate::lint::LintConfig::default();
+    let statements = 2000.0;
+    let rates: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            let findings = migrate::lint_dir(&dir, &config);
+            assert!(findings.is_empty(), "{}", findings[0]);
+            statements / started.elapsed().as_secs_f64()
+        })
+        .collect();
+    header("4b. migrate::lint_dir throughput (1,000 files, 2,000 statements, release build)");
+    row("statements per second", rates, "");
+}
+
+/// Writers' max and p99 latency while the migration runs behind a 3 s reader.
+fn stall_once(cluster: &Cluster, tool: &str) -> (f64, f64) {
+    let db = cluster.create_database();
+    db.client().batch_execute("CREATE TABLE stall (id int PRIMARY KEY, v int NOT NULL); INSERT INTO stall SELECT g, 0 FROM generate_series(1, 1000) AS g").expect("stall table");
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples: Vec<_> = (0..4)
+        .map(|w| {
+            let url = db.url().to_owned();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("writer");
+                let update = client.prepare("UPDATE stall SET v = v + 1 WHERE id = $1").expect("prepare");
+                let select = client.prepare("SELECT v FROM stall WHERE id = $1").expect("prepare");
+                let mut out = Vec::new();
+                let mut k = w * 100;
+                while !stop.load(Ordering::Relaxed) {
+                    k = (k + 1) % 1000;
+                    let id = k as i32 + 1;
+                    let t = Instant::now();
+                    client.execute(&update, &[&id]).expect("update");
+                    client.query(&select, &[&id]).expect("select");
+                    out.push((t, t.elapsed()));
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                out
+            })
+        })
+        .collect();
+    let holder_url = db.url().to_owned();
+    let holder = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&holder_url, postgres::NoTls).expect("holder");
+        c.batch_execute("BEGIN; SELECT count(*) FROM stall").expect("hold");
+        std::thread::sleep(Duration::from_secs(3));
+        c.batch_execute("COMMIT").expect("commit");
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let window_start = Instant::now();
+    run_host(tool, "stall", db.url());
+    let window_end = Instant::now();
+    holder.join().expect("holder");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies: Vec<f64> = samples
+        .into_iter()
+        .flat_map(|s| s.join().expect("writer"))
+        .filter(|(t, _)| *t >= window_start && *t <= window_end)
+        .map(|(_, d)| ms(d))
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let max = latencies.last().copied().unwrap_or(0.0);
+    let p99 = latencies.get(latencies.len().saturating_sub(1) * 99 / 100).copied().unwrap_or(0.0);
+    (max, p99)
+}
+
+fn stall(cluster: &Cluster) {
+    println!("\n### 5. Traffic stall: 4 writers (UPDATE + SELECT by id) while a 3 s transaction reads the table and the migration adds a column (ACCESS EXCLUSIVE)\n");
+    println!("| runner | writers' max latency (min / median / max) | writers' p99 (min / median / max) |\n|---|---|---|");
+    for (label, tool) in [("(a) migrate, defaults (lock_timeout 1 s + retries)", "migrate"), ("(b) migrate, lock_timeout disabled", "migrate-unguarded"), ("(c) refinery", "refinery")] {
+        let runs: Vec<(f64, f64)> = (0..RUNS).map(|_| stall_once(cluster, tool)).collect();
+        let (a, b, c) = stats(runs.iter().map(|r| r.0).collect());
+        let (d, e, f) = stats(runs.iter().map(|r| r.1).collect());
+        println!("| {label} | {a:.0} / {b:.0} / {c:.0} ms | {d:.0} / {e:.0} / {f:.0} ms |");
+    }
+}
+
+fn run() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        config: vec!["log_statement = 'all'".to_owned(), "log_line_prefix = '%a|'".to_owned(), "max_connections = 100".to_owned()],
+        ..ClusterOptions::default()
+    });
+    println!("## migrate vs refinery 0.8 (postgres), PostgreSQL {} on this machine, {RUNS} runs each", server_version(&cluster));
+    startup(&cluster);
+    apply(&cluster);
+    replicas(&cluster);
+    stall(&cluster);
+    compile_times();
+}
+
+fn server_version(cluster: &Cluster) -> String {
+    let mut client = postgres::Client::connect(&cluster.url("postgres"), postgres::NoTls).expect("connect");
+    client.query_one("SHOW server_version", &[]).map(|r| r.get::<_, String>(0)).unwrap_or_default()
+}
+
+fn main() {
+    match std::env::args().nth(1).as_deref() {
+        Some("generate") => generate(),
+        Some("run") => run(),
+        _ => eprintln!("usage: driver <generate|run> (use scripts/bench)"),
+    }
+}
