@@ -125,6 +125,8 @@ async fn run_server() -> ExitCode {
     let initial = match &config {
         None => Phase::Failed("invalid configuration".to_owned()),
         Some(c) if c.url.is_none() => Phase::NotConfigured,
+        // Nothing will migrate: readiness must never say "migrating".
+        Some(c) if c.skip => Phase::Skipped,
         Some(_) => Phase::Migrating,
     };
     let state = Arc::new(AppState {
