@@ -593,10 +593,12 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                     SyntaxKind::UNIQUE_CONSTRAINT
                     | SyntaxKind::PRIMARY_KEY_CONSTRAINT
                     | SyntaxKind::EXCLUDE_CONSTRAINT => {
-                        let op = if using_index {
-                            Op::AddConstraintUsingIndex
-                        } else {
-                            Op::AddUniqueOrPrimaryKey
+                        let op = match (using_index, constraint.kind()) {
+                            (true, SyntaxKind::PRIMARY_KEY_CONSTRAINT) => {
+                                Op::AddPrimaryKeyUsingIndex
+                            }
+                            (true, _) => Op::AddConstraintUsingIndex,
+                            (false, _) => Op::AddUniqueOrPrimaryKey,
                         };
                         out.effects.push(effect(
                             op,

@@ -124,6 +124,9 @@ pub enum Op {
     ValidateForeignKey,
     AddUniqueOrPrimaryKey,
     AddConstraintUsingIndex,
+    /// `ADD PRIMARY KEY USING INDEX`: the columns must be proven NOT NULL, by a scan unless
+    /// they already are.
+    AddPrimaryKeyUsingIndex,
     DropCheckConstraint,
     DropForeignKey,
     DropTableCascade,
@@ -344,6 +347,13 @@ pub static LOCK_MODEL: &[LockRow] = &[
         "ALTER TABLE t ADD CONSTRAINT t_b_key UNIQUE USING INDEX t_b_uidx",
     ),
     row(
+        Op::AddPrimaryKeyUsingIndex,
+        Some(AccessExclusive),
+        None,
+        Scan,
+        "ALTER TABLE q ADD CONSTRAINT q_pkey PRIMARY KEY USING INDEX q_a_uidx",
+    ),
+    row(
         Op::DropCheckConstraint,
         Some(AccessExclusive),
         None,
@@ -481,7 +491,7 @@ pub static LOCK_MODEL: &[LockRow] = &[
 /// The schema the model's examples run against, as in LOCKS.md: `t` with 2000 rows, a primary
 /// key, a unique index, an index, a foreign key to `u`, a NOT VALID check and a NOT VALID foreign
 /// key, a trigger; a materialized view `mv`; a partitioned `pt` with partition `p1` and a
-/// detached `p2` holding rows for the next range.
+/// detached `p2` holding rows for the next range; `q` with a unique index on a nullable column.
 pub const GROUND_TRUTH_FIXTURE: &str = "CREATE TABLE u (id int PRIMARY KEY);
 INSERT INTO u SELECT g FROM generate_series(1, 2000) AS g;
 CREATE TABLE t (id int PRIMARY KEY, a int, b int, c int, v varchar(10), u_id int, CONSTRAINT t_u_fk FOREIGN KEY (u_id) REFERENCES u (id));
@@ -498,6 +508,9 @@ CREATE TABLE pt (k int) PARTITION BY RANGE (k);
 CREATE TABLE p1 PARTITION OF pt FOR VALUES FROM (0) TO (100);
 CREATE TABLE p2 (k int);
 INSERT INTO p2 SELECT 100 + g % 100 FROM generate_series(1, 500) AS g;
+CREATE TABLE q (a int);
+INSERT INTO q SELECT g FROM generate_series(1, 500) AS g;
+CREATE UNIQUE INDEX q_a_uidx ON q (a);
 ANALYZE";
 
 /// Which relations a row's example locks: (the model's `table`, the model's `other`).
@@ -510,6 +523,7 @@ pub fn example_relations(op: Op) -> (&'static str, Option<&'static str>) {
         | Op::DropForeignKey => ("t", Some("u")),
         Op::DropTableCascade => ("u", Some("t")),
         Op::DropTable => ("p2", None),
+        Op::AddPrimaryKeyUsingIndex => ("q", None),
         Op::AlterIndexRename => ("t_a_idx", None),
         Op::RefreshMaterializedView | Op::RefreshMaterializedViewConcurrently => ("mv", None),
         Op::AttachPartition => ("pt", Some("p2")),
