@@ -230,32 +230,36 @@ impl Cluster {
             .ok();
     }
 
+    /// `pg_ctl start` on the current port; whether the server came up.
+    fn pg_ctl_start(&self) -> bool {
+        let data = self.data_dir();
+        let log = self.dir.join("server.log");
+        self.command("pg_ctl")
+            .args([
+                "-D",
+                data.to_str().expect("utf-8 path"),
+                "-l",
+                log.to_str().expect("utf-8 path"),
+                "-w",
+                "-t",
+                "60",
+            ])
+            .args(["-o", &format!("-p {}", self.port)])
+            .arg("start")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run pg_ctl")
+            .success()
+    }
+
     fn start_server(&mut self) {
         for attempt in 0.. {
             if self.port == 0 || attempt > 0 {
                 self.port = free_port();
             }
-            let data = self.data_dir();
-            let log = self.dir.join("server.log");
-            let status = self
-                .command("pg_ctl")
-                .args([
-                    "-D",
-                    data.to_str().expect("utf-8 path"),
-                    "-l",
-                    log.to_str().expect("utf-8 path"),
-                    "-w",
-                    "-t",
-                    "60",
-                ])
-                .args(["-o", &format!("-p {}", self.port)])
-                .arg("start")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run pg_ctl");
-            if status.success() {
+            if self.pg_ctl_start() {
                 self.running = true;
                 return;
             }
@@ -263,7 +267,7 @@ impl Cluster {
             assert!(
                 attempt < 3,
                 "PostgreSQL did not start: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
             );
         }
     }
@@ -306,27 +310,7 @@ impl Cluster {
     /// Starts the server again on the same port after [`Cluster::stop`].
     pub fn restart(&mut self) {
         if !self.running {
-            let data = self.data_dir();
-            let log = self.dir.join("server.log");
-            let status = self
-                .command("pg_ctl")
-                .args([
-                    "-D",
-                    data.to_str().unwrap_or_default(),
-                    "-l",
-                    log.to_str().unwrap_or_default(),
-                    "-w",
-                    "-t",
-                    "60",
-                ])
-                .args(["-o", &format!("-p {}", self.port)])
-                .arg("start")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run pg_ctl");
-            assert!(status.success(), "PostgreSQL did not restart");
+            assert!(self.pg_ctl_start(), "PostgreSQL did not restart");
             self.running = true;
         }
     }

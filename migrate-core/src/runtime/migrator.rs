@@ -178,6 +178,26 @@ impl Backoff {
     }
 }
 
+/// Logs one applied migration and adds it to the run's report.
+fn record_applied(
+    applied: &mut Vec<Applied>,
+    migration: &'static Migration,
+    elapsed: Duration,
+    mode: &str,
+) -> Step {
+    log::info!(
+        "applied {} ({}{mode}) in {} ms",
+        migration.revision(),
+        migration.path(),
+        elapsed.as_millis()
+    );
+    applied.push(Applied {
+        revision: migration.revision(),
+        duration: elapsed,
+    });
+    Step::Applied
+}
+
 /// A transaction opened with a `BEGIN` sent by hand (so that it shares a round trip with the
 /// lock); rolled back when dropped without [`OpenTransaction::finish`].
 struct OpenTransaction<'a> {
@@ -579,17 +599,7 @@ impl<'m> Migrator<'m> {
         // step reads the history again before doing anything.
         tx.finish(&format!("{timeouts}{record}; COMMIT"))
             .map_err(|e| classify("recording the migration and COMMIT", e))?;
-        log::info!(
-            "applied {} ({}) in {} ms",
-            next.revision(),
-            next.path(),
-            elapsed.as_millis()
-        );
-        applied.push(Applied {
-            revision: next.revision(),
-            duration: elapsed,
-        });
-        Ok(Step::Applied)
+        Ok(record_applied(applied, next, elapsed, ""))
     }
 
     fn apply_no_transaction(
@@ -684,17 +694,7 @@ impl<'m> Migrator<'m> {
                 &[(&(elapsed.as_millis() as i64), Type::INT8), (&next.revision(), Type::TEXT)],
             )
             .map_err(|e| classify("recording the migration", e))?;
-        log::info!(
-            "applied {} ({}, no-transaction) in {} ms",
-            next.revision(),
-            next.path(),
-            elapsed.as_millis()
-        );
-        applied.push(Applied {
-            revision: next.revision(),
-            duration: elapsed,
-        });
-        Ok(Step::Applied)
+        Ok(record_applied(applied, next, elapsed, ", no-transaction"))
     }
 
     /// Before re-running the statement a crash interrupted: returns whether it must run.
