@@ -729,3 +729,74 @@ fn the_history_can_live_in_its_own_schema() {
         "invalid schema `ops; DROP TABLE users`: expected letters, digits and _ (at most 63)"
     );
 }
+
+#[test]
+fn an_unprovable_interrupted_statement_stops_with_the_remedy_that_works() {
+    static INTERRUPTED: migrate::Migrations =
+        migrate::embed_migrations!("tests/migrations/interrupted");
+    let db = test_database();
+    let mut client = db.client();
+    let all = INTERRUPTED.as_slice();
+    Migrator::new(&migrate::__private::migrations(&all[..1]))
+        .run(&mut client)
+        .unwrap();
+    // What a crash during the ALTER leaves: the row says running, no statement done.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO migrate_history (revision, parents, checksum, state, statements_done, applied_by) VALUES ('0002', '0001', '{}', 'running', 0, 'crashed')",
+            all[1].checksum()
+        ))
+        .unwrap();
+    let status = Migrator::new(&INTERRUPTED).status(&mut client).unwrap();
+    assert_eq!(
+        status.interrupted.as_ref().map(|i| (
+            i.revision.as_str(),
+            i.statements_done,
+            i.statements_total
+        )),
+        Some(("0002", 0, 2))
+    );
+    let err = Migrator::new(&INTERRUPTED).run(&mut client).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no-transaction migration 0002 was interrupted at tests/migrations/interrupted/0002_nickname.sql:5 and the runner cannot tell whether that statement took effect\n  statement: ALTER TABLE users ADD COLUMN nickname text\n  help: check the schema; if the statement did not take effect, run it yourself; then mark it done with\n    UPDATE \"public\".\"migrate_history\" SET statements_done = 1 WHERE revision = '0002';\n  and start again: the runner continues with the statement after it\n  (a statement written with IF [NOT] EXISTS is retried by the runner itself)"
+    );
+    assert_eq!(
+        advisory_locks(&db),
+        "0",
+        "the session lock is released on this path too"
+    );
+
+    // Following the remedy completes the migration.
+    client
+        .batch_execute("ALTER TABLE users ADD COLUMN nickname text")
+        .unwrap();
+    client
+        .batch_execute(
+            "UPDATE \"public\".\"migrate_history\" SET statements_done = 1 WHERE revision = '0002'",
+        )
+        .unwrap();
+    let report = Migrator::new(&INTERRUPTED).run(&mut client).unwrap();
+    assert_eq!(
+        report
+            .applied
+            .iter()
+            .map(|a| a.revision)
+            .collect::<Vec<_>>(),
+        ["0002"]
+    );
+    assert_eq!(
+        values(
+            &mut client,
+            "SELECT state || ' ' || statements_done FROM migrate_history WHERE revision = '0002'"
+        ),
+        ["applied 2"]
+    );
+    assert_eq!(
+        values(
+            &mut client,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_nickname_idx'"
+        ),
+        ["1"]
+    );
+}

@@ -87,6 +87,30 @@ fn id_of(flag: &str) -> u32 {
         .expect("numeric id")
 }
 
+/// A new empty directory under the system's temp dir, unique to this process.
+fn fresh_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// Runs `script` in the background, detached from the test's output: the cleanup that must
+/// happen even when the test process is killed.
+fn spawn_watchdog(script: &str) -> Option<Child> {
+    Command::new("sh")
+        .args(["-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -103,13 +127,7 @@ impl Cluster {
     pub fn start_with(options: ClusterOptions) -> Cluster {
         let bin = server_bin_dir();
         let run_as_postgres = running_as_root();
-        let dir = std::env::temp_dir().join(format!(
-            "migrate-pg-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the cluster directory");
+        let dir = fresh_dir("migrate-pg");
         let mut cluster = Cluster {
             dir,
             port: 0,
@@ -221,13 +239,7 @@ impl Cluster {
             data = self.data_dir().display(),
             dir = self.dir.display(),
         );
-        self.watchdog = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
+        self.watchdog = spawn_watchdog(&script);
     }
 
     /// `pg_ctl start` on the current port; whether the server came up.
@@ -459,13 +471,7 @@ pub struct Pgbouncer {
 impl Pgbouncer {
     /// `pool_mode` is `transaction` or `session`; `pool_size` is `default_pool_size`.
     pub fn start(cluster: &Cluster, pool_mode: &str, pool_size: u32) -> Pgbouncer {
-        let dir = std::env::temp_dir().join(format!(
-            "migrate-pgb-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the pgbouncer directory");
+        let dir = fresh_dir("migrate-pgb");
         let port = free_port();
         let ini = format!(
             "[databases]\n* = host=127.0.0.1 port={pg}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {dir}/userlist.txt\npool_mode = {pool_mode}\nmax_client_conn = 200\ndefault_pool_size = {pool_size}\nignore_startup_parameters = extra_float_digits,options\nadmin_users = postgres\nlogfile = {dir}/pgb.log\npidfile = {dir}/pgb.pid\n",
@@ -512,13 +518,7 @@ impl Pgbouncer {
             pgb = child.id(),
             dir = dir.display()
         );
-        let watchdog = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
+        let watchdog = spawn_watchdog(&script);
         let bouncer = Pgbouncer {
             dir,
             port,

@@ -745,10 +745,9 @@ impl<'m> Migrator<'m> {
             line: statement.line,
             statement: one_line(next.statement_sql(statement)),
             remedy: format!(
-                "check the schema; if the statement took effect, mark it done with\n    UPDATE {table} SET statements_done = {} WHERE revision = '{}';\n  then start again (the runner continues with the next statement); if it did not, just start again after running\n    UPDATE {table} SET statements_done = {done} WHERE revision = '{}';\n  (writing the statement with IF [NOT] EXISTS lets the runner retry it by itself)",
+                "check the schema; if the statement did not take effect, run it yourself; then mark it done with\n    UPDATE {table} SET statements_done = {} WHERE revision = '{}';\n  and start again: the runner continues with the statement after it\n  (a statement written with IF [NOT] EXISTS is retried by the runner itself)",
                 done + 1,
                 next.revision(),
-                next.revision()
             ),
         }))
     }
