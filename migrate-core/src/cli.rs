@@ -20,6 +20,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::Migrations;
+use crate::analysis::statements::one_line;
 use crate::analysis::{Diagnostic, Severity, analyze_text};
 use crate::lint::{LintConfig, lock_plan};
 use crate::runtime::{EnvConfig, Error, Health, Migrator, Status, connect};
@@ -281,17 +282,7 @@ fn plan(migrations: &Migrations, status: &Status, out: &mut dyn Write) -> u8 {
             let _ = writeln!(out, "  (no statements)");
         }
         for statement in statements {
-            let sql: String = statement
-                .span
-                .text(&migration.sql)
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let sql = if sql.chars().count() > 70 {
-                format!("{}…", sql.chars().take(70).collect::<String>())
-            } else {
-                sql
-            };
+            let sql = one_line(statement.span.text(&migration.sql), 70);
             let locks: Vec<String> = statement
                 .effects
                 .iter()

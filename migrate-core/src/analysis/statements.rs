@@ -53,6 +53,16 @@ impl StatementSpan {
     }
 }
 
+/// A statement on one line (whitespace runs folded) and cut to `max_chars`, for messages.
+pub fn one_line(sql: &str, max_chars: usize) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max_chars {
+        format!("{}…", flat.chars().take(max_chars).collect::<String>())
+    } else {
+        flat
+    }
+}
+
 /// A parsed statement together with its span.
 #[derive(Debug, Clone)]
 pub struct ParsedStatement {
@@ -180,6 +190,15 @@ mod tests {
                 (None, false)
             ]
         );
+    }
+
+    #[test]
+    fn one_line_folds_whitespace_and_cuts() {
+        assert_eq!(
+            one_line("ALTER TABLE t\n    ADD COLUMN c int", 100),
+            "ALTER TABLE t ADD COLUMN c int"
+        );
+        assert_eq!(one_line("SELECT   'é'", 8), "SELECT '…");
     }
 
     #[test]

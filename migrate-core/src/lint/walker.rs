@@ -88,12 +88,7 @@ impl StatementContext<'_> {
 
     /// The statement on one line, shortened.
     pub fn statement(&self) -> String {
-        let flat = self.sql.split_whitespace().collect::<Vec<_>>().join(" ");
-        if flat.chars().count() > 120 {
-            format!("{}…", flat.chars().take(120).collect::<String>())
-        } else {
-            flat
-        }
+        crate::analysis::statements::one_line(self.sql, 120)
     }
 }
 

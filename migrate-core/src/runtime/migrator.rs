@@ -122,14 +122,9 @@ fn statement_error(migration: &Migration, statement: &Statement, e: postgres::Er
     })
 }
 
-/// A statement shortened to one line for messages.
+/// A statement on one line for an error message.
 fn one_line(sql: &str) -> String {
-    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > 200 {
-        format!("{}…", flat.chars().take(200).collect::<String>())
-    } else {
-        flat
-    }
+    crate::analysis::statements::one_line(sql, 200)
 }
 
 fn millis(d: Option<Duration>) -> u128 {
