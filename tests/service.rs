@@ -1,6 +1,8 @@
 //! The example service as a platform sees it: liveness, readiness through every phase, the
 //! operator CLI, and a database that goes away and comes back. Real HTTP, real PostgreSQL.
 
+mod common;
+
 use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -10,12 +12,7 @@ use pg_harness::{Cluster, TestDatabase, free_port, test_database};
 static SERVICE_MIGRATIONS: migrate::Migrations = migrate::embed_migrations!("migrations");
 
 fn binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/service")
+    common::example_binary("service")
 }
 
 struct Service {

@@ -7,13 +7,19 @@ use std::time::{Duration, Instant};
 use pg_harness::TestDatabase;
 use postgres::SimpleQueryMessage;
 
-pub fn host_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
+/// A binary built from this package's `examples/` (cargo builds them for the test run).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
     exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/runtime_host")
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .join("examples")
+        .join(name)
+}
+
+/// The runtime test host, `tests/hosts/runtime_host.rs`.
+pub fn host_binary() -> std::path::PathBuf {
+    example_binary("runtime_host")
 }
 
 pub fn host(url: &str, set: &str, env: &[(&str, &str)]) -> Command {
