@@ -311,3 +311,60 @@ fn a_hung_lock_holder_is_named_when_the_budget_runs_out() {
         "nothing was touched"
     );
 }
+
+#[test]
+fn a_frozen_client_mid_migration_loses_its_locks_within_the_idle_timeout() {
+    let db = test_database();
+    let mut child = host(db.url(), "slow", &[("MIGRATE_IDLE_TIMEOUT", "2s")])
+        .spawn()
+        .unwrap();
+    let mut watcher = db.client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // 0004 holds ACCESS EXCLUSIVE on the new table `audit` and the migration lock during its
+    // pg_sleep(3); the client is frozen right there.
+    while values(
+        &mut watcher,
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%')",
+    ) != ["t"]
+    {
+        assert!(Instant::now() < deadline, "0004 never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    let frozen = Instant::now();
+    // The sleep ends (at most 3 s), the backend waits idle in transaction for the frozen
+    // client, and the server ends it after 2 s: the locks go with it.
+    let locks = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name = 'migrate' AND (l.locktype = 'advisory' OR l.relation = to_regclass('audit'))";
+    while values(&mut watcher, locks) != ["0"] {
+        assert!(
+            frozen.elapsed() < Duration::from_secs(15),
+            "the frozen client's locks are still held after {:?}: {:?}",
+            frozen.elapsed(),
+            values(
+                &mut watcher,
+                "SELECT string_agg(a.pid || ' ' || a.state || ' ' || l.locktype || ' ' || l.mode || ' ' || a.query || ' ' || current_setting('idle_in_transaction_session_timeout'), '; ') FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name = 'migrate'"
+            )
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let released_after = frozen.elapsed();
+    assert!(
+        released_after < Duration::from_secs(3 + 2 + 3),
+        "released after {released_after:?}"
+    );
+    // A second replica completes the migration.
+    let out = run_host(db.url(), "slow", &[("MIGRATE_WAIT_BUDGET", "20s")]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(history(&db), ["0001", "0002", "0003", "0004"]);
+    assert_eq!(values(&mut watcher, "SELECT count(*) FROM audit"), ["1"]);
+}

@@ -3,49 +3,19 @@
 //! error texts without passwords.
 
 use std::process::{Command, Output};
-use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use migrate::{Health, Migrator, Outcome};
+use migrate::{Health, Migrator};
 mod common;
 
-use common::{advisory_locks, history, host, run_host, stdout, values};
+use common::{
+    advisory_locks, capture_logs, history, hold_lock, host, logged, run_host, stdout, values,
+};
 use pg_harness::{Cluster, ClusterOptions, TestDatabase, test_database};
 
 static BASIC: migrate::Migrations = migrate::embed_migrations!("tests/migrations/basic");
 static SETTINGS: migrate::Migrations = migrate::embed_migrations!("tests/migrations/settings");
 static FAILING: migrate::Migrations = migrate::embed_migrations!("tests/migrations/failing");
-
-/// Captures log lines so tests can see retries happen.
-struct Capture(Mutex<Vec<String>>);
-static LOG: Capture = Capture(Mutex::new(Vec::new()));
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record) {
-        if let Ok(mut lines) = self.0.lock() {
-            lines.push(format!("{} {}", record.level(), record.args()));
-        }
-    }
-    fn flush(&self) {}
-}
-
-fn capture_logs() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        let _ = log::set_logger(&LOG);
-        log::set_max_level(log::LevelFilter::Info);
-    });
-}
-
-fn logged(needle: &str) -> Vec<String> {
-    LOG.0
-        .lock()
-        .map(|l| l.iter().filter(|l| l.contains(needle)).cloned().collect())
-        .unwrap_or_default()
-}
 
 #[test]
 fn startup_applies_once_then_nothing_and_skip_touches_nothing() {
@@ -133,7 +103,7 @@ fn eight_replicas_at_once_apply_each_revision_exactly_once() {
 fn timeouts_are_set_local_inside_the_migration_and_do_not_leak() {
     let db = test_database();
     let mut client = db.client();
-    Migrator::new(&SETTINGS).run(&mut client).unwrap();
+    let _ = Migrator::new(&SETTINGS).run(&mut client).unwrap();
     let seen = values(
         &mut client,
         "SELECT lock_timeout || ' ' || statement_timeout FROM settings_seen ORDER BY 1 DESC",
@@ -156,20 +126,12 @@ fn a_held_lock_makes_the_migration_retry_without_stalling_readers() {
     let db = test_database();
     let mut client = db.client();
     // 0001 and 0002 first; 0003 (ALTER TABLE users) will meet the held lock.
-    Migrator::new(&BASIC).run(&mut client).unwrap();
+    let _ = Migrator::new(&BASIC).run(&mut client).unwrap();
     client.batch_execute("DELETE FROM migrate_history WHERE revision = '0003'; ALTER TABLE users DROP COLUMN name").unwrap();
 
     // A long transaction holds ACCESS SHARE on users for 3 s: the ALTER's ACCESS EXCLUSIVE
     // request conflicts with it.
-    let holder_url = db.url().to_owned();
-    let holder = std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&holder_url, postgres::NoTls).unwrap();
-        c.batch_execute("BEGIN; SELECT count(*) FROM users")
-            .unwrap();
-        std::thread::sleep(Duration::from_secs(3));
-        c.batch_execute("COMMIT").unwrap();
-    });
-    std::thread::sleep(Duration::from_millis(200));
+    let holder = hold_lock(db.url(), "users", Duration::from_secs(3));
 
     // Live traffic: readers of users, measuring how long each query waited.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -256,7 +218,7 @@ fn a_failing_statement_names_revision_file_line_and_sqlstate_and_keeps_nothing()
 fn ahead_warns_diverged_and_edited_stop_with_named_revisions() {
     let db = test_database();
     let mut client = db.client();
-    Migrator::new(&BASIC).run(&mut client).unwrap();
+    let _ = Migrator::new(&BASIC).run(&mut client).unwrap();
 
     // A rollback deploy: the database has 0004, built on our head 0003.
     client
@@ -445,7 +407,6 @@ fn a_wrong_password_is_reported_without_the_password() {
 
 #[test]
 fn transaction_pooler_mode_refuses_no_transaction_migrations() {
-    static INDEX: migrate::Migrations = migrate::embed_migrations!("tests/migrations/index");
     let db = test_database();
     let out = run_host(db.url(), "index", &[("MIGRATE_POOLER", "transaction")]);
     assert!(!out.status.success());
@@ -463,8 +424,6 @@ fn transaction_pooler_mode_refuses_no_transaction_migrations() {
     );
     // The transactional ones before it were applied.
     assert_eq!(history(&db), ["0001", "0002", "0003", "0004"]);
-    let _ = INDEX.len();
-    let _ = Outcome::NotConfigured;
 }
 
 /// A server with `ssl = on`, a certificate for the name `db.internal` only signed by a test
@@ -704,7 +663,7 @@ fn a_terminated_backend_mid_migration_reconnects_and_completes() {
 fn the_history_can_live_in_its_own_schema() {
     let db = test_database();
     let mut client = db.client();
-    Migrator::new(&BASIC)
+    let _ = Migrator::new(&BASIC)
         .schema("ops")
         .table("schema_history")
         .run(&mut client)
@@ -737,7 +696,7 @@ fn an_unprovable_interrupted_statement_stops_with_the_remedy_that_works() {
     let db = test_database();
     let mut client = db.client();
     let all = INTERRUPTED.as_slice();
-    Migrator::new(&migrate::__private::migrations(&all[..1]))
+    let _ = Migrator::new(&migrate::__private::migrations(&all[..1]))
         .run(&mut client)
         .unwrap();
     // What a crash during the ALTER leaves: the row says running, no statement done.

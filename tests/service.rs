@@ -221,7 +221,7 @@ fn a_migration_waiting_behind_a_lock_reads_migrating_while_live() {
     // ACCESS EXCLUSIVE on user_personalization, which a long transaction blocks.
     let all = SERVICE_MIGRATIONS.as_slice();
     let mut client = db.client();
-    migrate::Migrator::new(&migrate::__private::migrations(&all[..all.len() - 1]))
+    let _ = migrate::Migrator::new(&migrate::__private::migrations(&all[..all.len() - 1]))
         .run(&mut client)
         .unwrap();
     let mut holder = db.client();

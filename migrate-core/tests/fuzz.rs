@@ -44,6 +44,12 @@ const FRAGMENTS: &[&str] = &[
     "$$",
 ];
 
+/// Text our users write: accents, German, CJK, emoji, NBSP, tabs, CR and trailing whitespace.
+pub const WORLD_TEXT: &str = "([ -~]|é|è|à|ç|ß|ö|Ä|ü|œ|→|—|‘|’|«|»|添|加|用|户|表|🚀|😀|👍🏽|\u{a0}|\u{2009}|\u{feff}|\t|\r| ){0,40}";
+
+/// One header line: a key or directive (or none), then world text.
+const HEADER_LINE: &str = "[ \t\u{a0}]{0,2}-- ?(revision|parents|message|migrate:[a-z-]{0,20}|migrate:allow [a-z-]{0,20}|[a-zé]{1,8})?:? ?([ -~]|é|ß|添|🚀|\u{a0}|\t|\r){0,40}";
+
 fn migration(i: usize, body: &str, no_transaction: bool) -> Option<AnalyzedMigration> {
     let parents = if i == 0 {
         "none".to_owned()
@@ -74,8 +80,31 @@ proptest! {
 
     #[test]
     #[ignore]
-    fn fuzz_header_lines(lines in proptest::collection::vec("-- ?(revision|parents|message|migrate:[a-z-]{0,20}|[a-z]{1,8})?:? ?[ -~]{0,40}", 0..12)) {
+    fn fuzz_header_lines(lines in proptest::collection::vec(HEADER_LINE, 0..12)) {
         let _ = parse_header("a.sql", &lines.join("\n"));
+    }
+
+    #[test]
+    #[ignore]
+    fn fuzz_world_text_in_headers_and_sql(
+        message in WORLD_TEXT,
+        comment in WORLD_TEXT,
+        literal in WORLD_TEXT,
+        trailing in "[ \t\u{a0}\r]{0,4}",
+        picks in proptest::collection::vec(0..FRAGMENTS.len(), 0..6),
+    ) {
+        let body: Vec<&str> = picks.iter().map(|&p| FRAGMENTS[p]).collect();
+        let literal = literal.replace('\'', "''");
+        let text = format!(
+            "-- revision: r0{trailing}\n-- parents: none{trailing}\n-- message: {message}{trailing}\n-- {comment}{trailing}\n{};{trailing}\nCOMMENT ON TABLE t IS '{literal}';{trailing}\n-- {comment}\n",
+            body.join(";\n")
+        );
+        if let Ok(normalized) = normalize("m/0.sql", text.as_bytes())
+            && let Ok(migration) = analyze_text("m/0.sql", &normalized.text)
+        {
+            let _ = lint_migrations(&[migration], &LintConfig::default());
+        }
+        let _ = parse_header("m/0.sql", &format!("-- revision: {message}{trailing}\n-- parents: {comment}{trailing}\n-- migrate:{literal}{trailing}\n"));
     }
 
     #[test]

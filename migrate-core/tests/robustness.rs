@@ -56,6 +56,21 @@ proptest! {
     }
 
     #[test]
+    fn french_german_cjk_and_emoji_with_trailing_whitespace_never_panic(
+        message in "(Créer la table|Größe ändern|添加用户表|🚀 première migration|[ -~]|é|\u{a0}|\t|\r){0,8}",
+        trailing in "[ \t\u{a0}\r]{0,4}",
+    ) {
+        let text = format!(
+            "-- revision: r1{trailing}\n-- parents: none{trailing}\n-- message: {message}{trailing}\n-- migrate:lock-timeout {message}{trailing}\n-- {message}{trailing}\nCOMMENT ON TABLE t IS '{}';{trailing}\n",
+            message.replace('\'', "''")
+        );
+        analyze_text(text.as_bytes());
+        let dir = TempDir::new("world");
+        dir.write("r1_world.sql", text.as_bytes());
+        let _ = dir.analyze();
+    }
+
+    #[test]
     fn random_graphs_never_panic_and_order_is_topological(
         edges in proptest::collection::vec(proptest::collection::vec(0usize..14, 0..3), 1..12)
     ) {

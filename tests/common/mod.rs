@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use pg_harness::TestDatabase;
@@ -80,4 +81,54 @@ pub fn advisory_locks(db: &TestDatabase) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Live traffic holding a lock: a transaction that reads `table` (ACCESS SHARE, which conflicts
+/// with every ACCESS EXCLUSIVE request) for `hold`, then commits. Returns once the lock is held.
+pub fn hold_lock(url: &str, table: &str, hold: Duration) -> std::thread::JoinHandle<()> {
+    let (held, is_held) = std::sync::mpsc::channel();
+    let url = url.to_owned();
+    let query = format!("BEGIN; SELECT count(*) FROM {table}");
+    let holder = std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client.batch_execute(&query).unwrap();
+        held.send(()).unwrap();
+        std::thread::sleep(hold);
+        client.batch_execute("COMMIT").unwrap();
+    });
+    is_held
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the lock holder never took its lock");
+    holder
+}
+
+/// Captures log lines so tests can see retries happen.
+struct Capture(Mutex<Vec<String>>);
+static LOG: Capture = Capture(Mutex::new(Vec::new()));
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        if let Ok(mut lines) = self.0.lock() {
+            lines.push(format!("{} {}", record.level(), record.args()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+pub fn capture_logs() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = log::set_logger(&LOG);
+        log::set_max_level(log::LevelFilter::Info);
+    });
+}
+
+pub fn logged(needle: &str) -> Vec<String> {
+    LOG.0
+        .lock()
+        .map(|l| l.iter().filter(|l| l.contains(needle)).cloned().collect())
+        .unwrap_or_default()
 }

@@ -81,9 +81,21 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 /// Parses the header of `text` (already normalised to LF). All problems are returned at once.
 pub fn parse_header(path: &str, text: &str) -> Result<Header, Vec<Diagnostic>> {
+    match parse_header_partial(path, text) {
+        (Some(header), errors) if errors.is_empty() => Ok(header),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// [`parse_header`] that also returns what could be read: the header is there whenever its
+/// `revision` and `parents` lines are valid, even when other lines are not, so that the graph
+/// of a directory can be checked around a file with a bad directive.
+pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
     let mut revision: Option<(String, Pos)> = None;
     let mut parents: Option<Vec<(String, Pos)>> = None;
+    // A parents line with an invalid id lost that parent: the graph cannot use it.
+    let mut parents_valid = false;
     let mut message = None;
     let mut no_transaction = false;
     let mut lock_timeout = None;
@@ -96,7 +108,7 @@ pub fn parse_header(path: &str, text: &str) -> Result<Header, Vec<Diagnostic>> {
             break;
         };
         // Column (1-based, in characters) of the first character of `rest` within the line.
-        let column_of = |rest: &str| raw_line[..raw_line.len() - rest.len()].chars().count() + 1;
+        let column_of = |rest: &str| super::source::column_of(raw_line, rest);
         let body = comment.trim_start();
 
         if let Some(directive) = body.strip_prefix("migrate:") {
@@ -186,7 +198,9 @@ pub fn parse_header(path: &str, text: &str) -> Result<Header, Vec<Diagnostic>> {
                 if duplicate(parents.is_some(), &mut errors) {
                     continue;
                 }
+                let before = errors.len();
                 parents = Some(parse_parents(path, value, value_pos, &mut errors));
+                parents_valid = errors.len() == before;
             }
             "message" => {
                 if !duplicate(message.is_some(), &mut errors) {
@@ -227,8 +241,8 @@ pub fn parse_header(path: &str, text: &str) -> Result<Header, Vec<Diagnostic>> {
             .with_help(header_help),
         );
     }
-    match (revision, parents) {
-        (Some((revision, revision_pos)), Some(parents)) if errors.is_empty() => Ok(Header {
+    let header = match (revision, parents) {
+        (Some((revision, revision_pos)), Some(parents)) if parents_valid => Some(Header {
             revision,
             revision_pos,
             parents,
@@ -237,8 +251,9 @@ pub fn parse_header(path: &str, text: &str) -> Result<Header, Vec<Diagnostic>> {
             lock_timeout,
             statement_timeout,
         }),
-        _ => Err(errors),
-    }
+        _ => None,
+    };
+    (header, errors)
 }
 
 fn check_id(path: &str, id: &str, pos: Pos, what: &str, errors: &mut Vec<Diagnostic>) -> bool {
@@ -281,9 +296,10 @@ fn parse_parents(
     for part in trimmed.split(',') {
         let id = part.trim();
         let skip = part.len() - part.trim_start().len();
+        let before = trimmed.get(..offset + skip).unwrap_or(trimmed);
         let pos = Pos {
             line: start.line,
-            column: start.column + trimmed[..offset + skip].chars().count(),
+            column: start.column + before.chars().count(),
         };
         offset += part.len() + 1;
         if id == "none" {
@@ -437,6 +453,35 @@ mod tests {
         assert!(e[1].contains("`none` cannot be combined"));
         let e = errors("-- revision: a\n-- parents: x, x\n");
         assert!(e[0].contains("parent `x` is listed twice"));
+    }
+
+    #[test]
+    fn non_ascii_text_with_trailing_whitespace_is_read_whole() {
+        for message in [
+            "🚀 première migration",
+            "Créer la table",
+            "Größe ändern",
+            "添加用户表",
+            "a\u{a0}b",
+        ] {
+            for trailing in [" ", "\t", " \t ", "\u{a0}", ""] {
+                let text = format!(
+                    "-- revision: a{trailing}\n-- parents: none{trailing}\n-- message: {message}{trailing}\n"
+                );
+                let header = parse_header("m/a.sql", &text).unwrap();
+                assert_eq!(header.message.as_deref(), Some(message), "{text:?}");
+            }
+        }
+        let e = errors("-- revision: é🚀 \t\n-- parents: none\n");
+        assert!(
+            e[0].starts_with("m/a.sql:1:14: [invalid-revision-id] revision id `é🚀`"),
+            "{e:?}"
+        );
+        let e = errors("-- revision: a\n-- parents: none\n-- migrate:lock-timeout 5 sécondes \n");
+        assert!(
+            e[0].starts_with("m/a.sql:3:4: [invalid-directive]"),
+            "{e:?}"
+        );
     }
 
     #[test]

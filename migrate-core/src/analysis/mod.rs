@@ -122,9 +122,15 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintC
     }
 
     let mut parsed = Vec::with_capacity(files.len());
+    // Files with errors whose revision and parents could still be read: they keep their place
+    // in the graph, so that the graph around them is checked too.
+    let mut partial: Vec<(String, Header)> = Vec::new();
+    let mut unplaced = 0;
     for (path, fs_path) in files {
-        if let Some(migration) = analyze_file(&path, fs_path, &mut analysis) {
-            parsed.push(migration);
+        match analyze_file(&path, fs_path, &mut analysis) {
+            FileAnalysis::Sound(migration) => parsed.push(migration),
+            FileAnalysis::Broken(Some(header)) => partial.push((path, header)),
+            FileAnalysis::Broken(None) => unplaced += 1,
         }
     }
 
@@ -134,34 +140,48 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintC
             path: &m.path,
             header: &m.header,
         })
+        .chain(
+            partial
+                .iter()
+                .map(|(path, header)| graph::GraphNode { path, header }),
+        )
         .collect();
-    let graph = graph::check_graph(display_dir, &nodes);
-    // A graph can only be judged whole: with a file left out for a bad header, its children
-    // would be reported as dangling, which is noise.
-    if analysis.diagnostics.is_empty() {
-        match graph {
-            Ok(order) => {
-                let mut slots: Vec<Option<AnalyzedMigration>> =
-                    parsed.into_iter().map(Some).collect();
-                analysis.migrations = order
-                    .into_iter()
-                    .filter_map(|i| slots.get_mut(i).and_then(Option::take))
-                    .collect();
-                analysis
-                    .diagnostics
-                    .extend(crate::lint::lint_migrations(&analysis.migrations, lint));
-            }
-            Err(errors) => analysis.diagnostics.extend(errors),
+    let files_sound = analysis.diagnostics.is_empty();
+    match graph::check_graph(display_dir, &nodes) {
+        Ok(order) if files_sound => {
+            let mut slots: Vec<Option<AnalyzedMigration>> = parsed.into_iter().map(Some).collect();
+            analysis.migrations = order
+                .into_iter()
+                .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+                .collect();
+            analysis
+                .diagnostics
+                .extend(crate::lint::lint_migrations(&analysis.migrations, lint));
         }
+        // The lint needs every migration of the chain; it runs once the files are fixed.
+        Ok(_) => {}
+        Err(errors) => analysis.diagnostics.extend(errors.into_iter().filter(|e| {
+            // A file whose header could not be read at all is missing from the graph: its
+            // children look dangling and its branch looks like an extra head or root. Those
+            // findings would be noise; the ones it cannot explain are reported.
+            unplaced == 0
+                || !matches!(
+                    e.check,
+                    "dangling-parent" | "multiple-heads" | "multiple-roots"
+                )
+        })),
     }
     analysis
 }
 
-fn analyze_file(
-    path: &str,
-    fs_path: PathBuf,
-    analysis: &mut Analysis,
-) -> Option<AnalyzedMigration> {
+/// What reading one file gave.
+enum FileAnalysis {
+    Sound(AnalyzedMigration),
+    /// Errors were reported; the header, when its revision and parents are usable.
+    Broken(Option<Header>),
+}
+
+fn analyze_file(path: &str, fs_path: PathBuf, analysis: &mut Analysis) -> FileAnalysis {
     let diagnostics = &mut analysis.diagnostics;
     let bytes = match std::fs::read(&fs_path) {
         Ok(bytes) => {
@@ -178,31 +198,33 @@ fn analyze_file(
                 )
                 .with_help("check that it is a readable regular file"),
             );
-            return None;
+            return FileAnalysis::Broken(None);
         }
     };
     let text = match source::normalize(path, &bytes) {
         Ok(text) => text,
         Err(diagnostic) => {
             diagnostics.push(diagnostic);
-            return None;
+            return FileAnalysis::Broken(None);
         }
     };
-    let header = header::parse_header(path, &text.text);
+    let (header, header_errors) = header::parse_header_partial(path, &text.text);
     let statements = statements::split_statements(path, &text.text);
     match (header, statements) {
-        (Ok(header), Ok(statements)) => Some(AnalyzedMigration {
-            path: path.to_owned(),
-            fs_path,
-            checksum: source::checksum(&text),
-            sql: text.text,
-            header,
-            statements,
-        }),
+        (Some(header), Ok(statements)) if header_errors.is_empty() => {
+            FileAnalysis::Sound(AnalyzedMigration {
+                path: path.to_owned(),
+                fs_path,
+                checksum: source::checksum(&text),
+                sql: text.text,
+                header,
+                statements,
+            })
+        }
         (header, statements) => {
-            diagnostics.extend(header.err().into_iter().flatten());
+            diagnostics.extend(header_errors);
             diagnostics.extend(statements.err().into_iter().flatten());
-            None
+            FileAnalysis::Broken(header)
         }
     }
 }

@@ -11,13 +11,25 @@ pub struct NormalizedText {
     pub text: String,
 }
 
-/// Decodes and normalises a file's bytes, or says where the first invalid UTF-8 byte is.
+/// Decodes and normalises a file's bytes, or says where the first invalid UTF-8 byte or NUL
+/// character is.
 pub fn normalize(path: &str, bytes: &[u8]) -> Result<NormalizedText, Diagnostic> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(NormalizedText {
-            text: text.replace("\r\n", "\n"),
-        }),
+        Ok(text) => {
+            let text = text.replace("\r\n", "\n");
+            // PostgreSQL can neither receive a NUL in a query nor store one in a text column.
+            if let Some(offset) = text.find('\0') {
+                let (line, column) = LineIndex::new(&text).line_column(offset);
+                return Err(Diagnostic::error(
+                    "nul-character",
+                    Some(Location::new(path, line, column)),
+                    "the file contains a NUL character (U+0000), which PostgreSQL cannot receive in a statement nor store in the history",
+                )
+                .with_help("remove it; to write a zero byte in SQL use an escape such as '\\x00'::bytea"));
+            }
+            Ok(NormalizedText { text })
+        }
         Err(err) => {
             let valid = &bytes[..err.valid_up_to()];
             // The valid prefix is UTF-8 by definition, so the position can be computed on it.
@@ -75,9 +87,51 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// The 1-based character column at which `inner`, a subslice of `line`, starts. Taken from the
+/// slices' addresses, so it is right whatever was trimmed on either side of `inner`, and never
+/// cuts a character: a slice that is not part of `line` gets column 1.
+pub fn column_of(line: &str, inner: &str) -> usize {
+    let offset = (inner.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
+    if offset
+        .checked_add(inner.len())
+        .is_none_or(|end| end > line.len())
+    {
+        return 1;
+    }
+    line.get(..offset)
+        .map_or(1, |prefix| prefix.chars().count() + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_character_is_refused_with_its_position() {
+        let err = normalize("m/a.sql", "-- revision: a\n-- message: é\0\n".as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "m/a.sql:2:14: [nul-character] the file contains a NUL character (U+0000), which PostgreSQL cannot receive in a statement nor store in the history\n  = help: remove it; to write a zero byte in SQL use an escape such as '\\x00'::bytea"
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_of_subslices() {
+        let line = "-- message: 🚀 première migration \t ";
+        let value = line
+            .trim_end()
+            .split_once(':')
+            .map(|(_, v)| v.trim_start())
+            .unwrap();
+        assert_eq!(column_of(line, value), 13);
+        assert_eq!(
+            column_of(line, &line[line.len()..]),
+            line.chars().count() + 1
+        );
+        assert_eq!(column_of(line, &String::from("elsewhere")), 1);
+        let nbsp = "\u{a0}\u{a0}-- migrate:allow x";
+        assert_eq!(column_of(nbsp, nbsp.trim_start()), 3);
+    }
 
     #[test]
     fn crlf_and_bom_do_not_change_the_checksum() {

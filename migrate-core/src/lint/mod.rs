@@ -110,7 +110,7 @@ fn allows(migration: &AnalyzedMigration, diagnostics: &mut Vec<Diagnostic>) -> V
             continue;
         };
         let line_no = index + 1;
-        let column = line.len() - trimmed.len() + 1;
+        let column = crate::analysis::source::column_of(line, trimmed);
         let at = Some(Location::new(&migration.path, line_no, column));
         let (rule, reason) = match rest.split_once(':') {
             Some((rule, reason)) => (rule.trim(), reason.trim()),

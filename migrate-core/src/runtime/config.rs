@@ -19,13 +19,18 @@ pub enum Pooler {
 }
 
 /// Everything the runner can be told. Defaults: lock_timeout 1s, no statement_timeout, a wait
-/// budget of 10 minutes, history in `public.migrate_history`.
+/// budget of 10 minutes, an idle timeout of 1 minute, history in `public.migrate_history`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub lock_timeout: Duration,
     /// `None` runs migrations with `statement_timeout = 0`, overriding any role default.
     pub statement_timeout: Option<Duration>,
     pub wait_budget: Duration,
+    /// How long the server keeps a migration's session when the runner stops talking in the
+    /// middle of it (a frozen or vanished client): `idle_in_transaction_session_timeout` inside
+    /// every migration transaction, `idle_session_timeout` while a no-transaction migration holds
+    /// its session lock. The server then ends the session and releases every lock it held.
+    pub idle_timeout: Duration,
     pub schema: String,
     pub table: String,
     pub application_name: String,
@@ -38,6 +43,7 @@ impl Default for Settings {
             lock_timeout: Duration::from_secs(1),
             statement_timeout: None,
             wait_budget: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(60),
             schema: "public".to_owned(),
             table: "migrate_history".to_owned(),
             application_name: "migrate".to_owned(),
@@ -114,6 +120,9 @@ impl EnvConfig {
         }
         if let Some(value) = get("MIGRATE_WAIT_BUDGET") {
             settings.wait_budget = duration("MIGRATE_WAIT_BUDGET", &value)?;
+        }
+        if let Some(value) = get("MIGRATE_IDLE_TIMEOUT") {
+            settings.idle_timeout = duration("MIGRATE_IDLE_TIMEOUT", &value)?;
         }
         if let Some(value) = get("MIGRATE_SCHEMA") {
             if !valid_identifier(&value) {
@@ -234,6 +243,7 @@ mod tests {
             ("MIGRATE_LOCK_TIMEOUT", "250ms"),
             ("MIGRATE_STATEMENT_TIMEOUT", "30s"),
             ("MIGRATE_WAIT_BUDGET", "2min"),
+            ("MIGRATE_IDLE_TIMEOUT", "5s"),
             ("MIGRATE_SCHEMA", "ops"),
             ("MIGRATE_POOLER", "transaction"),
         ])
@@ -241,6 +251,7 @@ mod tests {
         assert_eq!(c.settings.lock_timeout, Duration::from_millis(250));
         assert_eq!(c.settings.statement_timeout, Some(Duration::from_secs(30)));
         assert_eq!(c.settings.wait_budget, Duration::from_secs(120));
+        assert_eq!(c.settings.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.settings.schema, "ops");
         assert_eq!(c.settings.pooler, Pooler::Transaction);
         assert_eq!(

@@ -10,6 +10,14 @@ use super::tls::{self, SslMode};
 /// never answers; the wait budget then decides whether to try again).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// TCP keepalive on every connection the runtime opens: the first probe after 10 s of silence,
+/// then one every 5 s, and the connection counts as dead after 3 unanswered probes.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub const KEEPALIVE_RETRIES: u32 = 3;
+/// How long a silent dead peer goes unnoticed at most.
+pub const KEEPALIVE_DETECTION: Duration = Duration::from_secs(10 + 5 * KEEPALIVE_RETRIES as u64);
+
 /// The URL with its password removed, for logs and errors.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
@@ -94,10 +102,13 @@ impl Connector {
         if config.get_application_name().is_none() {
             config.application_name(application_name);
         }
-        // Dead peers (a pooler or server killed without a FIN) are noticed instead of hanging.
+        // Dead peers (a pooler or server killed without a FIN, a network partition) are noticed
+        // within KEEPALIVE_DETECTION instead of hanging, well inside the default wait budget.
         config
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30));
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES);
         Ok(Connector {
             config,
             tls,
@@ -225,6 +236,22 @@ mod tests {
                 .contains("cannot read sslrootcert /nonexistent.pem"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn keepalives_notice_a_dead_peer_well_within_the_wait_budget() {
+        let connector = Connector::new("postgres://u@db/app", "migrate").unwrap();
+        assert!(connector.config.get_keepalives());
+        assert_eq!(connector.config.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(
+            connector.config.get_keepalives_interval(),
+            Some(KEEPALIVE_INTERVAL)
+        );
+        assert_eq!(
+            connector.config.get_keepalives_retries(),
+            Some(KEEPALIVE_RETRIES)
+        );
+        assert!(KEEPALIVE_DETECTION <= Duration::from_secs(30));
     }
 
     #[test]

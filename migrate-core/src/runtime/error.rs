@@ -120,6 +120,15 @@ pub enum Error {
     NoTransactionThroughPooler { revision: String, path: String },
     /// `stamp` was given a revision the binary does not contain.
     UnknownRevision { revision: String },
+    /// An interrupted no-transaction migration's file changed since it started: resuming would
+    /// run the rest of a different migration.
+    EditedWhileInterrupted {
+        revision: String,
+        path: String,
+        statements_done: usize,
+        recorded_checksum: String,
+        file_checksum: String,
+    },
 }
 
 impl Error {
@@ -201,6 +210,16 @@ impl fmt::Display for Error {
                 f,
                 "migration {revision} ({path}) is marked no-transaction and needs a session lock, which a transaction-mode pooler cannot hold\n  help: set MIGRATION_DATABASE_URL to a direct connection to the server (not through the pooler); migrations use it, the service keeps using DATABASE_URL"
             ),
+            Error::EditedWhileInterrupted {
+                revision,
+                path,
+                statements_done,
+                recorded_checksum,
+                file_checksum,
+            } => write!(
+                f,
+                "no-transaction migration {revision} ({path}) was interrupted after {statements_done} statement(s) and its file changed since it started: checksum {recorded_checksum} when it started, {file_checksum} now\n  help: deploy a build with the file as it was when it started so that it can finish, and put the change in a new migration"
+            ),
             Error::UnknownRevision { revision } => write!(
                 f,
                 "revision {revision} is not one of this binary's migrations\n  help: run `status` to list the revisions this binary contains"
@@ -209,4 +228,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for ServerError {}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Migration { cause, .. } | Error::Database { cause, .. } => Some(&**cause),
+            _ => None,
+        }
+    }
+}

@@ -27,6 +27,7 @@ pub fn create_sql(settings: &Settings) -> String {
     checksum text NOT NULL,
     state text NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'running')),
     statements_done integer NOT NULL DEFAULT 0,
+    failed_statement integer,
     applied_at timestamptz NOT NULL DEFAULT now(),
     execution_ms bigint NOT NULL DEFAULT 0,
     applied_by text NOT NULL
@@ -50,6 +51,9 @@ pub struct HistoryRow {
     pub checksum: String,
     pub state: RowState,
     pub statements_done: usize,
+    /// A no-transaction migration's statement (1-based) that the server answered with an error:
+    /// known not to have taken effect, so a later run re-runs it without proof.
+    pub failed_statement: Option<usize>,
     pub applied_at: String,
     pub execution_ms: i64,
     pub applied_by: String,
@@ -58,7 +62,7 @@ pub struct HistoryRow {
 /// The query that reads the whole history, oldest first.
 pub fn select_sql(settings: &Settings) -> String {
     format!(
-        "SELECT revision, parents, message, checksum, state, statements_done, applied_at, execution_ms, applied_by FROM {} ORDER BY applied_at, revision",
+        "SELECT revision, parents, message, checksum, state, statements_done, applied_at, execution_ms, applied_by, failed_statement FROM {} ORDER BY applied_at, revision",
         qualified(settings)
     )
 }
@@ -79,21 +83,13 @@ pub fn read(
     Ok(Some(rows(&messages)))
 }
 
-/// Reads the history inside an open transaction (the table is known to exist).
-pub fn read_in_transaction(
-    tx: &mut postgres::Transaction<'_>,
-    settings: &Settings,
-) -> Result<Vec<HistoryRow>, postgres::Error> {
-    Ok(rows(&tx.simple_query(&select_sql(settings))?))
-}
-
 /// The history rows among the results of a multi-statement query (rows of other statements
 /// have fewer columns).
 pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<HistoryRow> {
     messages
         .iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) if row.len() == 9 => {
+            SimpleQueryMessage::Row(row) if row.len() == 10 => {
                 let text = |i: usize| row.get(i).unwrap_or_default().to_owned();
                 Some(HistoryRow {
                     revision: text(0),
@@ -113,6 +109,7 @@ pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<HistoryRow> {
                     applied_at: text(6),
                     execution_ms: text(7).parse().unwrap_or(0),
                     applied_by: text(8),
+                    failed_statement: row.get(9).and_then(|v| v.parse().ok()),
                 })
             }
             _ => None,

@@ -3,16 +3,20 @@
 //!
 //! Protocol, per migration:
 //! 1. Read the history without any lock (one round trip). Up to date: done.
-//! 2. `BEGIN; SELECT pg_try_advisory_xact_lock(k)`. Not granted: roll back and poll again later,
+//! 2. `BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_try_advisory_xact_lock(k)` (read
+//!    committed whatever the server's default, so that the read under the lock sees what the
+//!    previous holder committed). Not granted: roll back and poll again later,
 //!    outside any transaction (a waiter parked inside a transaction would block the holder's
 //!    `CREATE INDEX CONCURRENTLY`). The lock lives and dies with the transaction, so it works
 //!    through a transaction-mode pooler and is never left behind.
 //! 3. Under the lock, re-read the history: another replica may have applied it meanwhile.
-//! 4. `SET LOCAL lock_timeout/statement_timeout`, run the statements, insert the history row,
+//! 4. `SET LOCAL lock_timeout/statement_timeout/idle_in_transaction_session_timeout`, run the statements, insert the history row,
 //!    `COMMIT`: the migration and its row commit together or not at all.
 //!
 //! A no-transaction migration holds a session advisory lock instead (direct connections only)
 //! and records its progress statement by statement, so that a crash resumes where it stopped.
+//! A statement the server answered with an error did not take effect: the row records it as
+//! failed, and the next attempt (this run's retry, or a later run) re-runs it without proof.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +40,7 @@ pub struct Applied {
 
 /// What a run did and where the database stands afterwards.
 #[derive(Debug, Clone)]
+#[must_use = "the report tells what was applied and whether the schema is up to date"]
 pub struct Report {
     pub applied: Vec<Applied>,
     pub status: Status,
@@ -74,6 +79,20 @@ fn is_retryable(e: &postgres::Error) -> bool {
     matches!(e.code(), Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
 }
 
+/// The driver's texts for errors of the transport (socket, TLS, protocol framing, login). The
+/// driver shows its error kind only through `Display`; every other error without a SQLSTATE is
+/// the client's own (encoding a NUL byte, decoding a value) on a connection that still works.
+const TRANSPORT_ERRORS: [&str; 6] = [
+    "error communicating with the server",
+    "unexpected message from server",
+    "error performing TLS handshake",
+    "error parsing response from server",
+    "timeout waiting for server",
+    "error connecting to server",
+];
+
+/// Whether the connection is gone, so that what was sent may or may not have taken effect.
+/// Only then does the runner reconnect and re-read; a client-side error is fatal at once.
 fn is_connection_loss(e: &postgres::Error) -> bool {
     if e.is_closed() {
         return true;
@@ -83,8 +102,7 @@ fn is_connection_loss(e: &postgres::Error) -> bool {
             let code = code.code();
             code.starts_with("08") || code == "57P01" || code == "57P02" || code == "57P03"
         }
-        // No SQLSTATE and not a server error: an IO error on the socket.
-        None => e.as_db_error().is_none(),
+        None => e.as_db_error().is_none() && TRANSPORT_ERRORS.contains(&e.to_string().as_str()),
     }
 }
 
@@ -127,8 +145,48 @@ fn one_line(sql: &str) -> String {
     crate::analysis::statements::one_line(sql, 200)
 }
 
+/// A timeout as PostgreSQL takes it: whole milliseconds, at most `i32::MAX` (about 24.8 days);
+/// longer settings saturate instead of being refused by the server.
+fn pg_millis(d: Duration) -> u128 {
+    d.as_millis().min(i32::MAX as u128)
+}
+
+/// `None` is no limit (0 for PostgreSQL).
 fn millis(d: Option<Duration>) -> u128 {
-    d.map_or(0, |d| d.as_millis())
+    d.map_or(0, pg_millis)
+}
+
+/// Runs a blocking call of the sync API where the `postgres` driver can run it. The driver
+/// blocks on a runtime of its own and panics on a thread that already runs inside a tokio
+/// runtime; tokio does not say whether the current thread may block (a `spawn_blocking` thread
+/// may, an executor thread may not), so with a runtime around the call always runs on a helper
+/// thread outside it, and the caller waits for it.
+pub(crate) fn outside_async_runtime<T: Send>(call: impl FnOnce() -> T + Send) -> Result<T, Error> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Ok(call());
+    }
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("migrate-blocking".to_owned())
+            .spawn_scoped(scope, call)
+            .map_err(|e| Error::Database {
+                action: "starting a thread for a blocking call".to_owned(),
+                cause: Box::new(ServerError {
+                    code: String::new(),
+                    message: e.to_string(),
+                    detail: None,
+                    hint: None,
+                }),
+            })?;
+        Ok(helper
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
+}
+
+/// The instant the wait budget ends; `None` when it is too long to be represented (no limit).
+fn deadline_after(start: Instant, budget: Duration) -> Option<Instant> {
+    start.checked_add(budget)
 }
 
 fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
@@ -201,10 +259,12 @@ struct OpenTransaction<'a> {
 }
 
 impl OpenTransaction<'_> {
-    /// Sends the final statements (ending with COMMIT or ROLLBACK).
+    /// Sends the final statements (ending with COMMIT or ROLLBACK). When they fail (the server
+    /// stops a batch at its first error, so the COMMIT never ran), the guard still rolls back.
     fn finish(mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.client.batch_execute(sql)?;
         self.open = false;
-        self.client.batch_execute(sql)
+        Ok(())
     }
 }
 
@@ -310,8 +370,17 @@ impl<'m> Migrator<'m> {
     }
 
     /// Total time spent waiting for the migration lock and retrying (default 10 min).
+    /// `Duration::MAX` waits without limit.
     pub fn wait_budget(mut self, budget: Duration) -> Self {
         self.settings.wait_budget = budget;
+        self
+    }
+
+    /// How long the server keeps the migration's session when the runner goes silent in the
+    /// middle of a migration (default 1 min): a frozen or vanished client then loses its session
+    /// and every lock it held, instead of keeping a table locked for hours.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.idle_timeout = timeout;
         self
     }
 
@@ -377,7 +446,7 @@ impl<'m> Migrator<'m> {
     /// [`run_url`]: Migrator::run_url
     pub fn run(&self, client: &mut Client) -> Result<Report, Error> {
         self.validate()?;
-        self.run_loop(&mut Conn::Borrowed(client))
+        outside_async_runtime(|| self.run_loop(&mut Conn::Borrowed(client)))?
     }
 
     /// Applies what is pending on the database at `url`, reconnecting with backoff within the
@@ -389,17 +458,19 @@ impl<'m> Migrator<'m> {
     }
 
     pub(crate) fn run_with(&self, connector: &Connector) -> Result<Report, Error> {
-        self.run_loop(&mut Conn::Owned {
-            connector,
-            client: None,
-            last_error: String::new(),
-            started: Instant::now(),
-        })
+        outside_async_runtime(|| {
+            self.run_loop(&mut Conn::Owned {
+                connector,
+                client: None,
+                last_error: String::new(),
+                started: Instant::now(),
+            })
+        })?
     }
 
     fn run_loop(&self, conn: &mut Conn<'_>) -> Result<Report, Error> {
         let started = Instant::now();
-        let deadline = started + self.settings.wait_budget;
+        let deadline = deadline_after(started, self.settings.wait_budget);
         let mut applied = Vec::new();
         let mut backoff = Backoff::new();
         let mut fresh = true;
@@ -443,7 +514,7 @@ impl<'m> Migrator<'m> {
             // The whole budget is used: the last sleep is cut to what remains and one more
             // attempt is made at the deadline.
             let now = Instant::now();
-            if now >= deadline {
+            if deadline.is_some_and(|deadline| now >= deadline) {
                 if let Conn::Owned {
                     connector,
                     client: None,
@@ -471,7 +542,8 @@ impl<'m> Migrator<'m> {
                     reason,
                 });
             }
-            std::thread::sleep(backoff.next_delay().min(poll_cap).min(deadline - now));
+            let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
+            std::thread::sleep(backoff.next_delay().min(poll_cap).min(left));
         }
     }
 
@@ -514,7 +586,11 @@ impl<'m> Migrator<'m> {
         }
 
         let key = self.lock_key();
-        let lock = format!("BEGIN; SELECT pg_try_advisory_xact_lock({key})");
+        // The idle timeout covers the whole transaction, from before the lock is taken.
+        let lock = format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{}ms'; SELECT pg_try_advisory_xact_lock({key})",
+            pg_millis(self.settings.idle_timeout)
+        );
         // With the table known to exist, the history is read in the same round trip; a replica
         // that did not get the lock just throws it away.
         let query = if table_exists {
@@ -568,7 +644,7 @@ impl<'m> Migrator<'m> {
         let statement_timeout = next.statement_timeout().or(self.settings.statement_timeout);
         let mut timeouts = format!(
             "SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'; ",
-            lock_timeout.as_millis(),
+            pg_millis(lock_timeout),
             millis(statement_timeout)
         );
         for statement in next.statements() {
@@ -605,15 +681,28 @@ impl<'m> Migrator<'m> {
     ) -> Result<Step, StepError> {
         let key = self.lock_key();
         let granted = client
-            .simple_query(&format!("SELECT pg_try_advisory_lock({key})"))
+            .simple_query(&format!(
+                "SELECT pg_try_advisory_lock({key}), current_setting('server_version_num')::int >= 140000"
+            ))
             .map_err(|e| classify("taking the migration lock", e))?;
-        if first_value(&granted).as_deref() != Some("t") {
+        let row = granted.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => {
+                Some((row.get(0) == Some("t"), row.get(1) == Some("t")))
+            }
+            _ => None,
+        });
+        let Some((true, idle_session_timeout)) = row else {
             return Ok(Step::Busy);
-        }
-        let result = self.apply_no_transaction_locked(client, next, applied);
+        };
+        let result = self.apply_no_transaction_locked(client, next, applied, idle_session_timeout);
         // Released on every path; a lost connection releases it on the server's side.
+        let reset_idle = if idle_session_timeout {
+            "RESET idle_session_timeout; "
+        } else {
+            ""
+        };
         let _ = client.batch_execute(&format!(
-            "RESET lock_timeout; RESET statement_timeout; SELECT pg_advisory_unlock({key})"
+            "SELECT pg_advisory_unlock({key}); {reset_idle}RESET lock_timeout; RESET statement_timeout"
         ));
         result
     }
@@ -623,6 +712,7 @@ impl<'m> Migrator<'m> {
         client: &mut Client,
         next: &'static Migration,
         applied: &mut Vec<Applied>,
+        idle_session_timeout: bool,
     ) -> Result<Step, StepError> {
         let table = history::qualified(&self.settings);
         let rows = history::read(client, &self.settings)
@@ -633,7 +723,20 @@ impl<'m> Migrator<'m> {
             // Another replica finished it between our transaction and the session lock.
             return Ok(Step::Applied);
         }
+        if let Some(row) = row
+            && row.checksum != next.checksum()
+        {
+            return Err(StepError::Fatal(Error::EditedWhileInterrupted {
+                revision: next.revision().to_owned(),
+                path: next.path().to_owned(),
+                statements_done: row.statements_done,
+                recorded_checksum: row.checksum.clone(),
+                file_checksum: next.checksum().to_owned(),
+            }));
+        }
         let resumed_at = row.map(|r| r.statements_done);
+        // The server answered the statement after the last one done with an error.
+        let failed_before = row.is_some_and(|r| r.failed_statement == Some(r.statements_done + 1));
         if resumed_at.is_none() {
             history::insert(
                 client,
@@ -648,10 +751,20 @@ impl<'m> Migrator<'m> {
         let lock_timeout = next.lock_timeout().unwrap_or(self.settings.lock_timeout);
         let statement_timeout = next.statement_timeout().or(self.settings.statement_timeout);
         // A direct connection is ours alone, so session settings are safe; they are reset after.
+        // idle_session_timeout (PostgreSQL 14+) ends the session, and its lock, when this client
+        // goes silent between two statements.
+        let idle = if idle_session_timeout {
+            format!(
+                "; SET idle_session_timeout = '{}ms'",
+                pg_millis(self.settings.idle_timeout)
+            )
+        } else {
+            String::new()
+        };
         client
             .batch_execute(&format!(
-                "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'",
-                lock_timeout.as_millis(),
+                "SET lock_timeout = '{}ms'; SET statement_timeout = '{}ms'{idle}",
+                pg_millis(lock_timeout),
                 millis(statement_timeout)
             ))
             .map_err(|e| classify("setting the timeouts", e))?;
@@ -659,7 +772,18 @@ impl<'m> Migrator<'m> {
         let done = resumed_at.unwrap_or(0);
         for (index, statement) in next.statements().iter().enumerate().skip(done) {
             let sql = next.statement_sql(statement);
-            if resumed_at == Some(index) && !self.prepare_resume(client, next, statement)? {
+            let resuming = resumed_at == Some(index);
+            if resuming && failed_before {
+                // Cleared before the statement runs again: should this attempt be interrupted,
+                // its outcome is unknown again.
+                client
+                    .query_typed(
+                        &format!("UPDATE {table} SET failed_statement = NULL WHERE revision = $1"),
+                        &[(&next.revision(), Type::TEXT)],
+                    )
+                    .map_err(|e| classify("recording the retry", e))?;
+            }
+            if resuming && !self.prepare_resume(client, next, statement, failed_before)? {
                 log::info!(
                     "{} statement {} ({}:{}) had completed before the interruption",
                     next.revision(),
@@ -667,10 +791,20 @@ impl<'m> Migrator<'m> {
                     next.path(),
                     statement.line
                 );
-            } else {
-                client
-                    .batch_execute(sql)
-                    .map_err(|e| statement_error(next, statement, e))?;
+            } else if let Err(e) = client.batch_execute(sql) {
+                let error = statement_error(next, statement, e);
+                if !matches!(error, StepError::Connection(_)) {
+                    // The server (or the client, before sending) refused it: it did not take
+                    // effect, which the next attempt may rely on.
+                    let _ = client.query_typed(
+                        &format!("UPDATE {table} SET failed_statement = $1 WHERE revision = $2"),
+                        &[
+                            (&((index + 1) as i32), Type::INT4),
+                            (&next.revision(), Type::TEXT),
+                        ],
+                    );
+                }
+                return Err(error);
             }
             client
                 .query_typed(
@@ -692,15 +826,18 @@ impl<'m> Migrator<'m> {
         Ok(record_applied(applied, next, elapsed, ", no-transaction"))
     }
 
-    /// Before re-running the statement a crash interrupted: returns whether it must run.
-    /// A `CREATE INDEX CONCURRENTLY` that left an INVALID index gets it dropped first; one that
-    /// finished is skipped; an `IF [NOT] EXISTS` statement just runs again. Anything else cannot
-    /// be proven either way and stops with the exact remedy.
+    /// Before re-running the statement an interruption stopped at: returns whether it must run.
+    /// A `CREATE INDEX CONCURRENTLY` that left an INVALID index (a crash, or a failure after the
+    /// index was entered in the catalog) gets it dropped first; one that finished is skipped. A
+    /// statement the server answered with an error (`failed_before`) or written with
+    /// `IF [NOT] EXISTS` just runs again. Anything else cannot be proven either way and stops
+    /// with the exact remedy.
     fn prepare_resume(
         &self,
         client: &mut Client,
         next: &'static Migration,
         statement: &Statement,
+        failed_before: bool,
     ) -> Result<bool, StepError> {
         if let Some(index) = statement.concurrent_index {
             let rows = client
@@ -725,7 +862,7 @@ impl<'m> Migrator<'m> {
                 None => Ok(true),
             };
         }
-        if statement.rerunnable {
+        if failed_before || statement.rerunnable {
             return Ok(true);
         }
         let table = history::qualified(&self.settings);
@@ -750,16 +887,20 @@ impl<'m> Migrator<'m> {
     /// Compares the binary with the database without changing anything.
     pub fn status(&self, client: &mut Client) -> Result<Status, Error> {
         self.validate()?;
-        let rows = history::read(client, &self.settings).map_err(|e| Error::Database {
-            action: "reading the history".to_owned(),
-            cause: Box::new(ServerError::from_postgres(&e)),
-        })?;
+        let rows =
+            outside_async_runtime(|| history::read(client, &self.settings))?.map_err(|e| {
+                Error::Database {
+                    action: "reading the history".to_owned(),
+                    cause: Box::new(ServerError::from_postgres(&e)),
+                }
+            })?;
         Ok(Status::compute(self.migrations, rows.as_deref()))
     }
 
     /// Records `revision` and all its ancestors as applied without running them: adopting a
     /// database whose schema was created by hand or by another tool. Returns the revisions
-    /// recorded now (already recorded ones are left as they are).
+    /// recorded now (already recorded ones are left as they are). Waits for the migration lock
+    /// like [`Migrator::run`], polling outside any transaction, within the wait budget.
     pub fn stamp(&self, client: &mut Client, revision: &str) -> Result<Vec<&'static str>, Error> {
         self.validate()?;
         let target = self
@@ -768,13 +909,6 @@ impl<'m> Migrator<'m> {
             .ok_or_else(|| Error::UnknownRevision {
                 revision: revision.to_owned(),
             })?;
-        let db = |action: &str| {
-            let action = action.to_owned();
-            move |e: postgres::Error| Error::Database {
-                action: action.clone(),
-                cause: Box::new(ServerError::from_postgres(&e)),
-            }
-        };
         // Ancestors of the target, in application order.
         let mut wanted = std::collections::BTreeSet::from([target.revision()]);
         for migration in self.migrations.iter().rev() {
@@ -782,40 +916,96 @@ impl<'m> Migrator<'m> {
                 wanted.extend(migration.parents().iter().copied());
             }
         }
-        let mut tx = client.transaction().map_err(db("BEGIN"))?;
-        tx.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock({}); {}",
-            self.lock_key(),
-            history::create_sql(&self.settings)
-        ))
-        .map_err(db("preparing the history table"))?;
-        let rows = history::read_in_transaction(&mut tx, &self.settings)
-            .map_err(db("reading the history"))?;
-        let mut stamped = Vec::new();
-        for migration in self
-            .migrations
-            .iter()
-            .filter(|m| wanted.contains(m.revision()))
-        {
-            if rows.iter().any(|r| r.revision == migration.revision()) {
-                continue;
-            }
-            history::insert(
-                &mut tx,
-                &self.settings,
-                migration,
-                RowState::Applied,
-                0,
-                &format!("{} (stamp)", history::applied_by(&self.settings)),
-            )
-            .map_err(db("stamping"))?;
-            stamped.push(migration.revision());
-        }
-        tx.commit().map_err(db("COMMIT"))?;
+        let stamped = outside_async_runtime(|| self.stamp_waiting(client, &wanted))??;
         log::info!(
             "stamped {} revision(s) up to {revision} as applied",
             stamped.len()
         );
         Ok(stamped)
+    }
+
+    fn stamp_waiting(
+        &self,
+        client: &mut Client,
+        wanted: &std::collections::BTreeSet<&str>,
+    ) -> Result<Vec<&'static str>, Error> {
+        let started = Instant::now();
+        let deadline = deadline_after(started, self.settings.wait_budget);
+        let mut backoff = Backoff::new();
+        loop {
+            if let Some(stamped) = self.stamp_once(client, wanted)? {
+                return Ok(stamped);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                let reason = match self.lock_holder(client) {
+                    Some(holder) => format!("another process holds the migration lock ({holder})"),
+                    None => "another process holds the migration lock".to_owned(),
+                };
+                return Err(Error::WaitBudgetExhausted {
+                    waited: started.elapsed(),
+                    reason,
+                });
+            }
+            let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
+            std::thread::sleep(backoff.next_delay().min(LOCK_POLL_CAP).min(left));
+        }
+    }
+
+    /// One attempt: `None` when another process holds the migration lock.
+    fn stamp_once(
+        &self,
+        client: &mut Client,
+        wanted: &std::collections::BTreeSet<&str>,
+    ) -> Result<Option<Vec<&'static str>>, Error> {
+        let db = |action: &'static str| {
+            move |e: postgres::Error| Error::Database {
+                action: action.to_owned(),
+                cause: Box::new(ServerError::from_postgres(&e)),
+            }
+        };
+        let tx = OpenTransaction { client, open: true };
+        let granted = tx
+            .client
+            .simple_query(&format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{}ms'; SELECT pg_try_advisory_xact_lock({})",
+                pg_millis(self.settings.idle_timeout),
+                self.lock_key()
+            ))
+            .map_err(db("taking the migration lock"))?;
+        if first_value(&granted).as_deref() != Some("t") {
+            return Ok(None);
+        }
+        let rows = history::rows(
+            &tx.client
+                .simple_query(&format!(
+                    "{}; {}",
+                    history::create_sql(&self.settings),
+                    history::select_sql(&self.settings)
+                ))
+                .map_err(db("preparing the history table"))?,
+        );
+        let applied_by = format!("{} (stamp)", history::applied_by(&self.settings));
+        let mut inserts = String::new();
+        let mut stamped = Vec::new();
+        for migration in self
+            .migrations
+            .iter()
+            .filter(|m| wanted.contains(m.revision()))
+            .filter(|m| !rows.iter().any(|r| r.revision == m.revision()))
+        {
+            inserts.push_str(&history::insert_sql(
+                &self.settings,
+                migration,
+                RowState::Applied,
+                0,
+                &applied_by,
+            ));
+            inserts.push_str("; ");
+            stamped.push(migration.revision());
+        }
+        tx.finish(&format!("{inserts}COMMIT"))
+            .map_err(db("stamping"))?;
+        Ok(Some(stamped))
     }
 }

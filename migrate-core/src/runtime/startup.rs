@@ -10,6 +10,7 @@ use crate::Migrations;
 
 /// What `startup` did.
 #[derive(Debug)]
+#[must_use = "the outcome tells whether the schema is ready; report it on the readiness endpoint"]
 pub enum Outcome {
     /// Neither `MIGRATION_DATABASE_URL` nor `DATABASE_URL` is set: nothing was touched.
     NotConfigured,
@@ -24,9 +25,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Whether the schema is usable by this binary (up to date, or ahead by a descendant).
+    /// Whether the schema is usable by this binary (up to date, or ahead by a descendant):
+    /// after migrating, or when skipped and the status read shows nothing pending.
     pub fn is_ready(&self) -> bool {
-        matches!(self, Outcome::Migrated(report) if report.status.health() != Health::Fail)
+        match self {
+            Outcome::Migrated(report) => report.status.health() != Health::Fail,
+            Outcome::Skipped {
+                status: Some(Ok(status)),
+            } => status.health() != Health::Fail,
+            Outcome::NotConfigured | Outcome::Skipped { .. } | Outcome::Failed(_) => false,
+        }
     }
 }
 
@@ -105,5 +113,33 @@ pub fn startup_with(migrations: &Migrations, config: &EnvConfig) -> Outcome {
             log::error!("migrations failed: {error}");
             Outcome::Failed(error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::status::tests::{SET, row};
+
+    fn skipped(rows: &[crate::runtime::HistoryRow]) -> Outcome {
+        Outcome::Skipped {
+            status: Some(Ok(Status::compute(&SET, Some(rows)))),
+        }
+    }
+
+    #[test]
+    fn skipped_is_ready_only_when_nothing_is_pending() {
+        let all = [row("a", &[]), row("b", &["a"]), row("c", &["b"])];
+        assert!(skipped(&all).is_ready(), "up to date and skipped: ready");
+        assert!(!skipped(&all[..2]).is_ready(), "one pending: not ready");
+        assert!(!skipped(&[]).is_ready(), "nothing applied: not ready");
+        let unreadable = Outcome::Skipped {
+            status: Some(Err(Error::UnknownRevision {
+                revision: "x".to_owned(),
+            })),
+        };
+        assert!(!unreadable.is_ready(), "status unknown: not ready");
+        assert!(!Outcome::Skipped { status: None }.is_ready());
+        assert!(!Outcome::NotConfigured.is_ready());
     }
 }

@@ -169,11 +169,11 @@ fn is_ancestor(parents: &BTreeMap<&str, Vec<&str>>, ancestor: &str, revision: &s
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::__private::{MigrationParts, migration, migrations};
 
-    const fn m(revision: &'static str, parents: &'static [&'static str]) -> Migration {
+    pub(crate) const fn m(revision: &'static str, parents: &'static [&'static str]) -> Migration {
         migration(MigrationParts {
             revision,
             parents,
@@ -189,9 +189,9 @@ mod tests {
     }
 
     static LIST: [Migration; 3] = [m("a", &[]), m("b", &["a"]), m("c", &["b"])];
-    static SET: Migrations = migrations(&LIST);
+    pub(crate) static SET: Migrations = migrations(&LIST);
 
-    fn row(revision: &str, parents: &[&str]) -> HistoryRow {
+    pub(crate) fn row(revision: &str, parents: &[&str]) -> HistoryRow {
         HistoryRow {
             revision: revision.to_owned(),
             parents: parents.iter().map(|p| p.to_string()).collect(),
@@ -199,6 +199,7 @@ mod tests {
             checksum: "sum".to_owned(),
             state: RowState::Applied,
             statements_done: 0,
+            failed_statement: None,
             applied_at: String::new(),
             execution_ms: 0,
             applied_by: String::new(),
