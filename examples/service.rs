@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -55,7 +55,14 @@ enum Phase {
 struct AppState {
     phase: RwLock<Phase>,
     config: Option<migrate::EnvConfig>,
+    /// The database check in flight, or the last one. Probes join a check in flight instead of
+    /// starting their own, so a hanging database holds one blocking thread, not one per probe.
+    check: Mutex<Option<DatabaseCheck>>,
 }
+
+type CheckResult = Result<migrate::Status, String>;
+/// `None` while the check runs.
+type DatabaseCheck = tokio::sync::watch::Receiver<Option<CheckResult>>;
 
 struct StderrLogger;
 
@@ -132,6 +139,7 @@ async fn run_server() -> ExitCode {
     let state = Arc::new(AppState {
         phase: RwLock::new(initial),
         config: config.clone(),
+        check: Mutex::new(None),
     });
     if let Some(config) = config.filter(|c| c.url.is_some()) {
         let state = state.clone();
@@ -206,6 +214,45 @@ fn check(status: &str, output: impl Into<String>) -> Value {
     json!([{"status": status, "output": output.into()}])
 }
 
+/// The schema's status from the one database check in flight, started now when none is. The
+/// check runs on a blocking thread; a probe waits for it at most `DATABASE_CHECK_BUDGET`, and a
+/// check that hangs longer is joined by the next probes instead of being started again.
+async fn database_status(state: &AppState, config: migrate::EnvConfig) -> CheckResult {
+    let mut check = {
+        let Ok(mut slot) = state.check.lock() else {
+            return Err("state unavailable".to_owned());
+        };
+        match slot.as_ref() {
+            Some(running) if running.borrow().is_none() => running.clone(),
+            _ => {
+                let (done, check) = tokio::sync::watch::channel(None);
+                *slot = Some(check.clone());
+                tokio::task::spawn_blocking(move || {
+                    let url = config.url.clone().unwrap_or_default();
+                    let status = migrate::connect(&url, "readiness")
+                        .and_then(|mut client| {
+                            migrate::Migrator::with_settings(&MIGRATIONS, config.settings.clone())
+                                .status(&mut client)
+                        })
+                        .map_err(|e| e.to_string());
+                    let _ = done.send(Some(status));
+                });
+                check
+            }
+        }
+    };
+    match tokio::time::timeout(DATABASE_CHECK_BUDGET, check.wait_for(Option::is_some)).await {
+        Ok(Ok(result)) => result
+            .clone()
+            .unwrap_or_else(|| Err("the check failed".to_owned())),
+        Ok(Err(_)) => Err("the check failed".to_owned()),
+        Err(_) => Err(format!(
+            "no answer within {} ms",
+            DATABASE_CHECK_BUDGET.as_millis()
+        )),
+    }
+}
+
 /// Readiness: the database answers and the schema is what this binary expects.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let phase = state
@@ -224,25 +271,8 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         );
     };
 
-    // The database check runs on a blocking thread and is abandoned after the budget, so a
-    // hanging database cannot hold the probe.
     let started = Instant::now();
-    let probe = tokio::task::spawn_blocking(move || {
-        let url = config.url.clone().unwrap_or_default();
-        migrate::connect(&url, "readiness").and_then(|mut client| {
-            migrate::Migrator::with_settings(&MIGRATIONS, config.settings.clone())
-                .status(&mut client)
-        })
-    });
-    let status = match tokio::time::timeout(DATABASE_CHECK_BUDGET, probe).await {
-        Ok(Ok(Ok(status))) => Ok(status),
-        Ok(Ok(Err(e))) => Err(e.to_string()),
-        Ok(Err(_)) => Err("the check failed".to_owned()),
-        Err(_) => Err(format!(
-            "no answer within {} ms",
-            DATABASE_CHECK_BUDGET.as_millis()
-        )),
-    };
+    let status = database_status(&state, config).await;
     let elapsed = started.elapsed().as_millis() as u64;
     let database = match &status {
         Ok(_) => {

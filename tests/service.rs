@@ -41,28 +41,7 @@ impl Service {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String, String)> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .into();
-        let mut response = agent
-            .get(&format!("http://127.0.0.1:{}{path}", self.port))
-            .call()
-            .ok()?;
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let mut body = String::new();
-        response
-            .body_mut()
-            .as_reader()
-            .read_to_string(&mut body)
-            .ok()?;
-        Some((response.status().as_u16(), content_type, body))
+        get(self.port, path)
     }
 
     /// Polls until `path` answers with `status`; returns the body and when it first did.
@@ -82,6 +61,32 @@ impl Service {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// One GET on the service at `port`: status, content type and body.
+fn get(port: u16, path: &str) -> Option<(u16, String, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(&format!("http://127.0.0.1:{port}{path}"))
+        .call()
+        .ok()?;
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut body = String::new();
+    response
+        .body_mut()
+        .as_reader()
+        .read_to_string(&mut body)
+        .ok()?;
+    Some((response.status().as_u16(), content_type, body))
 }
 
 impl Drop for Service {
@@ -301,5 +306,51 @@ fn lint_json_reports_each_finding_for_ci() {
             .as_str()
             .unwrap()
             .ends_with("backfill-after-alter/0002_change.sql")
+    );
+}
+
+/// Threads of a running process, from /proc.
+fn threads(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn probes_against_a_hanging_database_share_one_check() {
+    // A server that accepts connections and never answers: every login hangs until the connect
+    // timeout (5 s), longer than a probe waits.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://app@127.0.0.1:{}/app",
+        hung.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        let _held: Vec<_> = hung.incoming().collect();
+    });
+    let service = Service::start(&[("DATABASE_URL", &url), ("MIGRATE_SKIP", "1")]);
+    service.wait_for("/health", 200, Duration::from_secs(30));
+    let before = threads(service.child.id());
+    let probes: Vec<_> = (0..16)
+        .map(|_| {
+            let port = service.port;
+            std::thread::spawn(move || {
+                get(port, "/health/ready").map(|(code, _, body)| (code, body))
+            })
+        })
+        .collect();
+    let answers: Vec<_> = probes.into_iter().map(|p| p.join().unwrap()).collect();
+    let during = threads(service.child.id());
+    for answer in &answers {
+        let (code, body) = answer.as_ref().unwrap();
+        assert_eq!(*code, 503, "{body}");
+        assert!(body.contains("no answer within 1500 ms"), "{body}");
+    }
+    assert!(
+        during <= before + 2,
+        "16 probes of a hanging database: {before} threads before, {during} after"
     );
 }
