@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use migrate::lint::model::{
-    Cost, GROUND_TRUTH_FIXTURE, LOCK_MODEL, LockMode, LockRow, example_relations,
+    ALL_MODES, Cost, GROUND_TRUTH_FIXTURE, GROUND_TRUTH_TABLESPACE, LOCK_MODEL, LockMode, LockRow,
+    example_relations,
 };
 use pg_harness::test_database;
 use postgres::{Client, SimpleQueryMessage};
@@ -190,6 +191,16 @@ fn observe_outside_transaction(url: &str, client: &mut Client, row: &LockRow) ->
 
 #[test]
 fn every_row_of_the_lock_model_matches_a_live_server() {
+    // The tablespace belongs to the server, not to a database: made once, kept by later runs.
+    let admin_db = test_database();
+    let mut admin = admin_db.client();
+    for statement in GROUND_TRUTH_TABLESPACE {
+        if let Err(e) = admin.batch_execute(statement)
+            && e.code().map(|c| c.code()) != Some("42710")
+        {
+            panic!("{statement}: {e:?}");
+        }
+    }
     let mut mismatches = Vec::new();
     for row in LOCK_MODEL {
         // A fresh fixture per row: some examples change or drop it even after a rollback
@@ -309,4 +320,37 @@ fn set_not_null_shortcut_and_required_column_failure() {
         .batch_execute("ALTER TABLE n ADD COLUMN c int NOT NULL")
         .unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("23502"));
+}
+
+/// `LOCK TABLE … IN <mode> MODE` holds exactly the mode it names, as the walker predicts.
+#[test]
+fn lock_table_holds_the_mode_it_names() {
+    let db = test_database();
+    let mut client = db.client();
+    client.batch_execute(GROUND_TRUTH_FIXTURE).unwrap();
+    let oid = rows(&mut client, "SELECT 't'::regclass::oid::text")
+        .remove(0)
+        .remove(0);
+    for mode in ALL_MODES {
+        let statement = format!("LOCK TABLE t IN {} MODE", mode.sql_name());
+        let setup = migrate::analysis::analyze_text(
+            "m/0.sql",
+            &format!("-- revision: a\n-- parents: none\n{GROUND_TRUTH_FIXTURE};"),
+        )
+        .unwrap();
+        let migration = migrate::analysis::analyze_text(
+            "m/1.sql",
+            &format!("-- revision: b\n-- parents: a\n{statement};"),
+        )
+        .unwrap();
+        let plan = migrate::lint::lock_plan(&[setup, migration], &Default::default());
+        let predicted = plan[1][0].effects[0].row.table;
+        client
+            .batch_execute(&format!("BEGIN; {statement}"))
+            .unwrap();
+        let held = own_locks(&mut client).get(&oid).copied();
+        client.batch_execute("ROLLBACK").unwrap();
+        assert_eq!(held, Some(mode), "{statement}");
+        assert_eq!(predicted, Some(mode), "{statement}");
+    }
 }

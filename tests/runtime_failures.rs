@@ -324,3 +324,28 @@ fn migrations_run_read_committed_whatever_the_server_default() {
         ["read committed"]
     );
 }
+
+#[test]
+fn an_interrupted_if_not_exists_statement_is_run_again_by_the_runner() {
+    static RERUNNABLE: migrate::Migrations =
+        migrate::embed_migrations!("tests/migrations/rerunnable");
+    let db = test_database();
+    let mut client = db.client();
+    let _ = Migrator::new(&first(&RERUNNABLE, 1))
+        .run(&mut client)
+        .unwrap();
+    // A crash right after the ALTER took effect, before its progress was recorded.
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE users ADD COLUMN nickname text; INSERT INTO migrate_history (revision, parents, checksum, state, statements_done, applied_by) VALUES ('0002', '0001', '{}', 'running', 0, 'crashed')",
+            RERUNNABLE.as_slice()[1].checksum()
+        ))
+        .unwrap();
+    let report = Migrator::new(&RERUNNABLE).run(&mut client).unwrap();
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(state_of(&mut client, "0002"), ["applied 2 -"]);
+    assert_eq!(
+        values(&mut client, "SELECT to_regclass('tags') IS NOT NULL"),
+        ["t"]
+    );
+}

@@ -18,7 +18,7 @@ struct Args {
     lint: LintConfig,
 }
 
-const USAGE: &str = "embed_migrations! takes the migrations directory, relative to the crate's Cargo.toml, then optional settings: embed_migrations!(\"migrations\", target_postgres = 15, warn = [\"renaming-column\"], off = [\"ban-drop-column\"])";
+const USAGE: &str = "embed_migrations! takes the migrations directory, relative to the crate's Cargo.toml, then optional settings: embed_migrations!(\"migrations\", target_postgres = 15, warn = [\"renaming-column\"], off = [\"ban-drop-column\"], deny = [\"unknown-statement\"])";
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Args> {
@@ -45,11 +45,11 @@ impl Parse for Args {
                     }
                     lint.target_version = value;
                 }
-                "warn" | "off" => {
-                    let level = if key == "warn" {
-                        Level::Warning
-                    } else {
-                        Level::Off
+                "warn" | "off" | "deny" => {
+                    let level = match key.to_string().as_str() {
+                        "warn" => Level::Warning,
+                        "off" => Level::Off,
+                        _ => Level::Error,
                     };
                     let content;
                     bracketed!(content in input);

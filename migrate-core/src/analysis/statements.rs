@@ -2,6 +2,7 @@
 //! statement can be run alone (no-transaction migrations), located in errors and linted.
 
 use squawk_syntax::ast::{self, AstNode};
+use squawk_syntax::{SyntaxKind, SyntaxNode};
 
 use super::diagnostic::{Diagnostic, Location};
 use super::source::LineIndex;
@@ -23,7 +24,7 @@ pub struct StatementSpan {
 
 /// What the runtime needs to resume a no-transaction migration after a crash.
 fn resume_facts(stmt: &ast::Stmt) -> (Option<String>, bool) {
-    match stmt {
+    let index = match stmt {
         ast::Stmt::CreateIndex(create) => {
             let name = create
                 .index()
@@ -33,17 +34,53 @@ fn resume_facts(stmt: &ast::Stmt) -> (Option<String>, bool) {
                 .table_relation_name()
                 .map(|t| t.syntax().text().to_string())
                 .and_then(|t| t.rsplit_once('.').map(|(schema, _)| schema.to_owned()));
-            let index = match (create.concurrently_token(), name) {
+            match (create.concurrently_token(), name) {
                 (Some(_), Some(name)) if !name.contains('.') => Some(match schema {
                     Some(schema) => format!("{schema}.{name}"),
                     None => name,
                 }),
                 _ => None,
-            };
-            (index, create.if_not_exists().is_some())
+            }
         }
-        ast::Stmt::DropIndex(drop) => (None, drop.if_exists().is_some()),
-        _ => (None, false),
+        _ => None,
+    };
+    (index, rerunnable(stmt.syntax()))
+}
+
+/// Whether running the statement again after it took effect changes nothing: `IF [NOT] EXISTS`
+/// or `OR REPLACE` on a CREATE or DROP, or `IF [NOT] EXISTS` on every action of an ALTER TABLE
+/// or ALTER TYPE (`ALTER TABLE IF EXISTS t ADD COLUMN c` only allows the table to be missing; run
+/// twice, it fails on the column).
+fn rerunnable(node: &SyntaxNode) -> bool {
+    let guarded = |n: &SyntaxNode| {
+        n.children().any(|c| {
+            matches!(
+                c.kind(),
+                SyntaxKind::IF_EXISTS | SyntaxKind::IF_NOT_EXISTS | SyntaxKind::OR_REPLACE
+            )
+        })
+    };
+    match node.kind() {
+        SyntaxKind::ALTER_TABLE | SyntaxKind::ALTER_TYPE => {
+            let actions: Vec<SyntaxNode> = node
+                .children()
+                .filter(|c| {
+                    !matches!(
+                        c.kind(),
+                        SyntaxKind::IF_EXISTS
+                            | SyntaxKind::TABLE_RELATION_NAME
+                            | SyntaxKind::RELATION_NAME
+                            | SyntaxKind::TYPE_NAME_REF
+                            | SyntaxKind::PATH_REF
+                    )
+                })
+                .collect();
+            !actions.is_empty() && actions.iter().all(guarded)
+        }
+        kind => {
+            let name = format!("{kind:?}");
+            (name.starts_with("CREATE_") || name.starts_with("DROP_")) && guarded(node)
+        }
     }
 }
 
@@ -190,6 +227,40 @@ mod tests {
                 (None, false)
             ]
         );
+    }
+
+    #[test]
+    fn if_exists_and_or_replace_make_a_statement_rerunnable() {
+        let rerunnable = |sql: &str| split_statements("a.sql", sql).unwrap()[0].rerunnable;
+        for sql in [
+            "CREATE TABLE IF NOT EXISTS t (id int)",
+            "CREATE TABLE IF NOT EXISTS t2 AS SELECT 1",
+            "CREATE INDEX IF NOT EXISTS i ON t (a)",
+            "CREATE SCHEMA IF NOT EXISTS s",
+            "CREATE SEQUENCE IF NOT EXISTS q",
+            "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+            "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'",
+            "CREATE OR REPLACE VIEW v AS SELECT 1",
+            "DROP TABLE IF EXISTS a, b",
+            "DROP INDEX CONCURRENTLY IF EXISTS i",
+            "DROP TYPE IF EXISTS mood",
+            "ALTER TABLE t ADD COLUMN IF NOT EXISTS c int, DROP COLUMN IF EXISTS d",
+            "ALTER TABLE t DROP CONSTRAINT IF EXISTS c",
+            "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'x'",
+        ] {
+            assert!(rerunnable(sql), "{sql}");
+        }
+        for sql in [
+            "CREATE TABLE t (id int)",
+            "ALTER TABLE IF EXISTS t ADD COLUMN c int",
+            "ALTER TABLE t ADD COLUMN IF NOT EXISTS c int, ADD CONSTRAINT k CHECK (c > 0)",
+            "ALTER INDEX IF EXISTS i RENAME TO j",
+            "ALTER TYPE mood ADD VALUE 'x'",
+            "INSERT INTO t VALUES (1)",
+            "CREATE INDEX CONCURRENTLY i ON t (a)",
+        ] {
+            assert!(!rerunnable(sql), "{sql}");
+        }
     }
 
     #[test]

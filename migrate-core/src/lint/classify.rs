@@ -4,7 +4,7 @@
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 
-use super::model::Op;
+use super::model::{ALL_MODES, LockMode, Op};
 
 /// One effect of a statement on a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub enum Detail {
     RenameTable,
     /// ADD COLUMN NOT NULL without a default (fails on a non-empty table).
     RequiredColumn(String),
+    /// `LOCK TABLE`: the mode the statement asks for.
+    LockMode(LockMode),
 }
 
 /// Everything the linter needs to know about one statement.
@@ -57,6 +59,84 @@ pub struct Classified {
     pub opaque: bool,
     /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT.
     pub transaction_control: bool,
+    /// A statement (or an ALTER TABLE action) the lock model does not know: what it locks and
+    /// what it costs is not checked.
+    pub unknown: bool,
+}
+
+/// Relations that stand for more than one table: statements without a table name.
+pub const EVERY_TABLE: &str = "(every table in the database)";
+pub const EVERY_CLUSTERED_TABLE: &str = "(every table clustered before)";
+pub const EVERY_SYSTEM_CATALOG: &str = "(every system catalog)";
+
+/// Statement kinds that take no lock a migration must worry about on tables carrying traffic:
+/// objects other than tables (types, functions, schemas, sequences, views, roles, grants,
+/// comments) and session commands.
+const TABLE_FREE_STATEMENTS: &[SyntaxKind] = &[
+    SyntaxKind::CREATE_SCHEMA,
+    SyntaxKind::CREATE_TYPE,
+    SyntaxKind::CREATE_DOMAIN,
+    SyntaxKind::CREATE_FUNCTION,
+    SyntaxKind::CREATE_PROCEDURE,
+    SyntaxKind::CREATE_EXTENSION,
+    SyntaxKind::CREATE_SEQUENCE,
+    SyntaxKind::CREATE_VIEW,
+    SyntaxKind::CREATE_COLLATION,
+    SyntaxKind::CREATE_AGGREGATE,
+    SyntaxKind::CREATE_OPERATOR,
+    SyntaxKind::CREATE_CAST,
+    SyntaxKind::CREATE_ROLE,
+    SyntaxKind::CREATE_USER,
+    SyntaxKind::DROP_FUNCTION,
+    SyntaxKind::DROP_PROCEDURE,
+    SyntaxKind::DROP_TYPE,
+    SyntaxKind::DROP_DOMAIN,
+    SyntaxKind::DROP_SCHEMA,
+    SyntaxKind::DROP_SEQUENCE,
+    SyntaxKind::DROP_VIEW,
+    SyntaxKind::DROP_EXTENSION,
+    SyntaxKind::DROP_ROLE,
+    SyntaxKind::ALTER_FUNCTION,
+    SyntaxKind::ALTER_PROCEDURE,
+    SyntaxKind::ALTER_TYPE,
+    SyntaxKind::ALTER_DOMAIN,
+    SyntaxKind::ALTER_SEQUENCE,
+    SyntaxKind::ALTER_SCHEMA,
+    SyntaxKind::ALTER_EXTENSION,
+    SyntaxKind::ALTER_ROLE,
+    SyntaxKind::ALTER_DEFAULT_PRIVILEGES,
+    SyntaxKind::GRANT,
+    SyntaxKind::REVOKE,
+    SyntaxKind::COMMENT_ON,
+    SyntaxKind::SET,
+    SyntaxKind::RESET,
+    SyntaxKind::SHOW,
+    SyntaxKind::SET_ROLE,
+    SyntaxKind::SET_SESSION_AUTH,
+    SyntaxKind::ANALYZE,
+    SyntaxKind::NOTIFY,
+    SyntaxKind::DISCARD,
+    SyntaxKind::VALUES,
+    SyntaxKind::EXPLAIN,
+    SyntaxKind::CHECKPOINT,
+];
+
+/// The mode a `LOCK TABLE` asks for: ACCESS EXCLUSIVE unless the statement names one.
+fn lock_mode(node: &SyntaxNode) -> LockMode {
+    let Some(clause) = child(node, SyntaxKind::LOCK_MODE_CLAUSE) else {
+        return LockMode::AccessExclusive;
+    };
+    let text = clause.text().to_string().to_uppercase();
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| *w != "IN" && *w != "MODE")
+        .collect();
+    let written = words.join(" ");
+    ALL_MODES
+        .iter()
+        .copied()
+        .find(|m| m.sql_name() == written)
+        .unwrap_or(LockMode::AccessExclusive)
 }
 
 fn children(node: &SyntaxNode) -> impl Iterator<Item = SyntaxNode> {
@@ -338,6 +418,19 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
                     other: None,
                     detail: Detail::Index(name_of(&index)),
                 });
+            } else if let Some(schema) = descendant(node, SyntaxKind::REINDEX_TARGET_SCHEMA) {
+                let name = descendant(&schema, SyntaxKind::SCHEMA_REF)
+                    .map(|s| name_of(&s))
+                    .unwrap_or_default();
+                out.effects
+                    .push(effect(op, format!("(every table in schema {name})")));
+            } else if descendant(node, SyntaxKind::REINDEX_TARGET_SYSTEM).is_some() {
+                out.effects
+                    .push(effect(op, EVERY_SYSTEM_CATALOG.to_owned()));
+            } else if descendant(node, SyntaxKind::REINDEX_TARGET_DATABASE).is_some() {
+                out.effects.push(effect(op, EVERY_TABLE.to_owned()));
+            } else {
+                out.unknown = true;
             }
         }
         SyntaxKind::DROP_TABLE => {
@@ -368,17 +461,36 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
                 .any(|t| t.kind() == SyntaxKind::FULL_KW);
             out.concurrently = true; // VACUUM cannot run in a transaction block either
             if full {
-                for table in node
+                let tables: Vec<String> = node
                     .descendants()
                     .filter(|c| c.kind() == SyntaxKind::TABLE_NAME_REF)
-                {
-                    out.effects.push(effect(Op::VacuumFull, name_of(&table)));
+                    .map(|t| name_of(&t))
+                    .collect();
+                if tables.is_empty() {
+                    out.effects
+                        .push(effect(Op::VacuumFull, EVERY_TABLE.to_owned()));
+                }
+                for table in tables {
+                    out.effects.push(effect(Op::VacuumFull, table));
                 }
             }
         }
         SyntaxKind::CLUSTER => {
-            if let Some(table) = table_ref(node) {
-                out.effects.push(effect(Op::Cluster, table));
+            let table = table_ref(node).unwrap_or_else(|| EVERY_CLUSTERED_TABLE.to_owned());
+            out.effects.push(effect(Op::Cluster, table));
+        }
+        SyntaxKind::LOCK => {
+            let mode = lock_mode(node);
+            for relation in node
+                .descendants()
+                .filter(|c| c.kind() == SyntaxKind::RELATION_NAME_REF)
+            {
+                out.effects.push(Effect {
+                    op: Op::LockTable,
+                    table: name_of(&relation),
+                    other: None,
+                    detail: Detail::LockMode(mode),
+                });
             }
         }
         SyntaxKind::REFRESH => {
@@ -440,7 +552,7 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
             }
         }
         SyntaxKind::DO | SyntaxKind::CALL => out.opaque = true,
-        _ => {
+        kind => {
             out.transaction_control = matches!(
                 stmt,
                 ast::Stmt::Begin(_)
@@ -450,6 +562,7 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
                     | ast::Stmt::ReleaseSavepoint(_)
                     | ast::Stmt::PrepareTransaction(_)
             );
+            out.unknown = !out.transaction_control && !TABLE_FREE_STATEMENTS.contains(&kind);
         }
     }
     out
@@ -530,15 +643,20 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                         }
                         SyntaxKind::SET_STATISTICS
                         | SyntaxKind::SET_OPTIONS
-                        | SyntaxKind::RESET_OPTIONS
-                        | SyntaxKind::SET_STORAGE
-                        | SyntaxKind::SET_COMPRESSION => {
+                        | SyntaxKind::RESET_OPTIONS => {
                             out.effects.push(effect(
                                 Op::SetStatisticsOrStorage,
                                 Detail::Column(column.clone()),
                             ));
                         }
-                        _ => {}
+                        SyntaxKind::SET_STORAGE | SyntaxKind::SET_COMPRESSION => {
+                            out.effects.push(effect(
+                                Op::SetStorageOrCompression,
+                                Detail::Column(column.clone()),
+                            ));
+                        }
+                        SyntaxKind::COLUMN_NAME_REF => {}
+                        _ => out.unknown = true,
                     }
                 }
             }
@@ -608,7 +726,7 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                             },
                         ));
                     }
-                    _ => {}
+                    _ => out.unknown = true,
                 }
             }
             SyntaxKind::VALIDATE_CONSTRAINT => {
@@ -649,6 +767,7 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                 out.effects
                     .push(effect(Op::SetLoggedUnlogged, Detail::None))
             }
+            SyntaxKind::SET_TABLESPACE => out.effects.push(effect(Op::SetTablespace, Detail::None)),
             SyntaxKind::ENABLE_TRIGGER
             | SyntaxKind::DISABLE_TRIGGER
             | SyntaxKind::ENABLE_ALWAYS_TRIGGER
@@ -683,7 +802,9 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                     detail: Detail::None,
                 });
             }
-            _ => {}
+            SyntaxKind::IF_EXISTS | SyntaxKind::TABLE_RELATION_NAME | SyntaxKind::RELATION_NAME => {
+            }
+            _ => out.unknown = true,
         }
     }
 }

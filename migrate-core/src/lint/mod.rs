@@ -53,8 +53,13 @@ impl Default for LintConfig {
 }
 
 impl LintConfig {
+    /// The configured level, else the rule's default (an error for every rule but
+    /// `unknown-statement`).
     pub fn level(&self, rule: &str) -> Level {
-        self.levels.get(rule).copied().unwrap_or(Level::Error)
+        self.levels
+            .get(rule)
+            .copied()
+            .unwrap_or_else(|| rules::find(rule).map_or(Level::Error, |r| r.default_level))
     }
 
     /// Sets a rule's level; the rule id must exist.
@@ -82,6 +87,8 @@ pub struct Rule {
     pub id: &'static str,
     pub summary: &'static str,
     pub check: fn(&StatementContext<'_>) -> Vec<Finding>,
+    /// The level when the project does not set one.
+    pub default_level: Level,
 }
 
 /// An `-- migrate:allow <rule>: <reason>` comment.

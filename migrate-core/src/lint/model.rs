@@ -116,6 +116,8 @@ pub enum Op {
     SetNotNull,
     DropNotNullOrDefault,
     SetStatisticsOrStorage,
+    /// `ALTER COLUMN … SET STORAGE` / `SET COMPRESSION`: ACCESS EXCLUSIVE on PostgreSQL 15.
+    SetStorageOrCompression,
     AddForeignKey,
     AddForeignKeyNotValid,
     AddCheck,
@@ -138,6 +140,11 @@ pub enum Op {
     VacuumFull,
     Cluster,
     SetLoggedUnlogged,
+    /// `ALTER TABLE … SET TABLESPACE`: copies the table and its data files.
+    SetTablespace,
+    /// `LOCK TABLE … IN <mode> MODE`: the mode written in the statement (the row's mode is the
+    /// default, ACCESS EXCLUSIVE), held until commit.
+    LockTable,
     CreateTrigger,
     EnableDisableTrigger,
     RefreshMaterializedView,
@@ -291,6 +298,13 @@ pub static LOCK_MODEL: &[LockRow] = &[
         "ALTER TABLE t ALTER COLUMN c SET STATISTICS 200",
     ),
     row(
+        Op::SetStorageOrCompression,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ALTER COLUMN v SET STORAGE EXTERNAL",
+    ),
+    row(
         Op::AddForeignKey,
         Some(ShareRowExclusive),
         Some(ShareRowExclusive),
@@ -425,6 +439,20 @@ pub static LOCK_MODEL: &[LockRow] = &[
         "ALTER TABLE t SET UNLOGGED",
     ),
     row(
+        Op::SetTablespace,
+        Some(AccessExclusive),
+        None,
+        Rewrite,
+        "ALTER TABLE t SET TABLESPACE migrate_ground_truth",
+    ),
+    row(
+        Op::LockTable,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "LOCK TABLE t",
+    ),
+    row(
         Op::CreateTrigger,
         Some(ShareRowExclusive),
         None,
@@ -486,6 +514,13 @@ pub static LOCK_MODEL: &[LockRow] = &[
         Scan,
         "SELECT count(*) FROM t",
     ),
+];
+
+/// The tablespace `Op::SetTablespace`'s example moves `t` to: created in place (inside the data
+/// directory) once per server, before the fixture, by a superuser.
+pub const GROUND_TRUTH_TABLESPACE: [&str; 2] = [
+    "SET allow_in_place_tablespaces = on",
+    "CREATE TABLESPACE migrate_ground_truth LOCATION ''",
 ];
 
 /// The schema the model's examples run against, as in LOCKS.md: `t` with 2000 rows, a primary

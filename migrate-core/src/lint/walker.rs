@@ -211,6 +211,9 @@ fn resolve(
         _ => {}
     }
     let mut row = lookup(effect.op, target_version);
+    if let Detail::LockMode(mode) = effect.detail {
+        row.table = Some(mode);
+    }
     if effect.op == Op::SetNotNull
         && target_version >= 12
         && let Detail::Column(column) = &effect.detail

@@ -10,12 +10,13 @@
 //! later migrations.
 
 use super::{Op, column_of, on_existing};
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "adding-field-with-volatile-default",
     summary: "ADD COLUMN with a per-row value rewrites the table",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

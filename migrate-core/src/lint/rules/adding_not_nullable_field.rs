@@ -10,12 +10,13 @@
 //! in the next migration; then `SET NOT NULL` and `DROP CONSTRAINT c`.
 
 use super::{Op, column_of, on_existing};
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "adding-not-nullable-field",
     summary: "SET NOT NULL scans the table under ACCESS EXCLUSIVE",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

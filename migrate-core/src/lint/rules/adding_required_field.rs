@@ -9,12 +9,13 @@
 
 use super::{Op, on_existing};
 use crate::lint::classify::Detail;
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "adding-required-field",
     summary: "ADD COLUMN NOT NULL without a default fails on a non-empty table",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

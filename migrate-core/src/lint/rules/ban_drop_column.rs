@@ -9,12 +9,13 @@
 //! `-- migrate:allow ban-drop-column: <which release stopped using it>`.
 
 use super::{Op, column_of, on_existing};
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "ban-drop-column",
     summary: "dropping a column loses data and breaks the previous release",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

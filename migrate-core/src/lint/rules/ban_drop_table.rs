@@ -8,12 +8,13 @@
 //! `-- migrate:allow ban-drop-table: <reason>`.
 
 use super::{Op, on_existing};
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "ban-drop-table",
     summary: "dropping a table loses data and breaks the previous release",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

@@ -10,12 +10,13 @@
 
 use super::{Op, column_of, on_existing};
 use crate::lint::classify::Detail;
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "changing-column-type",
     summary: "a type change that rewrites the table under ACCESS EXCLUSIVE",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

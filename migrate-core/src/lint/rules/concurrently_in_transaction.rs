@@ -8,12 +8,13 @@
 //! **Instead**: mark the migration `-- migrate:no-transaction` (and keep such statements in a
 //! migration of their own).
 
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "concurrently-in-transaction",
     summary: "CONCURRENTLY cannot run inside a transaction",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

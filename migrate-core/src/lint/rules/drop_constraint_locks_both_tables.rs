@@ -10,12 +10,13 @@
 //! **Instead**: keep the drop alone in its migration.
 
 use super::{Op, on_existing};
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "drop-constraint-locks-both-tables",
     summary: "dropping a foreign key locks both tables; keep it alone",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

@@ -14,12 +14,13 @@
 //! **Instead**: split the migration; run the slow part in its own migration (a backfill in
 //! batches).
 
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "lock-held-across-slow-statement",
     summary: "a scan or rewrite runs while an earlier statement's write-blocking lock is held",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
@@ -85,6 +86,23 @@ mod tests {
             hits(&[BASE, body], "lock-held-across-slow-statement"),
             ["m/1.sql:4"]
         );
+    }
+
+    #[test]
+    fn flags_a_scan_under_an_explicit_lock_table() {
+        let body = "LOCK TABLE users IN SHARE MODE;\nDELETE FROM users WHERE name IS NULL;";
+        assert_eq!(
+            hits(&[BASE, body], "lock-held-across-slow-statement"),
+            ["m/1.sql:4"]
+        );
+        let body = "LOCK users;\nSELECT count(*) FROM posts;";
+        assert_eq!(
+            hits(&[BASE, body], "lock-held-across-slow-statement"),
+            ["m/1.sql:4"]
+        );
+        // ACCESS SHARE blocks no write: reading under it stalls nobody.
+        let body = "LOCK TABLE users IN ACCESS SHARE MODE;\nSELECT count(*) FROM users;";
+        assert!(hits(&[BASE, body], "lock-held-across-slow-statement").is_empty());
     }
 
     #[test]

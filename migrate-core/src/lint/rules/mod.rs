@@ -18,6 +18,7 @@ mod require_concurrent_index_deletion;
 mod require_concurrent_reindex;
 mod table_rewrite;
 mod transaction_control;
+mod unknown_statement;
 mod validate_in_same_transaction;
 
 use super::Rule;
@@ -46,6 +47,7 @@ pub static ALL: &[&Rule] = &[
     &ban_drop_table::RULE,
     &table_rewrite::RULE,
     &drop_constraint_locks_both_tables::RULE,
+    &unknown_statement::RULE,
 ];
 
 pub fn find(id: &str) -> Option<&'static Rule> {

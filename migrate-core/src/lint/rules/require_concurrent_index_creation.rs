@@ -11,12 +11,13 @@
 
 use super::{Op, on_existing};
 use crate::lint::classify::Detail;
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "require-concurrent-index-creation",
     summary: "CREATE INDEX without CONCURRENTLY blocks writes for the whole build",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

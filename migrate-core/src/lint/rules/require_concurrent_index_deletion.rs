@@ -10,12 +10,13 @@
 
 use super::{Op, on_existing};
 use crate::lint::classify::Detail;
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "require-concurrent-index-deletion",
     summary: "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

@@ -8,12 +8,13 @@
 //! **Instead**: `REINDEX ... CONCURRENTLY` (PostgreSQL 12+) in a no-transaction migration.
 
 use super::{Op, on_existing};
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "require-concurrent-reindex",
     summary: "REINDEX without CONCURRENTLY blocks writes during the rebuild",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
@@ -49,6 +50,20 @@ mod tests {
                 "require-concurrent-reindex"
             ),
             ["m/1.sql:3"]
+        );
+    }
+
+    #[test]
+    fn flags_reindex_of_a_schema_a_database_or_the_catalogs() {
+        assert_eq!(
+            hits(
+                &[
+                    BASE,
+                    "-- migrate:no-transaction\nREINDEX SCHEMA public;\nREINDEX DATABASE app;\nREINDEX SYSTEM app;"
+                ],
+                "require-concurrent-reindex"
+            ),
+            ["m/1.sql:4", "m/1.sql:5", "m/1.sql:6"]
         );
     }
 

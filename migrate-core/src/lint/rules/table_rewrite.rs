@@ -1,6 +1,7 @@
 //! # table-rewrite
 //!
-//! **What**: `VACUUM FULL`, `CLUSTER`, `ALTER TABLE ... SET LOGGED/UNLOGGED` (and
+//! **What**: `VACUUM FULL`, `CLUSTER` (with or without a table name: without one, every table
+//! they apply to), `ALTER TABLE ... SET LOGGED/UNLOGGED`, `SET TABLESPACE` (and
 //! `REFRESH MATERIALIZED VIEW` without CONCURRENTLY) on an existing relation.
 //!
 //! **Why it stalls traffic**: the relation is rewritten while holding ACCESS EXCLUSIVE: every
@@ -10,16 +11,17 @@
 //! materialized views with a unique index.
 
 use super::{Op, on_existing};
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "table-rewrite",
     summary: "a full rewrite under ACCESS EXCLUSIVE",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
-    on_existing(ctx, &[Op::VacuumFull, Op::Cluster, Op::SetLoggedUnlogged, Op::RefreshMaterializedView])
+    on_existing(ctx, &[Op::VacuumFull, Op::Cluster, Op::SetLoggedUnlogged, Op::SetTablespace, Op::RefreshMaterializedView])
         .map(|e| {
             let help = if e.effect.op == Op::RefreshMaterializedView {
                 format!("refresh without blocking readers (needs a unique index on the view):\nREFRESH MATERIALIZED VIEW CONCURRENTLY {};", e.effect.table)
@@ -49,6 +51,24 @@ mod tests {
                 "table-rewrite"
             ),
             ["m/1.sql:3", "m/1.sql:4"]
+        );
+    }
+
+    #[test]
+    fn flags_tablespace_moves_and_whole_database_rewrites() {
+        assert_eq!(
+            hits(
+                &[BASE, "ALTER TABLE posts SET TABLESPACE archive;"],
+                "table-rewrite"
+            ),
+            ["m/1.sql:3"]
+        );
+        assert_eq!(
+            hits(
+                &[BASE, "-- migrate:no-transaction\nVACUUM FULL;\nCLUSTER;"],
+                "table-rewrite"
+            ),
+            ["m/1.sql:4", "m/1.sql:5"]
         );
     }
 

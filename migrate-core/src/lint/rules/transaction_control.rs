@@ -9,12 +9,13 @@
 //! **Instead**: remove it; split the file into several migrations, or mark it
 //! `-- migrate:no-transaction` to run statement by statement.
 
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "transaction-control",
     summary: "transaction statements break the migration's atomicity",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {

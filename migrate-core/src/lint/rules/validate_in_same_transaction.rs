@@ -11,12 +11,13 @@
 
 use crate::lint::classify::Detail;
 use crate::lint::model::{LockMode, Op};
-use crate::lint::{Finding, Rule, StatementContext};
+use crate::lint::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "validate-in-same-transaction",
     summary: "VALIDATE in the same transaction keeps the earlier lock during the scan",
     check,
+    default_level: Level::Error,
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
