@@ -2,8 +2,8 @@
 //! CLI mounted as subcommands.
 //!
 //! ```text
-//! cargo run --features cli --example service            # serve (PORT, default 8080; HOST, default 127.0.0.1)
-//! cargo run --features cli --example service -- status # applied / pending / ahead
+//! cargo run --example service            # serve (PORT, default 8080; HOST, default 127.0.0.1)
+//! cargo run --example service -- status # applied / pending / ahead
 //! ```
 //!
 //! The listener is bound before the database is touched, so the platform's liveness check passes

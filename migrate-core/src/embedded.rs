@@ -131,3 +131,56 @@ impl IntoIterator for &Migrations {
         self.list.iter()
     }
 }
+
+/// Migrations read from a directory at run time, by the standalone `migrate` command: the same
+/// data `embed_migrations!` bakes in (revisions, order, checksums, statements), so both write the
+/// same history rows.
+#[cfg(feature = "cli")]
+impl Migrations {
+    /// Builds the set from an analysis without errors. The texts are leaked to get the
+    /// `'static` lifetime embedded migrations have: a command reads its directory once.
+    pub fn from_analysis(analysis: &crate::analysis::Analysis) -> Migrations {
+        fn leak(text: &str) -> &'static str {
+            Box::leak(text.to_owned().into_boxed_str())
+        }
+        let list: Vec<Migration> = analysis
+            .migrations
+            .iter()
+            .map(|m| {
+                let statements: Vec<Statement> = m
+                    .statements
+                    .iter()
+                    .map(|s| Statement {
+                        start: s.start,
+                        end: s.end,
+                        line: s.line,
+                        column: s.column,
+                        concurrent_index: s.concurrent_index.as_deref().map(leak),
+                        rerunnable: s.rerunnable,
+                    })
+                    .collect();
+                let parents: Vec<&'static str> = m.header.parent_ids().map(leak).collect();
+                migration(MigrationParts {
+                    revision: leak(&m.header.revision),
+                    parents: Box::leak(parents.into_boxed_slice()),
+                    message: m.header.message.as_deref().map(leak),
+                    no_transaction: m.header.no_transaction,
+                    lock_timeout: m.header.lock_timeout,
+                    statement_timeout: m.header.statement_timeout,
+                    path: leak(&m.path),
+                    sql: leak(&m.sql),
+                    statements: Box::leak(statements.into_boxed_slice()),
+                    checksum: leak(&m.checksum),
+                })
+            })
+            .collect();
+        migrations(Box::leak(list.into_boxed_slice()))
+    }
+}
+
+impl Default for Migrations {
+    /// No migrations.
+    fn default() -> Migrations {
+        migrations(&[])
+    }
+}

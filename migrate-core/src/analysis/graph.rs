@@ -240,12 +240,13 @@ fn multiple_heads(dir: &str, nodes: &[GraphNode<'_>], heads: &[usize]) -> Diagno
         .iter()
         .map(|&i| format!("`{}` ({})", nodes[i].header.revision, nodes[i].path))
         .collect();
-    let merge_id = merge_revision_id(&ids);
     let last = heads
         .iter()
         .copied()
         .max_by_key(|&i| nodes[i].path)
         .unwrap_or(heads[0]);
+    let (merge_id, merge_text) = merge_migration(&ids, None);
+    let indented = merge_text.trim_end().to_owned();
     Diagnostic::error(
         "multiple-heads",
         at(nodes[last].path, nodes[last].header.revision_pos),
@@ -256,10 +257,20 @@ fn multiple_heads(dir: &str, nodes: &[GraphNode<'_>], heads: &[usize]) -> Diagno
         ),
     )
     .with_help(format!(
-        "join the branches with a merge migration: add the file {dir}/{merge_id}_merge.sql containing\n-- revision: {merge_id}\n-- parents: {}\n-- message: merge {}",
-        ids.join(", "),
-        ids.join(" and ")
+        "join the branches with a merge migration: add the file {dir}/{merge_id}_merge.sql containing\n{indented}"
     ))
+}
+
+/// The merge migration joining `heads` (sorted): its revision id and the file's text. The file the
+/// `multiple-heads` error proposes, and the one `migrate merge` writes.
+pub fn merge_migration(heads: &[&str], message: Option<&str>) -> (String, String) {
+    let id = merge_revision_id(heads);
+    let message = message.map_or_else(|| format!("merge {}", heads.join(" and ")), str::to_owned);
+    let text = format!(
+        "-- revision: {id}\n-- parents: {}\n-- message: {message}\n",
+        heads.join(", ")
+    );
+    (id, text)
 }
 
 /// A deterministic id for the suggested merge revision, so the suggestion is the same on every

@@ -9,8 +9,16 @@
 //! enum Command { Serve, #[command(flatten)] Migrations(migrate::cli::Command) }
 //! ```
 //!
-//! Exit codes: 0 success / up to date, 1 pending work or lint errors or a failed migration,
-//! 2 the command could not run (configuration, connection, diverged or edited history).
+//! The same commands, with the authoring ones (`new`, `merge`, `graph`, `check`), are the
+//! standalone `migrate` binary ([`run_standalone`]), which reads the migrations from `--dir` at
+//! run time instead of from the binary.
+//!
+//! Exit codes: 0 success / up to date, 1 pending work or lint errors or a failed migration or a
+//! refused authoring command, 2 the command could not run (configuration, connection, directory,
+//! diverged or edited history).
+
+pub mod authoring;
+mod report;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,8 +28,8 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::Migrations;
+use crate::analysis::analyze_text;
 use crate::analysis::statements::one_line;
-use crate::analysis::{Diagnostic, Severity, analyze_text};
 use crate::lint::{LintConfig, lock_plan};
 use crate::runtime::{EnvConfig, Error, Health, Migrator, Status, connect};
 
@@ -30,28 +38,54 @@ use crate::runtime::{EnvConfig, Error, Health, Migrator, Status, connect};
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, then exit (non-zero on failure).
-    Migrate,
+    #[command(visible_alias = "apply")]
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Applied, pending and ahead revisions (exit 0 up to date, 1 pending, 2 error).
     Status {
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// Record REVISION and its ancestors as applied without running them (adopting a database).
-    Stamp { revision: String },
+    Stamp {
+        revision: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// What would run, in order, with the locks each statement takes.
-    Plan,
+    Plan {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// Lint a migrations directory (default: ./migrations), as the compiler would.
     Lint {
         dir: Option<PathBuf>,
-        /// A JSON array of findings (file, line, column, rule, severity, message, help).
+        /// Shorthand for `--format json`.
         #[arg(long)]
         json: bool,
+        /// text, json (an array of findings), github (workflow annotations) or sarif (2.1.0).
+        #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+        format: LintFormat,
         /// The PostgreSQL major version to lint for.
         #[arg(long, default_value_t = 15)]
         target_postgres: u32,
     },
 }
+
+/// The database a command works on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args)]
+pub struct DatabaseArg {
+    /// The database's URL (default: MIGRATION_DATABASE_URL, then DATABASE_URL).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+pub use report::LintFormat;
 
 #[derive(Debug, Parser)]
 #[command(about = "Apply, inspect and lint the migrations embedded in this binary")]
@@ -90,10 +124,17 @@ pub fn execute_to(
     if let Command::Lint {
         dir,
         json,
+        format,
         target_postgres,
     } = command
     {
-        return lint(dir, json, target_postgres, out, err);
+        let format = if json { LintFormat::Json } else { format };
+        let dir = dir.unwrap_or_else(|| PathBuf::from("migrations"));
+        let config = LintConfig {
+            target_version: target_postgres,
+            ..LintConfig::default()
+        };
+        return report::lint(&dir, &config, format, out, err);
     }
     let config = match config {
         Ok(config) => config,
@@ -102,6 +143,13 @@ pub fn execute_to(
             return 2;
         }
     };
+    let mut config = config.clone();
+    if let Some(url) = command.database_url() {
+        config.url = Some(url.to_owned());
+        // A URL given by hand is the one to use, whatever MIGRATE_POOLER says of DATABASE_URL.
+        config.settings.pooler = crate::runtime::Pooler::None;
+    }
+    let config = &config;
     let Some(url) = config.url.as_deref() else {
         let _ = writeln!(
             err,
@@ -114,7 +162,7 @@ pub fn execute_to(
         connect(url, &config.settings.application_name).and_then(|mut c| migrator.status(&mut c))
     };
     let result = match command {
-        Command::Migrate => migrator.run_url(url).map(|report| {
+        Command::Migrate { .. } => migrator.run_url(url).map(|report| {
             for applied in &report.applied {
                 let _ = writeln!(
                     out,
@@ -131,7 +179,7 @@ pub fn execute_to(
             );
             0
         }),
-        Command::Status { json } => status_of(&migrator).map(|status| {
+        Command::Status { json, .. } => status_of(&migrator).map(|status| {
             print_status(&status, json, out);
             match status.health() {
                 Health::Pass | Health::Warn => 0,
@@ -139,7 +187,7 @@ pub fn execute_to(
                 Health::Fail => 1,
             }
         }),
-        Command::Stamp { revision } => connect(url, &config.settings.application_name)
+        Command::Stamp { revision, .. } => connect(url, &config.settings.application_name)
             .and_then(|mut c| migrator.stamp(&mut c, &revision))
             .map(|stamped| {
                 let _ = writeln!(
@@ -150,7 +198,7 @@ pub fn execute_to(
                 );
                 0
             }),
-        Command::Plan => status_of(&migrator).map(|status| plan(migrations, &status, out)),
+        Command::Plan { .. } => status_of(&migrator).map(|status| plan(migrations, &status, out)),
         Command::Lint { .. } => Ok(0),
     };
     match result {
@@ -315,52 +363,181 @@ fn plan(migrations: &Migrations, status: &Status, out: &mut dyn Write) -> u8 {
     0
 }
 
-fn lint(
-    dir: Option<PathBuf>,
-    json: bool,
-    target_postgres: u32,
+impl Command {
+    /// The `--database-url` given to a database command.
+    pub fn database_url(&self) -> Option<&str> {
+        match self {
+            Command::Migrate { database }
+            | Command::Status { database, .. }
+            | Command::Stamp { database, .. }
+            | Command::Plan { database } => database.database_url.as_deref(),
+            Command::Lint { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "migrate",
+    version,
+    about = "Author, check and apply PostgreSQL migrations from a directory",
+    after_help = "Exit codes: 0 done or up to date; 1 pending work, lint errors, a failed migration or a refused command (several heads, a name clash, an unknown revision); 2 the command could not run (directory, configuration, connection, diverged or edited history)."
+)]
+struct Tool {
+    /// The migrations directory.
+    #[arg(long, global = true, default_value = "migrations", value_name = "DIR")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: ToolCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ToolCommand {
+    /// Write <dir>/<revision>_<slug>.sql with a complete header (parents: the current head).
+    New {
+        /// The file name's end: a-z, 0-9, `_` and `-`.
+        slug: String,
+        /// The migration's message (default: the slug in words).
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Build on this revision instead of the head (repeat for a merge).
+        #[arg(long = "parent", value_name = "REV")]
+        parents: Vec<String>,
+        /// Mark it `-- migrate:no-transaction` (for CREATE INDEX CONCURRENTLY and the like).
+        #[arg(long)]
+        no_transaction: bool,
+    },
+    /// Write the merge migration joining every head (the file the multiple-heads error proposes).
+    Merge {
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// The revision graph, newest at the top; heads, roots and merges marked.
+    Graph {
+        #[arg(long, value_enum, default_value_t = authoring::GraphFormat::Text)]
+        format: authoring::GraphFormat,
+        /// Shorthand for `--format json`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the compiler checks (headers, graph, lint), as one CI gate.
+    Check {
+        /// The PostgreSQL major version to lint for.
+        #[arg(long, default_value_t = 15)]
+        target_postgres: u32,
+    },
+    #[command(flatten)]
+    Database(Command),
+}
+
+/// The standalone `migrate` binary: parses the process arguments and runs the command on the
+/// `--dir` directory.
+pub fn run_standalone() -> ExitCode {
+    let tool = Tool::parse();
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    ExitCode::from(standalone(tool, &EnvConfig::from_env(), &mut out, &mut err))
+}
+
+fn standalone(
+    tool: Tool,
+    config: &Result<EnvConfig, Error>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let dir = dir.unwrap_or_else(|| PathBuf::from("migrations"));
-    let config = LintConfig {
-        target_version: target_postgres,
-        ..LintConfig::default()
-    };
-    let findings: Vec<Diagnostic> = crate::lint_dir(&dir, &config);
-    if json {
-        let list: Vec<_> = findings
-            .iter()
-            .map(|d| {
-                let location = d.location.as_ref();
-                json!({
-                    "file": location.map(|l| l.path.clone()),
-                    "line": location.map(|l| l.line),
-                    "column": location.map(|l| l.column),
-                    "rule": d.check,
-                    "severity": d.severity.as_str(),
-                    "message": d.message,
-                    "help": d.help,
-                })
+    let dir = tool.dir;
+    let authoring_result = match tool.command {
+        ToolCommand::New {
+            slug,
+            message,
+            parents,
+            no_transaction,
+        } => authoring::new_migration(
+            &dir,
+            &authoring::NewMigration {
+                slug,
+                message,
+                parents,
+                no_transaction,
+            },
+        )
+        .map(|path| {
+            let _ = writeln!(out, "{}", path.display());
+        }),
+        ToolCommand::Merge { message } => {
+            authoring::merge(&dir, message.as_deref()).map(|written| match written {
+                Some(path) => {
+                    let _ = writeln!(out, "{}", path.display());
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "nothing to merge: the migrations have one head at most"
+                    );
+                }
             })
-            .collect();
-        let _ = writeln!(out, "{}", serde_json::Value::Array(list));
-    } else {
-        for finding in &findings {
-            let _ = writeln!(out, "{}: {finding}", finding.severity.as_str());
         }
-        let errors = findings.iter().filter(|d| d.is_error()).count();
-        let _ = writeln!(
-            out,
-            "{} error(s), {} warning(s) in {}",
-            errors,
-            findings.len() - errors,
-            dir.display()
-        );
+        ToolCommand::Graph { format, json } => authoring::read_headers(&dir).map(|nodes| {
+            let format = if json {
+                authoring::GraphFormat::Json
+            } else {
+                format
+            };
+            let _ = write!(out, "{}", authoring::render_graph(&nodes, format));
+        }),
+        ToolCommand::Check { target_postgres } => {
+            let config = LintConfig {
+                target_version: target_postgres,
+                ..LintConfig::default()
+            };
+            return report::lint(&dir, &config, LintFormat::Text, out, err);
+        }
+        ToolCommand::Database(Command::Lint {
+            dir: lint_dir,
+            json,
+            format,
+            target_postgres,
+        }) => {
+            let command = Command::Lint {
+                dir: Some(lint_dir.unwrap_or(dir)),
+                json,
+                format,
+                target_postgres,
+            };
+            return execute_to(&Migrations::default(), command, config, out, err);
+        }
+        ToolCommand::Database(command) => {
+            let display = dir.display().to_string();
+            let analysis =
+                crate::analysis::analyze_dir_with(&dir, &display, &LintConfig::default());
+            if analysis.has_errors() {
+                // What the compiler would reject is not applied either.
+                for finding in analysis.diagnostics.iter().filter(|d| d.is_error()) {
+                    let _ = writeln!(err, "error: {finding}");
+                }
+                let _ = writeln!(
+                    err,
+                    "error: {display} does not pass the checks `embed_migrations!` makes; nothing was done\n  help: fix the findings above (`migrate check` lists them)"
+                );
+                return if analysis
+                    .diagnostics
+                    .iter()
+                    .any(|d| d.check == "missing-directory")
+                {
+                    2
+                } else {
+                    1
+                };
+            }
+            let migrations = Migrations::from_analysis(&analysis);
+            return execute_to(&migrations, command, config, out, err);
+        }
+    };
+    match authoring_result {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            e.exit_code()
+        }
     }
-    if findings.iter().any(|d| d.check == "missing-directory") {
-        let _ = writeln!(err, "error: cannot lint {}", dir.display());
-        return 2;
-    }
-    u8::from(findings.iter().any(|d| d.severity == Severity::Error))
 }

@@ -1,0 +1,436 @@
+//! The built `migrate` binary on temporary directories: authoring a graph (new, a second branch,
+//! merge), the graph in every format (dot rendered by Graphviz), lint annotations for GitHub and
+//! SARIF validated by the SARIF multitool, `check` exit codes, and `apply --dir` writing the
+//! history a host embedding the same directory finds up to date.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use migrate::Migrator;
+use pg_harness::test_database;
+
+/// The same migrations this test crate embeds, as the host of the last test.
+static EMBEDDED: migrate::Migrations = migrate::embed_migrations!("tests/migrations");
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("migrations")).unwrap();
+        Dir(dir)
+    }
+
+    fn migrate(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .args(args)
+            .current_dir(&self.0)
+            .env_remove("DATABASE_URL")
+            .env_remove("MIGRATION_DATABASE_URL")
+            .output()
+            .unwrap()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.0.join("migrations").join(name), text).unwrap();
+    }
+
+    fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.0.join(relative)).unwrap()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The revision of the file `new` or `merge` printed.
+fn revision_of(dir: &Dir, printed: &str) -> String {
+    let text = dir.read(printed.trim());
+    text.lines()
+        .find_map(|l| l.strip_prefix("-- revision: "))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn new_builds_a_chain_refuses_two_heads_and_merge_joins_them() {
+    let dir = Dir::new("author");
+    let root = dir.migrate(&["new", "create_users", "-m", "Créer la table 🚀"]);
+    assert!(root.status.success(), "{}", stderr(&root));
+    let root_file = stdout(&root);
+    assert!(
+        root_file.starts_with("migrations/") && root_file.trim().ends_with("_create_users.sql")
+    );
+    let root_rev = revision_of(&dir, &root_file);
+    assert_eq!(
+        dir.read(root_file.trim()),
+        format!("-- revision: {root_rev}\n-- parents: none\n-- message: Créer la table 🚀\n\n")
+    );
+
+    let second = dir.migrate(&["new", "add_email"]);
+    let second_rev = revision_of(&dir, &stdout(&second));
+    assert!(
+        second_rev[..14] >= root_rev[..14],
+        "ids sort by creation time, to the second"
+    );
+    assert!(
+        dir.read(stdout(&second).trim())
+            .contains(&format!("-- parents: {root_rev}\n-- message: add email\n")),
+    );
+
+    // A second branch from the root, as another developer would make it.
+    let branch = dir.migrate(&[
+        "new",
+        "add_index",
+        "--parent",
+        &root_rev,
+        "--no-transaction",
+    ]);
+    assert!(branch.status.success(), "{}", stderr(&branch));
+    let branch_rev = revision_of(&dir, &stdout(&branch));
+    assert!(
+        dir.read(stdout(&branch).trim())
+            .contains("-- migrate:no-transaction\n")
+    );
+    assert_ne!(branch_rev, second_rev);
+
+    let refused = dir.migrate(&["new", "more"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let (low, high) = if branch_rev < second_rev {
+        (&branch_rev, &second_rev)
+    } else {
+        (&second_rev, &branch_rev)
+    };
+    assert_eq!(
+        stderr(&refused),
+        format!(
+            "error: the migrations have 2 heads: {low}, {high}; a new migration would not know which one to build on\n  help: run `migrate merge` to join them first, or pass --parent <revision> for each parent\n"
+        )
+    );
+
+    let merged = dir.migrate(&["merge"]);
+    assert!(merged.status.success(), "{}", stderr(&merged));
+    let merge_text = dir.read(stdout(&merged).trim());
+    assert!(
+        merge_text.contains(&format!(
+            "-- parents: {low}, {high}\n-- message: merge {low} and {high}\n"
+        )),
+        "{merge_text}"
+    );
+    let merge_rev = revision_of(&dir, &stdout(&merged));
+    assert_eq!(
+        stdout(&dir.migrate(&["merge"])),
+        "nothing to merge: the migrations have one head at most\n"
+    );
+
+    let after = dir.migrate(&["new", "after_merge"]);
+    assert!(
+        dir.read(stdout(&after).trim())
+            .contains(&format!("-- parents: {merge_rev}\n"))
+    );
+    let check = dir.migrate(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+}
+
+#[test]
+fn authoring_errors_say_what_to_do_with_their_exit_codes() {
+    let dir = Dir::new("errors");
+    let cases: [(&[&str], i32, &str); 3] = [
+        (
+            &["new", "Add Users"],
+            1,
+            "error: the name `Add Users` cannot be part of a file name\n  help: use 1 to 60 characters of a-z, 0-9, `_` and `-`, e.g. `add_user_email`\n",
+        ),
+        (
+            &["new", "x", "--parent", "nope"],
+            1,
+            "error: no migration in the directory has revision `nope`\n  help: run `migrate graph` to list the revisions\n",
+        ),
+        (
+            &["new", "x", "--dir", "missing"],
+            2,
+            "error: cannot read the migrations directory missing: No such file or directory (os error 2)\n  help: create it (mkdir -p missing) or pass --dir <directory>\n",
+        ),
+    ];
+    for (args, code, text) in cases {
+        let out = dir.migrate(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), text, "{args:?}");
+    }
+    let first = dir.migrate(&["new", "users"]);
+    assert!(first.status.success());
+    let unconfigured = dir.migrate(&["status"]);
+    assert_eq!(unconfigured.status.code(), Some(2));
+    assert_eq!(
+        stderr(&unconfigured),
+        "error: no database configured\n  help: set MIGRATION_DATABASE_URL (or DATABASE_URL) to the database's URL\n"
+    );
+    let clash = dir.migrate(&["new", "users"]);
+    assert_eq!(clash.status.code(), Some(1));
+    assert_eq!(
+        stderr(&clash),
+        format!(
+            "error: a migration named `users` exists already: {}\n  help: choose another name\n",
+            stdout(&first).trim()
+        )
+    );
+}
+
+/// A tool the checks need, or a panic that says how to get it (`scripts/test` installs both).
+fn tool(env: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    let found = Command::new(&path).arg("--version").output().is_ok();
+    assert!(
+        found,
+        "{} not found: run scripts/test, which installs it, or set {env}",
+        path.display()
+    );
+    path
+}
+
+fn diamond(dir: &Dir) {
+    dir.write(
+        "0001_users.sql",
+        "-- revision: 0001\n-- parents: none\n-- message: users \"quoted\" <b>\nCREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    dir.write(
+        "0002_posts.sql",
+        "-- revision: 0002\n-- parents: 0001\n-- message: posts\nCREATE TABLE posts (id bigint PRIMARY KEY);\n",
+    );
+    dir.write(
+        "0003_tags.sql",
+        "-- revision: 0003\n-- parents: 0001\n-- message: étiquettes\nCREATE TABLE tags (id bigint PRIMARY KEY);\n",
+    );
+    dir.write(
+        "0004_merge.sql",
+        "-- revision: 0004\n-- parents: 0002, 0003\n-- message: merge\n",
+    );
+}
+
+#[test]
+fn graph_in_every_format() {
+    let dir = Dir::new("graph");
+    diamond(&dir);
+    assert_eq!(
+        stdout(&dir.migrate(&["graph"])),
+        "* 0004 (head, merge)  merge\n|\\\n| * 0003  étiquettes\n* | 0002  posts\n* | 0001 (root)  users \"quoted\" <b>\n|/\n"
+    );
+    let mermaid = stdout(&dir.migrate(&["graph", "--format", "mermaid"]));
+    assert!(
+        mermaid.starts_with("graph BT\n  r0[\"0004 (head, merge): merge\"]\n"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("r3[\"0001 (root): users #quot;quoted#quot; #lt;b#gt;\"]"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("  r0 --> r2\n  r0 --> r1\n"), "{mermaid}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&dir.migrate(&["graph", "--json"]))).unwrap();
+    assert_eq!(json["heads"], serde_json::json!(["0004"]));
+    assert_eq!(json["roots"], serde_json::json!(["0001"]));
+    assert_eq!(
+        json["revisions"][0]["parents"],
+        serde_json::json!(["0002", "0003"])
+    );
+
+    // Graphviz reads the dot output and renders it.
+    let dot_file = dir.0.join("graph.dot");
+    std::fs::write(
+        &dot_file,
+        stdout(&dir.migrate(&["graph", "--format", "dot"])),
+    )
+    .unwrap();
+    let svg = Command::new(tool("MIGRATE_TEST_DOT", "dot"))
+        .arg("-Tsvg")
+        .arg(&dot_file)
+        .output()
+        .unwrap();
+    assert!(svg.status.success(), "{}", stderr(&svg));
+    let svg = stdout(&svg);
+    for revision in ["0001", "0002", "0003", "0004"] {
+        assert!(svg.contains(&format!("<title>{revision}</title>")), "{svg}");
+    }
+    assert!(svg.contains("<title>0004&#45;&gt;0002</title>"), "{svg}");
+
+    // With two heads the build fails, and graph still shows them.
+    dir.write("0005_more.sql", "-- revision: 0005\n-- parents: 0003\n");
+    let text = stdout(&dir.migrate(&["graph"]));
+    assert!(
+        text.contains("0005 (head)") && text.contains("0004 (head, merge)"),
+        "{text}"
+    );
+}
+
+fn findings_dir(dir: &Dir) {
+    dir.write(
+        "0001_users.sql",
+        "-- revision: 0001\n-- parents: none\nCREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+    );
+    dir.write(
+        "0002_index.sql",
+        "-- revision: 0002\n-- parents: 0001\n-- message: 100% sûr, ou pas\nCREATE INDEX users_email ON users (email);\nALTER TABLE users ENABLE ROW LEVEL SECURITY;\n",
+    );
+}
+
+#[test]
+fn lint_for_github_and_sarif_and_check_exit_codes() {
+    let dir = Dir::new("lint");
+    findings_dir(&dir);
+    let github = dir.migrate(&["lint", "--format", "github"]);
+    assert_eq!(github.status.code(), Some(1));
+    let lines: Vec<String> = stdout(&github).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("::error file=migrations/0002_index.sql,line=4,col=1,title=require-concurrent-index-creation::CREATE INDEX on existing table `users` takes a SHARE lock"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("%0Ahelp: "), "{}", lines[0]);
+    assert!(
+        lines[1].starts_with(
+            "::warning file=migrations/0002_index.sql,line=5,col=1,title=unknown-statement::"
+        ),
+        "{}",
+        lines[1]
+    );
+
+    let sarif = dir.migrate(&["lint", "--format", "sarif"]);
+    assert_eq!(sarif.status.code(), Some(1));
+    let log: serde_json::Value = serde_json::from_str(&stdout(&sarif)).unwrap();
+    let results = &log["runs"][0]["results"];
+    assert_eq!(results[0]["ruleId"], "require-concurrent-index-creation");
+    assert_eq!(results[0]["level"], "error");
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        4
+    );
+    assert_eq!(results[1]["level"], "warning");
+    let sarif_file = dir.0.join("lint.sarif");
+    std::fs::write(&sarif_file, stdout(&sarif)).unwrap();
+    validate_sarif(&sarif_file);
+
+    // check: 1 with an error finding, 0 once it is fixed (the warning stays a warning), 2 when
+    // the directory cannot be read.
+    assert_eq!(dir.migrate(&["check"]).status.code(), Some(1));
+    findings_fixed(&dir);
+    let clean = dir.migrate(&["check"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+    assert_eq!(
+        stdout(&clean).lines().last(),
+        Some("0 error(s), 1 warning(s) in migrations")
+    );
+    let missing = dir.migrate(&["check", "--dir", "nowhere"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+fn findings_fixed(dir: &Dir) {
+    dir.write(
+        "0002_index.sql",
+        "-- revision: 0002\n-- parents: 0001\n-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);\nALTER TABLE users ENABLE ROW LEVEL SECURITY;\n",
+    );
+}
+
+/// The SARIF multitool's `validate`: the SARIF 2.1.0 schema and the spec's rules. It always exits
+/// 0; what it found is in its own SARIF report, schema violations at level `error` (JSON1002…).
+fn validate_sarif(file: &Path) {
+    let multitool = tool(
+        "MIGRATE_TEST_SARIF_MULTITOOL",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/tools/sarif-multitool/package/Sarif.Multitool"
+        ),
+    );
+    let report = file.with_extension("validation.sarif");
+    let out = Command::new(multitool)
+        .arg("validate")
+        .arg(file)
+        .arg("--output")
+        .arg(&report)
+        .env("DOTNET_SYSTEM_GLOBALIZATION_INVARIANT", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let validation: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let errors: Vec<&serde_json::Value> = validation["runs"][0]["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["level"] == "error")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the SARIF log does not validate: {errors:?}"
+    );
+}
+
+#[test]
+fn apply_from_a_directory_writes_what_the_embedded_host_reads() {
+    let db = test_database();
+    let dir = Dir::new("apply");
+    for entry in
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/migrations")).unwrap()
+    {
+        let path = entry.unwrap().path();
+        std::fs::copy(
+            &path,
+            dir.0.join("migrations").join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let pending = dir.migrate(&["status", "--database-url", db.url()]);
+    assert_eq!(pending.status.code(), Some(1), "{}", stderr(&pending));
+    let applied = dir.migrate(&["apply", "--database-url", db.url()]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    assert!(
+        stdout(&applied).ends_with("up to date at 0003 (3 applied now)\n"),
+        "{}",
+        stdout(&applied)
+    );
+
+    // The host embedding the same files finds everything applied, with its own checksums.
+    let mut client = db.client();
+    let status = Migrator::new(&EMBEDDED).status(&mut client).unwrap();
+    assert!(status.is_up_to_date(), "{status:?}");
+    assert!(status.checksum_mismatches.is_empty());
+    let report = Migrator::new(&EMBEDDED).run(&mut client).unwrap();
+    assert!(report.applied.is_empty());
+
+    // What the compiler rejects, apply rejects with the same findings and does nothing.
+    dir.write(
+        "0004_index.sql",
+        "-- revision: 0004\n-- parents: 0003\nCREATE INDEX users_name ON users (name);\n",
+    );
+    let refused = dir.migrate(&["apply", "--database-url", db.url()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).starts_with(
+            "error: migrations/0004_index.sql:3:1: [require-concurrent-index-creation] "
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    std::fs::remove_file(dir.0.join("migrations/0004_index.sql")).unwrap();
+    let stamped = dir.migrate(&["stamp", "nope", "--database-url", db.url()]);
+    assert_eq!(stamped.status.code(), Some(2));
+    assert!(
+        stderr(&stamped).starts_with("error: revision nope is not one of "),
+        "{}",
+        stderr(&stamped)
+    );
+}

@@ -1,0 +1,172 @@
+//! Lint findings in the formats CI systems read: text, JSON, GitHub workflow annotations and
+//! SARIF 2.1.0 (code scanning).
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::analysis::{Diagnostic, Severity};
+use crate::lint::LintConfig;
+
+/// How `lint` prints its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LintFormat {
+    Text,
+    Json,
+    Github,
+    Sarif,
+}
+
+/// Lints `dir` and prints the findings; exit 0 clean, 1 findings at error level, 2 unreadable.
+pub(crate) fn lint(
+    dir: &Path,
+    config: &LintConfig,
+    format: LintFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let findings: Vec<Diagnostic> = crate::lint_dir(dir, config);
+    let _ = match format {
+        LintFormat::Text => text(&findings, dir, out),
+        LintFormat::Json => writeln!(
+            out,
+            "{}",
+            Value::Array(findings.iter().map(finding_json).collect())
+        ),
+        LintFormat::Github => github(&findings, out),
+        LintFormat::Sarif => writeln!(out, "{}", sarif(&findings)),
+    };
+    if findings.iter().any(|d| d.check == "missing-directory") {
+        let _ = writeln!(err, "error: cannot lint {}", dir.display());
+        return 2;
+    }
+    u8::from(findings.iter().any(|d| d.severity == Severity::Error))
+}
+
+fn text(findings: &[Diagnostic], dir: &Path, out: &mut dyn Write) -> std::io::Result<()> {
+    for finding in findings {
+        writeln!(out, "{}: {finding}", finding.severity.as_str())?;
+    }
+    let errors = findings.iter().filter(|d| d.is_error()).count();
+    writeln!(
+        out,
+        "{} error(s), {} warning(s) in {}",
+        errors,
+        findings.len() - errors,
+        dir.display()
+    )
+}
+
+fn finding_json(d: &Diagnostic) -> Value {
+    let location = d.location.as_ref();
+    json!({
+        "file": location.map(|l| l.path.clone()),
+        "line": location.map(|l| l.line),
+        "column": location.map(|l| l.column),
+        "rule": d.check,
+        "severity": d.severity.as_str(),
+        "message": d.message,
+        "help": d.help,
+    })
+}
+
+/// GitHub's workflow command escaping: data escapes `%`, CR and LF; properties also `:` and `,`.
+fn github_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn github_property(text: &str) -> String {
+    github_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+fn github(findings: &[Diagnostic], out: &mut dyn Write) -> std::io::Result<()> {
+    for d in findings {
+        let command = if d.is_error() { "error" } else { "warning" };
+        let mut properties = Vec::new();
+        if let Some(l) = &d.location {
+            properties.push(format!("file={}", github_property(&l.path)));
+            properties.push(format!("line={}", l.line));
+            properties.push(format!("col={}", l.column));
+        }
+        properties.push(format!("title={}", github_property(d.check)));
+        let message = match &d.help {
+            Some(help) => format!("{}\nhelp: {help}", d.message),
+            None => d.message.clone(),
+        };
+        writeln!(
+            out,
+            "::{command} {}::{}",
+            properties.join(","),
+            github_data(&message)
+        )?;
+    }
+    Ok(())
+}
+
+/// One SARIF 2.1.0 log with one run: the rules that fired, and a result for each finding.
+fn sarif(findings: &[Diagnostic]) -> Value {
+    let mut rule_ids: Vec<&str> = findings.iter().map(|d| d.check).collect();
+    rule_ids.sort_unstable();
+    rule_ids.dedup();
+    let rules: Vec<Value> = rule_ids
+        .iter()
+        .map(|id| {
+            let summary = crate::lint::rules::find(id).map_or_else(
+                || format!("migration check `{id}`"),
+                |r| r.summary.to_owned(),
+            );
+            json!({"id": id, "shortDescription": {"text": summary}})
+        })
+        .collect();
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|d| {
+            let text = match &d.help {
+                Some(help) => format!("{}\nhelp: {help}", d.message),
+                None => d.message.clone(),
+            };
+            let mut result = json!({
+                "ruleId": d.check,
+                "ruleIndex": rule_ids.iter().position(|r| *r == d.check),
+                "level": if d.is_error() { "error" } else { "warning" },
+                "message": {"text": text},
+            });
+            if let Some(l) = &d.location {
+                result["locations"] = json!([{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": l.path},
+                        "region": {"startLine": l.line, "startColumn": l.column},
+                    }
+                }]);
+            }
+            result
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "migrate",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": env!("CARGO_PKG_REPOSITORY"),
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_escaping() {
+        assert_eq!(github_data("50% done\nnext"), "50%25 done%0Anext");
+        assert_eq!(github_property("m/a,b:c.sql"), "m/a%2Cb%3Ac.sql");
+    }
+}
