@@ -13,8 +13,11 @@
 //! heads, a dangling parent, a duplicate or a cycle, and embeds every migration as static data.
 //! [`startup`] applies what is pending, exactly once across replicas. See the README.
 
+pub use migrate_core::analysis;
 pub use migrate_core::{Migration, Migrations, Statement};
-pub use migrate_core::{analysis, lint, lint_dir};
+/// The lock lint and the directory analysis at run time (the `analysis` feature).
+#[cfg(feature = "analysis")]
+pub use migrate_core::{lint, lint_dir};
 pub use migrate_macros::embed_migrations;
 
 #[cfg(feature = "runtime")]

@@ -434,3 +434,47 @@ fn apply_from_a_directory_writes_what_the_embedded_host_reads() {
         stderr(&stamped)
     );
 }
+
+#[test]
+fn check_and_lint_read_the_migrate_toml_the_compiler_reads() {
+    // The fixtures of the compile-time tests: the same directory, the same verdict.
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ui/fixtures/lint");
+    let dir = Dir::new("config");
+    let check = |name: &str| dir.migrate(&["check", "--dir", &format!("{fixtures}/{name}")]);
+    let lowered = check("config-file");
+    assert_eq!(lowered.status.code(), Some(0), "{}", stdout(&lowered));
+    assert!(
+        stdout(&lowered).contains("warning: "),
+        "{}",
+        stdout(&lowered)
+    );
+    assert!(
+        stdout(&lowered).contains("[renaming-column]"),
+        "{}",
+        stdout(&lowered)
+    );
+    let without = check("renaming-column/bad");
+    assert_eq!(without.status.code(), Some(1));
+    let invalid = check("config-invalid");
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(
+        stdout(&invalid).contains("config-invalid/migrate.toml:4:1: [invalid-config] the level of `ban-drop-table` is one of \"error\", \"warn\", \"off\", found \"never\""),
+        "{}",
+        stdout(&invalid)
+    );
+    // A command-line setting is checked and applied over the file, as the macro's are.
+    let json = dir.migrate(&[
+        "lint",
+        &format!("{fixtures}/config-file"),
+        "--json",
+        "--target-postgres",
+        "9",
+    ]);
+    assert_eq!(json.status.code(), Some(1), "{}", stdout(&json));
+    let findings: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(findings[0]["rule"], "invalid-config");
+    assert_eq!(
+        findings[0]["message"],
+        "target_postgres is a PostgreSQL major version from 10 to 18, found 9"
+    );
+}

@@ -150,6 +150,7 @@ impl Migrations {
                 let statements: Vec<Statement> = m
                     .statements
                     .iter()
+                    .map(|parsed| &parsed.span)
                     .map(|s| Statement {
                         start: s.start,
                         end: s.end,

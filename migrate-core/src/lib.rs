@@ -7,6 +7,7 @@ pub mod analysis;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod embedded;
+#[cfg(feature = "analysis")]
 pub mod lint;
 #[cfg(feature = "runtime")]
 pub mod runtime;
@@ -18,6 +19,7 @@ pub mod __private {
     pub use crate::embedded::{MigrationParts, migration, migrations};
 }
 
+#[cfg(feature = "analysis")]
 /// Analyses and lints a migrations directory without compiling a host: the graph checks and
 /// every lint finding (errors and warnings), in file order. What `embed_migrations!` reports,
 /// for CI tools and the operator CLI.

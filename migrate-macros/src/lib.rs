@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use migrate_core::analysis::{Analysis, AnalyzedMigration, Diagnostic, analyze_dir_with};
+use migrate_core::analysis::config::LintOverrides;
+use migrate_core::analysis::{Analysis, AnalyzedMigration, Diagnostic, analyze_dir_configured};
 use migrate_core::lint::{Level, LintConfig};
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -15,7 +16,8 @@ use syn::{Ident, LitInt, LitStr, Token, bracketed};
 /// `"dir"` then optional `key = value` settings.
 struct Args {
     dir: LitStr,
-    lint: LintConfig,
+    /// Override the directory's `migrate.toml`.
+    overrides: LintOverrides,
 }
 
 const USAGE: &str = "embed_migrations! takes the migrations directory, relative to the crate's Cargo.toml, then optional settings: embed_migrations!(\"migrations\", target_postgres = 15, warn = [\"renaming-column\"], off = [\"ban-drop-column\"], deny = [\"unknown-statement\"])";
@@ -25,7 +27,7 @@ impl Parse for Args {
         let dir: LitStr = input
             .parse()
             .map_err(|e| syn::Error::new(e.span(), USAGE))?;
-        let mut lint = LintConfig::default();
+        let mut overrides = LintOverrides::default();
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
@@ -43,7 +45,7 @@ impl Parse for Args {
                             "target_postgres is a PostgreSQL major version from 10 to 18",
                         ));
                     }
-                    lint.target_version = value;
+                    overrides.target_version = Some(value);
                 }
                 "warn" | "off" | "deny" => {
                     let level = match key.to_string().as_str() {
@@ -56,8 +58,11 @@ impl Parse for Args {
                     let rules = content
                         .parse_terminated(|p: ParseStream<'_>| p.parse::<LitStr>(), Token![,])?;
                     for rule in rules {
-                        lint.set_level(&rule.value(), level)
+                        // Checked here, so that the error points at the rule's name.
+                        LintConfig::default()
+                            .set_level(&rule.value(), level)
                             .map_err(|message| syn::Error::new(rule.span(), message))?;
+                        overrides.levels.push((rule.value(), level));
                     }
                 }
                 other => {
@@ -68,7 +73,7 @@ impl Parse for Args {
                 }
             }
         }
-        Ok(Args { dir, lint })
+        Ok(Args { dir, overrides })
     }
 }
 
@@ -100,7 +105,7 @@ pub fn embed_migrations(input: TokenStream) -> TokenStream {
         .into();
     };
     let dir = PathBuf::from(manifest_dir).join(&written);
-    let analysis = analyze_dir_with(&dir, &written, &args.lint);
+    let analysis = analyze_dir_configured(&dir, &written, &args.overrides);
     // Cargo sets OUT_DIR only for a package with a build script; without one, adding or removing
     // a file in the directory would not rebuild the host.
     let has_build_script = std::env::var_os("OUT_DIR").is_some();
@@ -200,7 +205,7 @@ fn migration_tokens(m: &AnalyzedMigration) -> TokenStream2 {
     let path = &m.path;
     let sql = &m.sql;
     let checksum = &m.checksum;
-    let statements = m.statements.iter().map(|s| {
+    let statements = m.statements.iter().map(|parsed| &parsed.span).map(|s| {
         let (start, end, line, column, rerunnable) =
             (s.start, s.end, s.line, s.column, s.rerunnable);
         let concurrent_index = match &s.concurrent_index {

@@ -1,18 +1,24 @@
 //! Compile-time analysis of a migrations directory: no database, no IO but reading the files.
 //! `embed_migrations!` runs it inside the compiler; `lint_dir` and the tests run it directly.
 
+#[cfg(feature = "analysis")]
+pub mod config;
 pub mod diagnostic;
 pub mod graph;
 pub mod header;
 pub mod source;
+#[cfg(feature = "analysis")]
 pub mod statements;
 
+#[cfg(feature = "analysis")]
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use header::Header;
+#[cfg(feature = "analysis")]
 pub use statements::StatementSpan;
 
+#[cfg(feature = "analysis")]
 /// One migration file that passed the header, UTF-8 and syntax checks.
 #[derive(Debug, Clone)]
 pub struct AnalyzedMigration {
@@ -23,11 +29,13 @@ pub struct AnalyzedMigration {
     /// Normalised text (no BOM, LF line endings): what is embedded and run.
     pub sql: String,
     pub header: Header,
-    pub statements: Vec<StatementSpan>,
+    /// Parsed once, here: the lint walks these syntax trees, the macro embeds their spans.
+    pub statements: Vec<statements::ParsedStatement>,
     /// Hex SHA-256 of `sql`.
     pub checksum: String,
 }
 
+#[cfg(feature = "analysis")]
 /// The outcome of analysing a directory: the migrations in application order when the graph is
 /// sound, every finding, and every file read (so the caller can make the build depend on them).
 #[derive(Debug, Clone, Default)]
@@ -37,12 +45,14 @@ pub struct Analysis {
     pub files: Vec<PathBuf>,
 }
 
+#[cfg(feature = "analysis")]
 impl Analysis {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 }
 
+#[cfg(feature = "analysis")]
 /// Analyses every `*.sql` file directly inside `dir` with the default lint configuration.
 /// `display_dir` is how the directory is named in messages (typically the path the user wrote in
 /// `embed_migrations!`).
@@ -50,6 +60,39 @@ pub fn analyze_dir(dir: &Path, display_dir: &str) -> Analysis {
     analyze_dir_with(dir, display_dir, &crate::lint::LintConfig::default())
 }
 
+#[cfg(feature = "analysis")]
+/// [`analyze_dir`] with the lint settings of the directory's `migrate.toml` (when it has one),
+/// overridden by `overrides`: what `embed_migrations!`, `migrate check` and `migrate lint` run.
+/// The file, when present, is among the files read (a change to it rebuilds the host).
+pub fn analyze_dir_configured(
+    dir: &Path,
+    display_dir: &str,
+    overrides: &config::LintOverrides,
+) -> Analysis {
+    let display = display_dir.trim_end_matches('/');
+    match config::read_config(dir, display) {
+        Ok((mut lint, present)) => {
+            if let Err(message) = overrides.apply(&mut lint) {
+                let mut analysis = Analysis::default();
+                analysis
+                    .diagnostics
+                    .push(Diagnostic::error("invalid-config", None, message));
+                return analysis;
+            }
+            let mut analysis = analyze_dir_with(dir, display_dir, &lint);
+            if present {
+                analysis.files.push(dir.join(config::CONFIG_FILE));
+            }
+            analysis
+        }
+        Err(diagnostics) => Analysis {
+            diagnostics,
+            ..Analysis::default()
+        },
+    }
+}
+
+#[cfg(feature = "analysis")]
 /// [`analyze_dir`] with an explicit lint configuration. The lint runs once the files and the
 /// graph are sound (it needs the application order).
 pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintConfig) -> Analysis {
@@ -174,6 +217,7 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintC
     analysis
 }
 
+#[cfg(feature = "analysis")]
 /// What reading one file gave.
 enum FileAnalysis {
     Sound(AnalyzedMigration),
@@ -181,6 +225,7 @@ enum FileAnalysis {
     Broken(Option<Header>),
 }
 
+#[cfg(feature = "analysis")]
 fn analyze_file(path: &str, fs_path: PathBuf, analysis: &mut Analysis) -> FileAnalysis {
     let diagnostics = &mut analysis.diagnostics;
     let bytes = match std::fs::read(&fs_path) {
@@ -209,7 +254,7 @@ fn analyze_file(path: &str, fs_path: PathBuf, analysis: &mut Analysis) -> FileAn
         }
     };
     let (header, header_errors) = header::parse_header_partial(path, &text.text);
-    let statements = statements::split_statements(path, &text.text);
+    let statements = statements::parse_statements(path, &text.text);
     match (header, statements) {
         (Some(header), Ok(statements)) if header_errors.is_empty() => {
             FileAnalysis::Sound(AnalyzedMigration {
@@ -229,6 +274,7 @@ fn analyze_file(path: &str, fs_path: PathBuf, analysis: &mut Analysis) -> FileAn
     }
 }
 
+#[cfg(feature = "analysis")]
 /// Analyses one migration's text (already normalised, as embedded in a binary): header and
 /// statements, without graph checks. The operator CLI uses it to show an embedded migration's
 /// lock plan.
@@ -237,7 +283,7 @@ pub fn analyze_text(path: &str, sql: &str) -> Result<AnalyzedMigration, Vec<Diag
         text: sql.to_owned(),
     };
     let header = header::parse_header(path, sql);
-    let statements = statements::split_statements(path, sql);
+    let statements = statements::parse_statements(path, sql);
     match (header, statements) {
         (Ok(header), Ok(statements)) => Ok(AnalyzedMigration {
             path: path.to_owned(),

@@ -87,6 +87,16 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// A statement on one line (whitespace runs folded) and cut to `max_chars`, for messages.
+pub fn one_line(sql: &str, max_chars: usize) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max_chars {
+        format!("{}…", flat.chars().take(max_chars).collect::<String>())
+    } else {
+        flat
+    }
+}
+
 /// The 1-based character column at which `inner`, a subslice of `line`, starts. Taken from the
 /// slices' addresses, so it is right whatever was trimmed on either side of `inner`, and never
 /// cuts a character: a slice that is not part of `line` gets column 1.

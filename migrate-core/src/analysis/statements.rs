@@ -90,15 +90,7 @@ impl StatementSpan {
     }
 }
 
-/// A statement on one line (whitespace runs folded) and cut to `max_chars`, for messages.
-pub fn one_line(sql: &str, max_chars: usize) -> String {
-    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > max_chars {
-        format!("{}…", flat.chars().take(max_chars).collect::<String>())
-    } else {
-        flat
-    }
-}
+pub use super::source::one_line;
 
 /// A parsed statement together with its span.
 #[derive(Debug, Clone)]

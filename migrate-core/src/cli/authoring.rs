@@ -342,6 +342,15 @@ pub fn render_graph(nodes: &[Node], format: GraphFormat) -> String {
         }
         marks
     };
+    // The revision and its marks: `0004 (head, merge)`.
+    let title = |n: &Node| {
+        let marks = label(n);
+        if marks.is_empty() {
+            n.header.revision.clone()
+        } else {
+            format!("{} ({})", n.header.revision, marks.join(", "))
+        }
+    };
     match format {
         GraphFormat::Text => text_graph(nodes, &order, &label),
         GraphFormat::Dot => {
@@ -349,23 +358,19 @@ pub fn render_graph(nodes: &[Node], format: GraphFormat) -> String {
                 String::from("digraph migrations {\n  rankdir=BT;\n  node [shape=box];\n");
             for &i in &order {
                 let n = &nodes[i];
-                let marks = label(n);
-                let mut text = n.header.revision.clone();
-                if !marks.is_empty() {
-                    text.push_str(&format!(" ({})", marks.join(", ")));
-                }
+                let mut text = dot_escape(&title(n));
                 if let Some(message) = &n.header.message {
+                    // `\n` is a line break inside a Graphviz label.
                     text.push_str(&format!("\\n{}", dot_escape(message)));
                 }
-                let style = if marks.contains(&"head") {
+                let style = if heads.contains(&n.header.revision) {
                     ", style=bold"
                 } else {
                     ""
                 };
                 out.push_str(&format!(
-                    "  \"{}\" [label=\"{}\"{style}];\n",
-                    dot_escape(&n.header.revision),
-                    dot_escape(&text).replace("\\\\n", "\\n")
+                    "  \"{}\" [label=\"{text}\"{style}];\n",
+                    dot_escape(&n.header.revision)
                 ));
             }
             for &i in &order {
@@ -389,11 +394,7 @@ pub fn render_graph(nodes: &[Node], format: GraphFormat) -> String {
             let mut out = String::from("graph BT\n");
             for (k, &i) in order.iter().enumerate() {
                 let n = &nodes[i];
-                let marks = label(n);
-                let mut text = n.header.revision.clone();
-                if !marks.is_empty() {
-                    text.push_str(&format!(" ({})", marks.join(", ")));
-                }
+                let mut text = title(n);
                 if let Some(message) = &n.header.message {
                     text.push_str(&format!(": {message}"));
                 }

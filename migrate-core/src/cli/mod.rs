@@ -29,6 +29,7 @@ use serde_json::json;
 
 use crate::Migrations;
 use crate::analysis::analyze_text;
+use crate::analysis::config::LintOverrides;
 use crate::analysis::statements::one_line;
 use crate::lint::{LintConfig, lock_plan};
 use crate::runtime::{EnvConfig, Error, Health, Migrator, Status, connect};
@@ -71,9 +72,10 @@ pub enum Command {
         /// text, json (an array of findings), github (workflow annotations) or sarif (2.1.0).
         #[arg(long, value_enum, default_value_t = LintFormat::Text)]
         format: LintFormat,
-        /// The PostgreSQL major version to lint for.
-        #[arg(long, default_value_t = 15)]
-        target_postgres: u32,
+        /// The PostgreSQL major version to lint for (default: the directory's migrate.toml,
+        /// else 15).
+        #[arg(long)]
+        target_postgres: Option<u32>,
     },
 }
 
@@ -130,11 +132,11 @@ pub fn execute_to(
     {
         let format = if json { LintFormat::Json } else { format };
         let dir = dir.unwrap_or_else(|| PathBuf::from("migrations"));
-        let config = LintConfig {
+        let overrides = LintOverrides {
             target_version: target_postgres,
-            ..LintConfig::default()
+            levels: Vec::new(),
         };
-        return report::lint(&dir, &config, format, out, err);
+        return report::lint(&dir, &overrides, format, out, err);
     }
     let config = match config {
         Ok(config) => config,
@@ -422,9 +424,10 @@ enum ToolCommand {
     },
     /// What the compiler checks (headers, graph, lint), as one CI gate.
     Check {
-        /// The PostgreSQL major version to lint for.
-        #[arg(long, default_value_t = 15)]
-        target_postgres: u32,
+        /// The PostgreSQL major version to lint for (default: the directory's migrate.toml,
+        /// else 15).
+        #[arg(long)]
+        target_postgres: Option<u32>,
     },
     #[command(flatten)]
     Database(Command),
@@ -486,11 +489,11 @@ fn standalone(
             let _ = write!(out, "{}", authoring::render_graph(&nodes, format));
         }),
         ToolCommand::Check { target_postgres } => {
-            let config = LintConfig {
+            let overrides = LintOverrides {
                 target_version: target_postgres,
-                ..LintConfig::default()
+                levels: Vec::new(),
             };
-            return report::lint(&dir, &config, LintFormat::Text, out, err);
+            return report::lint(&dir, &overrides, LintFormat::Text, out, err);
         }
         ToolCommand::Database(Command::Lint {
             dir: lint_dir,
@@ -509,7 +512,7 @@ fn standalone(
         ToolCommand::Database(command) => {
             let display = dir.display().to_string();
             let analysis =
-                crate::analysis::analyze_dir_with(&dir, &display, &LintConfig::default());
+                crate::analysis::analyze_dir_configured(&dir, &display, &LintOverrides::default());
             if analysis.has_errors() {
                 // What the compiler would reject is not applied either.
                 for finding in analysis.diagnostics.iter().filter(|d| d.is_error()) {

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::analysis::config::LintOverrides;
 use crate::analysis::{Diagnostic, Severity};
-use crate::lint::LintConfig;
 
 /// How `lint` prints its findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -18,15 +18,18 @@ pub enum LintFormat {
     Sarif,
 }
 
-/// Lints `dir` and prints the findings; exit 0 clean, 1 findings at error level, 2 unreadable.
+/// Lints `dir` with its `migrate.toml` and `overrides` and prints the findings; exit 0 clean,
+/// 1 findings at error level, 2 unreadable.
 pub(crate) fn lint(
     dir: &Path,
-    config: &LintConfig,
+    overrides: &LintOverrides,
     format: LintFormat,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let findings: Vec<Diagnostic> = crate::lint_dir(dir, config);
+    let findings: Vec<Diagnostic> =
+        crate::analysis::analyze_dir_configured(dir, &dir.display().to_string(), overrides)
+            .diagnostics;
     let _ = match format {
         LintFormat::Text => text(&findings, dir, out),
         LintFormat::Json => writeln!(

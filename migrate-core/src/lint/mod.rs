@@ -105,7 +105,7 @@ struct Allow {
 /// Reads the allow comments of a file and attaches each to the statement directly below it.
 fn allows(migration: &AnalyzedMigration, diagnostics: &mut Vec<Diagnostic>) -> Vec<Allow> {
     let lines: Vec<&str> = migration.sql.split('\n').collect();
-    let statement_lines: Vec<usize> = migration.statements.iter().map(|s| s.line).collect();
+    let statement_lines: Vec<usize> = migration.statements.iter().map(|s| s.span.line).collect();
     let mut found = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         let trimmed = line.trim_start();

@@ -9,7 +9,7 @@ use super::model::{Cost, LockMode, LockRow, Op, lookup};
 use super::rules::{self};
 use super::{Finding, LintConfig, Rule};
 use crate::analysis::AnalyzedMigration;
-use crate::analysis::statements::{StatementSpan, parse_statements};
+use crate::analysis::statements::StatementSpan;
 
 /// A constraint created by an earlier statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,9 +327,7 @@ pub fn walk(
     facts: &mut SchemaFacts,
     config: &LintConfig,
 ) -> Vec<WalkedStatement> {
-    let Ok(statements) = parse_statements(&migration.path, &migration.sql) else {
-        return Vec::new();
-    };
+    let statements = &migration.statements;
     let in_transaction = !migration.header.no_transaction;
     let statements_in_transaction = if in_transaction { statements.len() } else { 1 };
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
@@ -337,7 +335,7 @@ pub fn walk(
     let mut created_indexes = BTreeMap::new();
     let mut added_in_transaction = BTreeSet::new();
     let mut out = Vec::new();
-    for parsed in &statements {
+    for parsed in statements {
         if !in_transaction {
             held.clear();
             added_in_transaction.clear();

@@ -142,7 +142,7 @@ fn statement_error(migration: &Migration, statement: &Statement, e: postgres::Er
 
 /// A statement on one line for an error message.
 fn one_line(sql: &str) -> String {
-    crate::analysis::statements::one_line(sql, 200)
+    crate::analysis::source::one_line(sql, 200)
 }
 
 /// A timeout as PostgreSQL takes it: whole milliseconds, at most `i32::MAX` (about 24.8 days);

@@ -80,7 +80,7 @@ fn column_of(effect: &Effect) -> &str {
 pub(crate) mod test_support {
     use crate::analysis::header::parse_header;
     use crate::analysis::source::{checksum, normalize};
-    use crate::analysis::statements::split_statements;
+    use crate::analysis::statements::parse_statements;
     use crate::analysis::{AnalyzedMigration, Diagnostic};
     use crate::lint::{LintConfig, lint_migrations};
 
@@ -100,7 +100,7 @@ pub(crate) mod test_support {
                 let normalized = normalize(&path, text.as_bytes()).unwrap();
                 AnalyzedMigration {
                     header: parse_header(&path, &normalized.text).unwrap(),
-                    statements: split_statements(&path, &normalized.text).unwrap(),
+                    statements: parse_statements(&path, &normalized.text).unwrap(),
                     checksum: checksum(&normalized),
                     fs_path: path.clone().into(),
                     path,

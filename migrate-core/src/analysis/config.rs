@@ -1,0 +1,257 @@
+//! `migrate.toml` in the migrations directory: the lint settings of a directory, read alike by
+//! `embed_migrations!`, `migrate check` and `migrate lint`, so that the compiler and CI agree.
+//!
+//! ```toml
+//! target_postgres = 14
+//!
+//! [rules]
+//! renaming-column = "warn"     # error | warn | off
+//! ban-drop-table = "off"
+//! unknown-statement = "error"
+//! ```
+//!
+//! Settings given to the macro (or on the command line) override the file.
+
+use std::path::Path;
+
+use super::diagnostic::{Diagnostic, Location};
+use super::source::LineIndex;
+use crate::lint::{Level, LintConfig};
+
+/// The file's name, inside the migrations directory.
+pub const CONFIG_FILE: &str = "migrate.toml";
+
+/// Settings that override the file: the macro's arguments, the command line's options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LintOverrides {
+    pub target_version: Option<u32>,
+    pub levels: Vec<(String, Level)>,
+}
+
+impl LintOverrides {
+    pub fn apply(&self, config: &mut LintConfig) -> Result<(), String> {
+        if let Some(version) = self.target_version {
+            if !TARGET_VERSIONS.contains(&version) {
+                return Err(format!(
+                    "target_postgres is a PostgreSQL major version from 10 to 18, found {version}"
+                ));
+            }
+            config.target_version = version;
+        }
+        for (rule, level) in &self.levels {
+            config.set_level(rule, *level)?;
+        }
+        Ok(())
+    }
+}
+
+/// The PostgreSQL major versions the model knows.
+pub const TARGET_VERSIONS: std::ops::RangeInclusive<u32> = 10..=18;
+
+/// Reads `<dir>/migrate.toml` when there is one: the configuration, and whether the file exists.
+pub fn read_config(dir: &Path, display_dir: &str) -> Result<(LintConfig, bool), Vec<Diagnostic>> {
+    let path = dir.join(CONFIG_FILE);
+    let shown = format!("{display_dir}/{CONFIG_FILE}");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((LintConfig::default(), false));
+        }
+        Err(e) => {
+            return Err(vec![
+                Diagnostic::error(
+                    "invalid-config",
+                    Some(Location::new(&shown, 1, 1)),
+                    format!("cannot read the file: {e}"),
+                )
+                .with_help("save it as UTF-8 text, readable by the build"),
+            ]);
+        }
+    };
+    parse_config(&shown, &text).map(|config| (config, true))
+}
+
+const HELP: &str = "the file holds `target_postgres = <10..18>` and a `[rules]` table of `<rule-id> = \"error\" | \"warn\" | \"off\"`";
+
+/// A value as an error message shows it.
+fn show(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(text) => format!("\"{text}\""),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(x) => x.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::Array(_) => "an array".to_owned(),
+        toml::Value::Table(_) => "a table".to_owned(),
+    }
+}
+
+/// Parses the text of a `migrate.toml` named `shown` in messages. All problems at once.
+pub fn parse_config(shown: &str, text: &str) -> Result<LintConfig, Vec<Diagnostic>> {
+    let index = LineIndex::new(text);
+    // The line of the first `key =` line, for errors about values (the parsed table keeps no
+    // positions).
+    let key_at = |key: &str| {
+        let line = text
+            .lines()
+            .position(|l| {
+                l.trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+            .map_or(1, |i| i + 1);
+        Some(Location::new(shown, line, 1))
+    };
+    let table: toml::Table = match text.parse() {
+        Ok(table) => table,
+        Err(e) => {
+            let (line, column) = e
+                .span()
+                .map_or((1, 1), |span| index.line_column(span.start));
+            return Err(vec![
+                Diagnostic::error(
+                    "invalid-config",
+                    Some(Location::new(shown, line, column)),
+                    format!("not valid TOML: {}", e.message()),
+                )
+                .with_help(HELP),
+            ]);
+        }
+    };
+    let mut config = LintConfig::default();
+    let mut errors = Vec::new();
+    for (key, value) in &table {
+        match (key.as_str(), value) {
+            ("target_postgres", toml::Value::Integer(version))
+                if u32::try_from(*version).is_ok_and(|v| TARGET_VERSIONS.contains(&v)) =>
+            {
+                config.target_version = *version as u32;
+            }
+            ("target_postgres", other) => errors.push(
+                Diagnostic::error(
+                    "invalid-config",
+                    key_at("target_postgres"),
+                    format!(
+                        "`target_postgres` is a PostgreSQL major version from 10 to 18, found {}",
+                        show(other)
+                    ),
+                )
+                .with_help("write e.g. `target_postgres = 15`"),
+            ),
+            ("rules", toml::Value::Table(rules)) => {
+                for (rule, level) in rules {
+                    let parsed = match level.as_str() {
+                        Some("error") => Some(Level::Error),
+                        Some("warn") | Some("warning") => Some(Level::Warning),
+                        Some("off") => Some(Level::Off),
+                        _ => None,
+                    };
+                    let result = match parsed {
+                        Some(level) => config.set_level(rule, level),
+                        None => Err(format!(
+                            "the level of `{rule}` is one of \"error\", \"warn\", \"off\", found {}",
+                            show(level)
+                        )),
+                    };
+                    if let Err(message) = result {
+                        errors.push(
+                            Diagnostic::error("invalid-config", key_at(rule), message)
+                                .with_help(HELP),
+                        );
+                    }
+                }
+            }
+            (other, _) => errors.push(
+                Diagnostic::error(
+                    "invalid-config",
+                    key_at(other),
+                    format!("unknown setting `{other}`"),
+                )
+                .with_help(HELP),
+            ),
+        }
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(text: &str) -> Vec<String> {
+        parse_config("m/migrate.toml", text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_version_and_rule_levels() {
+        let config = parse_config(
+            "m/migrate.toml",
+            "# réglages du lint\ntarget_postgres = 14\n\n[rules]\nrenaming-column = \"warn\"\nban-drop-table = \"off\"\nunknown-statement = \"error\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.target_version, 14);
+        assert_eq!(config.level("renaming-column"), Level::Warning);
+        assert_eq!(config.level("ban-drop-table"), Level::Off);
+        assert_eq!(config.level("unknown-statement"), Level::Error);
+        assert_eq!(config.level("ban-drop-column"), Level::Error);
+        assert_eq!(
+            parse_config("m/migrate.toml", "").unwrap(),
+            LintConfig::default()
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let e = messages(
+            "target_postgres = 9\ncolour = \"blue\"\n[rules]\nrenaming-columns = \"warn\"\nban-drop-table = \"sometimes\"\n",
+        );
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("m/migrate.toml:1:1: [invalid-config] `target_postgres` is a PostgreSQL major version from 10 to 18, found 9")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m
+                    .starts_with("m/migrate.toml:2:1: [invalid-config] unknown setting `colour`")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with(
+                "m/migrate.toml:4:1: [invalid-config] unknown lint rule `renaming-columns`"
+            )),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with(
+                "m/migrate.toml:5:1: [invalid-config] the level of `ban-drop-table` is one of"
+            )),
+            "{e:?}"
+        );
+        let e = messages("target_postgres = \n");
+        assert!(e[0].starts_with("m/migrate.toml:1:"), "{e:?}");
+        assert!(e[0].contains("[invalid-config] not valid TOML: "), "{e:?}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut config = parse_config(
+            "m/migrate.toml",
+            "target_postgres = 14\n[rules]\nrenaming-column = \"warn\"\n",
+        )
+        .unwrap();
+        LintOverrides {
+            target_version: Some(16),
+            levels: vec![("renaming-column".to_owned(), Level::Off)],
+        }
+        .apply(&mut config)
+        .unwrap();
+        assert_eq!(config.target_version, 16);
+        assert_eq!(config.level("renaming-column"), Level::Off);
+    }
+}
