@@ -338,7 +338,7 @@ fn a_frozen_client_mid_migration_loses_its_locks_within_the_idle_timeout() {
     let frozen = Instant::now();
     // The sleep ends (at most 3 s), the backend waits idle in transaction for the frozen
     // client, and the server ends it after 2 s: the locks go with it.
-    let locks = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name = 'migrate' AND (l.locktype = 'advisory' OR l.relation = to_regclass('audit'))";
+    let locks = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name = 'migrate' AND a.datname = current_database() AND (l.locktype = 'advisory' OR l.relation = to_regclass('audit'))";
     while values(&mut watcher, locks) != ["0"] {
         assert!(
             frozen.elapsed() < Duration::from_secs(15),

@@ -62,15 +62,16 @@ pub fn history(db: &TestDatabase) -> Vec<String> {
     )
 }
 
-/// Advisory locks still held, once the backends of exited clients had time to end (a backend
-/// notices its client's exit asynchronously).
+/// Advisory locks still held in the test's database (other tests run beside it on the same
+/// server), once the backends of exited clients had time to end (a backend notices its client's
+/// exit asynchronously).
 pub fn advisory_locks(db: &TestDatabase) -> String {
     let mut client = db.client();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let held = values(
             &mut client,
-            "SELECT coalesce(string_agg(l.pid || ' ' || coalesce(a.state, '') || ' ' || coalesce(a.query, ''), '; '), '') FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'",
+            "SELECT coalesce(string_agg(l.pid || ' ' || coalesce(a.state, '') || ' ' || coalesce(a.query, ''), '; '), '') FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .remove(0);
         if held.is_empty() {

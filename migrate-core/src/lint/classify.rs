@@ -62,6 +62,44 @@ pub struct Classified {
     /// A statement (or an ALTER TABLE action) the lock model does not know: what it locks and
     /// what it costs is not checked.
     pub unknown: bool,
+    /// Renames, so that what is known of the object follows it to its new name.
+    pub renames: Vec<Rename>,
+}
+
+/// An object that changes its name (normalised names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rename {
+    /// `ALTER TABLE … RENAME TO`, `ALTER TABLE … SET SCHEMA`.
+    Table {
+        from: String,
+        to: String,
+    },
+    Column {
+        table: String,
+        from: String,
+        to: String,
+    },
+    Constraint {
+        table: String,
+        from: String,
+        to: String,
+    },
+    Index {
+        from: String,
+        to: String,
+    },
+    Type {
+        from: String,
+        to: String,
+    },
+}
+
+/// `name` in the schema of `qualified` (a rename keeps an object in its schema).
+fn in_schema_of(qualified: &str, name: &str) -> String {
+    match qualified.rsplit_once('.') {
+        Some((schema, _)) if !name.contains('.') => format!("{schema}.{name}"),
+        _ => name.to_owned(),
+    }
 }
 
 /// Relations that stand for more than one table: statements without a table name.
@@ -514,9 +552,16 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
             }
         }
         SyntaxKind::ALTER_INDEX => {
-            if child(node, SyntaxKind::INDEX_RENAME_TO).is_some()
+            if let Some(rename) = child(node, SyntaxKind::INDEX_RENAME_TO)
                 && let Some(index) = child(node, SyntaxKind::INDEX_REF)
             {
+                if let Some(to) = child(&rename, SyntaxKind::INDEX) {
+                    let from = name_of(&index);
+                    out.renames.push(Rename::Index {
+                        to: in_schema_of(&from, &name_of(&to)),
+                        from,
+                    });
+                }
                 out.effects.push(Effect {
                     op: Op::AlterIndexRename,
                     table: String::new(),
@@ -563,6 +608,19 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
                     | ast::Stmt::PrepareTransaction(_)
             );
             out.unknown = !out.transaction_control && !TABLE_FREE_STATEMENTS.contains(&kind);
+            if kind == SyntaxKind::ALTER_TYPE
+                && let (Some(from), Some(to)) = (
+                    child(node, SyntaxKind::TYPE_NAME_REF),
+                    child(node, SyntaxKind::TYPE_RENAME_TO)
+                        .and_then(|r| child(&r, SyntaxKind::TYPE_NAME)),
+                )
+            {
+                let from = name_of(&from);
+                out.renames.push(Rename::Type {
+                    to: in_schema_of(&from, &name_of(&to)),
+                    from,
+                });
+            }
         }
     }
     out
@@ -751,11 +809,51 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                     },
                 ));
             }
-            SyntaxKind::RENAME_COLUMN => out.effects.push(effect(Op::Rename, Detail::RenameColumn)),
-            SyntaxKind::TABLE_RENAME_TO => {
-                out.effects.push(effect(Op::Rename, Detail::RenameTable))
+            SyntaxKind::RENAME_COLUMN => {
+                out.effects.push(effect(Op::Rename, Detail::RenameColumn));
+                if let (Some(from), Some(to)) = (
+                    child(&action, SyntaxKind::COLUMN_NAME_REF),
+                    child(&action, SyntaxKind::COLUMN_NAME),
+                ) {
+                    out.renames.push(Rename::Column {
+                        table: table.clone(),
+                        from: name_of(&from),
+                        to: name_of(&to),
+                    });
+                }
             }
-            SyntaxKind::RENAME_CONSTRAINT => out.effects.push(effect(Op::Rename, Detail::None)),
+            SyntaxKind::TABLE_RENAME_TO => {
+                out.effects.push(effect(Op::Rename, Detail::RenameTable));
+                if let Some(to) = child(&action, SyntaxKind::TABLE_NAME) {
+                    out.renames.push(Rename::Table {
+                        from: table.clone(),
+                        to: in_schema_of(&table, &name_of(&to)),
+                    });
+                }
+            }
+            SyntaxKind::SET_SCHEMA => {
+                out.effects.push(effect(Op::Rename, Detail::None));
+                if let Some(schema) = child(&action, SyntaxKind::SCHEMA_REF) {
+                    let bare = table.rsplit('.').next().unwrap_or_default();
+                    out.renames.push(Rename::Table {
+                        from: table.clone(),
+                        to: normalize(&format!("{}.{bare}", schema.text())),
+                    });
+                }
+            }
+            SyntaxKind::RENAME_CONSTRAINT => {
+                out.effects.push(effect(Op::Rename, Detail::None));
+                if let (Some(from), Some(to)) = (
+                    child(&action, SyntaxKind::CONSTRAINT_NAME_REF),
+                    child(&action, SyntaxKind::CONSTRAINT_NAME),
+                ) {
+                    out.renames.push(Rename::Constraint {
+                        table: table.clone(),
+                        from: name_of(&from),
+                        to: name_of(&to),
+                    });
+                }
+            }
             SyntaxKind::DROP_COLUMN => {
                 let column = child(&action, SyntaxKind::COLUMN_NAME_REF)
                     .map(|c| name_of(&c))

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::classify::{Classified, Detail, Effect, classify};
+use super::classify::{Classified, Detail, Effect, Rename, classify};
 use super::model::{Cost, LockMode, LockRow, Op, lookup};
 use super::rules::{self};
 use super::{Finding, LintConfig, Rule};
@@ -313,6 +313,90 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
     }
 }
 
+/// Moves what is known under an object's old name to its new one: the facts from earlier
+/// migrations, and the open transaction's locks and new tables and indexes.
+fn follow_rename(
+    rename: &Rename,
+    facts: &mut SchemaFacts,
+    held: &mut BTreeMap<String, Held>,
+    created_tables: &mut BTreeSet<String>,
+    created_indexes: &mut BTreeMap<String, String>,
+) {
+    fn rekey<K: Ord + Clone, V>(map: &mut BTreeMap<K, V>, change: impl Fn(&K) -> Option<K>) {
+        let moved: Vec<(K, K)> = map
+            .keys()
+            .filter_map(|k| change(k).map(|new| (k.clone(), new)))
+            .collect();
+        for (old, new) in moved {
+            if let Some(value) = map.remove(&old) {
+                map.insert(new, value);
+            }
+        }
+    }
+    match rename {
+        Rename::Table { from, to } => {
+            let table = |t: &String| (t == from).then(|| to.clone());
+            rekey(&mut facts.columns, |(t, c)| {
+                table(t).map(|t| (t, c.clone()))
+            });
+            rekey(&mut facts.constraints, |(t, c)| {
+                table(t).map(|t| (t, c.clone()))
+            });
+            for owner in facts
+                .indexes
+                .values_mut()
+                .chain(created_indexes.values_mut())
+            {
+                if owner == from {
+                    owner.clone_from(to);
+                }
+            }
+            rekey(&mut facts.referenced_by, table);
+            for referencing in facts.referenced_by.values_mut() {
+                if referencing.remove(from) {
+                    referencing.insert(to.clone());
+                }
+            }
+            for constraint in facts.constraints.values_mut() {
+                if constraint.references.as_ref() == Some(from) {
+                    constraint.references = Some(to.clone());
+                }
+            }
+            rekey(held, table);
+            if created_tables.remove(from) {
+                created_tables.insert(to.clone());
+            }
+        }
+        Rename::Column { table, from, to } => {
+            rekey(&mut facts.columns, |(t, c)| {
+                (t == table && c == from).then(|| (t.clone(), to.clone()))
+            });
+            for ((t, _), constraint) in facts.constraints.iter_mut() {
+                if t == table && constraint.not_null_column.as_ref() == Some(from) {
+                    constraint.not_null_column = Some(to.clone());
+                }
+            }
+        }
+        Rename::Constraint { table, from, to } => {
+            rekey(&mut facts.constraints, |(t, c)| {
+                (t == table && c == from).then(|| (t.clone(), to.clone()))
+            });
+        }
+        Rename::Index { from, to } => {
+            let index = |i: &String| (i == from).then(|| to.clone());
+            rekey(&mut facts.indexes, index);
+            rekey(created_indexes, index);
+        }
+        Rename::Type { from, to } => {
+            for ty in facts.columns.values_mut() {
+                if ty == from {
+                    ty.clone_from(to);
+                }
+            }
+        }
+    }
+}
+
 /// One statement as the walker saw it: its effects resolved against the lock model, and what
 /// the rules found.
 pub struct WalkedStatement {
@@ -418,6 +502,15 @@ pub fn walk(
             created_indexes.insert(index.clone(), table.clone());
         }
         record_facts(&classified, &effects, facts);
+        for rename in &classified.renames {
+            follow_rename(
+                rename,
+                facts,
+                &mut held,
+                &mut created_tables,
+                &mut created_indexes,
+            );
+        }
     }
     out
 }
@@ -425,6 +518,48 @@ pub fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The effects of the last migration's statements: (op, table, other).
+    fn last_effects(bodies: &[&str]) -> Vec<(Op, String, Option<String>)> {
+        let plan = crate::lint::lock_plan(
+            &crate::lint::rules::test_support::migrations(bodies),
+            &LintConfig::default(),
+        );
+        plan.last()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s.effects.iter())
+            .map(|e| (e.effect.op, e.effect.table.clone(), e.effect.other.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn constraints_and_indexes_follow_their_renames() {
+        use crate::lint::rules::test_support::BASE;
+        // The foreign key is still known as one after its rename, and after its table's.
+        let effects = last_effects(&[
+            BASE,
+            "ALTER TABLE posts RENAME CONSTRAINT posts_user_fk TO posts_author_fk;",
+            "ALTER TABLE posts RENAME TO articles;",
+            "ALTER TABLE users RENAME TO accounts;",
+            "ALTER TABLE articles DROP CONSTRAINT posts_author_fk;",
+        ]);
+        assert_eq!(
+            effects,
+            [(
+                Op::DropForeignKey,
+                "articles".to_owned(),
+                Some("accounts".to_owned())
+            )]
+        );
+        // An index keeps its table through both renames.
+        let effects = last_effects(&[
+            BASE,
+            "ALTER INDEX posts_user_idx RENAME TO posts_author_idx;\nALTER TABLE posts RENAME TO articles;",
+            "REINDEX INDEX posts_author_idx;",
+        ]);
+        assert_eq!(effects, [(Op::Reindex, "articles".to_owned(), None)]);
+    }
 
     #[test]
     fn binary_compatible_type_changes() {

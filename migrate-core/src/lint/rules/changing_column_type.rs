@@ -27,9 +27,14 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
                 Detail::TypeChange { new_type, .. } => new_type.clone(),
                 _ => String::new(),
             };
-            let old = ctx.facts.columns.get(&(table.clone(), column.to_owned())).map_or("an unknown type".to_owned(), |t| format!("`{t}`"));
+            let message = match ctx.facts.columns.get(&(table.clone(), column.to_owned())) {
+                Some(old) => format!("changing `{table}`.`{column}` from `{old}` to `{new_type}` rewrites the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"),
+                // Only a change between binary-compatible types is instant; without the old type
+                // that cannot be shown, and the statement is judged as the rewrite it may be.
+                None => format!("no earlier migration shows the type of `{table}`.`{column}`, so changing it to `{new_type}` may rewrite the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"),
+            };
             Finding {
-                message: format!("changing `{table}`.`{column}` from {old} to `{new_type}` rewrites the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"),
+                message,
                 help: format!(
                     "expand and contract over several deploys:\nALTER TABLE {table} ADD COLUMN {column}_new {new_type};\n-- write both columns in the application; backfill {column}_new in batches;\n-- switch reads to {column}_new; then drop {column} and rename"
                 ),
@@ -40,7 +45,20 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{BASE, hits};
+    use super::super::test_support::{BASE, hits, lint};
+
+    #[test]
+    fn an_unknown_earlier_type_is_said_not_asserted() {
+        let findings = lint(&[BASE, "ALTER TABLE users ALTER COLUMN legacy TYPE int;"]);
+        let finding = findings
+            .iter()
+            .find(|d| d.check == "changing-column-type")
+            .unwrap();
+        assert_eq!(
+            finding.message,
+            "no earlier migration shows the type of `users`.`legacy`, so changing it to `int` may rewrite the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"
+        );
+    }
 
     #[test]
     fn flags_rewriting_changes() {
@@ -60,6 +78,74 @@ mod tests {
                 "changing-column-type"
             ),
             ["m/1.sql:3"]
+        );
+    }
+
+    #[test]
+    fn column_types_follow_table_column_and_schema_renames() {
+        let grow = |renames: &str, table: &str, column: &str, ty: &str| {
+            hits(
+                &[
+                    BASE,
+                    renames,
+                    &format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE {ty};"),
+                ],
+                "changing-column-type",
+            )
+        };
+        assert!(
+            grow(
+                "ALTER TABLE users RENAME TO accounts;",
+                "accounts",
+                "email",
+                "varchar(255)"
+            )
+            .is_empty()
+        );
+        assert!(
+            grow(
+                "ALTER TABLE users RENAME COLUMN email TO mail;",
+                "users",
+                "mail",
+                "varchar(255)"
+            )
+            .is_empty()
+        );
+        assert!(
+            grow(
+                "ALTER TABLE users RENAME email TO mail;\nALTER TABLE users RENAME TO accounts;",
+                "accounts",
+                "mail",
+                "text"
+            )
+            .is_empty()
+        );
+        assert!(
+            grow(
+                "CREATE SCHEMA app;\nALTER TABLE users SET SCHEMA app;",
+                "app.users",
+                "email",
+                "varchar(255)"
+            )
+            .is_empty()
+        );
+        // Still judged: shrinking after a rename rewrites.
+        assert_eq!(
+            grow(
+                "ALTER TABLE users RENAME TO accounts;",
+                "accounts",
+                "email",
+                "varchar(10)"
+            ),
+            ["m/2.sql:3"]
+        );
+        // Renamed in the same migration that changes the type.
+        assert!(
+            hits(
+                &[BASE, "ALTER TABLE posts RENAME TO articles;\nALTER TABLE articles ALTER COLUMN title TYPE varchar(80);"],
+                "changing-column-type"
+            )
+            .is_empty()
         );
     }
 
