@@ -67,6 +67,53 @@ pub fn select_sql(settings: &Settings) -> String {
     )
 }
 
+/// What changes whenever anyone adds, removes or finishes a row: the row count and the latest
+/// `applied_at` (a row is only ever inserted, deleted, or moved from running to applied with a
+/// new `applied_at`). Read under the migration lock, it proves the history is what this runner
+/// last saw, without transferring it.
+pub fn fingerprint_sql(settings: &Settings) -> String {
+    format!(
+        "SELECT 'fingerprint ' || count(*) || ' ' || coalesce(max(applied_at)::text, '-') FROM {}",
+        qualified(settings)
+    )
+}
+
+/// The fingerprint among a batch's rows.
+pub fn fingerprint(messages: &[SimpleQueryMessage]) -> Option<String> {
+    messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row
+            .get(0)
+            .filter(|v| v.starts_with("fingerprint "))
+            .map(str::to_owned),
+        _ => None,
+    })
+}
+
+/// The row this runner just inserted for `migration`, as a read would return it (but for the
+/// exact `applied_at`, which nothing compares).
+pub fn applied_row(
+    settings: &Settings,
+    migration: &crate::Migration,
+    execution_ms: i64,
+) -> HistoryRow {
+    HistoryRow {
+        revision: migration.revision().to_owned(),
+        parents: migration
+            .parents()
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect(),
+        message: migration.message().map(str::to_owned),
+        checksum: migration.checksum().to_owned(),
+        state: RowState::Applied,
+        statements_done: 0,
+        failed_statement: None,
+        applied_at: String::new(),
+        execution_ms,
+        applied_by: applied_by(settings),
+    }
+}
+
 /// Reads the history; `Ok(None)` when the table does not exist yet.
 pub fn read(
     client: &mut Client,

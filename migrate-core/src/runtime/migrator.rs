@@ -31,6 +31,13 @@ use super::history::{self, HistoryRow, RowState};
 use super::status::Status;
 use crate::{Migration, Migrations, Statement};
 
+/// The status a run's own last migration left, and the history's fingerprint right after it.
+#[derive(Debug)]
+struct KnownHistory {
+    status: Status,
+    fingerprint: String,
+}
+
 /// One migration applied by this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -261,10 +268,10 @@ struct OpenTransaction<'a> {
 impl OpenTransaction<'_> {
     /// Sends the final statements (ending with COMMIT or ROLLBACK). When they fail (the server
     /// stops a batch at its first error, so the COMMIT never ran), the guard still rolls back.
-    fn finish(mut self, sql: &str) -> Result<(), postgres::Error> {
-        self.client.batch_execute(sql)?;
+    fn finish(mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, postgres::Error> {
+        let messages = self.client.simple_query(sql)?;
         self.open = false;
-        Ok(())
+        Ok(messages)
     }
 }
 
@@ -474,8 +481,9 @@ impl<'m> Migrator<'m> {
         let mut applied = Vec::new();
         let mut backoff = Backoff::new();
         let mut fresh = true;
+        let mut known = None;
         loop {
-            let outcome = self.step(conn, &mut applied, fresh);
+            let outcome = self.step(conn, &mut applied, fresh, &mut known);
             // Right after applying, the next step's read under the lock is the only one needed.
             fresh = !matches!(outcome, Ok(Step::Applied));
             let mut poll_cap = MAX_BACKOFF;
@@ -562,14 +570,22 @@ impl<'m> Migrator<'m> {
     /// One migration, or the finding that there is nothing (left) to do. Round trips: the
     /// lock-free history read (only when `fresh`), `BEGIN; try lock; read history`, the
     /// statements (the first one carrying the `SET LOCAL`s), `INSERT …; COMMIT`.
+    ///
+    /// Right after this run applied a migration, `known` holds the status it left and the
+    /// history's fingerprint read under the lock after its insert. Under the next lock only the
+    /// fingerprint is read: unchanged, nobody else touched the history and the status is still
+    /// exact, so the work per migration does not grow with the history; changed, the history is
+    /// read again.
     fn step(
         &self,
         conn: &mut Conn<'_>,
         applied: &mut Vec<Applied>,
         fresh: bool,
+        known: &mut Option<KnownHistory>,
     ) -> Result<Step, StepError> {
         let client = conn.get()?;
         let mut table_exists = true;
+        let known_before = if fresh { None } else { known.take() };
         if fresh {
             let rows = history::read(client, &self.settings)
                 .map_err(|e| classify("reading the history", e))?;
@@ -591,12 +607,13 @@ impl<'m> Migrator<'m> {
             "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{}ms'; SELECT pg_try_advisory_xact_lock({key})",
             pg_millis(self.settings.idle_timeout)
         );
-        // With the table known to exist, the history is read in the same round trip; a replica
-        // that did not get the lock just throws it away.
-        let query = if table_exists {
-            format!("{lock}; {}", history::select_sql(&self.settings))
-        } else {
-            lock
+        // With the table known to exist, the history (or, right after our own insert, its
+        // fingerprint) is read in the same round trip; a replica that did not get the lock just
+        // throws it away.
+        let query = match (&known_before, table_exists) {
+            (Some(_), _) => format!("{lock}; {}", history::fingerprint_sql(&self.settings)),
+            (None, true) => format!("{lock}; {}", history::select_sql(&self.settings)),
+            (None, false) => lock,
         };
         let tx = OpenTransaction { client, open: true };
         let messages = tx
@@ -606,22 +623,36 @@ impl<'m> Migrator<'m> {
         if first_value(&messages).as_deref() != Some("t") {
             return Ok(Step::Busy);
         }
-        let rows = if table_exists {
-            history::rows(&messages)
+        let read_whole_history = known_before.is_none();
+        let unchanged = known_before
+            .filter(|k| history::fingerprint(&messages).as_deref() == Some(k.fingerprint.as_str()));
+        let status = if let Some(known) = unchanged {
+            known.status
         } else {
-            let created = format!(
-                "{}; {}",
-                history::create_sql(&self.settings),
-                history::select_sql(&self.settings)
-            );
-            history::rows(
-                &tx.client
-                    .simple_query(&created)
-                    .map_err(|e| classify("creating the history table", e))?,
-            )
+            let rows = if table_exists && read_whole_history {
+                history::rows(&messages)
+            } else if table_exists {
+                history::rows(
+                    &tx.client
+                        .simple_query(&history::select_sql(&self.settings))
+                        .map_err(|e| classify("reading the history", e))?,
+                )
+            } else {
+                let created = format!(
+                    "{}; {}",
+                    history::create_sql(&self.settings),
+                    history::select_sql(&self.settings)
+                );
+                history::rows(
+                    &tx.client
+                        .simple_query(&created)
+                        .map_err(|e| classify("creating the history table", e))?,
+                )
+            };
+            let status = Status::compute(self.migrations, Some(&rows));
+            status.check().map_err(StepError::Fatal)?;
+            status
         };
-        let status = Status::compute(self.migrations, Some(&rows));
-        status.check().map_err(StepError::Fatal)?;
         let Some(next) = status.next() else {
             tx.finish("COMMIT").map_err(|e| classify("COMMIT", e))?;
             return Ok(Step::Done(status));
@@ -668,8 +699,25 @@ impl<'m> Migrator<'m> {
         );
         // A loss of the connection here leaves it open whether the COMMIT happened: the next
         // step reads the history again before doing anything.
-        tx.finish(&format!("{timeouts}{record}; COMMIT"))
+        let committed = tx
+            .finish(&format!(
+                "{timeouts}{record}; {}; COMMIT",
+                history::fingerprint_sql(&self.settings)
+            ))
             .map_err(|e| classify("recording the migration and COMMIT", e))?;
+        if let Some(fingerprint) = history::fingerprint(&committed) {
+            let mut status = status;
+            status.pending.retain(|m| m.revision() != next.revision());
+            status.applied.push(history::applied_row(
+                &self.settings,
+                next,
+                elapsed.as_millis() as i64,
+            ));
+            *known = Some(KnownHistory {
+                status,
+                fingerprint,
+            });
+        }
         Ok(record_applied(applied, next, elapsed, ""))
     }
 
