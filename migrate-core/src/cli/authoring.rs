@@ -442,6 +442,17 @@ pub fn render_graph(nodes: &[Node], format: GraphFormat) -> String {
     }
 }
 
+/// The leftmost empty lane, a new one at the right when none is empty.
+fn free_lane(lanes: &mut Vec<Option<String>>) -> usize {
+    match lanes.iter().position(Option::is_none) {
+        Some(free) => free,
+        None => {
+            lanes.push(None);
+            lanes.len() - 1
+        }
+    }
+}
+
 /// One line a revision, newest at the top, in lanes: `*` the revision, `|` a branch passing by,
 /// `|\` a merge opening a lane for its next parent, `|/` a branch joining another.
 fn text_graph(
@@ -467,13 +478,7 @@ fn text_graph(
         let revision = &n.header.revision;
         let column = match lanes.iter().position(|l| l.as_deref() == Some(revision)) {
             Some(column) => column,
-            None => match lanes.iter().position(Option::is_none) {
-                Some(free) => free,
-                None => {
-                    lanes.push(None);
-                    lanes.len() - 1
-                }
-            },
+            None => free_lane(&mut lanes),
         };
         lanes[column] = Some(revision.clone());
         let marks = label(n);
@@ -511,13 +516,7 @@ fn text_graph(
             if lanes.iter().any(|l| l.as_deref() == Some(parent)) {
                 continue;
             }
-            let free = match lanes.iter().position(Option::is_none) {
-                Some(free) => free,
-                None => {
-                    lanes.push(None);
-                    lanes.len() - 1
-                }
-            };
+            let free = free_lane(&mut lanes);
             lanes[free] = Some(parent.to_owned());
             out.push_str(&format!(
                 "{}\\\n",

@@ -74,6 +74,14 @@ fn finding_json(d: &Diagnostic) -> Value {
     })
 }
 
+/// A finding's message with its help below, for formats that carry one text per finding.
+fn with_help(d: &Diagnostic) -> String {
+    match &d.help {
+        Some(help) => format!("{}\nhelp: {help}", d.message),
+        None => d.message.clone(),
+    }
+}
+
 /// GitHub's workflow command escaping: data escapes `%`, CR and LF; properties also `:` and `,`.
 fn github_data(text: &str) -> String {
     text.replace('%', "%25")
@@ -95,15 +103,11 @@ fn github(findings: &[Diagnostic], out: &mut dyn Write) -> std::io::Result<()> {
             properties.push(format!("col={}", l.column));
         }
         properties.push(format!("title={}", github_property(d.check)));
-        let message = match &d.help {
-            Some(help) => format!("{}\nhelp: {help}", d.message),
-            None => d.message.clone(),
-        };
         writeln!(
             out,
             "::{command} {}::{}",
             properties.join(","),
-            github_data(&message)
+            github_data(&with_help(d))
         )?;
     }
     Ok(())
@@ -127,15 +131,11 @@ fn sarif(findings: &[Diagnostic]) -> Value {
     let results: Vec<Value> = findings
         .iter()
         .map(|d| {
-            let text = match &d.help {
-                Some(help) => format!("{}\nhelp: {help}", d.message),
-                None => d.message.clone(),
-            };
             let mut result = json!({
                 "ruleId": d.check,
                 "ruleIndex": rule_ids.iter().position(|r| *r == d.check),
                 "level": if d.is_error() { "error" } else { "warning" },
-                "message": {"text": text},
+                "message": {"text": with_help(d)},
             });
             if let Some(l) = &d.location {
                 result["locations"] = json!([{

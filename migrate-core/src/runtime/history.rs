@@ -92,9 +92,9 @@ pub fn fingerprint(messages: &[SimpleQueryMessage]) -> Option<String> {
 /// The row this runner just inserted for `migration`, as a read would return it (but for the
 /// exact `applied_at`, which nothing compares).
 pub fn applied_row(
-    settings: &Settings,
     migration: &crate::Migration,
     execution_ms: i64,
+    applied_by: String,
 ) -> HistoryRow {
     HistoryRow {
         revision: migration.revision().to_owned(),
@@ -110,7 +110,7 @@ pub fn applied_row(
         failed_statement: None,
         applied_at: String::new(),
         execution_ms,
-        applied_by: applied_by(settings),
+        applied_by,
     }
 }
 

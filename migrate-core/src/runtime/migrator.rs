@@ -203,6 +203,9 @@ fn first_value(messages: &[SimpleQueryMessage]) -> Option<String> {
     })
 }
 
+/// Why a replica waits while another one migrates.
+const LOCK_BUSY: &str = "another process holds the migration lock";
+
 /// The longest wait between two retries after an error.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The longest wait between two polls of a busy migration lock.
@@ -496,7 +499,7 @@ impl<'m> Migrator<'m> {
                 Ok(Step::Busy) => {
                     // The holder is working: poll often, so replicas finish soon after it.
                     poll_cap = LOCK_POLL_CAP;
-                    "another process holds the migration lock".to_owned()
+                    LOCK_BUSY.to_owned()
                 }
                 Err(StepError::Retry(reason)) => {
                     log::warn!("{reason}; rolled back, retrying");
@@ -538,11 +541,8 @@ impl<'m> Migrator<'m> {
                         cause: last_error.clone(),
                     });
                 }
-                let holder = conn.get().ok().and_then(|c| self.lock_holder(c));
-                let reason = match holder {
-                    Some(holder) if reason.starts_with("another process") => {
-                        format!("{reason} ({holder})")
-                    }
+                let reason = match conn.get() {
+                    Ok(client) if reason == LOCK_BUSY => self.busy_reason(client),
                     _ => reason,
                 };
                 return Err(Error::WaitBudgetExhausted {
@@ -553,6 +553,25 @@ impl<'m> Migrator<'m> {
             let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
             std::thread::sleep(backoff.next_delay().min(poll_cap).min(left));
         }
+    }
+
+    /// [`LOCK_BUSY`], naming the holder when it can be found.
+    fn busy_reason(&self, client: &mut Client) -> String {
+        match self.lock_holder(client) {
+            Some(holder) => format!("{LOCK_BUSY} ({holder})"),
+            None => LOCK_BUSY.to_owned(),
+        }
+    }
+
+    /// `BEGIN …; SELECT pg_try_advisory_xact_lock(k)`: read committed whatever the server's
+    /// default (the read under the lock must see what the previous holder committed), and the
+    /// idle timeout covering the whole transaction, from before the lock is taken.
+    fn lock_sql(&self) -> String {
+        format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{}ms'; SELECT pg_try_advisory_xact_lock({})",
+            pg_millis(self.settings.idle_timeout),
+            self.lock_key()
+        )
     }
 
     /// Who holds the migration lock, from pg_locks and pg_stat_activity.
@@ -601,12 +620,7 @@ impl<'m> Migrator<'m> {
             }
         }
 
-        let key = self.lock_key();
-        // The idle timeout covers the whole transaction, from before the lock is taken.
-        let lock = format!(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{}ms'; SELECT pg_try_advisory_xact_lock({key})",
-            pg_millis(self.settings.idle_timeout)
-        );
+        let lock = self.lock_sql();
         // With the table known to exist, the history (or, right after our own insert, its
         // fingerprint) is read in the same round trip; a replica that did not get the lock just
         // throws it away.
@@ -690,12 +704,13 @@ impl<'m> Migrator<'m> {
                 .map_err(|e| statement_error(next, statement, e))?;
         }
         let elapsed = started.elapsed();
+        let applied_by = history::applied_by(&self.settings);
         let record = history::insert_sql(
             &self.settings,
             next,
             RowState::Applied,
             elapsed.as_millis() as i64,
-            &history::applied_by(&self.settings),
+            &applied_by,
         );
         // A loss of the connection here leaves it open whether the COMMIT happened: the next
         // step reads the history again before doing anything.
@@ -709,9 +724,9 @@ impl<'m> Migrator<'m> {
             let mut status = status;
             status.pending.retain(|m| m.revision() != next.revision());
             status.applied.push(history::applied_row(
-                &self.settings,
                 next,
                 elapsed.as_millis() as i64,
+                applied_by,
             ));
             *known = Some(KnownHistory {
                 status,
@@ -986,13 +1001,9 @@ impl<'m> Migrator<'m> {
             }
             let now = Instant::now();
             if deadline.is_some_and(|deadline| now >= deadline) {
-                let reason = match self.lock_holder(client) {
-                    Some(holder) => format!("another process holds the migration lock ({holder})"),
-                    None => "another process holds the migration lock".to_owned(),
-                };
                 return Err(Error::WaitBudgetExhausted {
                     waited: started.elapsed(),
-                    reason,
+                    reason: self.busy_reason(client),
                 });
             }
             let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
@@ -1015,11 +1026,7 @@ impl<'m> Migrator<'m> {
         let tx = OpenTransaction { client, open: true };
         let granted = tx
             .client
-            .simple_query(&format!(
-                "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{}ms'; SELECT pg_try_advisory_xact_lock({})",
-                pg_millis(self.settings.idle_timeout),
-                self.lock_key()
-            ))
+            .simple_query(&self.lock_sql())
             .map_err(db("taking the migration lock"))?;
         if first_value(&granted).as_deref() != Some("t") {
             return Ok(None);
