@@ -26,6 +26,9 @@ pub use migrate_core::runtime::{
     Pooler, Report, ServerError, Settings, Status, connect, startup, startup_with,
 };
 
+#[cfg(feature = "tokio")]
+pub use migrate_core::runtime::{startup_async, startup_with_async};
+
 #[cfg(feature = "cli")]
 pub use migrate_core::cli;
 

@@ -34,7 +34,7 @@ pub fn redact(url: &str) -> String {
 /// Opens connections to one database.
 #[derive(Clone)]
 pub struct Connector {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     display: String,
 }
@@ -85,13 +85,13 @@ impl Connector {
             // A `key=value` connection string goes to the driver as it is.
             Err(_) => (url.to_owned(), SslMode::Prefer, None),
         };
-        let mut config = postgres::Config::from_str(&driver_url)
+        let mut config = tokio_postgres::Config::from_str(&driver_url)
             .map_err(|e| invalid(&display, e.to_string()))?;
         config.ssl_mode(match mode {
-            SslMode::Disable => postgres::config::SslMode::Disable,
-            SslMode::Prefer => postgres::config::SslMode::Prefer,
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-                postgres::config::SslMode::Require
+                tokio_postgres::config::SslMode::Require
             }
         });
         let tls = tls::connector(mode, root_cert.as_deref())
@@ -126,13 +126,9 @@ impl Connector {
     /// server or pooler that accepts the socket and never answers would hang the caller forever.
     /// The login runs on a helper thread; after the timeout the caller stops waiting for it.
     pub fn connect(&self) -> Result<postgres::Client, ConnectError> {
-        let timeout = self
-            .config
-            .get_connect_timeout()
-            .copied()
-            .unwrap_or(CONNECT_TIMEOUT);
+        let timeout = self.connect_timeout();
         let (sender, receiver) = std::sync::mpsc::channel();
-        let config = self.config.clone();
+        let config = postgres::Config::from(self.config.clone());
         let tls = self.tls.clone();
         let spawned = std::thread::Builder::new()
             .name("migrate-connect".to_owned())
@@ -151,6 +147,48 @@ impl Connector {
             Ok(result) => result.map_err(ConnectError::Postgres),
             Err(_) => Err(ConnectError::TimedOut(timeout)),
         }
+    }
+
+    fn connect_timeout(&self) -> Duration {
+        self.config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(CONNECT_TIMEOUT)
+    }
+
+    /// [`Connector::connect`] on the caller's tokio runtime: the connection's task is spawned
+    /// there and ends when the client is dropped. The whole login is bounded by the connect
+    /// timeout, with tokio's timer.
+    #[cfg(feature = "tokio")]
+    pub async fn connect_async(&self) -> Result<tokio_postgres::Client, ConnectError> {
+        fn spawn<S, T>(
+            connected: Result<
+                (tokio_postgres::Client, tokio_postgres::Connection<S, T>),
+                postgres::Error,
+            >,
+        ) -> Result<tokio_postgres::Client, ConnectError>
+        where
+            S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+            T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        {
+            let (client, connection) = connected.map_err(ConnectError::Postgres)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    log::debug!("database connection ended: {e}");
+                }
+            });
+            Ok(client)
+        }
+        let timeout = self.connect_timeout();
+        let login = async {
+            match &self.tls {
+                Some(tls) => spawn(self.config.connect(tls.clone()).await),
+                None => spawn(self.config.connect(tokio_postgres::NoTls).await),
+            }
+        };
+        tokio::time::timeout(timeout, login)
+            .await
+            .unwrap_or(Err(ConnectError::TimedOut(timeout)))
     }
 }
 

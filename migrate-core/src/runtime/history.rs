@@ -2,9 +2,10 @@
 //! revision. It stores parents, so the runner can prove a database that is ahead of the binary
 //! only built on top of it.
 
-use postgres::{Client, SimpleQueryMessage};
+use postgres::SimpleQueryMessage;
 
 use super::config::Settings;
+use super::driver::Session;
 
 /// `"schema"."table"`, quoted. Names are validated identifiers, so quoting is enough.
 pub fn qualified(settings: &Settings) -> String {
@@ -115,11 +116,11 @@ pub fn applied_row(
 }
 
 /// Reads the history; `Ok(None)` when the table does not exist yet.
-pub fn read(
-    client: &mut Client,
+pub(crate) async fn read<S: Session>(
+    client: &mut S,
     settings: &Settings,
 ) -> Result<Option<Vec<HistoryRow>>, postgres::Error> {
-    let messages = match client.simple_query(&select_sql(settings)) {
+    let messages = match client.simple_query(&select_sql(settings)).await {
         Ok(messages) => messages,
         Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => return Ok(None),
         Err(e) if e.code() == Some(&postgres::error::SqlState::INVALID_SCHEMA_NAME) => {
@@ -204,22 +205,4 @@ pub fn insert_sql(
         escape_literal(migration.checksum()),
         escape_literal(applied_by),
     )
-}
-
-/// Records `migration` in the history (see [`insert_sql`]).
-pub fn insert(
-    client: &mut impl postgres::GenericClient,
-    settings: &Settings,
-    migration: &crate::Migration,
-    state: RowState,
-    execution_ms: i64,
-    applied_by: &str,
-) -> Result<(), postgres::Error> {
-    client.batch_execute(&insert_sql(
-        settings,
-        migration,
-        state,
-        execution_ms,
-        applied_by,
-    ))
 }

@@ -20,12 +20,15 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::types::Type;
 use postgres::{Client, SimpleQueryMessage};
+use postgres_protocol::escape::escape_literal;
 use sha2::{Digest, Sha256};
 
 use super::config::{Pooler, Settings, valid_identifier};
 use super::connect::Connector;
+#[cfg(feature = "tokio")]
+use super::driver::Tokio;
+use super::driver::{Blocking, Driver, Session, block_on};
 use super::error::{Error, ServerError};
 use super::history::{self, HistoryRow, RowState};
 use super::status::Status;
@@ -261,46 +264,60 @@ fn record_applied(
     Step::Applied
 }
 
-/// A transaction opened with a `BEGIN` sent by hand (so that it shares a round trip with the
-/// lock); rolled back when dropped without [`OpenTransaction::finish`].
-struct OpenTransaction<'a> {
-    client: &'a mut Client,
-    open: bool,
+/// SQL that must reach the server on every path once it is needed (a ROLLBACK, the release of
+/// the session lock): sent by the normal path and awaited there, or, when the protocol's future
+/// is dropped half-way (an error before it, a cancelled task), sent without waiting on drop.
+struct Guard<'a, S: Session> {
+    client: &'a mut S,
+    on_drop: Option<String>,
 }
 
-impl OpenTransaction<'_> {
+impl<'a, S: Session> Guard<'a, S> {
+    fn new(client: &'a mut S, on_drop: impl Into<String>) -> Guard<'a, S> {
+        Guard {
+            client,
+            on_drop: Some(on_drop.into()),
+        }
+    }
+
     /// Sends the final statements (ending with COMMIT or ROLLBACK). When they fail (the server
-    /// stops a batch at its first error, so the COMMIT never ran), the guard still rolls back.
-    fn finish(mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, postgres::Error> {
-        let messages = self.client.simple_query(sql)?;
-        self.open = false;
+    /// stops a batch at its first error, so the COMMIT never ran), the guard still sends its SQL.
+    async fn finish(mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, postgres::Error> {
+        let messages = self.client.simple_query(sql).await?;
+        self.on_drop = None;
         Ok(messages)
+    }
+
+    /// Sends the guard's own SQL now and waits for it; its outcome does not matter (a lost
+    /// connection releases everything on the server's side).
+    async fn release(mut self) {
+        if let Some(sql) = self.on_drop.take() {
+            let _ = self.client.batch_execute(&sql).await;
+        }
     }
 }
 
-impl Drop for OpenTransaction<'_> {
+impl<S: Session> Drop for Guard<'_, S> {
     fn drop(&mut self) {
-        if self.open {
-            let _ = self.client.batch_execute("ROLLBACK");
+        if let Some(sql) = self.on_drop.take() {
+            self.client.send_without_waiting(&sql);
         }
     }
 }
 
 /// A connection the runner borrows (no reconnect) or owns (reconnects on loss).
-// One lives on the stack per run; boxing the client would buy nothing.
-#[allow(clippy::large_enum_variant)]
-enum Conn<'a> {
-    Borrowed(&'a mut Client),
+enum Conn<'a, S> {
+    Borrowed(&'a mut S),
     Owned {
         connector: &'a Connector,
-        client: Option<Client>,
+        client: Option<S>,
         last_error: String,
         started: Instant,
     },
 }
 
-impl Conn<'_> {
-    fn get(&mut self) -> Result<&mut Client, StepError> {
+impl<S: Session> Conn<'_, S> {
+    async fn get<D: Driver<Session = S>>(&mut self, driver: &D) -> Result<&mut S, StepError> {
         match self {
             Conn::Borrowed(client) => Ok(client),
             Conn::Owned {
@@ -309,11 +326,11 @@ impl Conn<'_> {
                 last_error,
                 started,
             } => {
-                if client.as_ref().is_some_and(Client::is_closed) {
+                if client.as_ref().is_some_and(S::is_closed) {
                     *client = None;
                 }
                 if client.is_none() {
-                    match connector.connect() {
+                    match driver.connect(connector).await {
                         Ok(new) => *client = Some(new),
                         Err(e) => {
                             *last_error = e.to_string();
@@ -348,6 +365,14 @@ impl Conn<'_> {
                 true
             }
         }
+    }
+}
+
+/// The error of a status read.
+fn reading_the_history(e: postgres::Error) -> Error {
+    Error::Database {
+        action: "reading the history".to_owned(),
+        cause: Box::new(ServerError::from_postgres(&e)),
     }
 }
 
@@ -422,7 +447,7 @@ impl<'m> Migrator<'m> {
         &self.settings
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         for (name, value) in [
             ("schema", &self.settings.schema),
             ("history table", &self.settings.table),
@@ -456,7 +481,7 @@ impl<'m> Migrator<'m> {
     /// [`run_url`]: Migrator::run_url
     pub fn run(&self, client: &mut Client) -> Result<Report, Error> {
         self.validate()?;
-        outside_async_runtime(|| self.run_loop(&mut Conn::Borrowed(client)))?
+        outside_async_runtime(|| block_on(self.run_on(&Blocking, &mut Conn::Borrowed(client))))?
     }
 
     /// Applies what is pending on the database at `url`, reconnecting with backoff within the
@@ -467,18 +492,84 @@ impl<'m> Migrator<'m> {
         self.run_with(&connector)
     }
 
-    pub(crate) fn run_with(&self, connector: &Connector) -> Result<Report, Error> {
-        outside_async_runtime(|| {
-            self.run_loop(&mut Conn::Owned {
-                connector,
-                client: None,
-                last_error: String::new(),
-                started: Instant::now(),
-            })
-        })?
+    fn run_with(&self, connector: &Connector) -> Result<Report, Error> {
+        outside_async_runtime(|| block_on(self.run_connector(&Blocking, connector)))?
     }
 
-    fn run_loop(&self, conn: &mut Conn<'_>) -> Result<Report, Error> {
+    /// Compares the binary with the database without changing anything.
+    pub fn status(&self, client: &mut Client) -> Result<Status, Error> {
+        self.validate()?;
+        outside_async_runtime(|| block_on(self.status_on(client)))?
+    }
+
+    /// Records `revision` and all its ancestors as applied without running them: adopting a
+    /// database whose schema was created by hand or by another tool. Returns the revisions
+    /// recorded now (already recorded ones are left as they are). Waits for the migration lock
+    /// like [`Migrator::run`], polling outside any transaction, within the wait budget.
+    pub fn stamp(&self, client: &mut Client, revision: &str) -> Result<Vec<&'static str>, Error> {
+        self.validate()?;
+        outside_async_runtime(|| block_on(self.stamp_on(&Blocking, client, revision)))?
+    }
+
+    /// [`Migrator::run`] on a tokio-postgres client: the same protocol and guarantees, awaiting
+    /// instead of blocking. A client from a pool works as it is (`&mut **pooled` for a
+    /// deadpool-postgres object). Dropping the future half-way leaves nothing half-applied: the
+    /// open transaction is rolled back and the migration lock released as soon as the statement
+    /// the server is running ends, and the client is usable again.
+    #[cfg(feature = "tokio")]
+    pub async fn run_async(&self, client: &mut tokio_postgres::Client) -> Result<Report, Error> {
+        self.validate()?;
+        self.run_on(&Tokio, &mut Conn::Borrowed(client)).await
+    }
+
+    /// [`Migrator::run_url`] on tokio: connections (TLS per `sslmode`) on the caller's runtime,
+    /// reconnecting with backoff within the wait budget.
+    #[cfg(feature = "tokio")]
+    pub async fn run_url_async(&self, url: &str) -> Result<Report, Error> {
+        self.validate()?;
+        let connector = Connector::new(url, &self.settings.application_name)?;
+        self.run_connector(&Tokio, &connector).await
+    }
+
+    /// [`Migrator::status`] on a tokio-postgres client.
+    #[cfg(feature = "tokio")]
+    pub async fn status_async(&self, client: &mut tokio_postgres::Client) -> Result<Status, Error> {
+        self.validate()?;
+        self.status_on(client).await
+    }
+
+    /// [`Migrator::stamp`] on a tokio-postgres client.
+    #[cfg(feature = "tokio")]
+    pub async fn stamp_async(
+        &self,
+        client: &mut tokio_postgres::Client,
+        revision: &str,
+    ) -> Result<Vec<&'static str>, Error> {
+        self.validate()?;
+        self.stamp_on(&Tokio, client, revision).await
+    }
+
+    pub(crate) async fn status_on<S: Session>(&self, client: &mut S) -> Result<Status, Error> {
+        let rows = history::read(client, &self.settings)
+            .await
+            .map_err(reading_the_history)?;
+        Ok(Status::compute(self.migrations, rows.as_deref()))
+    }
+
+    /// Runs on connections the runner opens itself, and opens again when they are lost.
+    pub(crate) async fn run_connector<D: Driver>(
+        &self,
+        driver: &D,
+        connector: &Connector,
+    ) -> Result<Report, Error> {
+        self.run_on(driver, &mut owned(connector)).await
+    }
+
+    async fn run_on<D: Driver>(
+        &self,
+        driver: &D,
+        conn: &mut Conn<'_, D::Session>,
+    ) -> Result<Report, Error> {
         let started = Instant::now();
         let deadline = deadline_after(started, self.settings.wait_budget);
         let mut applied = Vec::new();
@@ -486,7 +577,9 @@ impl<'m> Migrator<'m> {
         let mut fresh = true;
         let mut known = None;
         loop {
-            let outcome = self.step(conn, &mut applied, fresh, &mut known);
+            let outcome = self
+                .step(driver, conn, &mut applied, fresh, &mut known)
+                .await;
             // Right after applying, the next step's read under the lock is the only one needed.
             fresh = !matches!(outcome, Ok(Step::Applied));
             let mut poll_cap = MAX_BACKOFF;
@@ -541,8 +634,8 @@ impl<'m> Migrator<'m> {
                         cause: last_error.clone(),
                     });
                 }
-                let reason = match conn.get() {
-                    Ok(client) if reason == LOCK_BUSY => self.busy_reason(client),
+                let reason = match conn.get(driver).await {
+                    Ok(client) if reason == LOCK_BUSY => self.busy_reason(client).await,
                     _ => reason,
                 };
                 return Err(Error::WaitBudgetExhausted {
@@ -551,13 +644,15 @@ impl<'m> Migrator<'m> {
                 });
             }
             let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
-            std::thread::sleep(backoff.next_delay().min(poll_cap).min(left));
+            driver
+                .sleep(backoff.next_delay().min(poll_cap).min(left))
+                .await;
         }
     }
 
     /// [`LOCK_BUSY`], naming the holder when it can be found.
-    fn busy_reason(&self, client: &mut Client) -> String {
-        match self.lock_holder(client) {
+    async fn busy_reason<S: Session>(&self, client: &mut S) -> String {
+        match self.lock_holder(client).await {
             Some(holder) => format!("{LOCK_BUSY} ({holder})"),
             None => LOCK_BUSY.to_owned(),
         }
@@ -575,14 +670,14 @@ impl<'m> Migrator<'m> {
     }
 
     /// Who holds the migration lock, from pg_locks and pg_stat_activity.
-    fn lock_holder(&self, client: &mut Client) -> Option<String> {
+    async fn lock_holder<S: Session>(&self, client: &mut S) -> Option<String> {
         let key = self.lock_key() as u64;
         let query = format!(
             "SELECT a.pid::text || ' (application_name ' || quote_literal(coalesce(a.application_name, '')) || ', state ' || coalesce(a.state, '?') || ', since ' || coalesce(a.xact_start, a.backend_start)::text || ')' FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid = {} AND l.objid = {} AND l.objsubid = 1 LIMIT 1",
             key >> 32,
             key & 0xFFFF_FFFF
         );
-        let messages = client.simple_query(&query).ok()?;
+        let messages = client.simple_query(&query).await.ok()?;
         first_value(&messages).map(|holder| format!("held by pid {holder}"))
     }
 
@@ -595,18 +690,20 @@ impl<'m> Migrator<'m> {
     /// fingerprint is read: unchanged, nobody else touched the history and the status is still
     /// exact, so the work per migration does not grow with the history; changed, the history is
     /// read again.
-    fn step(
+    async fn step<D: Driver>(
         &self,
-        conn: &mut Conn<'_>,
+        driver: &D,
+        conn: &mut Conn<'_, D::Session>,
         applied: &mut Vec<Applied>,
         fresh: bool,
         known: &mut Option<KnownHistory>,
     ) -> Result<Step, StepError> {
-        let client = conn.get()?;
+        let client = conn.get(driver).await?;
         let mut table_exists = true;
         let known_before = if fresh { None } else { known.take() };
         if fresh {
             let rows = history::read(client, &self.settings)
+                .await
                 .map_err(|e| classify("reading the history", e))?;
             match rows {
                 Some(rows) => {
@@ -629,12 +726,14 @@ impl<'m> Migrator<'m> {
             (None, true) => format!("{lock}; {}", history::select_sql(&self.settings)),
             (None, false) => lock,
         };
-        let tx = OpenTransaction { client, open: true };
+        let tx = Guard::new(client, "ROLLBACK");
         let messages = tx
             .client
             .simple_query(&query)
+            .await
             .map_err(|e| classify("taking the migration lock", e))?;
         if first_value(&messages).as_deref() != Some("t") {
+            tx.release().await;
             return Ok(Step::Busy);
         }
         let read_whole_history = known_before.is_none();
@@ -649,6 +748,7 @@ impl<'m> Migrator<'m> {
                 history::rows(
                     &tx.client
                         .simple_query(&history::select_sql(&self.settings))
+                        .await
                         .map_err(|e| classify("reading the history", e))?,
                 )
             } else {
@@ -660,6 +760,7 @@ impl<'m> Migrator<'m> {
                 history::rows(
                     &tx.client
                         .simple_query(&created)
+                        .await
                         .map_err(|e| classify("creating the history table", e))?,
                 )
             };
@@ -668,20 +769,24 @@ impl<'m> Migrator<'m> {
             status
         };
         let Some(next) = status.next() else {
-            tx.finish("COMMIT").map_err(|e| classify("COMMIT", e))?;
+            tx.finish("COMMIT")
+                .await
+                .map_err(|e| classify("COMMIT", e))?;
             return Ok(Step::Done(status));
         };
 
         if next.no_transaction() {
             // The session lock taken next replaces this transaction's lock.
-            tx.finish("ROLLBACK").map_err(|e| classify("ROLLBACK", e))?;
+            tx.finish("ROLLBACK")
+                .await
+                .map_err(|e| classify("ROLLBACK", e))?;
             if self.settings.pooler == Pooler::Transaction {
                 return Err(StepError::Fatal(Error::NoTransactionThroughPooler {
                     revision: next.revision().to_owned(),
                     path: next.path().to_owned(),
                 }));
             }
-            return self.apply_no_transaction(client, next, applied);
+            return self.apply_no_transaction(client, next, applied).await;
         }
 
         let started = Instant::now();
@@ -701,6 +806,7 @@ impl<'m> Migrator<'m> {
             );
             tx.client
                 .batch_execute(&sql)
+                .await
                 .map_err(|e| statement_error(next, statement, e))?;
         }
         let elapsed = started.elapsed();
@@ -719,6 +825,7 @@ impl<'m> Migrator<'m> {
                 "{timeouts}{record}; {}; COMMIT",
                 history::fingerprint_sql(&self.settings)
             ))
+            .await
             .map_err(|e| classify("recording the migration and COMMIT", e))?;
         if let Some(fingerprint) = history::fingerprint(&committed) {
             let mut status = status;
@@ -736,9 +843,9 @@ impl<'m> Migrator<'m> {
         Ok(record_applied(applied, next, elapsed, ""))
     }
 
-    fn apply_no_transaction(
+    async fn apply_no_transaction<S: Session>(
         &self,
-        client: &mut Client,
+        client: &mut S,
         next: &'static Migration,
         applied: &mut Vec<Applied>,
     ) -> Result<Step, StepError> {
@@ -747,6 +854,7 @@ impl<'m> Migrator<'m> {
             .simple_query(&format!(
                 "SELECT pg_try_advisory_lock({key}), current_setting('server_version_num')::int >= 140000"
             ))
+            .await
             .map_err(|e| classify("taking the migration lock", e))?;
         let row = granted.iter().find_map(|m| match m {
             SimpleQueryMessage::Row(row) => {
@@ -757,28 +865,42 @@ impl<'m> Migrator<'m> {
         let Some((true, idle_session_timeout)) = row else {
             return Ok(Step::Busy);
         };
-        let result = self.apply_no_transaction_locked(client, next, applied, idle_session_timeout);
-        // Released on every path; a lost connection releases it on the server's side.
+        // Released on every path, a dropped future included; a lost connection releases it on
+        // the server's side.
         let reset_idle = if idle_session_timeout {
             "RESET idle_session_timeout; "
         } else {
             ""
         };
-        let _ = client.batch_execute(&format!(
-            "SELECT pg_advisory_unlock({key}); {reset_idle}RESET lock_timeout; RESET statement_timeout"
-        ));
+        let session_lock = Guard::new(
+            client,
+            format!(
+                "SELECT pg_advisory_unlock({key}); {reset_idle}RESET lock_timeout; RESET statement_timeout"
+            ),
+        );
+        let result = self
+            .apply_no_transaction_locked(
+                &mut *session_lock.client,
+                next,
+                applied,
+                idle_session_timeout,
+            )
+            .await;
+        session_lock.release().await;
         result
     }
 
-    fn apply_no_transaction_locked(
+    async fn apply_no_transaction_locked<S: Session>(
         &self,
-        client: &mut Client,
+        client: &mut S,
         next: &'static Migration,
         applied: &mut Vec<Applied>,
         idle_session_timeout: bool,
     ) -> Result<Step, StepError> {
         let table = history::qualified(&self.settings);
+        let revision = escape_literal(next.revision());
         let rows = history::read(client, &self.settings)
+            .await
             .map_err(|e| classify("reading the history", e))?
             .unwrap_or_default();
         let row: Option<&HistoryRow> = rows.iter().find(|r| r.revision == next.revision());
@@ -801,15 +923,16 @@ impl<'m> Migrator<'m> {
         // The server answered the statement after the last one done with an error.
         let failed_before = row.is_some_and(|r| r.failed_statement == Some(r.statements_done + 1));
         if resumed_at.is_none() {
-            history::insert(
-                client,
-                &self.settings,
-                next,
-                RowState::Running,
-                0,
-                &history::applied_by(&self.settings),
-            )
-            .map_err(|e| classify("recording the migration start", e))?;
+            client
+                .batch_execute(&history::insert_sql(
+                    &self.settings,
+                    next,
+                    RowState::Running,
+                    0,
+                    &history::applied_by(&self.settings),
+                ))
+                .await
+                .map_err(|e| classify("recording the migration start", e))?;
         }
         let lock_timeout = next.lock_timeout().unwrap_or(self.settings.lock_timeout);
         let statement_timeout = next.statement_timeout().or(self.settings.statement_timeout);
@@ -830,6 +953,7 @@ impl<'m> Migrator<'m> {
                 pg_millis(lock_timeout),
                 millis(statement_timeout)
             ))
+            .await
             .map_err(|e| classify("setting the timeouts", e))?;
         let started = Instant::now();
         let done = resumed_at.unwrap_or(0);
@@ -840,13 +964,17 @@ impl<'m> Migrator<'m> {
                 // Cleared before the statement runs again: should this attempt be interrupted,
                 // its outcome is unknown again.
                 client
-                    .query_typed(
-                        &format!("UPDATE {table} SET failed_statement = NULL WHERE revision = $1"),
-                        &[(&next.revision(), Type::TEXT)],
-                    )
+                    .batch_execute(&format!(
+                        "UPDATE {table} SET failed_statement = NULL WHERE revision = {revision}"
+                    ))
+                    .await
                     .map_err(|e| classify("recording the retry", e))?;
             }
-            if resuming && !self.prepare_resume(client, next, statement, failed_before)? {
+            if resuming
+                && !self
+                    .prepare_resume(client, next, statement, failed_before)
+                    .await?
+            {
                 log::info!(
                     "{} statement {} ({}:{}) had completed before the interruption",
                     next.revision(),
@@ -854,37 +982,35 @@ impl<'m> Migrator<'m> {
                     next.path(),
                     statement.line
                 );
-            } else if let Err(e) = client.batch_execute(sql) {
+            } else if let Err(e) = client.batch_execute(sql).await {
                 let error = statement_error(next, statement, e);
                 if !matches!(error, StepError::Connection(_)) {
                     // The server (or the client, before sending) refused it: it did not take
                     // effect, which the next attempt may rely on.
-                    let _ = client.query_typed(
-                        &format!("UPDATE {table} SET failed_statement = $1 WHERE revision = $2"),
-                        &[
-                            (&((index + 1) as i32), Type::INT4),
-                            (&next.revision(), Type::TEXT),
-                        ],
-                    );
+                    let _ = client
+                        .batch_execute(&format!(
+                            "UPDATE {table} SET failed_statement = {} WHERE revision = {revision}",
+                            index + 1
+                        ))
+                        .await;
                 }
                 return Err(error);
             }
             client
-                .query_typed(
-                    &format!("UPDATE {table} SET statements_done = $1 WHERE revision = $2"),
-                    &[
-                        (&((index + 1) as i32), Type::INT4),
-                        (&next.revision(), Type::TEXT),
-                    ],
-                )
+                .batch_execute(&format!(
+                    "UPDATE {table} SET statements_done = {} WHERE revision = {revision}",
+                    index + 1
+                ))
+                .await
                 .map_err(|e| classify("recording progress", e))?;
         }
         let elapsed = started.elapsed();
         client
-            .query_typed(
-                &format!("UPDATE {table} SET state = 'applied', applied_at = now(), execution_ms = $1 WHERE revision = $2"),
-                &[(&(elapsed.as_millis() as i64), Type::INT8), (&next.revision(), Type::TEXT)],
-            )
+            .batch_execute(&format!(
+                "UPDATE {table} SET state = 'applied', applied_at = now(), execution_ms = {} WHERE revision = {revision}",
+                elapsed.as_millis()
+            ))
+            .await
             .map_err(|e| classify("recording the migration", e))?;
         Ok(record_applied(applied, next, elapsed, ", no-transaction"))
     }
@@ -895,23 +1021,24 @@ impl<'m> Migrator<'m> {
     /// statement the server answered with an error (`failed_before`) or written with
     /// `IF [NOT] EXISTS` just runs again. Anything else cannot be proven either way and stops
     /// with the exact remedy.
-    fn prepare_resume(
+    async fn prepare_resume<S: Session>(
         &self,
-        client: &mut Client,
+        client: &mut S,
         next: &'static Migration,
         statement: &Statement,
         failed_before: bool,
     ) -> Result<bool, StepError> {
         if let Some(index) = statement.concurrent_index {
-            let rows = client
-                .query_typed(
-                    "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
-                    &[(&index, Type::TEXT)],
-                )
+            let messages = client
+                .simple_query(&format!(
+                    "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass({})",
+                    escape_literal(index)
+                ))
+                .await
                 .map_err(|e| classify("checking the interrupted index build", e))?;
-            return match rows.first().map(|r| r.get::<_, bool>(0)) {
-                Some(true) => Ok(false),
-                Some(false) => {
+            return match first_value(&messages).as_deref() {
+                Some("t") => Ok(false),
+                Some(_) => {
                     log::warn!(
                         "dropping INVALID index {index} left by an interrupted CREATE INDEX CONCURRENTLY ({}:{})",
                         next.path(),
@@ -919,6 +1046,7 @@ impl<'m> Migrator<'m> {
                     );
                     client
                         .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
+                        .await
                         .map_err(|e| classify("dropping the INVALID index", e))?;
                     Ok(true)
                 }
@@ -947,25 +1075,12 @@ impl<'m> Migrator<'m> {
         }))
     }
 
-    /// Compares the binary with the database without changing anything.
-    pub fn status(&self, client: &mut Client) -> Result<Status, Error> {
-        self.validate()?;
-        let rows =
-            outside_async_runtime(|| history::read(client, &self.settings))?.map_err(|e| {
-                Error::Database {
-                    action: "reading the history".to_owned(),
-                    cause: Box::new(ServerError::from_postgres(&e)),
-                }
-            })?;
-        Ok(Status::compute(self.migrations, rows.as_deref()))
-    }
-
-    /// Records `revision` and all its ancestors as applied without running them: adopting a
-    /// database whose schema was created by hand or by another tool. Returns the revisions
-    /// recorded now (already recorded ones are left as they are). Waits for the migration lock
-    /// like [`Migrator::run`], polling outside any transaction, within the wait budget.
-    pub fn stamp(&self, client: &mut Client, revision: &str) -> Result<Vec<&'static str>, Error> {
-        self.validate()?;
+    async fn stamp_on<D: Driver>(
+        &self,
+        driver: &D,
+        client: &mut D::Session,
+        revision: &str,
+    ) -> Result<Vec<&'static str>, Error> {
         let target = self
             .migrations
             .get(revision)
@@ -979,42 +1094,35 @@ impl<'m> Migrator<'m> {
                 wanted.extend(migration.parents().iter().copied());
             }
         }
-        let stamped = outside_async_runtime(|| self.stamp_waiting(client, &wanted))??;
-        log::info!(
-            "stamped {} revision(s) up to {revision} as applied",
-            stamped.len()
-        );
-        Ok(stamped)
-    }
-
-    fn stamp_waiting(
-        &self,
-        client: &mut Client,
-        wanted: &std::collections::BTreeSet<&str>,
-    ) -> Result<Vec<&'static str>, Error> {
         let started = Instant::now();
         let deadline = deadline_after(started, self.settings.wait_budget);
         let mut backoff = Backoff::new();
         loop {
-            if let Some(stamped) = self.stamp_once(client, wanted)? {
+            if let Some(stamped) = self.stamp_once(client, &wanted).await? {
+                log::info!(
+                    "stamped {} revision(s) up to {revision} as applied",
+                    stamped.len()
+                );
                 return Ok(stamped);
             }
             let now = Instant::now();
             if deadline.is_some_and(|deadline| now >= deadline) {
                 return Err(Error::WaitBudgetExhausted {
                     waited: started.elapsed(),
-                    reason: self.busy_reason(client),
+                    reason: self.busy_reason(client).await,
                 });
             }
             let left = deadline.map_or(Duration::MAX, |deadline| deadline - now);
-            std::thread::sleep(backoff.next_delay().min(LOCK_POLL_CAP).min(left));
+            driver
+                .sleep(backoff.next_delay().min(LOCK_POLL_CAP).min(left))
+                .await;
         }
     }
 
     /// One attempt: `None` when another process holds the migration lock.
-    fn stamp_once(
+    async fn stamp_once<S: Session>(
         &self,
-        client: &mut Client,
+        client: &mut S,
         wanted: &std::collections::BTreeSet<&str>,
     ) -> Result<Option<Vec<&'static str>>, Error> {
         let db = |action: &'static str| {
@@ -1023,12 +1131,14 @@ impl<'m> Migrator<'m> {
                 cause: Box::new(ServerError::from_postgres(&e)),
             }
         };
-        let tx = OpenTransaction { client, open: true };
+        let tx = Guard::new(client, "ROLLBACK");
         let granted = tx
             .client
             .simple_query(&self.lock_sql())
+            .await
             .map_err(db("taking the migration lock"))?;
         if first_value(&granted).as_deref() != Some("t") {
+            tx.release().await;
             return Ok(None);
         }
         let rows = history::rows(
@@ -1038,6 +1148,7 @@ impl<'m> Migrator<'m> {
                     history::create_sql(&self.settings),
                     history::select_sql(&self.settings)
                 ))
+                .await
                 .map_err(db("preparing the history table"))?,
         );
         let applied_by = format!("{} (stamp)", history::applied_by(&self.settings));
@@ -1060,7 +1171,34 @@ impl<'m> Migrator<'m> {
             stamped.push(migration.revision());
         }
         tx.finish(&format!("{inserts}COMMIT"))
+            .await
             .map_err(db("stamping"))?;
         Ok(Some(stamped))
+    }
+}
+
+/// A connection the runner opens itself, and opens again when it is lost.
+fn owned<S>(connector: &Connector) -> Conn<'_, S> {
+    Conn::Owned {
+        connector,
+        client: None,
+        last_error: String::new(),
+        started: Instant::now(),
+    }
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// A service spawns the async runner on a multi-threaded runtime: its futures must be Send.
+    #[test]
+    fn the_async_futures_can_be_spawned() {
+        let migrator = Migrator::new(&crate::runtime::status::tests::SET);
+        let connector = Connector::new("postgres://u@db/app", "migrate").unwrap();
+        assert_send(&migrator.run_connector(&Tokio, &connector));
+        assert_send(&migrator.run_url_async("postgres://u@db/app"));
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod connect;
+pub(crate) mod driver;
 pub mod error;
 pub mod history;
 pub mod migrator;
@@ -15,4 +16,6 @@ pub use error::{Error, ServerError};
 pub use history::HistoryRow;
 pub use migrator::{Applied, Migrator, Report};
 pub use startup::{Outcome, startup, startup_with};
+#[cfg(feature = "tokio")]
+pub use startup::{startup_async, startup_with_async};
 pub use status::{AheadRevision, Health, Interrupted, Status};

@@ -3,8 +3,11 @@
 
 use super::config::EnvConfig;
 use super::connect::Connector;
+#[cfg(feature = "tokio")]
+use super::driver::Tokio;
+use super::driver::{Blocking, Driver, block_on};
 use super::error::Error;
-use super::migrator::{Migrator, Report};
+use super::migrator::{Migrator, Report, outside_async_runtime};
 use super::status::{Health, Status};
 use crate::Migrations;
 
@@ -50,23 +53,56 @@ impl Outcome {
 /// | `MIGRATE_SCHEMA` | schema of the history table (default `public`) |
 /// | `MIGRATE_POOLER` | `transaction` when the URL goes through a transaction-mode pooler |
 pub fn startup(migrations: &Migrations) -> Outcome {
-    let config = match EnvConfig::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            log::error!("migrations not applied: {error}");
-            return Outcome::Failed(error);
-        }
-    };
-    startup_with(migrations, &config)
+    match config_from_env() {
+        Ok(config) => startup_with(migrations, &config),
+        Err(error) => Outcome::Failed(error),
+    }
 }
 
 /// [`startup`] with an explicit configuration instead of the process environment.
 pub fn startup_with(migrations: &Migrations, config: &EnvConfig) -> Outcome {
+    outside_async_runtime(|| block_on(startup_on(&Blocking, migrations, config)))
+        .unwrap_or_else(Outcome::Failed)
+}
+
+/// [`startup`] for an async service, on tokio-postgres: reads the same environment and gives the
+/// same outcome, awaiting instead of blocking.
+///
+/// ```ignore
+/// #[tokio::main]
+/// async fn main() {
+///     let outcome = migrate::startup_async(&MIGRATIONS).await;
+///     // serve, reporting `outcome` on the readiness endpoint
+/// }
+/// ```
+#[cfg(feature = "tokio")]
+pub async fn startup_async(migrations: &Migrations) -> Outcome {
+    match config_from_env() {
+        Ok(config) => startup_with_async(migrations, &config).await,
+        Err(error) => Outcome::Failed(error),
+    }
+}
+
+/// [`startup_async`] with an explicit configuration instead of the process environment.
+#[cfg(feature = "tokio")]
+pub async fn startup_with_async(migrations: &Migrations, config: &EnvConfig) -> Outcome {
+    startup_on(&Tokio, migrations, config).await
+}
+
+fn config_from_env() -> Result<EnvConfig, Error> {
+    EnvConfig::from_env().inspect_err(|error| log::error!("migrations not applied: {error}"))
+}
+
+async fn startup_on<D: Driver>(driver: &D, migrations: &Migrations, config: &EnvConfig) -> Outcome {
     let Some(url) = &config.url else {
         log::warn!("DATABASE_URL is not set: migrations skipped");
         return Outcome::NotConfigured;
     };
     let migrator = Migrator::with_settings(migrations, config.settings.clone());
+    if let Err(error) = migrator.validate() {
+        log::error!("migrations not applied: {error}");
+        return Outcome::Failed(error);
+    }
     let connector = match Connector::new(url, &config.settings.application_name) {
         Ok(connector) => connector,
         Err(error) => {
@@ -76,8 +112,15 @@ pub fn startup_with(migrations: &Migrations, config: &EnvConfig) -> Outcome {
     };
     if config.skip {
         log::warn!("MIGRATE_SKIP is set: the schema is not touched");
-        let status = super::connect::connect(url, &config.settings.application_name)
-            .and_then(|mut client| migrator.status(&mut client));
+        let started = std::time::Instant::now();
+        let status = match driver.connect(&connector).await {
+            Ok(mut client) => migrator.status_on(&mut client).await,
+            Err(e) => Err(Error::Connect {
+                target: connector.display().to_owned(),
+                waited: started.elapsed(),
+                cause: e.to_string(),
+            }),
+        };
         if let Ok(status) = &status
             && !status.pending.is_empty()
         {
@@ -95,7 +138,7 @@ pub fn startup_with(migrations: &Migrations, config: &EnvConfig) -> Outcome {
         connector.display(),
         config.url_source
     );
-    match migrator.run_with(&connector) {
+    match migrator.run_connector(driver, &connector).await {
         Ok(report) => {
             for ahead in &report.status.ahead {
                 log::warn!(
