@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 use pg_harness::TestDatabase;
 use postgres::SimpleQueryMessage;
 
+pub mod driver;
+#[allow(unused_imports)]
+pub(crate) use driver::on_both_drivers;
+#[allow(unused_imports)]
+pub use driver::{Driver, DriverClient, OnDriver};
+
 /// A binary built from this package's `examples/` (cargo builds them for the test run).
 pub fn example_binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -44,9 +50,38 @@ pub fn stdout(out: &Output) -> String {
 }
 
 pub fn values(client: &mut postgres::Client, query: &str) -> Vec<String> {
-    client
-        .simple_query(query)
-        .unwrap()
+    first_column(&client.simple_query(query).unwrap())
+}
+
+/// The revisions each replica reports it applied, all together, sorted.
+pub fn applied_by_all(outputs: &[Output]) -> Vec<String> {
+    let mut applied = Vec::new();
+    for out in outputs {
+        assert!(
+            out.status.success(),
+            "a replica failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout(out);
+        let list = line
+            .strip_prefix("migrated applied=")
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or_default()
+            .to_owned();
+        applied.extend(list.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
+    }
+    applied.sort();
+    applied
+}
+
+/// The revisions a run applied, in order.
+pub fn applied(report: &migrate::Report) -> Vec<&'static str> {
+    report.applied.iter().map(|a| a.revision).collect()
+}
+
+/// The first column of every row, `NULL` for a null.
+pub fn first_column(messages: &[SimpleQueryMessage]) -> Vec<String> {
+    messages
         .iter()
         .filter_map(|m| match m {
             SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),

@@ -1,5 +1,6 @@
 //! A minimal host binary for the runtime tests: `migrate::startup` on one of the test
-//! migration sets (chosen by MIGRATE_TEST_SET), then a one-line summary on stdout.
+//! migration sets (chosen by MIGRATE_TEST_SET), then a one-line summary on stdout. With
+//! `MIGRATE_TEST_DRIVER=tokio`, `migrate::startup_async` on a tokio runtime instead.
 //! Exit codes: 0 ready or skipped or not configured, 1 failed.
 
 use std::io::Write;
@@ -28,7 +29,20 @@ fn main() {
         Ok("index") => &INDEX,
         _ => &BASIC,
     };
-    let outcome = migrate::startup(set);
+    let tokio = std::env::var("MIGRATE_TEST_DRIVER").as_deref() == Ok("tokio");
+    log::info!(
+        "host on the {} driver",
+        if tokio { "tokio" } else { "blocking" }
+    );
+    let outcome = if tokio {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(migrate::startup_async(set))
+    } else {
+        migrate::startup(set)
+    };
     match &outcome {
         migrate::Outcome::NotConfigured => println!("not-configured"),
         migrate::Outcome::Skipped { status } => match status {
