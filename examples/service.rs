@@ -7,7 +7,8 @@
 //! ```
 //!
 //! The listener is bound before the database is touched, so the platform's liveness check passes
-//! at once; migrations run on a blocking thread while `/health/ready` says "migrating".
+//! at once; migrations run as a task on the same runtime (the async API: no blocking thread)
+//! while `/health/ready` says "migrating".
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -56,7 +57,7 @@ struct AppState {
     phase: RwLock<Phase>,
     config: Option<migrate::EnvConfig>,
     /// The database check in flight, or the last one. Probes join a check in flight instead of
-    /// starting their own, so a hanging database holds one blocking thread, not one per probe.
+    /// starting their own, so a hanging database holds one connection attempt, not one per probe.
     check: Mutex<Option<DatabaseCheck>>,
 }
 
@@ -143,8 +144,8 @@ async fn run_server() -> ExitCode {
     });
     if let Some(config) = config.filter(|c| c.url.is_some()) {
         let state = state.clone();
-        tokio::task::spawn_blocking(move || {
-            let phase = match migrate::startup_with(&MIGRATIONS, &config) {
+        tokio::spawn(async move {
+            let phase = match migrate::startup_with_async(&MIGRATIONS, &config).await {
                 migrate::Outcome::NotConfigured => Phase::NotConfigured,
                 migrate::Outcome::Skipped { .. } => Phase::Skipped,
                 migrate::Outcome::Migrated(_) => Phase::Done,
@@ -215,8 +216,8 @@ fn check(status: &str, output: impl Into<String>) -> Value {
 }
 
 /// The schema's status from the one database check in flight, started now when none is. The
-/// check runs on a blocking thread; a probe waits for it at most `DATABASE_CHECK_BUDGET`, and a
-/// check that hangs longer is joined by the next probes instead of being started again.
+/// check runs as its own task; a probe waits for it at most `DATABASE_CHECK_BUDGET`, and a check
+/// that hangs longer is joined by the next probes instead of being started again.
 async fn database_status(state: &AppState, config: migrate::EnvConfig) -> CheckResult {
     let mut check = {
         let Ok(mut slot) = state.check.lock() else {
@@ -227,15 +228,17 @@ async fn database_status(state: &AppState, config: migrate::EnvConfig) -> CheckR
             _ => {
                 let (done, check) = tokio::sync::watch::channel(None);
                 *slot = Some(check.clone());
-                tokio::task::spawn_blocking(move || {
+                tokio::spawn(async move {
                     let url = config.url.clone().unwrap_or_default();
-                    let status = migrate::connect(&url, "readiness")
-                        .and_then(|mut client| {
+                    let status = match migrate::connect_async(&url, "readiness").await {
+                        Ok(mut client) => {
                             migrate::Migrator::with_settings(&MIGRATIONS, config.settings.clone())
-                                .status(&mut client)
-                        })
-                        .map_err(|e| e.to_string());
-                    let _ = done.send(Some(status));
+                                .status_async(&mut client)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let _ = done.send(Some(status.map_err(|e| e.to_string())));
                 });
                 check
             }

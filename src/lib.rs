@@ -27,7 +27,7 @@ pub use migrate_core::runtime::{
 };
 
 #[cfg(feature = "tokio")]
-pub use migrate_core::runtime::{startup_async, startup_with_async};
+pub use migrate_core::runtime::{connect_async, startup_async, startup_with_async};
 
 #[cfg(feature = "cli")]
 pub use migrate_core::cli;

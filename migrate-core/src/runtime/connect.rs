@@ -239,6 +239,21 @@ pub fn connect(url: &str, application_name: &str) -> Result<postgres::Client, Er
     })
 }
 
+/// [`connect`] on the caller's tokio runtime (the connection's task is spawned there).
+#[cfg(feature = "tokio")]
+pub async fn connect_async(
+    url: &str,
+    application_name: &str,
+) -> Result<tokio_postgres::Client, Error> {
+    let started = std::time::Instant::now();
+    let connector = Connector::new(url, application_name)?;
+    connector.connect_async().await.map_err(|e| Error::Connect {
+        target: connector.display().to_owned(),
+        waited: started.elapsed(),
+        cause: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,13 @@
 //! and records its progress statement by statement, so that a crash resumes where it stopped.
 //! A statement the server answered with an error did not take effect: the row records it as
 //! failed, and the next attempt (this run's retry, or a later run) re-runs it without proof.
+//!
+//! The protocol is written once, as async code over a `Session` and a `Driver`
+//! (`driver.rs`): the blocking API runs it on the `postgres` driver, whose calls complete before
+//! they return, and the `*_async` API (feature `tokio`) on tokio-postgres. Whatever must reach
+//! the server on every path (the ROLLBACK of an open transaction, the release of the session
+//! lock) is held by a `Guard`, which sends it without waiting when the future is dropped
+//! half-way.
 
 use std::time::{Duration, Instant};
 
@@ -512,7 +519,7 @@ impl<'m> Migrator<'m> {
     }
 
     /// [`Migrator::run`] on a tokio-postgres client: the same protocol and guarantees, awaiting
-    /// instead of blocking. A client from a pool works as it is (`&mut **pooled` for a
+    /// instead of blocking. A client from a pool works as it is (`&mut pooled` for a
     /// deadpool-postgres object). Dropping the future half-way leaves nothing half-applied: the
     /// open transaction is rolled back and the migration lock released as soon as the statement
     /// the server is running ends, and the client is usable again.

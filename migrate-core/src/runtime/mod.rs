@@ -12,6 +12,8 @@ pub mod tls;
 
 pub use config::{EnvConfig, Pooler, Settings};
 pub use connect::connect;
+#[cfg(feature = "tokio")]
+pub use connect::connect_async;
 pub use error::{Error, ServerError};
 pub use history::HistoryRow;
 pub use migrator::{Applied, Migrator, Report};
