@@ -33,7 +33,7 @@ fn write_set(dir: &Path, count: usize, refinery: bool, body: impl Fn(usize) -> S
 fn generate() {
     let sets = root().join("sets");
     let table = |i: usize| format!("CREATE TABLE bench_{i} (id bigint PRIMARY KEY, v text);\n");
-    for (count, name) in [(200, "200"), (500, "500")] {
+    for (count, name) in [(100, "100"), (200, "200"), (500, "500"), (2000, "2000")] {
         write_set(&sets.join(format!("migrate-{name}")), count, false, table);
         write_set(&sets.join(format!("refinery-{name}")), count, true, table);
     }
@@ -114,10 +114,12 @@ fn log_size(cluster: &Cluster) -> u64 {
 fn startup(cluster: &Cluster) {
     header("1. Startup when up to date: 200 embedded migrations, all applied (process start to exit)");
     let mut trips = Vec::new();
-    for (tool, app) in [("migrate", "bench-migrate"), ("refinery", "bench-refinery")] {
+    let mut medians = Vec::new();
+    for (tool, app) in [("migrate", "bench-migrate"), ("migrate-async", "bench-migrate"), ("refinery", "bench-refinery"), ("floor", "bench-floor")] {
         let db = cluster.create_database();
-        run_host(tool, "200", db.url());
-        let times: Vec<f64> = (0..RUNS).map(|_| ms(run_host(tool, "200", db.url()))).collect();
+        run_host(if tool == "floor" { "migrate" } else { tool }, "200", db.url());
+        let times: Vec<f64> = (0..RUNS * 4).map(|_| ms(run_host(tool, "200", db.url()))).collect();
+        medians.push((tool, stats(times.clone()).1));
         row(tool, times, "ms");
         let before = log_size(cluster);
         run_host(tool, "200", db.url());
@@ -125,22 +127,69 @@ fn startup(cluster: &Cluster) {
         trips.push((tool, round_trips(cluster, before, app)));
     }
     println!();
+    let floor = medians.iter().find(|(tool, _)| *tool == "floor").map_or(f64::NAN, |m| m.1);
+    for (tool, median) in &medians {
+        println!("- {tool}: {:.2}× the floor (median)", median / floor);
+    }
     for (tool, count) in trips {
         println!("- {tool}: {count} statements sent when up to date (server log, log_statement = all)");
     }
 }
 
 fn apply(cluster: &Cluster) {
-    header("2. Apply 500 small migrations to a fresh database");
-    for tool in ["migrate", "refinery"] {
-        let times: Vec<f64> = (0..RUNS)
-            .map(|_| {
-                let db = cluster.create_database();
-                ms(run_host(tool, "500", db.url()))
-            })
-            .collect();
-        row(tool, times, "ms");
+    println!("\n### 2. Apply N small migrations (one CREATE TABLE each) to a fresh database, process start to exit\n");
+    println!("| N | runner | min | median | max | median per migration | median vs refinery |\n|---|---|---|---|---|---|---|");
+    for (count, runs) in [(100, RUNS), (500, RUNS), (2000, 3)] {
+        let mut refinery = f64::NAN;
+        let mut lines = Vec::new();
+        for tool in ["refinery", "migrate", "migrate-async"] {
+            let times: Vec<f64> = (0..runs)
+                .map(|_| {
+                    let db = cluster.create_database();
+                    ms(run_host(tool, &count.to_string(), db.url()))
+                })
+                .collect();
+            let (min, median, max) = stats(times);
+            if tool == "refinery" {
+                refinery = median;
+            }
+            lines.push(format!(
+                "| {count} | {tool} | {min:.1} ms | {median:.1} ms | {max:.1} ms | {:.3} ms | {:.2}× |",
+                median / count as f64,
+                median / refinery
+            ));
+        }
+        for line in lines {
+            println!("{line}");
+        }
     }
+}
+
+/// A release build of a host that embeds 3 migrations and calls `migrate::startup`: its size,
+/// and whether its dependency tree holds the SQL parser.
+fn host_size() {
+    let dir = root().join("size-host");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).expect("create src");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("workspace path");
+    write_set(&dir.join("migrations"), 3, false, |i| format!("CREATE TABLE s_{i} (id bigint PRIMARY KEY);\n"));
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("[package]\nname = \"size-host\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[dependencies]\nmigrate = {{ path = {:?} }}\n\n[workspace]\n", workspace.display().to_string()),
+    )
+    .expect("write Cargo.toml");
+    std::fs::write(dir.join("src/main.rs"), "static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!(\"migrations\");\nfn main() { let _ = migrate::startup(&MIGRATIONS).is_ready(); }\n").expect("write main.rs");
+    let _ = std::fs::copy(workspace.join("Cargo.lock"), dir.join("Cargo.lock"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let target = root().join("size-target");
+    let out = Command::new(&cargo).args(["build", "--release", "--offline", "--quiet"]).current_dir(&dir).env("CARGO_TARGET_DIR", &target).output().expect("cargo build");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let size = std::fs::metadata(target.join("release/size-host")).map(|m| m.len()).unwrap_or(0);
+    let tree = Command::new(&cargo).args(["tree", "--offline", "-e", "normal,no-proc-macro", "--prefix", "none"]).current_dir(&dir).output().expect("cargo tree");
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    let squawk = tree.lines().filter(|l| l.starts_with("squawk")).count();
+    println!("\n### 6. Release size of a host that embeds 3 migrations and calls `migrate::startup`\n");
+    println!("{size} bytes; squawk crates in its dependency tree (without proc-macros): {squawk}");
 }
 
 fn replicas(cluster: &Cluster) {
@@ -271,12 +320,27 @@ fn run() {
         config: vec!["log_statement = 'all'".to_owned(), "log_line_prefix = '%a|'".to_owned(), "max_connections = 100".to_owned()],
         ..ClusterOptions::default()
     });
-    println!("## migrate vs refinery 0.8 (postgres), PostgreSQL {} on this machine, {RUNS} runs each", server_version(&cluster));
-    startup(&cluster);
-    apply(&cluster);
-    replicas(&cluster);
-    stall(&cluster);
-    compile_times();
+    println!("## migrate vs refinery 0.9 (postgres), PostgreSQL {} on this machine, {RUNS} runs each unless said", server_version(&cluster));
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    if wanted("startup") {
+        startup(&cluster);
+    }
+    if wanted("apply") {
+        apply(&cluster);
+    }
+    if wanted("replicas") {
+        replicas(&cluster);
+    }
+    if wanted("stall") {
+        stall(&cluster);
+    }
+    if wanted("compile") {
+        compile_times();
+    }
+    if wanted("size") {
+        host_size();
+    }
 }
 
 fn server_version(cluster: &Cluster) -> String {

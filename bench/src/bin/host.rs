@@ -1,18 +1,51 @@
 //! The benchmark host: one binary embedding the generated migration sets for both tools.
-//! `host <tool> <set> <url>` applies (or checks) the set and exits.
+//! `host <tool> <set> <url>` applies (or checks) the set and exits. Tools: `migrate` (blocking
+//! driver), `migrate-async` (tokio driver), `migrate-unguarded` (no lock timeout), `refinery`,
+//! and `floor` (connect and run one query: what any runner costs at least).
 
+static MIGRATE_100: migrate::Migrations = migrate::embed_migrations!("../target/bench/sets/migrate-100");
 static MIGRATE_200: migrate::Migrations = migrate::embed_migrations!("../target/bench/sets/migrate-200");
 static MIGRATE_500: migrate::Migrations = migrate::embed_migrations!("../target/bench/sets/migrate-500");
+static MIGRATE_2000: migrate::Migrations = migrate::embed_migrations!("../target/bench/sets/migrate-2000");
 static MIGRATE_STALL: migrate::Migrations = migrate::embed_migrations!("../target/bench/sets/migrate-stall");
 
+mod refinery_100 {
+    refinery::embed_migrations!("../target/bench/sets/refinery-100");
+}
 mod refinery_200 {
     refinery::embed_migrations!("../target/bench/sets/refinery-200");
 }
 mod refinery_500 {
     refinery::embed_migrations!("../target/bench/sets/refinery-500");
 }
+mod refinery_2000 {
+    refinery::embed_migrations!("../target/bench/sets/refinery-2000");
+}
 mod refinery_stall {
     refinery::embed_migrations!("../target/bench/sets/refinery-stall");
+}
+
+fn migrate_set(set: &str) -> &'static migrate::Migrations {
+    match set {
+        "100" => &MIGRATE_100,
+        "200" => &MIGRATE_200,
+        "500" => &MIGRATE_500,
+        "2000" => &MIGRATE_2000,
+        _ => &MIGRATE_STALL,
+    }
+}
+
+fn refinery(set: &str, url: &str) -> Result<(), String> {
+    let url = format!("{url}?application_name=bench-refinery");
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
+    let result = match set {
+        "100" => refinery_100::migrations::runner().run(&mut client).map(drop),
+        "200" => refinery_200::migrations::runner().run(&mut client).map(drop),
+        "500" => refinery_500::migrations::runner().run(&mut client).map(drop),
+        "2000" => refinery_2000::migrations::runner().run(&mut client).map(drop),
+        _ => refinery_stall::migrations::runner().run(&mut client).map(drop),
+    };
+    result.map_err(|e| e.to_string())
 }
 
 fn main() {
@@ -20,38 +53,24 @@ fn main() {
     let (tool, set, url) = match args.as_slice() {
         [_, tool, set, url, ..] => (tool.as_str(), set.as_str(), url.as_str()),
         _ => {
-            eprintln!("usage: host <migrate|migrate-unguarded|refinery> <200|500|stall> <url>");
+            eprintln!("usage: host <migrate|migrate-async|migrate-unguarded|refinery|floor> <100|200|500|2000|stall> <url>");
             std::process::exit(2);
         }
     };
+    let migrator = migrate::Migrator::new(migrate_set(set)).application_name("bench-migrate");
     let ok = match tool {
-        "migrate" | "migrate-unguarded" => {
-            let set = match set {
-                "200" => &MIGRATE_200,
-                "500" => &MIGRATE_500,
-                _ => &MIGRATE_STALL,
-            };
-            let mut migrator = migrate::Migrator::new(set).application_name("bench-migrate");
-            if tool == "migrate-unguarded" {
-                // lock_timeout 0: wait for the lock as long as it takes, like an unguarded runner.
-                migrator = migrator.lock_timeout(std::time::Duration::ZERO);
-            }
-            migrator.run_url(url).map(|_| ()).map_err(|e| e.to_string())
-        }
-        _ => {
-            let url = format!("{url}?application_name=bench-refinery");
-            match postgres::Client::connect(&url, postgres::NoTls) {
-                Ok(mut client) => {
-                    let result = match set {
-                        "200" => refinery_200::migrations::runner().run(&mut client).map(|_| ()),
-                        "500" => refinery_500::migrations::runner().run(&mut client).map(|_| ()),
-                        _ => refinery_stall::migrations::runner().run(&mut client).map(|_| ()),
-                    };
-                    result.map_err(|e| e.to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        }
+        "migrate" => migrator.run_url(url).map(drop).map_err(|e| e.to_string()),
+        // lock_timeout 0: wait for the lock as long as it takes, like an unguarded runner.
+        "migrate-unguarded" => migrator.lock_timeout(std::time::Duration::ZERO).run_url(url).map(drop).map_err(|e| e.to_string()),
+        "migrate-async" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|runtime| runtime.block_on(migrator.run_url_async(url)).map(drop).map_err(|e| e.to_string())),
+        "floor" => postgres::Client::connect(&format!("{url}?application_name=bench-floor"), postgres::NoTls)
+            .and_then(|mut client| client.simple_query("SELECT 1").map(drop))
+            .map_err(|e| e.to_string()),
+        _ => refinery(set, url),
     };
     if let Err(e) = ok {
         eprintln!("{e}");

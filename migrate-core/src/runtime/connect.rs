@@ -159,7 +159,6 @@ impl Connector {
     /// [`Connector::connect`] on the caller's tokio runtime: the connection's task is spawned
     /// there and ends when the client is dropped. The whole login is bounded by the connect
     /// timeout, with tokio's timer.
-    #[cfg(feature = "tokio")]
     pub async fn connect_async(&self) -> Result<tokio_postgres::Client, ConnectError> {
         fn spawn<S, T>(
             connected: Result<

@@ -3,13 +3,15 @@
 //! The protocol (what to send, how to read the answer, when to retry, reconnect, wait or stop;
 //! `migrator.rs`) is written once, as async code over [`Session`] and [`Driver`]. A driver only
 //! moves queries and sleeps:
-//! - [`Blocking`], on the `postgres` crate: every call has completed when it returns, so the
-//!   protocol's future is ready at its first poll and [`block_on`] needs no executor;
+//! - [`Blocking`], for a borrowed `postgres::Client`, and [`BlockingOwned`], for the blocking
+//!   API's own connections (tokio-postgres on a runtime of their own, so that a whole migration
+//!   goes in one round trip): every call has completed when it returns, so the protocol's future
+//!   is ready at its first poll and [`block_on`] needs no executor;
 //! - [`Tokio`] (feature `tokio`), on `tokio-postgres`: queries, connects and sleeps really await,
 //!   and no executor thread ever blocks.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -18,9 +20,30 @@ use postgres::SimpleQueryMessage;
 
 use super::connect::{ConnectError, Connector};
 
+/// Part of a batch: one query (one or more statements), named as a whole when it fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchStep {
+    pub sql: String,
+}
+
+/// The error of a batch, and the step it happened in.
+#[derive(Debug)]
+pub(crate) struct BatchError {
+    pub step: usize,
+    pub error: postgres::Error,
+}
+
 /// One connection, as the protocol uses it: the simple query protocol only (no named
 /// statements, which transaction-mode poolers break).
 pub(crate) trait Session: Send {
+    /// Runs `steps` in order, each as its own query, and names the step of the first error. A
+    /// driver that pipelines sends them all in one round trip; the `postgres` crate cannot, and
+    /// sends one round trip per step, stopping at the first error.
+    fn run_batch(
+        &mut self,
+        steps: &[BatchStep],
+    ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, BatchError>> + Send;
+
     fn simple_query(
         &mut self,
         sql: &str,
@@ -56,6 +79,20 @@ pub(crate) trait Driver: Sync {
 pub(crate) struct Blocking;
 
 impl Session for postgres::Client {
+    async fn run_batch(
+        &mut self,
+        steps: &[BatchStep],
+    ) -> Result<Vec<SimpleQueryMessage>, BatchError> {
+        let mut messages = Vec::new();
+        for (step, part) in steps.iter().enumerate() {
+            match postgres::Client::simple_query(self, &part.sql) {
+                Ok(answer) => messages.extend(answer),
+                Err(error) => return Err(BatchError { step, error }),
+            }
+        }
+        Ok(messages)
+    }
+
     async fn simple_query(
         &mut self,
         sql: &str,
@@ -90,6 +127,105 @@ impl Driver for Blocking {
     }
 }
 
+/// The blocking API's own connections: tokio-postgres on a current-thread runtime of their own,
+/// which only runs inside their calls (as the `postgres` crate does), for one round trip per
+/// migration.
+pub(crate) struct BlockingOwned;
+
+/// A tokio-postgres client and the runtime that drives its connection.
+pub(crate) struct OwnRuntime {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Session for OwnRuntime {
+    async fn run_batch(
+        &mut self,
+        steps: &[BatchStep],
+    ) -> Result<Vec<SimpleQueryMessage>, BatchError> {
+        self.runtime.block_on(run_pipelined(&self.client, steps))
+    }
+
+    async fn simple_query(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<SimpleQueryMessage>, postgres::Error> {
+        self.runtime.block_on(self.client.simple_query(sql))
+    }
+
+    async fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.runtime.block_on(self.client.batch_execute(sql))
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn send_without_waiting(&mut self, sql: &str) {
+        let _ = self.runtime.block_on(self.client.batch_execute(sql));
+    }
+}
+
+impl Driver for BlockingOwned {
+    type Session = OwnRuntime;
+
+    async fn connect(&self, connector: &Connector) -> Result<OwnRuntime, ConnectError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                ConnectError::Other(format!("cannot start the connection's runtime: {e}"))
+            })?;
+        let client = runtime.block_on(connector.connect_async())?;
+        Ok(OwnRuntime { runtime, client })
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration)
+    }
+}
+
+/// Sends every step at once, each as its own query (tokio-postgres pipelines requests that are
+/// in flight together), and reads the answers in order: one round trip for all of them, and
+/// each step's error is its own. A step after a failed one fails too inside a transaction
+/// (`current transaction is aborted`); the first error is the one reported.
+async fn run_pipelined(
+    client: &tokio_postgres::Client,
+    steps: &[BatchStep],
+) -> Result<Vec<SimpleQueryMessage>, BatchError> {
+    type Answer<'a> =
+        Pin<Box<dyn Future<Output = Result<Vec<SimpleQueryMessage>, postgres::Error>> + Send + 'a>>;
+    let mut in_flight: Vec<Answer<'_>> = steps
+        .iter()
+        .map(|step| Box::pin(client.simple_query(&step.sql)) as Answer<'_>)
+        .collect();
+    let mut answers: Vec<Option<Result<Vec<SimpleQueryMessage>, postgres::Error>>> =
+        steps.iter().map(|_| None).collect();
+    // Each query is sent at its first poll, so polling them in order sends them in order.
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (query, answer) in in_flight.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none() {
+                match query.as_mut().poll(cx) {
+                    Poll::Ready(result) => *answer = Some(result),
+                    Poll::Pending => all = false,
+                }
+            }
+        }
+        if all { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    let mut messages = Vec::new();
+    for (step, answer) in answers.into_iter().enumerate() {
+        match answer {
+            Some(Ok(answer)) => messages.extend(answer),
+            Some(Err(error)) => return Err(BatchError { step, error }),
+            None => unreachable!("every query was polled to its end"),
+        }
+    }
+    Ok(messages)
+}
+
 /// Runs the protocol on the blocking driver. Its futures are ready at the first poll; the
 /// thread-parking waker only matters should a future ever return pending.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
@@ -117,6 +253,13 @@ pub(crate) struct Tokio;
 
 #[cfg(feature = "tokio")]
 impl Session for tokio_postgres::Client {
+    fn run_batch(
+        &mut self,
+        steps: &[BatchStep],
+    ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, BatchError>> + Send {
+        run_pipelined(self, steps)
+    }
+
     fn simple_query(
         &mut self,
         sql: &str,

@@ -14,6 +14,11 @@ pub fn qualified(settings: &Settings) -> String {
 
 pub fn create_sql(settings: &Settings) -> String {
     let table = qualified(settings);
+    // At most 63 bytes, as every identifier (the table name is ASCII and at most 63).
+    let index: String = format!("{}_applied_at", settings.table)
+        .chars()
+        .take(63)
+        .collect();
     // `public` exists already; asking again only makes the server log a NOTICE.
     let schema = if settings.schema == "public" {
         String::new()
@@ -32,7 +37,8 @@ pub fn create_sql(settings: &Settings) -> String {
     applied_at timestamptz NOT NULL DEFAULT now(),
     execution_ms bigint NOT NULL DEFAULT 0,
     applied_by text NOT NULL
-)"
+);
+CREATE INDEX IF NOT EXISTS \"{index}\" ON {table} (applied_at)"
     )
 }
 
@@ -68,26 +74,55 @@ pub fn select_sql(settings: &Settings) -> String {
     )
 }
 
-/// What changes whenever anyone adds, removes or finishes a row: the row count and the latest
-/// `applied_at` (a row is only ever inserted, deleted, or moved from running to applied with a
-/// new `applied_at`). Read under the migration lock, it proves the history is what this runner
-/// last saw, without transferring it.
-pub fn fingerprint_sql(settings: &Settings) -> String {
+/// Whether the history's marker (its latest `applied_at`) differs from `expected`, a marker
+/// read earlier (`-` when the history was empty). Every row is inserted with `applied_at =
+/// now()`, and a no-transaction migration that finishes sets it again, so any other runner's
+/// work since the read moves it; with the index on `applied_at` the check is one index lookup
+/// however long the history is. Compared as timestamps, not as text, so that it holds whatever
+/// the session's DateStyle.
+pub fn marker_changed_sql(settings: &Settings, expected: &str) -> String {
+    use postgres_protocol::escape::escape_literal;
+    let expected = if expected == "-" {
+        "NULL".to_owned()
+    } else {
+        format!("{}::timestamptz", escape_literal(expected))
+    };
     format!(
-        "SELECT 'fingerprint ' || count(*) || ' ' || coalesce(max(applied_at)::text, '-') FROM {}",
+        "(SELECT max(applied_at) FROM {}) IS DISTINCT FROM {expected}",
         qualified(settings)
     )
 }
 
-/// The fingerprint among a batch's rows.
+/// The marker among a batch's rows, read right after this runner's own insert.
+pub fn fingerprint_sql(settings: &Settings) -> String {
+    format!(
+        "SELECT 'fingerprint ' || coalesce(max(applied_at)::text, '-') FROM {}",
+        qualified(settings)
+    )
+}
+
+/// The marker in the rows of [`fingerprint_sql`].
 pub fn fingerprint(messages: &[SimpleQueryMessage]) -> Option<String> {
     messages.iter().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => row
             .get(0)
-            .filter(|v| v.starts_with("fingerprint "))
+            .and_then(|v| v.strip_prefix("fingerprint "))
             .map(str::to_owned),
         _ => None,
     })
+}
+
+/// The marker of rows read with [`select_sql`] (one statement, so one snapshot): the last row's
+/// `applied_at`, as the server wrote it, which is the text `marker_sql` compares.
+pub fn fingerprint_of(rows: &[HistoryRow]) -> String {
+    rows.last()
+        .map_or_else(|| "-".to_owned(), |row| row.applied_at.clone())
+}
+
+/// The server-side time since the transaction began, in milliseconds: the execution time of a
+/// migration sent with its history row in one batch.
+pub fn elapsed_ms_sql() -> String {
+    "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint".to_owned()
 }
 
 /// The row this runner just inserted for `migration`, as a read would return it (but for the
@@ -179,14 +214,15 @@ pub fn applied_by(settings: &Settings) -> String {
     format!("{host}/{}", settings.application_name)
 }
 
-/// The INSERT recording `migration`: `Applied` with its execution time, or `Running` (a
-/// no-transaction migration about to start). Sent with the simple protocol, in the same round
-/// trip as the COMMIT that follows it, so values are quoted as literals.
+/// The INSERT recording `migration`: `Applied` with its execution time (an SQL expression, such
+/// as [`elapsed_ms_sql`] or `0`), or `Running` (a no-transaction migration about to start).
+/// Sent with the simple protocol, in the same round trip as the COMMIT that follows it, so
+/// values are quoted as literals.
 pub fn insert_sql(
     settings: &Settings,
     migration: &crate::Migration,
     state: RowState,
-    execution_ms: i64,
+    execution_ms: &str,
     applied_by: &str,
 ) -> String {
     use postgres_protocol::escape::escape_literal;

@@ -35,13 +35,14 @@ use super::config::{Pooler, Settings, valid_identifier};
 use super::connect::Connector;
 #[cfg(feature = "tokio")]
 use super::driver::Tokio;
-use super::driver::{Blocking, Driver, Session, block_on};
+use super::driver::{BatchError, BatchStep, Blocking, BlockingOwned, Driver, Session, block_on};
 use super::error::{Error, ServerError};
 use super::history::{self, HistoryRow, RowState};
 use super::status::Status;
 use crate::{Migration, Migrations, Statement};
 
-/// The status a run's own last migration left, and the history's fingerprint right after it.
+/// A status and the history marker it was computed from (read with the history, or right after
+/// the run's own insert).
 #[derive(Debug)]
 struct KnownHistory {
     status: Status,
@@ -80,7 +81,13 @@ enum Step {
     Done(Status),
     Applied,
     Busy,
+    /// The history changed after it was read: read it again.
+    Stale,
 }
+
+/// The SQLSTATEs the guard of a transactional migration raises (a class of our own, `MG`).
+const GUARD_BUSY: &str = "MG001";
+const GUARD_STALE: &str = "MG002";
 
 enum StepError {
     /// Lock timeout, deadlock, serialization failure: roll back and retry the migration.
@@ -500,7 +507,7 @@ impl<'m> Migrator<'m> {
     }
 
     fn run_with(&self, connector: &Connector) -> Result<Report, Error> {
-        outside_async_runtime(|| block_on(self.run_connector(&Blocking, connector)))?
+        outside_async_runtime(|| block_on(self.run_connector(&BlockingOwned, connector)))?
     }
 
     /// Compares the binary with the database without changing anything.
@@ -581,14 +588,9 @@ impl<'m> Migrator<'m> {
         let deadline = deadline_after(started, self.settings.wait_budget);
         let mut applied = Vec::new();
         let mut backoff = Backoff::new();
-        let mut fresh = true;
         let mut known = None;
         loop {
-            let outcome = self
-                .step(driver, conn, &mut applied, fresh, &mut known)
-                .await;
-            // Right after applying, the next step's read under the lock is the only one needed.
-            fresh = !matches!(outcome, Ok(Step::Applied));
+            let outcome = self.step(driver, conn, &mut applied, &mut known).await;
             let mut poll_cap = MAX_BACKOFF;
             let reason = match outcome {
                 Ok(Step::Done(status)) => return Ok(Report { applied, status }),
@@ -596,6 +598,9 @@ impl<'m> Migrator<'m> {
                     backoff.reset();
                     continue;
                 }
+                // Another process changed the history between the read and the lock: read it
+                // again at once.
+                Ok(Step::Stale) => continue,
                 Ok(Step::Busy) => {
                     // The holder is working: poll often, so replicas finish soon after it.
                     poll_cap = LOCK_POLL_CAP;
@@ -688,154 +693,188 @@ impl<'m> Migrator<'m> {
         first_value(&messages).map(|holder| format!("held by pid {holder}"))
     }
 
-    /// One migration, or the finding that there is nothing (left) to do. Round trips: the
-    /// lock-free history read (only when `fresh`), `BEGIN; try lock; read history`, the
-    /// statements (the first one carrying the `SET LOCAL`s), `INSERT …; COMMIT`.
+    /// One migration, or the finding that there is nothing (left) to do.
     ///
-    /// Right after this run applied a migration, `known` holds the status it left and the
-    /// history's fingerprint read under the lock after its insert. Under the next lock only the
-    /// fingerprint is read: unchanged, nobody else touched the history and the status is still
-    /// exact, so the work per migration does not grow with the history; changed, the history is
-    /// read again.
+    /// Without a `known` history (the run's first step, or after a wait or a retry), the history
+    /// is read without any lock: one round trip, and all of it when nothing is pending. The next
+    /// transactional migration then goes in one more round trip ([`Migrator::apply_transactional`]),
+    /// whose guard proves under the lock that the history is still what was read. Right after
+    /// this run applied a migration, `known` holds the status it left and the history's marker
+    /// read under the lock after its insert, so the next migration needs no read at all: the work
+    /// per migration does not grow with the history.
     async fn step<D: Driver>(
         &self,
         driver: &D,
         conn: &mut Conn<'_, D::Session>,
         applied: &mut Vec<Applied>,
-        fresh: bool,
         known: &mut Option<KnownHistory>,
     ) -> Result<Step, StepError> {
         let client = conn.get(driver).await?;
-        let mut table_exists = true;
-        let known_before = if fresh { None } else { known.take() };
-        if fresh {
-            let rows = history::read(client, &self.settings)
-                .await
-                .map_err(|e| classify("reading the history", e))?;
-            match rows {
-                Some(rows) => {
-                    let status = Status::compute(self.migrations, Some(&rows));
-                    status.check().map_err(StepError::Fatal)?;
-                    if status.next().is_none() {
-                        return Ok(Step::Done(status));
-                    }
+        let current = match known.take() {
+            Some(current) => current,
+            None => {
+                let rows = match history::read(client, &self.settings)
+                    .await
+                    .map_err(|e| classify("reading the history", e))?
+                {
+                    Some(rows) => rows,
+                    None => match self.create_history_table(client).await? {
+                        Some(rows) => rows,
+                        None => return Ok(Step::Busy),
+                    },
+                };
+                let status = Status::compute(self.migrations, Some(&rows));
+                status.check().map_err(StepError::Fatal)?;
+                KnownHistory {
+                    fingerprint: history::fingerprint_of(&rows),
+                    status,
                 }
-                None => table_exists = false,
             }
-        }
-
-        let lock = self.lock_sql();
-        // With the table known to exist, the history (or, right after our own insert, its
-        // fingerprint) is read in the same round trip; a replica that did not get the lock just
-        // throws it away.
-        let query = match (&known_before, table_exists) {
-            (Some(_), _) => format!("{lock}; {}", history::fingerprint_sql(&self.settings)),
-            (None, true) => format!("{lock}; {}", history::select_sql(&self.settings)),
-            (None, false) => lock,
         };
+        let Some(next) = current.status.next() else {
+            return Ok(Step::Done(current.status));
+        };
+        if !next.no_transaction() {
+            return self
+                .apply_transactional(client, current, next, applied, known)
+                .await;
+        }
+        if self.settings.pooler == Pooler::Transaction {
+            return Err(StepError::Fatal(Error::NoTransactionThroughPooler {
+                revision: next.revision().to_owned(),
+                path: next.path().to_owned(),
+            }));
+        }
+        self.apply_no_transaction(client, next, applied).await
+    }
+
+    /// Creates the history table under the migration lock (two replicas creating it at once
+    /// would collide in the catalog) and returns its rows; `None` when the lock is busy.
+    async fn create_history_table<S: Session>(
+        &self,
+        client: &mut S,
+    ) -> Result<Option<Vec<HistoryRow>>, StepError> {
         let tx = Guard::new(client, "ROLLBACK");
-        let messages = tx
+        let granted = tx
             .client
-            .simple_query(&query)
+            .simple_query(&self.lock_sql())
             .await
             .map_err(|e| classify("taking the migration lock", e))?;
-        if first_value(&messages).as_deref() != Some("t") {
+        if first_value(&granted).as_deref() != Some("t") {
             tx.release().await;
-            return Ok(Step::Busy);
+            return Ok(None);
         }
-        let read_whole_history = known_before.is_none();
-        let unchanged = known_before
-            .filter(|k| history::fingerprint(&messages).as_deref() == Some(k.fingerprint.as_str()));
-        let status = if let Some(known) = unchanged {
-            known.status
-        } else {
-            let rows = if table_exists && read_whole_history {
-                history::rows(&messages)
-            } else if table_exists {
-                history::rows(
-                    &tx.client
-                        .simple_query(&history::select_sql(&self.settings))
-                        .await
-                        .map_err(|e| classify("reading the history", e))?,
-                )
-            } else {
-                let created = format!(
-                    "{}; {}",
-                    history::create_sql(&self.settings),
-                    history::select_sql(&self.settings)
-                );
-                history::rows(
-                    &tx.client
-                        .simple_query(&created)
-                        .await
-                        .map_err(|e| classify("creating the history table", e))?,
-                )
-            };
-            let status = Status::compute(self.migrations, Some(&rows));
-            status.check().map_err(StepError::Fatal)?;
-            status
-        };
-        let Some(next) = status.next() else {
-            tx.finish("COMMIT")
-                .await
-                .map_err(|e| classify("COMMIT", e))?;
-            return Ok(Step::Done(status));
-        };
+        let created = tx
+            .finish(&format!(
+                "{}; {}; COMMIT",
+                history::create_sql(&self.settings),
+                history::select_sql(&self.settings)
+            ))
+            .await
+            .map_err(|e| classify("creating the history table", e))?;
+        Ok(Some(history::rows(&created)))
+    }
 
-        if next.no_transaction() {
-            // The session lock taken next replaces this transaction's lock.
-            tx.finish("ROLLBACK")
-                .await
-                .map_err(|e| classify("ROLLBACK", e))?;
-            if self.settings.pooler == Pooler::Transaction {
-                return Err(StepError::Fatal(Error::NoTransactionThroughPooler {
-                    revision: next.revision().to_owned(),
-                    path: next.path().to_owned(),
-                }));
-            }
-            return self.apply_no_transaction(client, next, applied).await;
-        }
-
-        let started = Instant::now();
+    /// The first step of a transactional migration: `BEGIN`, its `SET LOCAL`s, and the guard
+    /// that raises [`GUARD_BUSY`] when another process holds the migration lock, and
+    /// [`GUARD_STALE`] when `next` is applied already, a parent of it is not, or the history's
+    /// marker moved away from `expected_marker`.
+    fn guarded_begin_sql(&self, next: &Migration, expected_marker: &str) -> String {
+        let table = history::qualified(&self.settings);
         let lock_timeout = next.lock_timeout().unwrap_or(self.settings.lock_timeout);
         let statement_timeout = next.statement_timeout().or(self.settings.statement_timeout);
-        let mut timeouts = format!(
-            "SET LOCAL lock_timeout = '{}ms'; SET LOCAL statement_timeout = '{}ms'; ",
-            pg_millis(lock_timeout),
-            millis(statement_timeout)
-        );
-        for statement in next.statements() {
-            // SET LOCAL cannot fail, so an error of this round trip is the statement's.
-            let sql = format!(
-                "{}{}",
-                std::mem::take(&mut timeouts),
-                next.statement_sql(statement)
-            );
-            tx.client
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| statement_error(next, statement, e))?;
-        }
-        let elapsed = started.elapsed();
+        let parents_applied = if next.parents().is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = next.parents().iter().map(|p| escape_literal(p)).collect();
+            format!(
+                " OR (SELECT count(*) FROM {table} WHERE revision IN ({}) AND state = 'applied') <> {}",
+                list.join(", "),
+                list.len()
+            )
+        };
+        format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{idle}ms'; SET LOCAL lock_timeout = '{lock}ms'; SET LOCAL statement_timeout = '{statement}ms'; \
+                 DO $migrate_guard$ BEGIN \
+                 IF NOT pg_try_advisory_xact_lock({key}) THEN RAISE EXCEPTION USING ERRCODE = '{GUARD_BUSY}', MESSAGE = '{LOCK_BUSY}'; END IF; \
+                 IF EXISTS (SELECT 1 FROM {table} WHERE revision = {revision}){parents_applied} OR {marker_changed} \
+                 THEN RAISE EXCEPTION USING ERRCODE = '{GUARD_STALE}', MESSAGE = 'the history changed since it was read'; END IF; \
+                 END $migrate_guard$",
+            idle = pg_millis(self.settings.idle_timeout),
+            lock = pg_millis(lock_timeout),
+            statement = millis(statement_timeout),
+            key = self.lock_key(),
+            revision = escape_literal(next.revision()),
+            marker_changed = history::marker_changed_sql(&self.settings, expected_marker),
+        )
+    }
+
+    /// A transactional migration in two round trips where the driver pipelines:
+    ///
+    /// ```text
+    /// BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout,
+    ///   lock_timeout, statement_timeout; DO <guard>      -- step 0
+    /// <each of the migration's statements>               -- one step each, sent with step 0
+    /// INSERT <history row>; SELECT <marker>; COMMIT      -- once all of them succeeded
+    /// ```
+    ///
+    /// The guard takes the transaction's advisory lock, and proves under it that `next` is not
+    /// applied, that its parents are, and that the history's marker (its latest `applied_at`)
+    /// is the one the status was computed from; otherwise it raises, and nothing of the batch
+    /// runs. Each of these checks is an index lookup, so the cost stays the same as the history
+    /// grows. The migration and its row commit together or not at all.
+    async fn apply_transactional<S: Session>(
+        &self,
+        client: &mut S,
+        current: KnownHistory,
+        next: &'static Migration,
+        applied: &mut Vec<Applied>,
+        known: &mut Option<KnownHistory>,
+    ) -> Result<Step, StepError> {
+        let open = BatchStep {
+            sql: self.guarded_begin_sql(next, &current.fingerprint),
+        };
+        let started = Instant::now();
         let applied_by = history::applied_by(&self.settings);
+        let mut steps = vec![open];
+        steps.extend(next.statements().iter().map(|statement| BatchStep {
+            sql: next.statement_sql(statement).to_owned(),
+        }));
+        // The execution time recorded is the batch's own, measured by the server.
         let record = history::insert_sql(
             &self.settings,
             next,
             RowState::Applied,
-            elapsed.as_millis() as i64,
+            &history::elapsed_ms_sql(),
             &applied_by,
         );
-        // A loss of the connection here leaves it open whether the COMMIT happened: the next
-        // step reads the history again before doing anything.
+        let tx = Guard::new(client, "ROLLBACK");
+        if let Err(BatchError { step, error }) = tx.client.run_batch(&steps).await {
+            // Inside the transaction: roll it back before anything else.
+            tx.release().await;
+            let code = error.code().map(|c| c.code());
+            return match step {
+                0 if code == Some(GUARD_BUSY) => Ok(Step::Busy),
+                0 if code == Some(GUARD_STALE) => Ok(Step::Stale),
+                0 => Err(classify("taking the migration lock", error)),
+                step => match next.statements().get(step - 1) {
+                    Some(statement) => Err(statement_error(next, statement, error)),
+                    None => Err(classify(&format!("migration {}", next.revision()), error)),
+                },
+            };
+        }
+        // Sent only once every statement succeeded, and only while the run goes on: a future
+        // dropped before this point leaves the transaction to the guard's ROLLBACK.
         let committed = tx
             .finish(&format!(
-                "{timeouts}{record}; {}; COMMIT",
+                "{record}; {}; COMMIT",
                 history::fingerprint_sql(&self.settings)
             ))
             .await
             .map_err(|e| classify("recording the migration and COMMIT", e))?;
+        let elapsed = started.elapsed();
         if let Some(fingerprint) = history::fingerprint(&committed) {
-            let mut status = status;
+            let mut status = current.status;
             status.pending.retain(|m| m.revision() != next.revision());
             status.applied.push(history::applied_row(
                 next,
@@ -935,7 +974,7 @@ impl<'m> Migrator<'m> {
                     &self.settings,
                     next,
                     RowState::Running,
-                    0,
+                    "0",
                     &history::applied_by(&self.settings),
                 ))
                 .await
@@ -1171,7 +1210,7 @@ impl<'m> Migrator<'m> {
                 &self.settings,
                 migration,
                 RowState::Applied,
-                0,
+                "0",
                 &applied_by,
             ));
             inserts.push_str("; ");
@@ -1181,6 +1220,93 @@ impl<'m> Migrator<'m> {
             .await
             .map_err(db("stamping"))?;
         Ok(Some(stamped))
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+    use crate::runtime::status::tests::SET;
+
+    /// The guard's verdict on a live server: `ok`, or the SQLSTATE it raised.
+    fn verdict(client: &mut Client, migrator: &Migrator<'_>, next: &str, marker: &str) -> String {
+        let next = SET.get(next).unwrap();
+        let sql = migrator.guarded_begin_sql(next, marker);
+        let verdict = match client.batch_execute(&sql) {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => e
+                .code()
+                .map_or_else(|| e.to_string(), |c| c.code().to_owned()),
+        };
+        client.batch_execute("ROLLBACK").unwrap();
+        verdict
+    }
+
+    fn marker(client: &mut Client) -> String {
+        let rows = client
+            .simple_query("SELECT coalesce(max(applied_at)::text, '-') FROM migrate_history")
+            .unwrap();
+        first_value(&rows).unwrap()
+    }
+
+    #[test]
+    fn the_guard_lets_through_only_the_history_it_was_given() {
+        let db = pg_harness::test_database();
+        let mut client = db.client();
+        let migrator = Migrator::new(&SET);
+        let settings = migrator.settings();
+        client
+            .batch_execute(&format!(
+                "{}; {}",
+                history::create_sql(settings),
+                history::insert_sql(settings, SET.get("a").unwrap(), RowState::Applied, "0", "t")
+            ))
+            .unwrap();
+        let read = marker(&mut client);
+        assert_eq!(verdict(&mut client, &migrator, "b", &read), "ok");
+        assert_eq!(
+            verdict(&mut client, &migrator, "b", "-"),
+            GUARD_STALE,
+            "marker moved"
+        );
+        assert_eq!(
+            verdict(&mut client, &migrator, "a", &read),
+            GUARD_STALE,
+            "applied already"
+        );
+        assert_eq!(
+            verdict(&mut client, &migrator, "c", &read),
+            GUARD_STALE,
+            "parent missing"
+        );
+
+        let mut holder = db.client();
+        holder
+            .batch_execute(&format!("SELECT pg_advisory_lock({})", migrator.lock_key()))
+            .unwrap();
+        assert_eq!(verdict(&mut client, &migrator, "b", &read), GUARD_BUSY);
+        holder
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .unwrap();
+
+        // Another runner applied `b` meanwhile: the marker moves, and `c` is judged stale until
+        // the history is read again.
+        client
+            .batch_execute(&history::insert_sql(
+                settings,
+                SET.get("b").unwrap(),
+                RowState::Applied,
+                "0",
+                "t",
+            ))
+            .unwrap();
+        assert_eq!(verdict(&mut client, &migrator, "c", &read), GUARD_STALE);
+        let reread = marker(&mut client);
+        assert_ne!(reread, read);
+        assert_eq!(verdict(&mut client, &migrator, "c", &reread), "ok");
+        // The marker read back from the rows is the one the guard compares.
+        let rows = history::rows(&client.simple_query(&history::select_sql(settings)).unwrap());
+        assert_eq!(history::fingerprint_of(&rows), reread);
     }
 }
 
