@@ -45,7 +45,19 @@ pub const fn migration(parts: MigrationParts) -> Migration {
 
 #[doc(hidden)]
 pub const fn migrations(list: &'static [Migration]) -> Migrations {
-    Migrations { list }
+    migrations_for(list, DEFAULT_TARGET_POSTGRES)
+}
+
+/// The PostgreSQL major version the lint judges statements for unless configured.
+pub const DEFAULT_TARGET_POSTGRES: u32 = 15;
+
+/// [`migrations`] linted for `target_postgres` (from `migrate.toml` or the macro's settings),
+/// which `plan` uses to describe each statement's locks as the macro judged them.
+pub const fn migrations_for(list: &'static [Migration], target_postgres: u32) -> Migrations {
+    Migrations {
+        list,
+        target_postgres,
+    }
 }
 
 impl Migration {
@@ -100,6 +112,7 @@ impl Migration {
 #[derive(Debug, Clone, Copy)]
 pub struct Migrations {
     list: &'static [Migration],
+    target_postgres: u32,
 }
 
 impl Migrations {
@@ -118,6 +131,10 @@ impl Migrations {
     /// The single head: the last migration in application order.
     pub fn head(&self) -> Option<&'static Migration> {
         self.list.last()
+    }
+    /// The PostgreSQL major version the lint judged the statements for.
+    pub fn target_postgres(&self) -> u32 {
+        self.target_postgres
     }
     pub fn get(&self, revision: &str) -> Option<&'static Migration> {
         self.list.iter().find(|m| m.revision() == revision)
@@ -175,7 +192,10 @@ impl Migrations {
                 })
             })
             .collect();
-        migrations(Box::leak(list.into_boxed_slice()))
+        migrations_for(
+            Box::leak(list.into_boxed_slice()),
+            analysis.lint.target_version,
+        )
     }
 }
 

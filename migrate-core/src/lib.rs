@@ -16,7 +16,7 @@ pub use embedded::{Migration, Migrations, Statement};
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::embedded::{MigrationParts, migration, migrations};
+    pub use crate::embedded::{MigrationParts, migration, migrations, migrations_for};
 }
 
 #[cfg(feature = "analysis")]

@@ -175,10 +175,11 @@ fn expand(analysis: &Analysis, written: &str, has_build_script: bool, span: Span
         })
     });
     let migrations = analysis.migrations.iter().map(migration_tokens);
+    let target_postgres = analysis.lint.target_version;
     quote!({
         #(#tracked)*
         #(#warnings)*
-        ::migrate::__private::migrations(&[#(#migrations),*])
+        ::migrate::__private::migrations_for(&[#(#migrations),*], #target_postgres)
     })
 }
 

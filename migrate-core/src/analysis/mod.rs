@@ -43,6 +43,8 @@ pub struct Analysis {
     pub migrations: Vec<AnalyzedMigration>,
     pub diagnostics: Vec<Diagnostic>,
     pub files: Vec<PathBuf>,
+    /// The lint configuration the statements were judged with.
+    pub lint: crate::lint::LintConfig,
 }
 
 #[cfg(feature = "analysis")]
@@ -96,7 +98,10 @@ pub fn analyze_dir_configured(
 /// [`analyze_dir`] with an explicit lint configuration. The lint runs once the files and the
 /// graph are sound (it needs the application order).
 pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintConfig) -> Analysis {
-    let mut analysis = Analysis::default();
+    let mut analysis = Analysis {
+        lint: lint.clone(),
+        ..Analysis::default()
+    };
     let display_dir = display_dir.trim_end_matches('/');
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,

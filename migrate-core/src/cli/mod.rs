@@ -301,7 +301,13 @@ fn plan(migrations: &Migrations, status: &Status, out: &mut dyn Write) -> u8 {
         .iter()
         .filter_map(|m| analyze_text(m.path(), m.sql()).ok())
         .collect();
-    let plan = lock_plan(&analyzed, &LintConfig::default());
+    // Judged for the PostgreSQL version the migrations were linted for (the macro's settings or
+    // migrate.toml), so that plan and compile errors agree.
+    let config = LintConfig {
+        target_version: migrations.target_postgres(),
+        ..LintConfig::default()
+    };
+    let plan = lock_plan(&analyzed, &config);
     if status.pending.is_empty() {
         let _ = writeln!(
             out,
@@ -542,5 +548,58 @@ fn standalone(
             let _ = writeln!(err, "error: {e}");
             e.exit_code()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table created, then a column added with a constant default: instant since
+    /// PostgreSQL 11, a rewrite before.
+    fn plan_for(config: Option<&str>) -> String {
+        let dir = std::env::temp_dir().join(format!(
+            "migrate-plan-{}-{}",
+            std::process::id(),
+            config.map_or(0, str::len)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("0001_t.sql"),
+            "-- revision: 0001\n-- parents: none\nCREATE TABLE t (id int);\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("0002_c.sql"),
+            "-- revision: 0002\n-- parents: 0001\nALTER TABLE t ADD COLUMN c int DEFAULT 0;\n",
+        )
+        .unwrap();
+        if let Some(config) = config {
+            std::fs::write(dir.join("migrate.toml"), config).unwrap();
+        }
+        let analysis = crate::analysis::analyze_dir_configured(&dir, "m", &Default::default());
+        let migrations = Migrations::from_analysis(&analysis);
+        let status = Status::compute(&migrations, Some(&[]));
+        let mut out = Vec::new();
+        assert_eq!(plan(&migrations, &status, &mut out), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn plan_judges_statements_for_the_configured_postgres_version() {
+        let default = plan_for(None);
+        let old = plan_for(Some("target_postgres = 10\n"));
+        let line = |plan: &str| {
+            plan.lines()
+                .skip_while(|l| !l.contains("ADD COLUMN"))
+                .nth(1)
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        assert_ne!(line(&default), line(&old), "{default}\n{old}");
+        assert!(line(&old).contains("rewrite"), "{old}");
     }
 }

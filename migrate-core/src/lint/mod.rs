@@ -46,7 +46,7 @@ pub struct LintConfig {
 impl Default for LintConfig {
     fn default() -> LintConfig {
         LintConfig {
-            target_version: 15,
+            target_version: crate::embedded::DEFAULT_TARGET_POSTGRES,
             levels: BTreeMap::new(),
         }
     }

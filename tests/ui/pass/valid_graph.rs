@@ -1,5 +1,8 @@
 // A root, two branches and a merge embed in topological order, ties broken by revision id.
 static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!("../../../../tests/ui/fixtures/valid");
+// The lint's target version travels with the migrations, for `plan`.
+static FOR_PG_12: migrate::Migrations =
+    migrate::embed_migrations!("../../../../tests/ui/fixtures/valid", target_postgres = 12);
 
 fn main() {
     let order: Vec<&str> = MIGRATIONS.iter().map(|m| m.revision()).collect();
@@ -16,4 +19,6 @@ fn main() {
     assert_eq!(statements[1], "COMMENT ON TABLE profiles IS $$one ; per user$$");
     assert_eq!(last.statements()[1].line, 6);
     assert_eq!(last.checksum().len(), 64);
+    assert_eq!(MIGRATIONS.target_postgres(), 15);
+    assert_eq!(FOR_PG_12.target_postgres(), 12);
 }
