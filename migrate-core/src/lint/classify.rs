@@ -654,12 +654,29 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                     if let Some(other) = &other {
                         out.foreign_keys.push((None, table.clone(), other.clone()));
                     }
+                    // With a default every existing row gets a value, and each one is checked
+                    // against the other table (measured: both tables scanned).
+                    let op = if default.is_some() {
+                        Op::AddColumnReferencesValidated
+                    } else {
+                        Op::AddColumnReferences
+                    };
                     out.effects.push(Effect {
-                        op: Op::AddColumnReferences,
+                        op,
                         table: table.clone(),
                         other,
                         detail: Detail::Column(column.clone()),
                     });
+                }
+                if descendant(&action, SyntaxKind::UNIQUE_CONSTRAINT).is_some()
+                    || descendant(&action, SyntaxKind::PRIMARY_KEY_CONSTRAINT).is_some()
+                {
+                    out.effects
+                        .push(effect(Op::AddColumnUnique, Detail::Column(column.clone())));
+                }
+                if descendant(&action, SyntaxKind::CHECK_CONSTRAINT).is_some() {
+                    out.effects
+                        .push(effect(Op::AddColumnCheck, Detail::Column(column.clone())));
                 }
                 if rewrites {
                     out.effects

@@ -111,6 +111,14 @@ pub enum Op {
     AddColumn,
     AddColumnVolatileDefault,
     AddColumnReferences,
+    /// `ADD COLUMN … DEFAULT x REFERENCES …`: every row's value is checked against the other
+    /// table under the locks (without a default the new column is empty and nothing is checked).
+    AddColumnReferencesValidated,
+    /// `ADD COLUMN … UNIQUE` / `PRIMARY KEY`: the index is built under ACCESS EXCLUSIVE.
+    AddColumnUnique,
+    /// `ADD COLUMN … CHECK (…)`: every row is checked under ACCESS EXCLUSIVE, even when the new
+    /// column is empty.
+    AddColumnCheck,
     AlterColumnTypeRewrite,
     AlterColumnTypeCompatible,
     SetNotNull,
@@ -261,6 +269,27 @@ pub static LOCK_MODEL: &[LockRow] = &[
         Some(ShareRowExclusive),
         Instant,
         "ALTER TABLE t ADD COLUMN u2 int REFERENCES u (id)",
+    ),
+    row(
+        Op::AddColumnReferencesValidated,
+        Some(AccessExclusive),
+        Some(ShareRowExclusive),
+        Scan,
+        "ALTER TABLE t ADD COLUMN u3 int DEFAULT 1 REFERENCES u (id)",
+    ),
+    row(
+        Op::AddColumnUnique,
+        Some(AccessExclusive),
+        None,
+        Scan,
+        "ALTER TABLE t ADD COLUMN d int UNIQUE",
+    ),
+    row(
+        Op::AddColumnCheck,
+        Some(AccessExclusive),
+        None,
+        Scan,
+        "ALTER TABLE t ADD COLUMN d int CHECK (d > 0)",
     ),
     row(
         Op::AlterColumnTypeRewrite,
@@ -552,6 +581,7 @@ ANALYZE";
 pub fn example_relations(op: Op) -> (&'static str, Option<&'static str>) {
     match op {
         Op::AddColumnReferences
+        | Op::AddColumnReferencesValidated
         | Op::AddForeignKey
         | Op::AddForeignKeyNotValid
         | Op::ValidateForeignKey

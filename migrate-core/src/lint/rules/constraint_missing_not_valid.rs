@@ -21,6 +21,36 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
+    // `ADD COLUMN … CHECK` and `ADD COLUMN … DEFAULT x REFERENCES` check every row too (measured
+    // on PostgreSQL 15), and an inline constraint cannot be NOT VALID: it moves to its own ADD
+    // CONSTRAINT.
+    let inline = on_existing(ctx, &[Op::AddColumnCheck, Op::AddColumnReferencesValidated]).map(|e| {
+        let table = &e.effect.table;
+        let column = match &e.effect.detail {
+            Detail::Column(c) => c.as_str(),
+            _ => "<column>",
+        };
+        let (kind, name, constraint, locks) = match &e.effect.other {
+            Some(other) if e.effect.op == Op::AddColumnReferencesValidated => (
+                "REFERENCES",
+                format!("{table}_{column}_fkey"),
+                format!("FOREIGN KEY ({column}) REFERENCES {other}"),
+                format!("ACCESS EXCLUSIVE on `{table}` and SHARE ROW EXCLUSIVE on `{other}`, which blocks every read and write of `{table}` and every write to `{other}`"),
+            ),
+            _ => (
+                "CHECK",
+                format!("{table}_{column}_check"),
+                "CHECK (<condition>)".to_owned(),
+                format!("ACCESS EXCLUSIVE on `{table}`, which blocks every read and write"),
+            ),
+        };
+        Finding {
+            message: format!("adding `{column}` with an inline {kind} checks every row of `{table}` while holding {locks}"),
+            help: format!(
+                "add the column without the constraint, add the constraint unchecked, and validate it in a later migration:\nALTER TABLE {table} ADD COLUMN {column} <type, default>;\nALTER TABLE {table} ADD CONSTRAINT {name} {constraint} NOT VALID;\n-- next migration:\nALTER TABLE {table} VALIDATE CONSTRAINT {name};"
+            ),
+        }
+    });
     on_existing(ctx, &[Op::AddForeignKey, Op::AddCheck])
         .map(|e| {
             let name = match &e.effect.detail {
@@ -40,6 +70,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
                 ),
             }
         })
+        .chain(inline)
         .collect()
 }
 
@@ -54,6 +85,21 @@ mod tests {
                 BASE,
                 "ALTER TABLE posts ADD CONSTRAINT posts_user2_fk FOREIGN KEY (user_id) REFERENCES users (id);",
                 "ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '');",
+            ],
+            "constraint-missing-not-valid",
+        );
+        assert_eq!(hits, ["m/1.sql:3", "m/2.sql:3"]);
+    }
+
+    #[test]
+    fn flags_inline_checks_and_references_that_validate_existing_rows() {
+        let hits = hits(
+            &[
+                BASE,
+                "ALTER TABLE users ADD COLUMN age int CHECK (age > 0);",
+                "ALTER TABLE posts ADD COLUMN editor_id bigint NOT NULL DEFAULT 1 REFERENCES users (id);",
+                // Empty new column, no default: nothing to check (measured instant).
+                "ALTER TABLE posts ADD COLUMN reviewer_id bigint REFERENCES users (id);",
             ],
             "constraint-missing-not-valid",
         );

@@ -1,6 +1,8 @@
 //! # disallowed-unique-constraint
 //!
-//! **What**: `ADD UNIQUE` / `ADD PRIMARY KEY` (columns) on an existing table.
+//! **What**: `ADD UNIQUE` / `ADD PRIMARY KEY` (columns) on an existing table, and `ADD COLUMN …
+//! UNIQUE` / `PRIMARY KEY` (the index is built even though the new column is empty; measured on
+//! PostgreSQL 15: ACCESS EXCLUSIVE and a scan of the table).
 //!
 //! **Why it stalls traffic**: it builds the index while holding ACCESS EXCLUSIVE: every read and
 //! write waits for the whole build.
@@ -20,6 +22,19 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
+    let inline = on_existing(ctx, &[Op::AddColumnUnique]).map(|e| {
+        let table = &e.effect.table;
+        let column = match &e.effect.detail {
+            Detail::Column(c) => c.as_str(),
+            _ => "<column>",
+        };
+        Finding {
+            message: format!("adding `{column}` with UNIQUE or PRIMARY KEY builds its index while holding ACCESS EXCLUSIVE on `{table}`, which blocks every read and write for the whole build"),
+            help: format!(
+                "add the column alone, build the index concurrently, then attach it (three migrations):\nALTER TABLE {table} ADD COLUMN {column} <type>;\n-- next migration:\n-- migrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY {table}_{column}_key ON {table} ({column});\n-- next migration:\nALTER TABLE {table} ADD CONSTRAINT {table}_{column}_key UNIQUE USING INDEX {table}_{column}_key;"
+            ),
+        }
+    });
     on_existing(ctx, &[Op::AddUniqueOrPrimaryKey])
         .map(|e| {
             let table = &e.effect.table;
@@ -34,6 +49,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
                 ),
             }
         })
+        .chain(inline)
         .collect()
 }
 
@@ -52,6 +68,22 @@ mod tests {
                 "disallowed-unique-constraint"
             ),
             ["m/1.sql:3"]
+        );
+    }
+
+    #[test]
+    fn flags_an_added_column_with_an_inline_unique_or_primary_key() {
+        assert_eq!(
+            hits(
+                &[
+                    BASE,
+                    "ALTER TABLE users ADD COLUMN handle text UNIQUE;",
+                    "CREATE TABLE tags (id int);\nALTER TABLE tags ADD COLUMN name text UNIQUE;",
+                ],
+                "disallowed-unique-constraint"
+            ),
+            ["m/1.sql:3"],
+            "a table created in the same migration is exempt"
         );
     }
 
