@@ -241,7 +241,7 @@ fn type_changes_rewrite_exactly_when_the_linter_says() {
     let db = test_database();
     let mut client = db.client();
     client
-        .batch_execute("SET TimeZone = 'UTC'; CREATE TABLE w (a int, b varchar(10), c numeric(10,2), d text, e timestamp, f int); INSERT INTO w SELECT g, 'x', 1.5, 'y', now(), g FROM generate_series(1, 500) AS g")
+        .batch_execute("SET TimeZone = 'UTC'; CREATE TABLE w (a int, b varchar(10), c numeric(10,2), d text, e timestamp, f int, g varchar(20)[], h int[]); INSERT INTO w SELECT g, 'x', 1.5, 'y', now(), g, ARRAY['z'], ARRAY[g] FROM generate_series(1, 500) AS g")
         .unwrap();
     let cases = [
         ("a", "int", "bigint"),
@@ -254,6 +254,11 @@ fn type_changes_rewrite_exactly_when_the_linter_says() {
         ("d", "text", "varchar(5)"),
         ("d", "text", "varchar"),
         ("f", "int", "text"),
+        ("g", "varchar(20)[]", "varchar(40)[]"),
+        ("g", "varchar(20)[]", "text[]"),
+        ("g", "varchar(20)[]", "varchar(20)[]"),
+        ("h", "int[]", "bigint[]"),
+        ("h", "int[]", "integer[]"),
     ];
     let mut mismatches = Vec::new();
     for (column, old, new) in cases {
@@ -275,6 +280,62 @@ fn type_changes_rewrite_exactly_when_the_linter_says() {
             mismatches.push(format!("{old} -> {new}: server rewrote = {rewrote}"));
         }
     }
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+}
+
+/// A USING clause: the column itself or a cast of it changes nothing to the judgement; an
+/// expression that computes the values anew rewrites. The linter's verdict on each statement
+/// against the server's relfilenode.
+#[test]
+fn using_expressions_rewrite_exactly_when_the_linter_says() {
+    let db = test_database();
+    let mut client = db.client();
+    let create = "CREATE TABLE w (title varchar(50))";
+    client
+        .batch_execute(&format!(
+            "{create}; INSERT INTO w SELECT 'x' || g FROM generate_series(1, 500) AS g"
+        ))
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("migrate-using-{}", std::process::id()));
+    let mut mismatches = Vec::new();
+    for change in [
+        "varchar(80) USING title",
+        "varchar(80) USING title::varchar(80)",
+        "text USING CAST(title AS text)",
+        "text USING (title)::text",
+        "text USING lower(title)",
+        "varchar(80) USING title || ''",
+    ] {
+        let statement = format!("ALTER TABLE w ALTER COLUMN title TYPE {change}");
+        client.batch_execute("BEGIN").unwrap();
+        let relfilenode = "SELECT relfilenode::text FROM pg_class WHERE relname = 'w'";
+        let before = rows(&mut client, relfilenode);
+        client.batch_execute(&statement).unwrap();
+        let rewrote = before != rows(&mut client, relfilenode);
+        client.batch_execute("ROLLBACK").unwrap();
+
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("0001_w.sql"),
+            format!("-- revision: 0001\n-- parents: none\n{create};\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("0002_change.sql"),
+            format!("-- revision: 0002\n-- parents: 0001\n{statement};\n"),
+        )
+        .unwrap();
+        let flagged = migrate::lint_dir(&dir, &migrate::lint::LintConfig::default())
+            .iter()
+            .any(|d| d.check == "changing-column-type");
+        if flagged != rewrote {
+            mismatches.push(format!(
+                "{statement}: server rewrote = {rewrote}, flagged = {flagged}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(mismatches.is_empty(), "{mismatches:?}");
 }
 

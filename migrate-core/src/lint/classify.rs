@@ -22,10 +22,13 @@ pub enum Detail {
     #[default]
     None,
     Column(String),
-    /// `ALTER COLUMN c TYPE new_type`.
+    /// `ALTER COLUMN c TYPE new_type [USING expression]`.
     TypeChange {
         column: String,
         new_type: String,
+        /// The USING expression when it computes the values anew: anything but the column
+        /// itself or a cast of it (those PostgreSQL judges like no USING at all, measured).
+        computed: Option<String>,
     },
     /// An added or referenced constraint; for a check `c IS NOT NULL`, the column.
     Constraint {
@@ -333,6 +336,30 @@ fn referenced_table(node: &SyntaxNode) -> Option<String> {
 }
 
 /// Classifies one statement.
+/// Whether a USING expression is `column`, `column::type` or `CAST(column AS type)`: values
+/// converted by the type change itself, not computed anew.
+fn is_the_column_or_its_cast(expr: &str, column: &str) -> bool {
+    // Lower case, quotes dropped, runs of whitespace as one space.
+    let expr = expr
+        .replace('"', "")
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let value = if let Some(inner) = expr
+        .strip_prefix("cast")
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix('('))
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        inner.rsplit_once(" as ").map_or(inner, |(value, _)| value)
+    } else {
+        expr.split_once("::")
+            .map_or(expr.as_str(), |(value, _)| value)
+    };
+    value.trim().trim_matches(|c| c == '(' || c == ')').trim() == column.to_lowercase()
+}
+
 pub fn classify(stmt: &ast::Stmt) -> Classified {
     let node = stmt.syntax();
     let mut out = Classified::default();
@@ -697,11 +724,20 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                     match sub.kind() {
                         SyntaxKind::SET_TYPE => {
                             let new_type = type_text(&sub).unwrap_or_default();
+                            let computed = child(&sub, SyntaxKind::USING_EXPR)
+                                .map(|using| {
+                                    using
+                                        .children()
+                                        .map(|expr| expr.text().to_string())
+                                        .collect::<String>()
+                                })
+                                .filter(|expr| !is_the_column_or_its_cast(expr, &column));
                             out.effects.push(effect(
                                 Op::AlterColumnTypeRewrite,
                                 Detail::TypeChange {
                                     column: column.clone(),
                                     new_type,
+                                    computed,
                                 },
                             ));
                         }

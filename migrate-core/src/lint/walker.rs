@@ -116,13 +116,39 @@ fn type_parts(ty: &str) -> (String, Vec<u32>) {
     (name, args)
 }
 
+/// The element type and the number of array dimensions (`int[][]`, `int ARRAY`).
+fn array_parts(ty: &str) -> (&str, usize) {
+    let mut element = ty.trim();
+    let mut dimensions = 0;
+    loop {
+        if let Some(rest) = element.strip_suffix("[]") {
+            element = rest.trim_end();
+        } else if element.len() > 5
+            && element.is_char_boundary(element.len() - 5)
+            && element[element.len() - 5..].eq_ignore_ascii_case("array")
+        {
+            element = element[..element.len() - 5].trim_end();
+        } else {
+            return (element, dimensions);
+        }
+        dimensions += 1;
+    }
+}
+
 /// Whether changing a column from `old` to `new` needs no rewrite (PostgreSQL's
-/// binary-coercible cases, measured in LOCKS.md).
+/// binary-coercible cases, measured in LOCKS.md). An array is rewritten by any change of its
+/// element type, even one that is binary-coercible for the element alone (measured on
+/// PostgreSQL 15: `varchar(20)[]` to `varchar(40)[]` or `text[]`).
 pub fn type_change_is_compatible(old: &str, new: &str) -> bool {
-    let (old_name, old_args) = type_parts(old);
-    let (new_name, new_args) = type_parts(new);
-    if old_name == new_name && old_args == new_args {
+    let (old_element, old_dimensions) = array_parts(old);
+    let (new_element, new_dimensions) = array_parts(new);
+    let (old_name, old_args) = type_parts(old_element);
+    let (new_name, new_args) = type_parts(new_element);
+    if old_name == new_name && old_args == new_args && old_dimensions == new_dimensions {
         return true;
+    }
+    if old_dimensions > 0 || new_dimensions > 0 {
+        return false;
     }
     match (old_name.as_str(), new_name.as_str()) {
         ("varchar", "text") | ("text", "varchar") if new_args.is_empty() => true,
@@ -176,7 +202,11 @@ fn resolve(
             }
         }
         Op::AlterColumnTypeRewrite => {
-            if let Detail::TypeChange { column, new_type } = &effect.detail
+            if let Detail::TypeChange {
+                column,
+                new_type,
+                computed: None,
+            } = &effect.detail
                 && let Some(old) = facts.columns.get(&(effect.table.clone(), column.clone()))
                 && type_change_is_compatible(old, new_type)
             {
@@ -297,7 +327,10 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
                 facts.constraints.remove(&key);
             }
             (Op::AlterColumnTypeRewrite | Op::AlterColumnTypeCompatible, _) => {
-                if let Detail::TypeChange { column, new_type } = &effect.detail {
+                if let Detail::TypeChange {
+                    column, new_type, ..
+                } = &effect.detail
+                {
                     facts
                         .columns
                         .insert((effect.table.clone(), column.clone()), new_type.clone());
@@ -572,5 +605,11 @@ mod tests {
         assert!(!type_change_is_compatible("text", "varchar(5)"));
         assert!(!type_change_is_compatible("numeric(10,2)", "numeric(12,3)"));
         assert!(!type_change_is_compatible("timestamp", "timestamptz"));
+        assert!(!type_change_is_compatible("varchar(20)[]", "varchar(40)[]"));
+        assert!(!type_change_is_compatible("varchar(20)[]", "text[]"));
+        assert!(!type_change_is_compatible("int[]", "bigint[]"));
+        assert!(!type_change_is_compatible("int", "int[]"));
+        assert!(type_change_is_compatible("text[]", "text []"));
+        assert!(type_change_is_compatible("int ARRAY", "integer[]"));
     }
 }

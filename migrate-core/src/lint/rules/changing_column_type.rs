@@ -23,15 +23,16 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     on_existing(ctx, &[Op::AlterColumnTypeRewrite])
         .map(|e| {
             let (table, column) = (&e.effect.table, column_of(&e.effect));
-            let new_type = match &e.effect.detail {
-                Detail::TypeChange { new_type, .. } => new_type.clone(),
-                _ => String::new(),
+            let (new_type, computed) = match &e.effect.detail {
+                Detail::TypeChange { new_type, computed, .. } => (new_type.clone(), computed.clone()),
+                _ => (String::new(), None),
             };
-            let message = match ctx.facts.columns.get(&(table.clone(), column.to_owned())) {
-                Some(old) => format!("changing `{table}`.`{column}` from `{old}` to `{new_type}` rewrites the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"),
+            let message = match (ctx.facts.columns.get(&(table.clone(), column.to_owned())), computed) {
+                (_, Some(expression)) => format!("changing `{table}`.`{column}` to `{new_type}` computes every value anew (USING {expression}), so PostgreSQL rewrites the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"),
+                (Some(old), None) => format!("changing `{table}`.`{column}` from `{old}` to `{new_type}` rewrites the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"),
                 // Only a change between binary-compatible types is instant; without the old type
                 // that cannot be shown, and the statement is judged as the rewrite it may be.
-                None => format!("no earlier migration shows the type of `{table}`.`{column}`, so changing it to `{new_type}` may rewrite the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"),
+                (None, None) => format!("no earlier migration shows the type of `{table}`.`{column}`, so changing it to `{new_type}` may rewrite the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"),
             };
             Finding {
                 message,
@@ -46,6 +47,39 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{BASE, hits, lint};
+
+    #[test]
+    fn a_using_expression_rewrites_unless_it_is_the_column_or_its_cast() {
+        // Measured on PostgreSQL 15: `USING title`, `USING title::varchar(80)` and
+        // `USING CAST(title AS text)` keep the table; `USING lower(title)` rewrites it.
+        let change = |using: &str| {
+            hits(
+                &[
+                    BASE,
+                    &format!(
+                        "ALTER TABLE posts ALTER COLUMN title TYPE varchar(80) USING {using};"
+                    ),
+                ],
+                "changing-column-type",
+            )
+        };
+        assert!(change("title").is_empty());
+        assert!(change("title::varchar(80)").is_empty());
+        assert!(change("CAST(title AS text)").is_empty());
+        assert_eq!(change("lower(title)"), ["m/1.sql:3"]);
+        let findings = lint(&[
+            BASE,
+            "ALTER TABLE posts ALTER COLUMN title TYPE text USING lower(title);",
+        ]);
+        let finding = findings
+            .iter()
+            .find(|d| d.check == "changing-column-type")
+            .unwrap();
+        assert_eq!(
+            finding.message,
+            "changing `posts`.`title` to `text` computes every value anew (USING lower(title)), so PostgreSQL rewrites the table and its indexes while holding ACCESS EXCLUSIVE, which blocks every read and write"
+        );
+    }
 
     #[test]
     fn an_unknown_earlier_type_is_said_not_asserted() {
