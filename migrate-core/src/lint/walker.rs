@@ -56,6 +56,10 @@ pub struct StatementContext<'a> {
     /// Locks held on existing tables by earlier statements of the same transaction.
     pub held: &'a BTreeMap<String, Held>,
     pub created_tables: &'a BTreeSet<String>,
+    /// Tables created in this migration and filled from existing tables (`CREATE TABLE … AS`,
+    /// `SELECT … INTO`, `INSERT … SELECT`): they carry no traffic, but they are as big as what
+    /// they were filled from, so scanning them or building an index on them is slow.
+    pub filled_tables: &'a BTreeSet<String>,
     /// Constraints added earlier in the same transaction: (table, name).
     pub added_in_transaction: &'a BTreeSet<(String, String)>,
     pub in_transaction: bool,
@@ -84,6 +88,48 @@ impl StatementContext<'_> {
                 )
             })
             .collect()
+    }
+
+    /// The strongest lock this statement takes on `table`, over all its actions: a multi-action
+    /// `ALTER TABLE` holds the union of its actions' locks.
+    pub fn strongest_on(&self, table: &str) -> Option<LockMode> {
+        self.effects
+            .iter()
+            .flat_map(|r| {
+                let main = (r.effect.table == table).then_some(r.row.table).flatten();
+                let other = (r.effect.other.as_deref() == Some(table))
+                    .then_some(r.row.other)
+                    .flatten();
+                main.into_iter().chain(other)
+            })
+            .max()
+    }
+
+    /// The text of the action that adds constraint `name` (`CONSTRAINT name …`, up to the comma
+    /// that ends it), when this statement has several actions.
+    pub fn constraint_action(&self, name: &str) -> Option<String> {
+        let lower = self.sql.to_lowercase();
+        let needle = format!("constraint {}", name.to_lowercase());
+        // Lower-casing keeps byte offsets for ASCII; any other text is left alone.
+        if lower.len() != self.sql.len() {
+            return None;
+        }
+        let start = lower.find(&needle)?;
+        let rest = self.sql.get(start..)?;
+        let (mut depth, mut quoted, mut end) = (0i32, false, rest.len());
+        for (offset, c) in rest.char_indices() {
+            match c {
+                '\'' => quoted = !quoted,
+                '(' if !quoted => depth += 1,
+                ')' if !quoted => depth -= 1,
+                ',' | ';' if !quoted && depth == 0 => {
+                    end = offset;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Some(rest.get(..end)?.trim().to_owned())
     }
 
     /// The statement on one line, shortened.
@@ -449,6 +495,7 @@ pub fn walk(
     let statements_in_transaction = if in_transaction { statements.len() } else { 1 };
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
     let mut created_tables = BTreeSet::new();
+    let mut filled_tables = BTreeSet::new();
     let mut created_indexes = BTreeMap::new();
     let mut added_in_transaction = BTreeSet::new();
     let mut out = Vec::new();
@@ -472,6 +519,7 @@ pub fn walk(
             effects: &effects,
             held: &held,
             created_tables: &created_tables,
+            filled_tables: &filled_tables,
             added_in_transaction: &added_in_transaction,
             in_transaction,
             statements_in_transaction,
@@ -528,8 +576,24 @@ pub fn walk(
                 added_in_transaction.insert((e.table.clone(), name.clone()));
             }
         }
+        let reads_existing = effects.iter().any(|r| {
+            r.effect.op == Op::ReadRows
+                && !r.effect.table.is_empty()
+                && (!created_tables.contains(&r.effect.table)
+                    || filled_tables.contains(&r.effect.table))
+        });
         if let Some(table) = &classified.creates_table {
             created_tables.insert(table.clone());
+            if reads_existing {
+                filled_tables.insert(table.clone());
+            }
+        }
+        if reads_existing {
+            for written in effects.iter().filter(|r| r.effect.op == Op::WriteRows) {
+                if created_tables.contains(&written.effect.table) {
+                    filled_tables.insert(written.effect.table.clone());
+                }
+            }
         }
         if let Some((index, table)) = &classified.creates_index {
             created_indexes.insert(index.clone(), table.clone());

@@ -58,16 +58,27 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
                 _ => "<name>".to_owned(),
             };
             let table = &e.effect.table;
-            let locks = match (&e.effect.other, e.row.other) {
-                (Some(other), Some(mode)) => format!("{} on `{table}` and {} on `{other}`, which blocks every write to both", e.row.table.map_or("", |m| m.sql_name()), mode.sql_name()),
-                _ => format!("{} on `{table}`, which {}", e.row.table.map_or("", |m| m.sql_name()), e.row.table.map_or("", |m| m.blocks())),
+            // The statement's own strongest lock on each table: in a multi-action ALTER TABLE
+            // the check runs under the union of every action's locks.
+            let on_table = ctx.strongest_on(table).or(e.row.table);
+            let locks = match (&e.effect.other, ctx.strongest_on(e.effect.other.as_deref().unwrap_or_default()).or(e.row.other)) {
+                (Some(other), Some(mode)) if on_table == Some(crate::lint::model::LockMode::AccessExclusive) => format!("ACCESS EXCLUSIVE on `{table}` and {} on `{other}`, which blocks every read and write of `{table}` and every write to `{other}`", mode.sql_name()),
+                (Some(other), Some(mode)) => format!("{} on `{table}` and {} on `{other}`, which blocks every write to both", on_table.map_or("", |m| m.sql_name()), mode.sql_name()),
+                _ => format!("{} on `{table}`, which {}", on_table.map_or("", |m| m.sql_name()), on_table.map_or("", |m| m.blocks())),
             };
-            Finding {
-                message: format!("adding constraint {name} checks every row of `{table}` while holding {locks}"),
-                help: format!(
+            let several_actions = ctx.classified.effects.len() > 1;
+            let help = match ctx.constraint_action(&name).filter(|_| several_actions) {
+                Some(action) => format!(
+                    "take it out of this statement, add it unchecked, and validate it in a later migration:\nALTER TABLE {table} ADD {action} NOT VALID;\n-- next migration:\nALTER TABLE {table} VALIDATE CONSTRAINT {name};"
+                ),
+                None => format!(
                     "add it without the check, then validate it in a later migration:\n{} NOT VALID;\n-- next migration:\nALTER TABLE {table} VALIDATE CONSTRAINT {name};",
                     ctx.sql.trim_end()
                 ),
+            };
+            Finding {
+                message: format!("adding constraint {name} checks every row of `{table}` while holding {locks}"),
+                help,
             }
         })
         .chain(inline)
@@ -104,6 +115,28 @@ mod tests {
             "constraint-missing-not-valid",
         );
         assert_eq!(hits, ["m/1.sql:3", "m/2.sql:3"]);
+    }
+
+    #[test]
+    fn in_a_multi_action_alter_each_constraint_is_named_with_the_statement_s_strongest_lock() {
+        let findings = super::super::test_support::lint(&[
+            BASE,
+            "ALTER TABLE posts ALTER COLUMN user_id SET NOT NULL, ADD CONSTRAINT posts_user2_fk FOREIGN KEY (user_id) REFERENCES users (id), ADD CONSTRAINT posts_title_check CHECK (title NOT IN ('a, b'));",
+        ]);
+        let ours: Vec<_> = findings
+            .iter()
+            .filter(|d| d.check == "constraint-missing-not-valid")
+            .collect();
+        assert_eq!(ours.len(), 2);
+        assert!(
+            ours[0]
+                .message
+                .contains("ACCESS EXCLUSIVE on `posts` and SHARE ROW EXCLUSIVE on `users`"),
+            "{}",
+            ours[0].message
+        );
+        assert!(ours[0].help.as_deref().unwrap_or_default().contains("ALTER TABLE posts ADD CONSTRAINT posts_user2_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;"), "{:?}", ours[0].help);
+        assert!(ours[1].help.as_deref().unwrap_or_default().contains("ALTER TABLE posts ADD CONSTRAINT posts_title_check CHECK (title NOT IN ('a, b')) NOT VALID;"), "{:?}", ours[1].help);
     }
 
     #[test]

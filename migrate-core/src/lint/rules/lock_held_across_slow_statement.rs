@@ -11,6 +11,12 @@
 //! VALIDATE` in one transaction — the VALIDATE scan runs under the DROP's ACCESS EXCLUSIVE on
 //! both tables.
 //!
+//! A table created in the same migration carries no traffic, but one filled from existing
+//! tables (`CREATE TABLE … AS`, `SELECT … INTO`, `INSERT … SELECT`) is as big as its sources:
+//! building an index on it, or scanning it, while the transaction holds a write-blocking lock on
+//! an existing table stalls that table just the same, so it counts here. An empty new table
+//! does not.
+//!
 //! **Instead**: split the migration; run the slow part in its own migration (a backfill in
 //! batches).
 
@@ -36,7 +42,9 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
         .iter()
         .filter(|e| {
             e.row.cost.is_slow()
-                && (ctx.is_existing(&e.effect.table) || ctx.held.contains_key(&e.effect.table))
+                && (ctx.is_existing(&e.effect.table)
+                    || ctx.held.contains_key(&e.effect.table)
+                    || ctx.filled_tables.contains(&e.effect.table))
         })
         .map(|e| format!("{:?} `{}`", e.row.cost, e.effect.table).to_lowercase())
         .collect();
@@ -73,6 +81,23 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{BASE, hits};
+
+    #[test]
+    fn an_index_on_a_table_filled_from_existing_ones_is_slow_under_a_held_lock() {
+        let steps = [
+            BASE,
+            "LOCK TABLE users IN SHARE MODE;\nCREATE TABLE big AS SELECT * FROM posts;\nCREATE INDEX big_title ON big (title);",
+            "ALTER TABLE users ADD COLUMN z int;\nCREATE TABLE big2 (id bigint, title text);\nINSERT INTO big2 SELECT id, title FROM posts;\nCREATE INDEX big2_title ON big2 (title);",
+            // Empty new table: its index build is instant.
+            "ALTER TABLE users ADD COLUMN y int;\nCREATE TABLE empty (id int);\nCREATE INDEX empty_id ON empty (id);",
+            // Filled, but no write-blocking lock on an existing table is held.
+            "CREATE TABLE big3 AS SELECT * FROM posts;\nCREATE INDEX big3_title ON big3 (title);",
+        ];
+        assert_eq!(
+            hits(&steps, "lock-held-across-slow-statement"),
+            ["m/1.sql:4", "m/1.sql:5", "m/2.sql:5", "m/2.sql:6"]
+        );
+    }
 
     #[test]
     fn flags_a_backfill_after_an_alter() {
