@@ -26,6 +26,10 @@ pub use migrate_core::runtime::{
     Pooler, Report, ServerError, Settings, Status, connect, startup, startup_with,
 };
 
+/// The schema as the catalog describes it, and the differences between two (drift detection).
+#[cfg(feature = "runtime")]
+pub use migrate_core::runtime::catalog;
+
 #[cfg(feature = "tokio")]
 pub use migrate_core::runtime::{connect_async, startup_async, startup_with_async};
 

@@ -31,6 +31,7 @@ use postgres::{Client, SimpleQueryMessage};
 use postgres_protocol::escape::escape_literal;
 use sha2::{Digest, Sha256};
 
+use super::catalog::Catalog;
 use super::config::{Pooler, Settings, valid_identifier};
 use super::connect::Connector;
 #[cfg(feature = "tokio")]
@@ -523,6 +524,19 @@ impl<'m> Migrator<'m> {
     pub fn stamp(&self, client: &mut Client, revision: &str) -> Result<Vec<&'static str>, Error> {
         self.validate()?;
         outside_async_runtime(|| block_on(self.stamp_on(&Blocking, client, revision)))?
+    }
+
+    /// The database's schema as its catalog describes it (tables, columns, constraints,
+    /// indexes), without this migrator's history table: one side of drift detection
+    /// ([`catalog::diff`](super::catalog::diff)).
+    pub fn catalog(&self, client: &mut Client) -> Result<Catalog, Error> {
+        self.validate()?;
+        outside_async_runtime(|| block_on(Catalog::read(client, &self.settings)))?.map_err(|e| {
+            Error::Database {
+                action: "reading the catalog".to_owned(),
+                cause: Box::new(ServerError::from_postgres(&e)),
+            }
+        })
     }
 
     /// [`Migrator::run`] on a tokio-postgres client: the same protocol and guarantees, awaiting

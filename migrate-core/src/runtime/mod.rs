@@ -1,5 +1,6 @@
 //! Applying embedded migrations to a live database (the `runtime` feature).
 
+pub mod catalog;
 pub mod config;
 pub mod connect;
 pub(crate) mod driver;
