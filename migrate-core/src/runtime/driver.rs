@@ -20,12 +20,6 @@ use postgres::SimpleQueryMessage;
 
 use super::connect::{ConnectError, Connector};
 
-/// Part of a batch: one query (one or more statements), named as a whole when it fails.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BatchStep {
-    pub sql: String,
-}
-
 /// The error of a batch, and the step it happened in.
 #[derive(Debug)]
 pub(crate) struct BatchError {
@@ -36,12 +30,13 @@ pub(crate) struct BatchError {
 /// One connection, as the protocol uses it: the simple query protocol only (no named
 /// statements, which transaction-mode poolers break).
 pub(crate) trait Session: Send {
-    /// Runs `steps` in order, each as its own query, and names the step of the first error. A
+    /// Runs `steps` in order, each as its own query (one or more statements), and names the step
+    /// of the first error. A
     /// driver that pipelines sends them all in one round trip; the `postgres` crate cannot, and
     /// sends one round trip per step, stopping at the first error.
     fn run_batch(
         &mut self,
-        steps: &[BatchStep],
+        steps: &[&str],
     ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, BatchError>> + Send;
 
     fn simple_query(
@@ -79,13 +74,10 @@ pub(crate) trait Driver: Sync {
 pub(crate) struct Blocking;
 
 impl Session for postgres::Client {
-    async fn run_batch(
-        &mut self,
-        steps: &[BatchStep],
-    ) -> Result<Vec<SimpleQueryMessage>, BatchError> {
+    async fn run_batch(&mut self, steps: &[&str]) -> Result<Vec<SimpleQueryMessage>, BatchError> {
         let mut messages = Vec::new();
         for (step, part) in steps.iter().enumerate() {
-            match postgres::Client::simple_query(self, &part.sql) {
+            match postgres::Client::simple_query(self, part) {
                 Ok(answer) => messages.extend(answer),
                 Err(error) => return Err(BatchError { step, error }),
             }
@@ -139,10 +131,7 @@ pub(crate) struct OwnRuntime {
 }
 
 impl Session for OwnRuntime {
-    async fn run_batch(
-        &mut self,
-        steps: &[BatchStep],
-    ) -> Result<Vec<SimpleQueryMessage>, BatchError> {
+    async fn run_batch(&mut self, steps: &[&str]) -> Result<Vec<SimpleQueryMessage>, BatchError> {
         self.runtime.block_on(run_pipelined(&self.client, steps))
     }
 
@@ -191,13 +180,13 @@ impl Driver for BlockingOwned {
 /// (`current transaction is aborted`); the first error is the one reported.
 async fn run_pipelined(
     client: &tokio_postgres::Client,
-    steps: &[BatchStep],
+    steps: &[&str],
 ) -> Result<Vec<SimpleQueryMessage>, BatchError> {
     type Answer<'a> =
         Pin<Box<dyn Future<Output = Result<Vec<SimpleQueryMessage>, postgres::Error>> + Send + 'a>>;
     let mut in_flight: Vec<Answer<'_>> = steps
         .iter()
-        .map(|step| Box::pin(client.simple_query(&step.sql)) as Answer<'_>)
+        .map(|step| Box::pin(client.simple_query(step)) as Answer<'_>)
         .collect();
     let mut answers: Vec<Option<Result<Vec<SimpleQueryMessage>, postgres::Error>>> =
         steps.iter().map(|_| None).collect();
@@ -255,7 +244,7 @@ pub(crate) struct Tokio;
 impl Session for tokio_postgres::Client {
     fn run_batch(
         &mut self,
-        steps: &[BatchStep],
+        steps: &[&str],
     ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, BatchError>> + Send {
         run_pipelined(self, steps)
     }

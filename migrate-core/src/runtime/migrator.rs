@@ -36,7 +36,7 @@ use super::config::{Pooler, Settings, valid_identifier};
 use super::connect::Connector;
 #[cfg(feature = "tokio")]
 use super::driver::Tokio;
-use super::driver::{BatchError, BatchStep, Blocking, BlockingOwned, Driver, Session, block_on};
+use super::driver::{BatchError, Blocking, BlockingOwned, Driver, Session, block_on};
 use super::error::{Error, ServerError};
 use super::history::{self, HistoryRow, RowState};
 use super::status::Status;
@@ -845,15 +845,15 @@ impl<'m> Migrator<'m> {
         applied: &mut Vec<Applied>,
         known: &mut Option<KnownHistory>,
     ) -> Result<Step, StepError> {
-        let open = BatchStep {
-            sql: self.guarded_begin_sql(next, &current.fingerprint),
-        };
+        let open = self.guarded_begin_sql(next, &current.fingerprint);
         let started = Instant::now();
         let applied_by = history::applied_by(&self.settings);
-        let mut steps = vec![open];
-        steps.extend(next.statements().iter().map(|statement| BatchStep {
-            sql: next.statement_sql(statement).to_owned(),
-        }));
+        let mut steps = vec![open.as_str()];
+        steps.extend(
+            next.statements()
+                .iter()
+                .map(|statement| next.statement_sql(statement)),
+        );
         // The execution time recorded is the batch's own, measured by the server.
         let record = history::insert_sql(
             &self.settings,
