@@ -149,6 +149,15 @@ impl Connector {
         }
     }
 
+    /// The error of a connection to this target that failed after `waited`, without password.
+    pub(crate) fn failed(&self, waited: Duration, cause: impl std::fmt::Display) -> Error {
+        Error::Connect {
+            target: self.display.clone(),
+            waited,
+            cause: cause.to_string(),
+        }
+    }
+
     fn connect_timeout(&self) -> Duration {
         self.config
             .get_connect_timeout()
@@ -231,11 +240,9 @@ impl std::fmt::Display for ConnectError {
 pub fn connect(url: &str, application_name: &str) -> Result<postgres::Client, Error> {
     let started = std::time::Instant::now();
     let connector = Connector::new(url, application_name)?;
-    connector.connect().map_err(|e| Error::Connect {
-        target: connector.display().to_owned(),
-        waited: started.elapsed(),
-        cause: e.to_string(),
-    })
+    connector
+        .connect()
+        .map_err(|e| connector.failed(started.elapsed(), e))
 }
 
 /// [`connect`] on the caller's tokio runtime (the connection's task is spawned there).
@@ -246,11 +253,10 @@ pub async fn connect_async(
 ) -> Result<tokio_postgres::Client, Error> {
     let started = std::time::Instant::now();
     let connector = Connector::new(url, application_name)?;
-    connector.connect_async().await.map_err(|e| Error::Connect {
-        target: connector.display().to_owned(),
-        waited: started.elapsed(),
-        cause: e.to_string(),
-    })
+    connector
+        .connect_async()
+        .await
+        .map_err(|e| connector.failed(started.elapsed(), e))
 }
 
 #[cfg(test)]

@@ -352,11 +352,9 @@ impl<S: Session> Conn<'_, S> {
                             // A refused login or a missing database will not fix itself: fail now.
                             let code = e.code().unwrap_or("");
                             if code.starts_with("28") || code == "3D000" {
-                                return Err(StepError::Fatal(Error::Connect {
-                                    target: connector.display().to_owned(),
-                                    waited: started.elapsed(),
-                                    cause: last_error.clone(),
-                                }));
+                                return Err(StepError::Fatal(
+                                    connector.failed(started.elapsed(), &last_error),
+                                ));
                             }
                             return Err(StepError::Connection(format!(
                                 "connecting to {}: {last_error}",
@@ -654,11 +652,7 @@ impl<'m> Migrator<'m> {
                     && applied.is_empty()
                     && !last_error.is_empty()
                 {
-                    return Err(Error::Connect {
-                        target: connector.display().to_owned(),
-                        waited: started.elapsed(),
-                        cause: last_error.clone(),
-                    });
+                    return Err(connector.failed(started.elapsed(), &last_error));
                 }
                 let reason = match conn.get(driver).await {
                     Ok(client) if reason == LOCK_BUSY => self.busy_reason(client).await,

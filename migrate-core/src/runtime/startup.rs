@@ -115,11 +115,7 @@ async fn startup_on<D: Driver>(driver: &D, migrations: &Migrations, config: &Env
         let started = std::time::Instant::now();
         let status = match driver.connect(&connector).await {
             Ok(mut client) => migrator.status_on(&mut client).await,
-            Err(e) => Err(Error::Connect {
-                target: connector.display().to_owned(),
-                waited: started.elapsed(),
-                cause: e.to_string(),
-            }),
+            Err(e) => Err(connector.failed(started.elapsed(), e)),
         };
         if let Ok(status) = &status
             && !status.pending.is_empty()
