@@ -683,9 +683,18 @@ impl<'m> Migrator<'m> {
     /// idle timeout covering the whole transaction, from before the lock is taken.
     fn lock_sql(&self) -> String {
         format!(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{}ms'; SELECT pg_try_advisory_xact_lock({})",
-            pg_millis(self.settings.idle_timeout),
+            "{}; SELECT pg_try_advisory_xact_lock({})",
+            self.begin_sql(),
             self.lock_key()
+        )
+    }
+
+    /// `BEGIN` of every transaction that takes the migration lock: read committed whatever the
+    /// server's default, and the idle timeout covering it from its first statement.
+    fn begin_sql(&self) -> String {
+        format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{}ms'",
+            pg_millis(self.settings.idle_timeout)
         )
     }
 
@@ -802,13 +811,13 @@ impl<'m> Migrator<'m> {
             )
         };
         format!(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{idle}ms'; SET LOCAL lock_timeout = '{lock}ms'; SET LOCAL statement_timeout = '{statement}ms'; \
+            "{begin}; SET LOCAL lock_timeout = '{lock}ms'; SET LOCAL statement_timeout = '{statement}ms'; \
                  DO $migrate_guard$ BEGIN \
                  IF NOT pg_try_advisory_xact_lock({key}) THEN RAISE EXCEPTION USING ERRCODE = '{GUARD_BUSY}', MESSAGE = '{LOCK_BUSY}'; END IF; \
                  IF EXISTS (SELECT 1 FROM {table} WHERE revision = {revision}){parents_applied} OR {marker_changed} \
                  THEN RAISE EXCEPTION USING ERRCODE = '{GUARD_STALE}', MESSAGE = 'the history changed since it was read'; END IF; \
                  END $migrate_guard$",
-            idle = pg_millis(self.settings.idle_timeout),
+            begin = self.begin_sql(),
             lock = pg_millis(lock_timeout),
             statement = millis(statement_timeout),
             key = self.lock_key(),
