@@ -97,16 +97,16 @@ impl fmt::Display for Difference {
     }
 }
 
-fn rows(messages: &[SimpleQueryMessage], width: usize) -> Vec<Vec<Option<String>>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) if row.len() == width => {
-                Some((0..width).map(|i| row.get(i).map(str::to_owned)).collect())
-            }
-            _ => None,
-        })
-        .collect()
+/// Every row of a batch, as text cells.
+fn rows(messages: &[SimpleQueryMessage]) -> impl Iterator<Item = Vec<Option<String>>> + '_ {
+    messages.iter().filter_map(|m| match m {
+        SimpleQueryMessage::Row(row) => Some(
+            (0..row.len())
+                .map(|i| row.get(i).map(str::to_owned))
+                .collect(),
+        ),
+        _ => None,
+    })
 }
 
 /// The relations a catalog covers: tables and partitioned tables of user schemas that no
@@ -146,51 +146,54 @@ impl Catalog {
         );
         let messages = client.simple_query(&sql).await?;
         let mut catalog = Catalog::default();
-        for row in rows(&messages, 2) {
-            if let [Some(_), Some(table)] = row.as_slice() {
-                catalog.tables.entry(table.clone()).or_default();
-            }
-        }
-        for row in rows(&messages, 9) {
-            if let [
-                _,
-                Some(table),
-                Some(name),
-                Some(data_type),
-                not_null,
-                default,
-                identity,
-                generated,
-                _,
-            ] = row.as_slice()
-                && let Some(entry) = catalog.tables.get_mut(table)
-            {
-                entry.columns.push(Column {
-                    name: name.clone(),
-                    data_type: data_type.clone(),
-                    not_null: not_null.as_deref() == Some("true"),
-                    default: default.clone(),
-                    identity: identity.as_deref().and_then(|v| v.chars().next()),
-                    generated: generated.as_deref().and_then(|v| v.chars().next()),
-                });
-            }
-        }
-        for row in rows(&messages, 5) {
-            if let [_, Some(table), Some(name), Some(definition), validated] = row.as_slice()
-                && let Some(entry) = catalog.tables.get_mut(table)
-            {
-                entry.constraints.insert(
-                    name.clone(),
-                    (definition.clone(), validated.as_deref() == Some("true")),
-                );
-            }
-        }
-        for row in rows(&messages, 4) {
-            if let [Some(kind), Some(table), Some(name), Some(definition)] = row.as_slice()
-                && kind == "index"
-                && let Some(entry) = catalog.tables.get_mut(table)
-            {
-                entry.indexes.insert(name.clone(), definition.clone());
+        // Each row starts with what it describes; tables come first, so the others find theirs.
+        for row in rows(&messages) {
+            match row.as_slice() {
+                [Some(kind), Some(table)] if kind == "table" => {
+                    catalog.tables.entry(table.clone()).or_default();
+                }
+                [
+                    Some(kind),
+                    Some(table),
+                    Some(name),
+                    Some(data_type),
+                    not_null,
+                    default,
+                    identity,
+                    generated,
+                    _,
+                ] if kind == "column" => {
+                    if let Some(entry) = catalog.tables.get_mut(table) {
+                        entry.columns.push(Column {
+                            name: name.clone(),
+                            data_type: data_type.clone(),
+                            not_null: not_null.as_deref() == Some("true"),
+                            default: default.clone(),
+                            identity: identity.as_deref().and_then(|v| v.chars().next()),
+                            generated: generated.as_deref().and_then(|v| v.chars().next()),
+                        });
+                    }
+                }
+                [
+                    Some(kind),
+                    Some(table),
+                    Some(name),
+                    Some(definition),
+                    validated,
+                ] if kind == "constraint" => {
+                    if let Some(entry) = catalog.tables.get_mut(table) {
+                        entry.constraints.insert(
+                            name.clone(),
+                            (definition.clone(), validated.as_deref() == Some("true")),
+                        );
+                    }
+                }
+                [Some(kind), Some(table), Some(name), Some(definition)] if kind == "index" => {
+                    if let Some(entry) = catalog.tables.get_mut(table) {
+                        entry.indexes.insert(name.clone(), definition.clone());
+                    }
+                }
+                _ => {}
             }
         }
         Ok(catalog)
