@@ -7,20 +7,12 @@ use std::time::{Duration, Instant};
 use migrate::Migrator;
 mod common;
 
-use common::driver::runtime;
+use common::driver::{connect_tokio as connect, runtime};
 use common::{advisory_locks, history, values};
 use pg_harness::{TestDatabase, test_database};
 
 static SLOW: migrate::Migrations = migrate::embed_migrations!("tests/migrations/slow");
 static BASIC: migrate::Migrations = migrate::embed_migrations!("tests/migrations/basic");
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
 
 /// Resolves once 0004 of `SLOW` ran its first statement (`CREATE TABLE audit`) and sleeps in
 /// its second.

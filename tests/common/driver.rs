@@ -24,6 +24,15 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A tokio-postgres connection on the current runtime, its connection task spawned there.
+pub async fn connect_tokio(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
 impl Driver {
     /// The value of `MIGRATE_TEST_DRIVER` for the host binary.
     pub fn name(self) -> &'static str {
@@ -52,13 +61,7 @@ impl Driver {
             }
             Driver::Tokio => {
                 let runtime = runtime();
-                let client = runtime.block_on(async {
-                    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                        .await
-                        .unwrap();
-                    tokio::spawn(connection);
-                    client
-                });
+                let client = runtime.block_on(connect_tokio(url));
                 DriverClient::Tokio { client, runtime }
             }
         }
