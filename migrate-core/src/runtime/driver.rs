@@ -205,11 +205,15 @@ async fn run_pipelined(
     })
     .await;
     let mut messages = Vec::new();
-    for (step, answer) in answers.into_iter().enumerate() {
+    // Every answer is in: the poll above ends only then.
+    let answers = answers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(step, answer)| answer.map(|answer| (step, answer)));
+    for (step, answer) in answers {
         match answer {
-            Some(Ok(answer)) => messages.extend(answer),
-            Some(Err(error)) => return Err(BatchError { step, error }),
-            None => unreachable!("every query was polled to its end"),
+            Ok(answer) => messages.extend(answer),
+            Err(error) => return Err(BatchError { step, error }),
         }
     }
     Ok(messages)
