@@ -18,6 +18,7 @@
 //! diverged or edited history).
 
 pub mod authoring;
+mod drift;
 mod report;
 
 use std::io::Write;
@@ -60,6 +61,38 @@ pub enum Command {
     },
     /// What would run, in order, with the locks each statement takes.
     Plan {
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Compare the database with what its applied migrations build, replayed into a shadow
+    /// database (exit 0 no drift, 1 drift, 2 could not compare).
+    Diff {
+        /// An empty database to replay into, for a role without CREATEDB (default: a database
+        /// created on the target's server for the check, then dropped).
+        #[arg(long, value_name = "URL")]
+        shadow_url: Option<String>,
+        /// One JSON object instead of the report.
+        #[arg(long)]
+        json: bool,
+        /// Write the SQL that reconciles the database as a new migration, for review: FILE, or a
+        /// new file in DIR when it is a directory.
+        #[arg(long, value_name = "FILE|DIR")]
+        write: Option<PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Write <dir>/<revision>_baseline.sql, the root migration that creates the database's
+    /// schema as it is, after checking that a database built from it has the same schema.
+    Baseline {
+        /// The migrations directory to write it in (empty or absent; default: ./migrations).
+        #[arg(long = "into", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Write it even when some objects cannot be recreated (they are listed in the file).
+        #[arg(long)]
+        allow_partial: bool,
+        /// Record it as applied in the database once written.
+        #[arg(long)]
+        stamp: bool,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -201,6 +234,28 @@ pub fn execute_to(
                 0
             }),
         Command::Plan { .. } => status_of(&migrator).map(|status| plan(migrations, &status, out)),
+        Command::Diff {
+            shadow_url,
+            json,
+            write,
+            ..
+        } => migrator
+            .drift(url, shadow_url.as_deref())
+            .and_then(|drift| drift::report(migrations, &drift, json, write.as_deref(), out)),
+        Command::Baseline {
+            dir,
+            allow_partial,
+            stamp,
+            ..
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("migrations"));
+            let request = drift::BaselineRequest {
+                dir: &dir,
+                allow_partial,
+                stamp,
+            };
+            drift::baseline(&migrator, url, &request, out, err)
+        }
         Command::Lint { .. } => Ok(0),
     };
     match result {
@@ -378,7 +433,9 @@ impl Command {
             Command::Migrate { database }
             | Command::Status { database, .. }
             | Command::Stamp { database, .. }
-            | Command::Plan { database } => database.database_url.as_deref(),
+            | Command::Plan { database }
+            | Command::Diff { database, .. }
+            | Command::Baseline { database, .. } => database.database_url.as_deref(),
             Command::Lint { .. } => None,
         }
     }
@@ -512,6 +569,21 @@ fn standalone(
                 json,
                 format,
                 target_postgres,
+            };
+            return execute_to(&Migrations::default(), command, config, out, err);
+        }
+        ToolCommand::Database(Command::Baseline {
+            dir: into,
+            allow_partial,
+            stamp,
+            database,
+        }) => {
+            // Adoption starts from an empty directory: there is nothing to analyse yet.
+            let command = Command::Baseline {
+                dir: Some(into.unwrap_or(dir)),
+                allow_partial,
+                stamp,
+                database,
             };
             return execute_to(&Migrations::default(), command, config, out, err);
         }

@@ -129,6 +129,17 @@ pub enum Error {
         recorded_checksum: String,
         file_checksum: String,
     },
+    /// A drift check cannot use the database given as its shadow.
+    ShadowRefused { shadow: String, reason: String },
+    /// An applied revision failed when replayed into the shadow database of a drift check.
+    Replay {
+        revision: String,
+        path: String,
+        cause: Box<ServerError>,
+    },
+    /// The database has applied revisions the binary does not contain, so a drift check cannot
+    /// replay what built it.
+    CannotReplay { unknown: Vec<String> },
 }
 
 impl Error {
@@ -220,6 +231,23 @@ impl fmt::Display for Error {
                 f,
                 "no-transaction migration {revision} ({path}) was interrupted after {statements_done} statement(s) and its file changed since it started: checksum {recorded_checksum} when it started, {file_checksum} now\n  help: deploy a build with the file as it was when it started so that it can finish, and put the change in a new migration"
             ),
+            Error::ShadowRefused { shadow, reason } => write!(
+                f,
+                "refusing {shadow} as the shadow database: {reason}\n  help: give --shadow-url an empty database of its own on a server like the target's (same major version and extensions), or leave it out to let the drift check create one (the role needs CREATEDB)"
+            ),
+            Error::Replay {
+                revision,
+                path,
+                cause,
+            } => write!(
+                f,
+                "replaying applied revision {revision} ({path}) into the shadow database failed: {cause}\n  help: the migrations no longer build what they built when they were applied (an extension or a role they need is missing on this server?); fix that, then diff again"
+            ),
+            Error::CannotReplay { unknown } => write!(
+                f,
+                "the database has applied revisions this binary does not contain: {}\n  help: diff with a build (or a --dir) that contains them",
+                unknown.join(", ")
+            ),
             Error::UnknownRevision { revision } => write!(
                 f,
                 "revision {revision} is not one of this binary's migrations\n  help: run `status` to list the revisions this binary contains"
@@ -233,7 +261,9 @@ impl std::error::Error for ServerError {}
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Migration { cause, .. } | Error::Database { cause, .. } => Some(&**cause),
+            Error::Migration { cause, .. }
+            | Error::Database { cause, .. }
+            | Error::Replay { cause, .. } => Some(&**cause),
             _ => None,
         }
     }

@@ -456,6 +456,11 @@ impl<'m> Migrator<'m> {
         self
     }
 
+    /// The migrations this migrator applies.
+    pub fn migrations(&self) -> &'m Migrations {
+        self.migrations
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod config;
 pub mod connect;
+pub mod drift;
 pub(crate) mod driver;
 pub mod error;
 pub mod history;
@@ -15,6 +16,7 @@ pub use config::{EnvConfig, Pooler, Settings};
 pub use connect::connect;
 #[cfg(feature = "tokio")]
 pub use connect::connect_async;
+pub use drift::Drift;
 pub use error::{Error, ServerError};
 pub use history::HistoryRow;
 pub use migrator::{Applied, Migrator, Report};

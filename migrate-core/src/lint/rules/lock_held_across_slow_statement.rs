@@ -42,9 +42,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
         .iter()
         .filter(|e| {
             e.row.cost.is_slow()
-                && (ctx.is_existing(&e.effect.table)
-                    || ctx.held.contains_key(&e.effect.table)
-                    || ctx.filled_tables.contains(&e.effect.table))
+                && (ctx.is_existing(&e.effect.table) || ctx.filled_tables.contains(&e.effect.table))
         })
         .map(|e| format!("{:?} `{}`", e.row.cost, e.effect.table).to_lowercase())
         .collect();

@@ -1,0 +1,227 @@
+//! SQL from a [`Catalog`]: the baseline that creates a schema from nothing, and the migration
+//! that reconciles a drifted database.
+
+use std::fmt;
+
+use super::diff::{Difference, Phase, column_text};
+use super::{Catalog, ObjectKind, Table};
+
+/// `quote_ident`: an identifier quoted unless PostgreSQL would read it back unchanged.
+pub(crate) fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// `quote_literal` for a string constant.
+pub(crate) fn quote_literal(text: &str) -> String {
+    postgres_protocol::escape::escape_literal(text)
+}
+
+/// `CREATE TABLE` for one table. `reconcile` writes the form a reconciling migration needs:
+/// `IF NOT EXISTS`, with its checks and keys inline (foreign keys and indexes come later); the
+/// baseline adds every constraint after the functions they may call.
+pub(crate) fn create_table(name: &str, table: &Table, reconcile: bool) -> String {
+    let if_not_exists = if reconcile { "IF NOT EXISTS " } else { "" };
+    let unlogged = if table.unlogged { "UNLOGGED " } else { "" };
+    let partition_by = table
+        .partition_key
+        .as_ref()
+        .map(|key| format!(" PARTITION BY {key}"))
+        .unwrap_or_default();
+    if let Some((parent, bound)) = &table.partition_of {
+        return format!(
+            "CREATE {unlogged}TABLE {if_not_exists}{name} PARTITION OF {parent} {bound}{partition_by};"
+        );
+    }
+    let mut lines: Vec<String> = table
+        .columns
+        .iter()
+        .map(|column| {
+            let mut text = format!(
+                "    {} {}",
+                column.name,
+                column_text_without_identity(column)
+            );
+            if let Some(kind) = column.identity {
+                let kind = if kind == 'a' { "ALWAYS" } else { "BY DEFAULT" };
+                text.push_str(&format!(" GENERATED {kind} AS IDENTITY"));
+                if let Some(options) = &column.identity_options {
+                    text.push_str(&format!(" ({options})"));
+                }
+            }
+            text
+        })
+        .collect();
+    if reconcile {
+        for (constraint, definition) in &table.constraints {
+            if definition.kind != 'f' {
+                lines.push(format!(
+                    "    CONSTRAINT {constraint} {}",
+                    definition.definition
+                ));
+            }
+        }
+    }
+    format!(
+        "CREATE {unlogged}TABLE {if_not_exists}{name} (\n{}\n){partition_by};",
+        lines.join(",\n")
+    )
+}
+
+fn column_text_without_identity(column: &super::Column) -> String {
+    let identity = super::Column {
+        identity: None,
+        ..column.clone()
+    };
+    column_text(&identity)
+}
+
+/// Why a baseline could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineError {
+    /// The objects the catalog model cannot recreate (`rule r ON public.t`…).
+    pub unrenderable: Vec<String>,
+}
+
+impl fmt::Display for BaselineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the baseline cannot recreate {} object(s): {}",
+            self.unrenderable.len(),
+            self.unrenderable.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for BaselineError {}
+
+/// The statements that create `catalog`'s schema in an empty database, in dependency order:
+/// extensions, schemas, types, sequences, tables, functions, keys, foreign keys, indexes,
+/// views, triggers, row security, policies, comments. Objects it cannot render are an error
+/// unless `allow_partial`, which lists them in a comment instead.
+pub fn baseline_sql(catalog: &Catalog, allow_partial: bool) -> Result<String, BaselineError> {
+    if !catalog.unrenderable.is_empty() && !allow_partial {
+        return Err(BaselineError {
+            unrenderable: catalog.unrenderable.clone(),
+        });
+    }
+    let mut out = Vec::new();
+    for what in &catalog.unrenderable {
+        out.push(format!("-- not recreated here, write it by hand: {what}"));
+    }
+    // Function bodies may name tables and views created after them.
+    out.push("SET LOCAL check_function_bodies = off;".to_owned());
+    let objects = |kind: ObjectKind| {
+        let mut list: Vec<_> = catalog
+            .objects
+            .iter()
+            .filter(move |((k, _), _)| *k == kind)
+            .map(|(_, o)| o)
+            .collect();
+        list.sort_by_key(|o| o.order);
+        list.into_iter().map(|o| o.definition.clone())
+    };
+    for kind in [
+        ObjectKind::Extension,
+        ObjectKind::Schema,
+        ObjectKind::Type,
+        ObjectKind::Sequence,
+    ] {
+        out.extend(objects(kind));
+    }
+    // Parents before their partitions, then in creation order.
+    let mut tables: Vec<_> = catalog.tables.iter().collect();
+    tables.sort_by_key(|(_, t)| (t.partition_of.is_some(), t.order));
+    for (name, table) in &tables {
+        out.push(create_table(name, table, false));
+    }
+    out.extend(objects(ObjectKind::SequenceOwner));
+    out.extend(objects(ObjectKind::Function));
+    for foreign in [false, true] {
+        for (name, table) in &tables {
+            for (constraint, definition) in &table.constraints {
+                if (definition.kind == 'f') == foreign {
+                    out.push(format!(
+                        "ALTER TABLE {name} ADD CONSTRAINT {constraint} {};",
+                        definition.definition
+                    ));
+                }
+            }
+        }
+    }
+    for (name, table) in &tables {
+        for (index, definition) in &table.indexes {
+            let _ = name;
+            out.push(format!(
+                "{};",
+                definition.replacen(" INDEX ON ", &format!(" INDEX {index} ON "), 1)
+            ));
+        }
+    }
+    for kind in [
+        ObjectKind::View,
+        ObjectKind::ViewIndex,
+        ObjectKind::Trigger,
+        ObjectKind::RowSecurity,
+        ObjectKind::Policy,
+        ObjectKind::Comment,
+    ] {
+        out.extend(objects(kind));
+    }
+    Ok(out.join("\n") + "\n")
+}
+
+/// The migration that makes the database what the migrations build: a no-transaction migration
+/// (its indexes are built concurrently), every statement in its phase, the destructive ones
+/// commented out for a reviewer to enable.
+pub fn fix_migration(header: &str, differences: &[Difference]) -> String {
+    let mut fixes: Vec<_> = differences
+        .iter()
+        .flat_map(|d| d.fix.iter().map(move |f| (f.phase, d, f)))
+        .collect();
+    fixes.sort_by_key(|(phase, _, _)| *phase);
+    let mut out = String::from(header);
+    out.push_str("-- migrate:no-transaction\n\n");
+    out.push_str(
+        "-- Reconciles the database with what its migrations build. Review every statement:\n\
+         -- type changes rewrite their table, backfills touch every row, and the drops at the\n\
+         -- end are commented out (remove the leading `-- ` of a block to enable it).\n",
+    );
+    let mut phase = None;
+    let mut unfixable = Vec::new();
+    for difference in differences.iter().filter(|d| d.fix.is_empty()) {
+        unfixable.push(format!("-- needs a human: {difference}"));
+    }
+    if !unfixable.is_empty() {
+        out.push('\n');
+        out.push_str(&unfixable.join("\n"));
+        out.push('\n');
+    }
+    for (fix_phase, difference, fix) in fixes {
+        if phase != Some(fix_phase) {
+            phase = Some(fix_phase);
+            out.push('\n');
+        }
+        if fix_phase == Phase::Destructive {
+            out.push_str(&format!("-- destructive: {difference}\n"));
+            for line in fix.sql.lines() {
+                out.push_str(&format!("-- {line}\n"));
+            }
+        } else {
+            out.push_str(&fix.sql);
+            out.push('\n');
+        }
+    }
+    out
+}

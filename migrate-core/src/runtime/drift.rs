@@ -1,0 +1,390 @@
+//! Drift: what the database has, against what its applied migrations build.
+//!
+//! The expected side is a shadow database into which exactly the revisions the history records
+//! as applied are replayed, in their order. By default it is created on the target's own server
+//! (same version, extensions and collations) and dropped on every path; shadows a killed run
+//! left behind are found by their name, which carries their creation time, and removed.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use postgres::Client;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+
+use super::catalog::{self, Catalog, Difference};
+use super::connect::{connect, redact};
+use super::error::{Error, ServerError};
+use super::migrator::Migrator;
+use super::status::Status;
+
+/// Shadow databases this tool creates: `migrate_shadow_<unix seconds>_<random>`.
+pub const SHADOW_PREFIX: &str = "migrate_shadow_";
+
+/// A shadow older than this is an orphan of a run that was killed.
+const ORPHAN_AGE: Duration = Duration::from_secs(3600);
+
+/// The outcome of a drift check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// Grouped by object: tables in name order, then the other objects.
+    pub differences: Vec<Difference>,
+    /// Revisions of the binary the database has not applied: pending, never drift.
+    pub pending: Vec<&'static str>,
+    /// The applied revisions replayed to build the expected schema.
+    pub replayed: Vec<String>,
+}
+
+impl Drift {
+    /// No difference: the database is what its applied migrations build.
+    pub fn is_clean(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+fn database_error(action: &str) -> impl Fn(postgres::Error) -> Error + '_ {
+    move |e| Error::Database {
+        action: action.to_owned(),
+        cause: Box::new(ServerError::from_postgres(&e)),
+    }
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, database: &str) -> Result<String, Error> {
+    let mut parsed = url::Url::parse(url).map_err(|e| Error::InvalidConfig {
+        name: "database URL".to_owned(),
+        value: redact(url),
+        reason: format!(
+            "{e}; the drift check needs a postgres:// URL to reach its shadow database"
+        ),
+    })?;
+    parsed.set_path(&format!("/{database}"));
+    Ok(parsed.to_string())
+}
+
+fn new_shadow_name(now: SystemTime) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let seconds = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(seconds);
+    hasher.write_u32(std::process::id());
+    format!("{SHADOW_PREFIX}{seconds}_{:08x}", hasher.finish() as u32)
+}
+
+/// The creation time a shadow's name carries.
+fn shadow_created(name: &str) -> Option<u64> {
+    name.strip_prefix(SHADOW_PREFIX)?
+        .split('_')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Drops the shadows that runs older than [`ORPHAN_AGE`] left behind; returns their names.
+pub fn remove_orphaned_shadows(admin: &mut Client) -> Result<Vec<String>, Error> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let rows = admin
+        .simple_query(&format!(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, {})",
+            escape_literal(SHADOW_PREFIX)
+        ))
+        .map_err(database_error("listing shadow databases"))?;
+    let mut removed = Vec::new();
+    for row in rows {
+        let postgres::SimpleQueryMessage::Row(row) = row else {
+            continue;
+        };
+        let Some(name) = row.get(0) else { continue };
+        if shadow_created(name).is_some_and(|created| created + ORPHAN_AGE.as_secs() < now) {
+            admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    escape_identifier(name)
+                ))
+                .map_err(database_error("dropping an orphaned shadow database"))?;
+            removed.push(name.to_owned());
+        }
+    }
+    Ok(removed)
+}
+
+/// A shadow database, emptied or dropped when it goes out of scope (also on a panic).
+pub struct Shadow {
+    /// The shadow's own connection.
+    pub client: Client,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    /// Created here on the target's server: dropped through the target's connection.
+    Drop { admin: Box<Client>, name: String },
+    /// Given by the caller: emptied, so that it is empty for the next check.
+    Empty,
+}
+
+/// Everything a schema can hold, out of the database (the public schema is made again as
+/// PostgreSQL creates it).
+const EMPTY_DATABASE: &str = "DO $$ DECLARE r record; BEGIN \
+    FOR r IN SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' LOOP EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname); END LOOP; \
+    FOR r IN SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname !~ '^pg_(toast|temp)' LOOP EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', r.nspname); END LOOP; \
+    END $$; \
+    CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC; \
+    COMMENT ON SCHEMA public IS 'standard public schema'";
+
+/// Counts what a database holds beyond what every new database has.
+const CONTENTS: &str = "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)') \
+    + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) \
+    + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)') \
+    + (SELECT count(*) FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND n.nspname !~ '^pg_(toast|temp)') \
+    + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')";
+
+/// The server's identity and the database's name: two URLs that reach the same database
+/// agree on both.
+fn identity(client: &mut Client) -> Result<(String, String), Error> {
+    let rows = client
+        .simple_query(
+            "SELECT (SELECT system_identifier::text FROM pg_control_system()), current_database()",
+        )
+        .map_err(database_error("identifying the database"))?;
+    let first = rows.iter().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(row) => Some((
+            row.get(0).unwrap_or_default().to_owned(),
+            row.get(1).unwrap_or_default().to_owned(),
+        )),
+        _ => None,
+    });
+    Ok(first.unwrap_or_default())
+}
+
+fn single_value(client: &mut Client, sql: &str, action: &str) -> Result<String, Error> {
+    let rows = client.simple_query(sql).map_err(database_error(action))?;
+    Ok(rows
+        .iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap_or_default())
+}
+
+impl Shadow {
+    /// A new database on the target's server, built from `template0` with the target's
+    /// encoding and locale. Removes orphaned shadows first.
+    pub fn create(
+        mut admin: Client,
+        target_url: &str,
+        application_name: &str,
+    ) -> Result<Shadow, Error> {
+        remove_orphaned_shadows(&mut admin)?;
+        let name = new_shadow_name(SystemTime::now());
+        let settings = admin
+            .simple_query(
+                "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()",
+            )
+            .map_err(database_error("reading the target's encoding"))?;
+        let (encoding, collate, ctype) = settings
+            .iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => Some((
+                    row.get(0).unwrap_or("UTF8").to_owned(),
+                    row.get(1).unwrap_or("C").to_owned(),
+                    row.get(2).unwrap_or("C").to_owned(),
+                )),
+                _ => None,
+            })
+            .unwrap_or_else(|| ("UTF8".to_owned(), "C".to_owned(), "C".to_owned()));
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+                escape_identifier(&name),
+                escape_literal(&encoding),
+                escape_literal(&collate),
+                escape_literal(&ctype)
+            ))
+            .map_err(|e| Error::Database {
+                action:
+                    "creating the shadow database (the role needs CREATEDB, or pass --shadow-url)"
+                        .to_owned(),
+                cause: Box::new(ServerError::from_postgres(&e)),
+            })?;
+        let cleanup = Cleanup::Drop {
+            admin: Box::new(admin),
+            name: name.clone(),
+        };
+        // From here on, the shadow goes away with `cleanup` whatever happens.
+        let client = match with_database(target_url, &name)
+            .and_then(|url| connect(&url, application_name))
+        {
+            Ok(client) => client,
+            Err(e) => {
+                drop(cleanup);
+                return Err(e);
+            }
+        };
+        Ok(Shadow { client, cleanup })
+    }
+
+    /// The database at `shadow_url`, refused unless it is empty and is not the target.
+    pub fn given(
+        shadow_url: &str,
+        target: &mut Client,
+        application_name: &str,
+    ) -> Result<Shadow, Error> {
+        let mut client = connect(shadow_url, application_name)?;
+        let refuse = |reason: String| Error::ShadowRefused {
+            shadow: redact(shadow_url),
+            reason,
+        };
+        if identity(&mut client)? == identity(target)? {
+            return Err(refuse("it is the target database itself".to_owned()));
+        }
+        let contents = single_value(&mut client, CONTENTS, "checking the shadow is empty")?;
+        if contents != "0" {
+            return Err(refuse(format!(
+                "it is not empty ({contents} schema object(s) beyond a new database's)"
+            )));
+        }
+        Ok(Shadow {
+            client,
+            cleanup: Cleanup::Empty,
+        })
+    }
+}
+
+impl Drop for Shadow {
+    fn drop(&mut self) {
+        match &mut self.cleanup {
+            Cleanup::Drop { admin, name } => {
+                let sql = format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    escape_identifier(name)
+                );
+                if let Err(e) = admin.batch_execute(&sql) {
+                    log::warn!(
+                        "could not drop the shadow database {name}: {e}; the next drift check removes it once it is an hour old"
+                    );
+                }
+            }
+            Cleanup::Empty => {
+                if let Err(e) = self.client.batch_execute(EMPTY_DATABASE) {
+                    log::warn!("could not empty the shadow database: {e}");
+                }
+            }
+        }
+    }
+}
+
+impl Migrator<'_> {
+    /// Compares the database at `url` with what its applied revisions build, replayed into a
+    /// shadow database: `shadow_url` when given (an empty database of its own), else a
+    /// database created on the target's server for the check and dropped after it.
+    pub fn drift(&self, url: &str, shadow_url: Option<&str>) -> Result<Drift, Error> {
+        self.validate()?;
+        let name = &self.settings().application_name;
+        let mut target = connect(url, name)?;
+        let status = self.status(&mut target)?;
+        let actual = self.catalog(&mut target)?;
+        let mut shadow = match shadow_url {
+            Some(shadow_url) => Shadow::given(shadow_url, &mut target, name)?,
+            None => Shadow::create(target, url, name)?,
+        };
+        let replayed = self.replay(&status, &mut shadow.client)?;
+        let expected = self.catalog(&mut shadow.client)?;
+        drop(shadow);
+        Ok(Drift {
+            differences: catalog::diff(&expected, &actual),
+            pending: status.pending.iter().map(|m| m.revision()).collect(),
+            replayed,
+        })
+    }
+
+    /// Runs the applied revisions, in their order, on `shadow`: each transactional one in one
+    /// transaction, each no-transaction one statement by statement.
+    fn replay(&self, status: &Status, shadow: &mut Client) -> Result<Vec<String>, Error> {
+        if !status.ahead.is_empty() {
+            return Err(Error::CannotReplay {
+                unknown: status.ahead.iter().map(|a| a.revision.clone()).collect(),
+            });
+        }
+        let mut replayed = Vec::new();
+        for row in &status.applied {
+            let Some(migration) = self.migrations().get(&row.revision) else {
+                return Err(Error::CannotReplay {
+                    unknown: vec![row.revision.clone()],
+                });
+            };
+            let failed = |e: postgres::Error| Error::Replay {
+                revision: row.revision.clone(),
+                path: migration.path().to_owned(),
+                cause: Box::new(ServerError::from_postgres(&e)),
+            };
+            if migration.no_transaction() {
+                for statement in migration.statements() {
+                    shadow
+                        .batch_execute(migration.statement_sql(statement))
+                        .map_err(failed)?;
+                }
+            } else {
+                let mut transaction = shadow.transaction().map_err(failed)?;
+                transaction.batch_execute(migration.sql()).map_err(failed)?;
+                transaction.commit().map_err(failed)?;
+            }
+            replayed.push(row.revision.clone());
+        }
+        Ok(replayed)
+    }
+
+    /// Replays `sql` (a baseline) into a shadow database on `url`'s server and compares the
+    /// result with `live`: empty when the baseline recreates the schema exactly.
+    pub fn verify_baseline(
+        &self,
+        url: &str,
+        sql: &str,
+        live: &Catalog,
+    ) -> Result<Vec<Difference>, Error> {
+        self.validate()?;
+        let name = &self.settings().application_name;
+        let target = connect(url, name)?;
+        let mut shadow = Shadow::create(target, url, name)?;
+        let replay_failed = |e: postgres::Error| Error::Replay {
+            revision: "baseline".to_owned(),
+            path: "(the baseline being written)".to_owned(),
+            cause: Box::new(ServerError::from_postgres(&e)),
+        };
+        let mut transaction = shadow.client.transaction().map_err(replay_failed)?;
+        transaction.batch_execute(sql).map_err(replay_failed)?;
+        transaction.commit().map_err(replay_failed)?;
+        let rebuilt = self.catalog(&mut shadow.client)?;
+        Ok(catalog::diff(live, &rebuilt))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadow_names_carry_their_creation_time_and_differ() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let a = new_shadow_name(now);
+        let b = new_shadow_name(now);
+        assert!(a.starts_with("migrate_shadow_1800000000_"), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(shadow_created(&a), Some(1_800_000_000));
+        assert_eq!(shadow_created("migrate_shadow_x"), None);
+        assert_eq!(shadow_created("app"), None);
+        // A PostgreSQL identifier holds 63 bytes.
+        assert!(a.len() <= 63);
+    }
+
+    #[test]
+    fn the_shadow_url_differs_from_the_target_only_in_its_database() {
+        assert_eq!(
+            with_database("postgres://u:p@db:5433/app?sslmode=require", "s").unwrap(),
+            "postgres://u:p@db:5433/s?sslmode=require"
+        );
+        let refused = with_database("host=db dbname=app", "s").unwrap_err();
+        assert!(!refused.to_string().contains("p@"), "{refused}");
+    }
+}
