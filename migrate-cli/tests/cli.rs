@@ -3,8 +3,12 @@
 //! SARIF validated by the SARIF multitool, `check` exit codes, and `apply --dir` writing the
 //! history a host embedding the same directory finds up to date.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::{stderr, stdout};
 
 use migrate::Migrator;
 use pg_harness::test_database;
@@ -46,14 +50,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The revision of the file `new` or `merge` printed.

@@ -136,6 +136,9 @@ pub fn run(migrations: &Migrations) -> ExitCode {
 
 /// Runs one command, printing to stdout (results) and stderr (errors).
 pub fn execute(migrations: &Migrations, command: Command) -> ExitCode {
+    if matches!(command, Command::Diff { .. } | Command::Baseline { .. }) {
+        drop_shadows_on_ctrl_c();
+    }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     let code = execute_to(
@@ -260,6 +263,13 @@ pub fn execute_to(
     };
     match result {
         Ok(code) => code,
+        Err(_) if crate::runtime::drift::interrupted() => {
+            // The Ctrl-C handler dropped the shadow under the check and exits the process.
+            let _ = writeln!(err, "interrupted: the shadow database was dropped");
+            loop {
+                std::thread::park();
+            }
+        }
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             match e {
@@ -441,6 +451,29 @@ impl Command {
     }
 }
 
+/// On Ctrl-C (SIGINT), drops the shadow databases of a `diff` or `baseline` under way, then
+/// exits with 130 as the signal would have.
+fn drop_shadows_on_ctrl_c() {
+    let watcher = std::thread::Builder::new().name("ctrl-c".to_owned());
+    let _ = watcher.spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        else {
+            return;
+        };
+        if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
+            let config = EnvConfig::from_env();
+            let name = config
+                .as_ref()
+                .map_or("migrate", |c| c.settings.application_name.as_str());
+            // No message from here: the command's thread holds stderr, and says it.
+            crate::runtime::drift::drop_active_shadows(name);
+            std::process::exit(130);
+        }
+    });
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "migrate",
@@ -500,6 +533,12 @@ enum ToolCommand {
 /// `--dir` directory.
 pub fn run_standalone() -> ExitCode {
     let tool = Tool::parse();
+    if matches!(
+        tool.command,
+        ToolCommand::Database(Command::Diff { .. } | Command::Baseline { .. })
+    ) {
+        drop_shadows_on_ctrl_c();
+    }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     ExitCode::from(standalone(tool, &EnvConfig::from_env(), &mut out, &mut err))

@@ -109,6 +109,41 @@ pub fn remove_orphaned_shadows(admin: &mut Client) -> Result<Vec<String>, Error>
     Ok(removed)
 }
 
+/// The shadows this process created and has not dropped yet, with the URL to drop them through:
+/// what a Ctrl-C handler must remove before the process exits.
+static ACTIVE: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn active() -> std::sync::MutexGuard<'static, Vec<(String, String)>> {
+    ACTIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`drop_active_shadows`] ran: the errors of the check it cut short are its doing.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Drops every shadow database this process still has, through new connections: for a signal
+/// handler, while the thread that created them is stuck in a query.
+pub fn drop_active_shadows(application_name: &str) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    let shadows = std::mem::take(&mut *active());
+    for (url, name) in shadows {
+        let dropped = connect(&url, application_name).and_then(|mut admin| {
+            admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    escape_identifier(&name)
+                ))
+                .map_err(database_error("dropping the shadow database"))
+        });
+        if let Err(e) = dropped {
+            log::warn!("could not drop the shadow database {name}: {e}");
+        }
+    }
+}
+
 /// A shadow database, emptied or dropped when it goes out of scope (also on a panic).
 pub struct Shadow {
     /// The shadow's own connection.
@@ -132,12 +167,18 @@ const EMPTY_DATABASE: &str = "DO $$ DECLARE r record; BEGIN \
     CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC; \
     COMMENT ON SCHEMA public IS 'standard public schema'";
 
-/// Counts what a database holds beyond what every new database has.
-const CONTENTS: &str = "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)') \
-    + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) \
-    + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)') \
-    + (SELECT count(*) FROM pg_namespace n WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND n.nspname !~ '^pg_(toast|temp)') \
-    + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')";
+/// What a database holds beyond what every new database has, one object a row.
+const CONTENTS: &str = "BEGIN READ ONLY; SET LOCAL search_path = pg_catalog; SELECT what FROM ( \
+    SELECT 'relation ' || c.oid::regclass::text AS what FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)' AND c.relkind NOT IN ('i', 'I', 't') \
+    UNION ALL SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+    UNION ALL SELECT 'type ' || t.oid::regtype::text FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)' AND t.typtype IN ('e', 'd', 'r', 'b') AND t.typelem = 0 \
+    UNION ALL SELECT 'schema ' || quote_ident(n.nspname) FROM pg_namespace n \
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND n.nspname !~ '^pg_(toast|temp)' \
+    UNION ALL SELECT 'extension ' || quote_ident(extname) FROM pg_extension WHERE extname <> 'plpgsql' \
+    ) x ORDER BY what; COMMIT";
 
 /// The server's identity and the database's name: two URLs that reach the same database
 /// agree on both.
@@ -155,17 +196,6 @@ fn identity(client: &mut Client) -> Result<(String, String), Error> {
         _ => None,
     });
     Ok(first.unwrap_or_default())
-}
-
-fn single_value(client: &mut Client, sql: &str, action: &str) -> Result<String, Error> {
-    let rows = client.simple_query(sql).map_err(database_error(action))?;
-    Ok(rows
-        .iter()
-        .find_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .unwrap_or_default())
 }
 
 impl Shadow {
@@ -194,20 +224,23 @@ impl Shadow {
                 _ => None,
             })
             .unwrap_or_else(|| ("UTF8".to_owned(), "C".to_owned(), "C".to_owned()));
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
-                escape_identifier(&name),
-                escape_literal(&encoding),
-                escape_literal(&collate),
-                escape_literal(&ctype)
-            ))
-            .map_err(|e| Error::Database {
-                action:
-                    "creating the shadow database (the role needs CREATEDB, or pass --shadow-url)"
-                        .to_owned(),
-                cause: Box::new(ServerError::from_postgres(&e)),
-            })?;
+        // Registered before it exists, so that a Ctrl-C at any point finds it.
+        active().push((target_url.to_owned(), name.clone()));
+        let created = admin.batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+            escape_identifier(&name),
+            escape_literal(&encoding),
+            escape_literal(&collate),
+            escape_literal(&ctype)
+        ));
+        if created.is_err() {
+            active().retain(|(_, active)| *active != name);
+        }
+        created.map_err(|e| Error::Database {
+            action: "creating the shadow database (the role needs CREATEDB, or pass --shadow-url)"
+                .to_owned(),
+            cause: Box::new(ServerError::from_postgres(&e)),
+        })?;
         let cleanup = Cleanup::Drop {
             admin: Box::new(admin),
             name: name.clone(),
@@ -239,11 +272,27 @@ impl Shadow {
         if identity(&mut client)? == identity(target)? {
             return Err(refuse("it is the target database itself".to_owned()));
         }
-        let contents = single_value(&mut client, CONTENTS, "checking the shadow is empty")?;
-        if contents != "0" {
-            return Err(refuse(format!(
-                "it is not empty ({contents} schema object(s) beyond a new database's)"
-            )));
+        let contents: Vec<String> = client
+            .simple_query(CONTENTS)
+            .map_err(database_error("checking the shadow is empty"))?
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        if !contents.is_empty() {
+            let shown = contents
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = match contents.len() {
+                n if n > 5 => format!(" and {} more", n - 5),
+                _ => String::new(),
+            };
+            return Err(refuse(format!("it is not empty: {shown}{more}")));
         }
         Ok(Shadow {
             client,
@@ -256,6 +305,7 @@ impl Drop for Shadow {
     fn drop(&mut self) {
         match &mut self.cleanup {
             Cleanup::Drop { admin, name } => {
+                active().retain(|(_, active)| active != name);
                 let sql = format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                     escape_identifier(name)

@@ -1,0 +1,553 @@
+//! `migrate diff` and `migrate baseline` on a real server: the seed incident of a database built
+//! by hand (found, written as a migration, reconciled), no false drift on databases the
+//! migrations built, a baseline judged by `pg_dump`, and the shadow database's life cycle.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use common::{stderr, stdout};
+use pg_harness::{TestDatabase, test_database};
+
+/// The tests count the shadow databases left on the server: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn repository(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
+/// A migrations directory of the test's own.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("drift-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+
+    /// A directory holding copies of `source`'s migrations, `keep` deciding which.
+    fn copy_of(name: &str, source: &str, keep: impl Fn(&str) -> bool) -> Dir {
+        let dir = Dir::new(name);
+        for entry in std::fs::read_dir(repository(source)).unwrap() {
+            let path = entry.unwrap().path();
+            let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if file.ends_with(".sql") && keep(&file) {
+                std::fs::copy(&path, dir.0.join(&file)).unwrap();
+            }
+        }
+        dir
+    }
+
+    fn migrate(&self, db: &TestDatabase, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .arg("--dir")
+            .arg(&self.0)
+            .args(args)
+            .env("DATABASE_URL", db.url())
+            .env_remove("MIGRATION_DATABASE_URL")
+            .output()
+            .unwrap()
+    }
+
+    fn files(&self, ending: &str) -> Vec<PathBuf> {
+        files_in(&self.0, ending)
+    }
+}
+
+fn files_in(dir: &Path, ending: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(ending))
+        .collect();
+    files.sort();
+    files
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The shadow databases on the test server.
+fn shadows(db: &TestDatabase) -> Vec<String> {
+    db.client()
+        .query(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, 'migrate_shadow_') ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The seed's production database: created by hand, no baseline. Ten columns the code has are
+/// missing, two it dropped are still there, the ids are varchar where the code has uuid, and
+/// `created_at` has no time zone. The foreign key could not be created: its types disagree.
+const HAND_BUILT: &str = "
+    CREATE TABLE users (
+        id varchar(36) PRIMARY KEY,
+        email text NOT NULL,
+        username text,
+        is_superuser boolean DEFAULT false,
+        created_at timestamp NOT NULL DEFAULT now()
+    );
+    CREATE TABLE user_personalization (
+        user_id uuid PRIMARY KEY,
+        theme text NOT NULL DEFAULT 'light',
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    INSERT INTO users (id, email, username) VALUES
+        ('6f1c2a34-8e2b-4c71-9a55-0d3e4b5f6a71', 'zoë@example.fr', 'zoë'),
+        ('0b7e9d12-3c4a-4f5e-8d6c-1a2b3c4d5e6f', 'jürgen@example.de', 'jürgen');
+    INSERT INTO user_personalization (user_id, theme) VALUES ('6f1c2a34-8e2b-4c71-9a55-0d3e4b5f6a71', 'sombre 🌙');
+";
+
+const SEED_REPORT: &str = "\
+table public.user_personalization
+  constraint public.user_personalization.user_personalization_user_id_fkey [safe]: migrations build FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE; the database has (absent)
+table public.users
+  column public.users.id [review]: migrations build uuid DEFAULT gen_random_uuid() NOT NULL; the database has character varying(36) NOT NULL
+  column public.users.display_name [safe]: migrations build text; the database has (absent)
+  column public.users.avatar_url [safe]: migrations build text; the database has (absent)
+  column public.users.locale [safe]: migrations build text DEFAULT 'en'::text NOT NULL; the database has (absent)
+  column public.users.timezone [safe]: migrations build text DEFAULT 'UTC'::text NOT NULL; the database has (absent)
+  column public.users.email_verified [safe]: migrations build boolean DEFAULT false NOT NULL; the database has (absent)
+  column public.users.marketing_opt_in [safe]: migrations build boolean DEFAULT false NOT NULL; the database has (absent)
+  column public.users.last_login_at [safe]: migrations build timestamp with time zone; the database has (absent)
+  column public.users.login_count [safe]: migrations build integer DEFAULT 0 NOT NULL; the database has (absent)
+  column public.users.plan [safe]: migrations build text DEFAULT 'free'::text NOT NULL; the database has (absent)
+  column public.users.deleted_at [safe]: migrations build timestamp with time zone; the database has (absent)
+  column public.users.created_at [review]: migrations build timestamp with time zone DEFAULT now() NOT NULL; the database has timestamp without time zone DEFAULT now() NOT NULL
+  column public.users.username [destructive]: migrations build (absent); the database has text
+  column public.users.is_superuser [destructive]: migrations build (absent); the database has boolean DEFAULT false
+  index public.users.users_created_at_idx [safe]: migrations build CREATE INDEX ON public.users USING btree (created_at); the database has (absent)
+drift: 16 difference(s) against the 3 applied revision(s)
+";
+
+#[test]
+fn the_seed_database_built_by_hand_is_reconciled_by_the_migration_diff_writes() {
+    let _serial = serial();
+    let db = test_database();
+    db.client().batch_execute(HAND_BUILT).unwrap();
+    let dir = Dir::copy_of("seed", "tests/migrations/drift_seed", |_| true);
+    let stamped = dir.migrate(&db, &["stamp", "0003"]);
+    assert!(stamped.status.success(), "{}", stderr(&stamped));
+
+    let found = dir.migrate(&db, &["diff"]);
+    assert_eq!(found.status.code(), Some(1), "{}", stderr(&found));
+    assert_eq!(stdout(&found), SEED_REPORT);
+    assert!(shadows(&db).is_empty(), "{:?}", shadows(&db));
+
+    let json = dir.migrate(&db, &["diff", "--json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(value["status"], "drift");
+    assert_eq!(
+        value["replayed"],
+        serde_json::json!(["0001", "0002", "0003"])
+    );
+    assert_eq!(value["differences"].as_array().unwrap().len(), 16);
+    assert_eq!(value["differences"][1]["object"], "column public.users.id");
+    assert_eq!(value["differences"][1]["severity"], "review");
+
+    // The key changes type before the foreign key that needs it is added.
+    let written = dir.migrate(&db, &["diff", "--write", dir.0.to_str().unwrap()]);
+    assert_eq!(written.status.code(), Some(1), "{}", stderr(&written));
+    let [file] = dir.files("_reconcile.sql").try_into().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        stdout(&written).ends_with(&format!(
+            "wrote {}: review it, enable the destructive parts you want, then apply it\n",
+            file.display()
+        )),
+        "{}",
+        stdout(&written)
+    );
+    assert!(text.starts_with("-- revision: "), "{text}");
+    assert!(text.contains("\n-- parents: 0003\n"), "{text}");
+    assert!(text.contains("\n-- migrate:no-transaction\n"), "{text}");
+    let position = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("no `{needle}` in\n{text}"))
+    };
+    assert!(
+        position("ALTER TABLE public.users ALTER COLUMN id TYPE uuid USING id::uuid;")
+            < position(
+                "ADD CONSTRAINT user_personalization_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE NOT VALID;"
+            )
+    );
+    assert!(
+        position("NOT VALID;") < position("VALIDATE CONSTRAINT user_personalization_user_id_fkey;")
+    );
+    position(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS users_created_at_idx ON public.users USING btree (created_at);",
+    );
+    // Drops are there for the reviewer, commented out.
+    position("\n-- ALTER TABLE public.users DROP COLUMN IF EXISTS username;\n");
+    position("\n-- ALTER TABLE public.users DROP COLUMN IF EXISTS is_superuser;\n");
+    assert!(
+        !text.contains("\nALTER TABLE public.users DROP COLUMN"),
+        "{text}"
+    );
+
+    // Written as it is, the directory passes the compiler's checks.
+    let check = dir.migrate(&db, &["check"]);
+    assert!(check.status.success(), "{}", stdout(&check));
+
+    // The reviewer enables the drops, then applies it.
+    let reviewed: String = text
+        .lines()
+        .map(|line| {
+            match line.strip_prefix("-- ").filter(|rest| {
+                rest.starts_with("ALTER TABLE") || rest.starts_with("-- migrate:allow")
+            }) {
+                Some(enabled) => format!("{enabled}\n"),
+                None => format!("{line}\n"),
+            }
+        })
+        .collect();
+    std::fs::write(&file, reviewed).unwrap();
+    let applied = dir.migrate(&db, &["apply"]);
+    assert!(
+        applied.status.success(),
+        "{}{}",
+        stdout(&applied),
+        stderr(&applied)
+    );
+
+    let clean = dir.migrate(&db, &["diff"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&clean),
+        stderr(&clean)
+    );
+    assert_eq!(
+        stdout(&clean),
+        "no drift against the 4 applied revision(s)\n"
+    );
+    // The rows came through the type changes.
+    let rows = db
+        .client()
+        .query(
+            "SELECT u.email, p.theme FROM users u JOIN user_personalization p ON p.user_id = u.id",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "zoë@example.fr");
+    assert_eq!(rows[0].get::<_, String>(1), "sombre 🌙");
+    assert!(shadows(&db).is_empty(), "{:?}", shadows(&db));
+}
+
+#[test]
+fn databases_the_migrations_built_show_no_drift_and_pending_revisions_are_not_drift() {
+    let _serial = serial();
+    for (source, applied) in [("migrations", 12), ("tests/migrations/large", 4)] {
+        let db = test_database();
+        let dir = Dir::copy_of(source.rsplit('/').next().unwrap(), source, |_| true);
+        let apply = dir.migrate(&db, &["apply"]);
+        assert!(apply.status.success(), "{source}: {}", stderr(&apply));
+        let diff = dir.migrate(&db, &["diff"]);
+        assert_eq!(
+            stdout(&diff),
+            format!("no drift against the {applied} applied revision(s)\n"),
+            "{source}: {}",
+            stderr(&diff)
+        );
+        assert_eq!(diff.status.code(), Some(0));
+    }
+
+    // The last revision not applied yet: pending, not compared, not drift.
+    let db = test_database();
+    let first_three = Dir::copy_of("three", "tests/migrations/large", |f| {
+        !f.starts_with("0004")
+    });
+    assert!(first_three.migrate(&db, &["apply"]).status.success());
+    let all = Dir::copy_of("four", "tests/migrations/large", |_| true);
+    let diff = all.migrate(&db, &["diff"]);
+    assert_eq!(diff.status.code(), Some(0), "{}", stderr(&diff));
+    assert_eq!(
+        stdout(&diff),
+        "no drift against the 3 applied revision(s); 1 pending revision(s) not compared: 0004\n"
+    );
+    assert!(shadows(&db).is_empty());
+}
+
+/// `pg_dump --schema-only` of a database, without its comment lines and the per-run random key
+/// of its `\restrict` guard.
+fn schema_dump(db: &TestDatabase) -> String {
+    let out = Command::new(pg_harness::server_bin_dir().join("pg_dump"))
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--exclude-table=public.migrate_history",
+        ])
+        .arg(db.url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_dump: {}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn a_baseline_of_the_large_schema_rebuilds_what_pg_dump_sees() {
+    let _serial = serial();
+    // Built without any migration tool, as a database adopted late is.
+    let live = test_database();
+    let mut client = live.client();
+    let sources = Dir::copy_of("large-sources", "tests/migrations/large", |_| true);
+    for file in sources.files(".sql") {
+        client
+            .batch_execute(&std::fs::read_to_string(file).unwrap())
+            .unwrap();
+    }
+    let dir = Dir::new("baseline");
+    let target = dir.0.join("migrations");
+    let baseline = dir.migrate(
+        &live,
+        &["baseline", "--into", target.to_str().unwrap(), "--stamp"],
+    );
+    assert!(baseline.status.success(), "{}", stderr(&baseline));
+    let written = Dir(target.clone());
+    let [file] = written.files("_baseline.sql").try_into().unwrap();
+    let revision = file
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches("_baseline.sql")
+        .to_owned();
+    assert_eq!(
+        stdout(&baseline),
+        format!(
+            "wrote {}: 8 table(s), 35 other object(s); a database built from it has the live schema\nstamped {revision} as applied\n",
+            file.display()
+        )
+    );
+
+    // The oracle: pg_dump of the live database and of one the baseline built.
+    let rebuilt = test_database();
+    let apply = written.migrate(&rebuilt, &["apply"]);
+    assert!(apply.status.success(), "{}", stderr(&apply));
+    let (expected, actual) = (schema_dump(&live), schema_dump(&rebuilt));
+    assert!(expected.contains("CREATE MATERIALIZED VIEW billing.monthly_revenue"));
+    assert!(expected.contains("ATTACH PARTITION billing.invoices_2025"));
+    if expected != actual {
+        let differing: Vec<_> = expected
+            .lines()
+            .zip(actual.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .collect();
+        panic!("pg_dump differs: {differing:#?}");
+    }
+
+    // Stamped: the live database is up to date with the baseline and does not drift from it.
+    let status = written.migrate(&live, &["status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", stdout(&status));
+    let diff = written.migrate(&live, &["diff"]);
+    assert_eq!(
+        stdout(&diff),
+        "no drift against the 1 applied revision(s)\n"
+    );
+    drop(written);
+    assert!(shadows(&live).is_empty());
+}
+
+#[test]
+fn baseline_refuses_what_it_cannot_recreate_and_a_directory_with_migrations() {
+    let _serial = serial();
+    let db = test_database();
+    db.client()
+        .batch_execute(
+            "CREATE TABLE events (id bigint PRIMARY KEY, kind text);
+             CREATE RULE events_no_delete AS ON DELETE TO events DO INSTEAD NOTHING;",
+        )
+        .unwrap();
+    let dir = Dir::new("partial");
+    let into = dir.0.join("migrations");
+    let refused = dir.migrate(&db, &["baseline", "--into", into.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stderr(&refused),
+        "error: the baseline cannot recreate 1 object(s): rule events_no_delete ON public.events\n  help: recreate them in a migration of your own after the baseline, and pass --allow-partial to write the rest (they are listed in the file)\n"
+    );
+    assert!(!into.exists());
+
+    let partial = dir.migrate(
+        &db,
+        &[
+            "baseline",
+            "--into",
+            into.to_str().unwrap(),
+            "--allow-partial",
+        ],
+    );
+    assert!(partial.status.success(), "{}", stderr(&partial));
+    let [file] = files_in(&into, "_baseline.sql").try_into().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(
+            "\n-- not recreated here, write it by hand: rule events_no_delete ON public.events\n"
+        ),
+        "{text}"
+    );
+
+    let again = dir.migrate(&db, &["baseline", "--into", into.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        stderr(&again),
+        format!(
+            "error: {} already holds migrations, and a baseline is the first one of a directory\n  help: baseline into an empty directory; to adopt a database the existing migrations already describe, stamp it instead (`stamp <revision>`)\n",
+            into.display()
+        )
+    );
+    std::fs::remove_dir_all(&into).unwrap();
+}
+
+#[test]
+fn the_shadow_goes_away_on_errors_orphans_are_removed_and_a_given_shadow_is_checked() {
+    let _serial = serial();
+    let db = test_database();
+    // A shadow a killed run left a long time ago.
+    db.client()
+        .batch_execute("CREATE DATABASE migrate_shadow_1000000000_0badf00d")
+        .unwrap();
+    let dir = Dir::new("replay");
+    std::fs::write(
+        dir.0.join("0001_alter.sql"),
+        "-- revision: 0001\n-- parents: none\nALTER TABLE nowhere ADD COLUMN note text;\n",
+    )
+    .unwrap();
+    assert!(dir.migrate(&db, &["stamp", "0001"]).status.success());
+    let failed = dir.migrate(&db, &["diff"]);
+    assert_eq!(failed.status.code(), Some(2));
+    assert_eq!(
+        stderr(&failed),
+        format!(
+            "error: replaying applied revision 0001 ({}/0001_alter.sql) into the shadow database failed: SQLSTATE 42P01: relation \"nowhere\" does not exist\n  help: the migrations no longer build what they built when they were applied (an extension or a role they need is missing on this server?); fix that, then diff again\n",
+            dir.0.display()
+        )
+    );
+    assert_eq!(shadows(&db), Vec::<String>::new());
+
+    // A shadow given by URL: refused when it is the target or not empty, emptied after use.
+    let good = Dir::copy_of("given", "tests/migrations/large", |_| true);
+    let target = test_database();
+    assert!(good.migrate(&target, &["apply"]).status.success());
+    let itself = good.migrate(&target, &["diff", "--shadow-url", target.url()]);
+    assert_eq!(itself.status.code(), Some(2));
+    let redacted = target.url().to_owned();
+    assert_eq!(
+        stderr(&itself),
+        format!(
+            "error: refusing {redacted} as the shadow database: it is the target database itself\n  help: give --shadow-url an empty database of its own on a server like the target's (same major version and extensions), or leave it out to let the drift check create one (the role needs CREATEDB)\n"
+        )
+    );
+    let shadow = test_database();
+    shadow
+        .client()
+        .batch_execute("CREATE TABLE leftover (id int)")
+        .unwrap();
+    let full = good.migrate(&target, &["diff", "--shadow-url", shadow.url()]);
+    assert_eq!(full.status.code(), Some(2));
+    assert!(
+        stderr(&full).starts_with(&format!(
+            "error: refusing {} as the shadow database: it is not empty: relation public.leftover\n",
+            shadow.url()
+        )),
+        "{}",
+        stderr(&full)
+    );
+    shadow
+        .client()
+        .batch_execute("DROP TABLE leftover")
+        .unwrap();
+    for _ in 0..2 {
+        let used = good.migrate(&target, &["diff", "--shadow-url", shadow.url()]);
+        assert_eq!(
+            stdout(&used),
+            "no drift against the 4 applied revision(s)\n",
+            "{}",
+            stderr(&used)
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_during_the_replay_drops_the_shadow() {
+    let _serial = serial();
+    let db = test_database();
+    let dir = Dir::new("interrupt");
+    std::fs::write(
+        dir.0.join("0001_slow.sql"),
+        "-- revision: 0001\n-- parents: none\nSELECT pg_sleep(60);\n",
+    )
+    .unwrap();
+    assert!(dir.migrate(&db, &["stamp", "0001"]).status.success());
+    let mut running = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .arg("--dir")
+        .arg(&dir.0)
+        .arg("diff")
+        .env("DATABASE_URL", db.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The replay sleeps in the shadow: it exists until the signal.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while shadows(&db).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shadow database appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let signalled = Command::new("kill")
+        .args(["-INT", &running.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = running.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "diff did not stop on SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let output = running.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("replaying"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(shadows(&db), Vec::<String>::new());
+}
