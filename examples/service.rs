@@ -307,6 +307,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
                 "pass",
                 json!([{"status": "pass", "observedValue": 0}]),
             ),
+            migrate::Health::Warn if status.ahead.is_empty() => (
+                StatusCode::OK,
+                "warn",
+                json!([{"status": "pass", "observedValue": 0}]),
+            ),
             migrate::Health::Warn => {
                 let ahead: Vec<&str> = status.ahead.iter().map(|a| a.revision.as_str()).collect();
                 (
@@ -340,8 +345,15 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             }
         },
     };
-    health_json(
-        code,
-        json!({"status": overall, "checks": {"database:connection": database, "migrations:pending": migrations}}),
-    )
+    let mut checks = json!({"database:connection": database, "migrations:pending": migrations});
+    // Compared only when a schema snapshot is embedded and the database is at the head.
+    if let Ok(Some(differences)) = status.as_ref().map(|s| s.schema_drift.as_ref()) {
+        checks["schema:drift"] = if differences.is_empty() {
+            json!([{"status": "pass", "observedValue": 0}])
+        } else {
+            let objects: Vec<&str> = differences.iter().map(|d| d.object.as_str()).collect();
+            json!([{"status": "warn", "observedValue": differences.len(), "output": format!("differs from the migrations' snapshot: {}", objects.join(", "))}])
+        };
+    }
+    health_json(code, json!({"status": overall, "checks": checks}))
 }

@@ -129,10 +129,36 @@ fn fresh_database_liveness_at_once_then_ready_after_migrating() {
         "datastore"
     );
 
+    // migrations/schema.snapshot is embedded: the live schema is compared with it.
+    assert_eq!(
+        json["checks"]["schema:drift"][0]["status"], "pass",
+        "{body}"
+    );
+
     let status = cli(&["status"], &[("DATABASE_URL", db.url())]);
     assert_eq!(status.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&status.stdout).ends_with("pass: 12 applied, 0 pending, 0 ahead\n")
+    );
+
+    // Someone changes the schema by hand: still ready, with the drift named.
+    db.client()
+        .batch_execute("ALTER TABLE user_profiles DROP COLUMN display_name")
+        .unwrap();
+    let (body, _) = service.wait_for("/health/ready", 200, Duration::from_secs(5));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], "warn", "{body}");
+    assert_eq!(json["checks"]["schema:drift"][0]["status"], "warn");
+    assert_eq!(
+        json["checks"]["schema:drift"][0]["output"],
+        "differs from the migrations' snapshot: column public.user_profiles.display_name"
+    );
+    let status = cli(&["status"], &[("DATABASE_URL", db.url())]);
+    assert_eq!(status.status.code(), Some(0));
+    let printed = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        printed.ends_with("drift: column public.user_profiles.display_name [safe]: migrations build text; the database has (absent)\nwarn: 12 applied, 0 pending, 0 ahead, the schema differs from the snapshot in 1 place(s) (`migrate diff` reconciles it)\n"),
+        "{printed}"
     );
 }
 

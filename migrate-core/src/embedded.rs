@@ -54,9 +54,20 @@ pub const DEFAULT_TARGET_POSTGRES: u32 = 15;
 /// [`migrations`] linted for `target_postgres` (from `migrate.toml` or the macro's settings),
 /// which `plan` uses to describe each statement's locks as the macro judged them.
 pub const fn migrations_for(list: &'static [Migration], target_postgres: u32) -> Migrations {
+    migrations_with_snapshot(list, target_postgres, None)
+}
+
+/// [`migrations_for`] with the directory's schema snapshot, when it has one that is not stale.
+#[doc(hidden)]
+pub const fn migrations_with_snapshot(
+    list: &'static [Migration],
+    target_postgres: u32,
+    snapshot: Option<&'static str>,
+) -> Migrations {
     Migrations {
         list,
         target_postgres,
+        snapshot,
     }
 }
 
@@ -113,6 +124,7 @@ impl Migration {
 pub struct Migrations {
     list: &'static [Migration],
     target_postgres: u32,
+    snapshot: Option<&'static str>,
 }
 
 impl Migrations {
@@ -135,6 +147,11 @@ impl Migrations {
     /// The PostgreSQL major version the lint judged the statements for.
     pub fn target_postgres(&self) -> u32 {
         self.target_postgres
+    }
+    /// The schema snapshot taken for exactly these migrations (`migrate snapshot`), which
+    /// startup and status compare the live catalog with.
+    pub fn snapshot(&self) -> Option<&'static str> {
+        self.snapshot
     }
     pub fn get(&self, revision: &str) -> Option<&'static Migration> {
         self.list.iter().find(|m| m.revision() == revision)
@@ -192,9 +209,10 @@ impl Migrations {
                 })
             })
             .collect();
-        migrations_for(
+        migrations_with_snapshot(
             Box::leak(list.into_boxed_slice()),
             analysis.lint.target_version,
+            analysis.snapshot.as_deref().map(leak),
         )
     }
 }

@@ -11,12 +11,15 @@ mod embedded;
 pub mod lint;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+pub mod snapshot;
 
 pub use embedded::{Migration, Migrations, Statement};
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::embedded::{MigrationParts, migration, migrations, migrations_for};
+    pub use crate::embedded::{
+        MigrationParts, migration, migrations, migrations_for, migrations_with_snapshot,
+    };
 }
 
 #[cfg(feature = "analysis")]

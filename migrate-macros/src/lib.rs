@@ -176,10 +176,14 @@ fn expand(analysis: &Analysis, written: &str, has_build_script: bool, span: Span
     });
     let migrations = analysis.migrations.iter().map(migration_tokens);
     let target_postgres = analysis.lint.target_version;
+    let snapshot = match &analysis.snapshot {
+        Some(text) => quote!(::core::option::Option::Some(#text)),
+        None => quote!(::core::option::Option::None),
+    };
     quote!({
         #(#tracked)*
         #(#warnings)*
-        ::migrate::__private::migrations_for(&[#(#migrations),*], #target_postgres)
+        ::migrate::__private::migrations_with_snapshot(&[#(#migrations),*], #target_postgres, #snapshot)
     })
 }
 

@@ -45,6 +45,8 @@ pub struct Analysis {
     pub files: Vec<PathBuf>,
     /// The lint configuration the statements were judged with.
     pub lint: crate::lint::LintConfig,
+    /// The directory's schema snapshot, when it was taken for exactly these migrations.
+    pub snapshot: Option<String>,
 }
 
 #[cfg(feature = "analysis")]
@@ -85,12 +87,47 @@ pub fn analyze_dir_configured(
             if present {
                 analysis.files.push(dir.join(config::CONFIG_FILE));
             }
+            read_snapshot(dir, display, &mut analysis);
             analysis
         }
         Err(diagnostics) => Analysis {
             diagnostics,
             ..Analysis::default()
         },
+    }
+}
+
+#[cfg(feature = "analysis")]
+/// Takes the directory's schema snapshot when it was taken for these migrations; a stale one is
+/// a warning and is left out, so that nothing compares the database with an outdated schema.
+fn read_snapshot(dir: &Path, display: &str, analysis: &mut Analysis) {
+    use crate::snapshot::{SNAPSHOT_FILE, key, key_of};
+    let path = dir.join(SNAPSHOT_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    analysis.files.push(path);
+    if analysis.has_errors() {
+        return;
+    }
+    let current = key(analysis.migrations.iter().map(|m| m.checksum.as_str()));
+    let location = Some(Location::new(format!("{display}/{SNAPSHOT_FILE}"), 1, 1));
+    match key_of(&text) {
+        Some(taken) if taken == current => analysis.snapshot = Some(text),
+        taken => analysis.diagnostics.push(
+            Diagnostic::warning(
+                "stale-snapshot",
+                location,
+                if taken.is_some() {
+                    "the schema snapshot was taken for other migrations than these: drift checks do not use it".to_owned()
+                } else {
+                    "this is not a schema snapshot `migrate snapshot` wrote: drift checks do not use it".to_owned()
+                },
+            )
+            .with_help(format!(
+                "run `migrate --dir {display} snapshot` to take it again, or delete it"
+            )),
+        ),
     }
 }
 

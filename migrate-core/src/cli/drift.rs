@@ -31,6 +31,33 @@ fn short(text: &Option<String>) -> String {
         .map_or_else(|| "(absent)".to_owned(), |t| one_line(t, 90))
 }
 
+/// A difference on one line, long definitions cut.
+pub(super) fn one_line_difference(difference: &Difference) -> String {
+    format!(
+        "{} [{}]: migrations build {}; the database has {}",
+        difference.object,
+        difference.severity,
+        short(&difference.expected),
+        short(&difference.actual)
+    )
+}
+
+/// Differences as the JSON outputs give them.
+pub(super) fn differences_json(differences: &[Difference]) -> serde_json::Value {
+    differences
+        .iter()
+        .map(|d| {
+            json!({
+                "object": d.object,
+                "severity": d.severity.to_string(),
+                "expected": d.expected,
+                "actual": d.actual,
+                "fix": d.fix.iter().map(|f| f.sql.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 /// Prints the drift report (or its JSON), writes the reconciling migration when asked, and
 /// returns the exit code: 0 no drift, 1 drift.
 pub(super) fn report(
@@ -49,13 +76,7 @@ pub(super) fn report(
             "status": if drift.is_clean() { "clean" } else { "drift" },
             "replayed": drift.replayed,
             "pending": drift.pending,
-            "differences": drift.differences.iter().map(|d| json!({
-                "object": d.object,
-                "severity": d.severity.to_string(),
-                "expected": d.expected,
-                "actual": d.actual,
-                "fix": d.fix.iter().map(|f| f.sql.as_str()).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
+            "differences": differences_json(&drift.differences),
             "written": written.as_ref().map(|p| p.display().to_string()),
         });
         let _ = writeln!(out, "{value}");
@@ -67,14 +88,7 @@ pub(super) fn report(
                 let _ = writeln!(out, "{this}");
                 group = Some(this);
             }
-            let _ = writeln!(
-                out,
-                "  {} [{}]: migrations build {}; the database has {}",
-                difference.object,
-                difference.severity,
-                short(&difference.expected),
-                short(&difference.actual)
-            );
+            let _ = writeln!(out, "  {}", one_line_difference(difference));
         }
         let pending = if drift.pending.is_empty() {
             String::new()
@@ -261,20 +275,14 @@ pub(super) fn baseline(
         live.objects.len()
     );
     if request.stamp {
-        let display = dir.display().to_string();
-        let analysis =
-            crate::analysis::analyze_dir_configured(dir, &display, &LintOverrides::default());
-        if analysis.has_errors() {
-            for finding in analysis.diagnostics.iter().filter(|d| d.is_error()) {
-                let _ = writeln!(err, "error: {finding}");
-            }
-            return refused(
-                err,
-                &format!(
-                    "{} does not pass the checks `embed_migrations!` makes, so it was not stamped\n  help: fix the findings above, then run `stamp {revision}`",
-                    path.display()
-                ),
-            );
+        let (analysis, passed) = super::checked_analysis(
+            dir,
+            err,
+            "the baseline was not stamped",
+            &format!("fix the findings above, then run `stamp {revision}`"),
+        );
+        if !passed {
+            return Ok(1);
         }
         let migrations = Migrations::from_analysis(&analysis);
         let stamper = Migrator::with_settings(&migrations, migrator.settings().clone());

@@ -295,6 +295,7 @@ fn print_status(status: &Status, json: bool, out: &mut dyn Write) {
             "ahead": status.ahead.iter().map(|a| json!({"revision": a.revision, "descends_from_head": a.descends_from_head})).collect::<Vec<_>>(),
             "checksum_mismatches": status.checksum_mismatches.iter().map(|(r, p)| json!({"revision": r, "path": p})).collect::<Vec<_>>(),
             "interrupted": status.interrupted.as_ref().map(|i| json!({"revision": i.revision, "statements_done": i.statements_done, "statements_total": i.statements_total})),
+            "schema_drift": status.schema_drift.as_ref().map(|d| drift::differences_json(d)),
         });
         let _ = writeln!(out, "{value}");
         return;
@@ -352,12 +353,22 @@ fn print_status(status: &Status, json: bool, out: &mut dyn Write) {
             "edited", ""
         );
     }
-    let summary = format!(
+    let drifted = status.schema_drift.as_deref().unwrap_or_default();
+    for difference in drifted {
+        let _ = writeln!(out, "drift: {}", drift::one_line_difference(difference));
+    }
+    let mut summary = format!(
         "{health}: {} applied, {} pending, {} ahead",
         status.applied.len(),
         status.pending.len(),
         status.ahead.len()
     );
+    if !drifted.is_empty() {
+        summary.push_str(&format!(
+            ", the schema differs from the snapshot in {} place(s) (`migrate diff` reconciles it)",
+            drifted.len()
+        ));
+    }
     let _ = writeln!(out, "{summary}");
 }
 
@@ -525,6 +536,16 @@ enum ToolCommand {
         #[arg(long)]
         target_postgres: Option<u32>,
     },
+    /// Write <dir>/schema.snapshot: the catalog these migrations build (replayed into a shadow
+    /// database), which `embed_migrations!` embeds for drift checks at startup and in `status`.
+    Snapshot {
+        /// An empty database to replay into (default: one created on the server of
+        /// --database-url / DATABASE_URL, then dropped).
+        #[arg(long, value_name = "URL")]
+        shadow_url: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     #[command(flatten)]
     Database(Command),
 }
@@ -535,7 +556,8 @@ pub fn run_standalone() -> ExitCode {
     let tool = Tool::parse();
     if matches!(
         tool.command,
-        ToolCommand::Database(Command::Diff { .. } | Command::Baseline { .. })
+        ToolCommand::Snapshot { .. }
+            | ToolCommand::Database(Command::Diff { .. } | Command::Baseline { .. })
     ) {
         drop_shadows_on_ctrl_c();
     }
@@ -611,6 +633,10 @@ fn standalone(
             };
             return execute_to(&Migrations::default(), command, config, out, err);
         }
+        ToolCommand::Snapshot {
+            shadow_url,
+            database,
+        } => return snapshot(&dir, shadow_url.as_deref(), &database, config, out, err),
         ToolCommand::Database(Command::Baseline {
             dir: into,
             allow_partial,
@@ -627,18 +653,14 @@ fn standalone(
             return execute_to(&Migrations::default(), command, config, out, err);
         }
         ToolCommand::Database(command) => {
-            let display = dir.display().to_string();
-            let analysis =
-                crate::analysis::analyze_dir_configured(&dir, &display, &LintOverrides::default());
-            if analysis.has_errors() {
-                // What the compiler would reject is not applied either.
-                for finding in analysis.diagnostics.iter().filter(|d| d.is_error()) {
-                    let _ = writeln!(err, "error: {finding}");
-                }
-                let _ = writeln!(
-                    err,
-                    "error: {display} does not pass the checks `embed_migrations!` makes; nothing was done\n  help: fix the findings above (`migrate check` lists them)"
-                );
+            // What the compiler would reject is not applied either.
+            let (analysis, passed) = checked_analysis(
+                &dir,
+                err,
+                "nothing was done",
+                "fix the findings above (`migrate check` lists them)",
+            );
+            if !passed {
                 return if analysis
                     .diagnostics
                     .iter()
@@ -658,6 +680,89 @@ fn standalone(
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             e.exit_code()
+        }
+    }
+}
+
+/// The directory's analysis, and whether it passes the checks `embed_migrations!` makes; when it
+/// does not, its errors are printed with what was not done because of them.
+pub(crate) fn checked_analysis(
+    dir: &std::path::Path,
+    err: &mut dyn Write,
+    not_done: &str,
+    help: &str,
+) -> (crate::analysis::Analysis, bool) {
+    let display = dir.display().to_string();
+    let analysis =
+        crate::analysis::analyze_dir_configured(dir, &display, &LintOverrides::default());
+    if !analysis.has_errors() {
+        return (analysis, true);
+    }
+    for finding in analysis.diagnostics.iter().filter(|d| d.is_error()) {
+        let _ = writeln!(err, "error: {finding}");
+    }
+    let _ = writeln!(
+        err,
+        "error: {display} does not pass the checks `embed_migrations!` makes; {not_done}\n  help: {help}"
+    );
+    (analysis, false)
+}
+
+/// `migrate snapshot`: replays the directory into a shadow database and writes its catalog
+/// beside the migrations.
+fn snapshot(
+    dir: &std::path::Path,
+    shadow_url: Option<&str>,
+    database: &DatabaseArg,
+    config: &Result<EnvConfig, Error>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 2;
+        }
+    };
+    let Some(url) = database.database_url.as_deref().or(config.url.as_deref()) else {
+        let _ = writeln!(
+            err,
+            "error: no database server configured\n  help: set DATABASE_URL (or pass --database-url) to a database on a server where a shadow database can be created, or pass --shadow-url"
+        );
+        return 2;
+    };
+    let (analysis, passed) = checked_analysis(
+        dir,
+        err,
+        "no snapshot was taken",
+        "fix the findings above (`migrate check` lists them)",
+    );
+    if !passed {
+        return 1;
+    }
+    let migrations = Migrations::from_analysis(&analysis);
+    let migrator = Migrator::with_settings(&migrations, config.settings.clone());
+    let path = dir.join(crate::snapshot::SNAPSHOT_FILE);
+    match migrator.snapshot(url, shadow_url) {
+        Ok(text) => match std::fs::write(&path, text) {
+            Ok(()) => {
+                let _ = writeln!(
+                    out,
+                    "wrote {}: the schema of {} migration(s)",
+                    path.display(),
+                    migrations.len()
+                );
+                0
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: cannot write {}: {e}", path.display());
+                2
+            }
+        },
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            2
         }
     }
 }

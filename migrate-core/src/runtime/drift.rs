@@ -15,6 +15,7 @@ use super::connect::{connect, redact};
 use super::error::{Error, ServerError};
 use super::migrator::Migrator;
 use super::status::Status;
+use crate::Migration;
 
 /// Shadow databases this tool creates: `migrate_shadow_<unix seconds>_<random>`.
 pub const SHADOW_PREFIX: &str = "migrate_shadow_";
@@ -142,6 +143,32 @@ pub fn drop_active_shadows(application_name: &str) {
             log::warn!("could not drop the shadow database {name}: {e}");
         }
     }
+}
+
+/// Runs `migrations`, in order, on `shadow`: each transactional one in one transaction, each
+/// no-transaction one statement by statement.
+fn replay(migrations: &[&Migration], shadow: &mut Client) -> Result<Vec<String>, Error> {
+    let mut replayed = Vec::new();
+    for migration in migrations {
+        let failed = |e: postgres::Error| Error::Replay {
+            revision: migration.revision().to_owned(),
+            path: migration.path().to_owned(),
+            cause: Box::new(ServerError::from_postgres(&e)),
+        };
+        if migration.no_transaction() {
+            for statement in migration.statements() {
+                shadow
+                    .batch_execute(migration.statement_sql(statement))
+                    .map_err(failed)?;
+            }
+        } else {
+            let mut transaction = shadow.transaction().map_err(failed)?;
+            transaction.batch_execute(migration.sql()).map_err(failed)?;
+            transaction.commit().map_err(failed)?;
+        }
+        replayed.push(migration.revision().to_owned());
+    }
+    Ok(replayed)
 }
 
 /// A shadow database, emptied or dropped when it goes out of scope (also on a panic).
@@ -349,40 +376,46 @@ impl Migrator<'_> {
         })
     }
 
-    /// Runs the applied revisions, in their order, on `shadow`: each transactional one in one
-    /// transaction, each no-transaction one statement by statement.
+    /// Runs the applied revisions, in their order, on `shadow`.
     fn replay(&self, status: &Status, shadow: &mut Client) -> Result<Vec<String>, Error> {
         if !status.ahead.is_empty() {
             return Err(Error::CannotReplay {
                 unknown: status.ahead.iter().map(|a| a.revision.clone()).collect(),
             });
         }
-        let mut replayed = Vec::new();
+        let mut migrations = Vec::new();
         for row in &status.applied {
             let Some(migration) = self.migrations().get(&row.revision) else {
                 return Err(Error::CannotReplay {
                     unknown: vec![row.revision.clone()],
                 });
             };
-            let failed = |e: postgres::Error| Error::Replay {
-                revision: row.revision.clone(),
-                path: migration.path().to_owned(),
-                cause: Box::new(ServerError::from_postgres(&e)),
-            };
-            if migration.no_transaction() {
-                for statement in migration.statements() {
-                    shadow
-                        .batch_execute(migration.statement_sql(statement))
-                        .map_err(failed)?;
-                }
-            } else {
-                let mut transaction = shadow.transaction().map_err(failed)?;
-                transaction.batch_execute(migration.sql()).map_err(failed)?;
-                transaction.commit().map_err(failed)?;
-            }
-            replayed.push(row.revision.clone());
+            migrations.push(migration);
         }
-        Ok(replayed)
+        replay(&migrations, shadow)
+    }
+
+    /// The schema snapshot of these migrations: every one of them replayed into a shadow
+    /// database on `url`'s server (or into the empty `shadow_url`), then its catalog, as the
+    /// text of [`SNAPSHOT_FILE`](crate::snapshot::SNAPSHOT_FILE).
+    pub fn snapshot(&self, url: &str, shadow_url: Option<&str>) -> Result<String, Error> {
+        self.validate()?;
+        let name = &self.settings().application_name;
+        let mut target = connect(url, name)?;
+        let mut shadow = match shadow_url {
+            Some(shadow_url) => Shadow::given(shadow_url, &mut target, name)?,
+            None => Shadow::create(target, url, name)?,
+        };
+        let all: Vec<&Migration> = self.migrations().iter().collect();
+        replay(&all, &mut shadow.client)?;
+        let settings = self.settings();
+        let client = &mut shadow.client;
+        let rows = super::migrator::outside_async_runtime(|| {
+            super::driver::block_on(Catalog::read_rows(client, settings))
+        })?
+        .map_err(database_error("reading the shadow's catalog"))?;
+        let key = crate::snapshot::key(self.migrations().iter().map(Migration::checksum));
+        Ok(crate::snapshot::encode(&key, &rows))
     }
 
     /// Replays `sql` (a baseline) into a shadow database on `url`'s server and compares the

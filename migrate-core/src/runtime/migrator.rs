@@ -584,7 +584,32 @@ impl<'m> Migrator<'m> {
         let rows = history::read(client, &self.settings)
             .await
             .map_err(reading_the_history)?;
-        Ok(Status::compute(self.migrations, rows.as_deref()))
+        let mut status = Status::compute(self.migrations, rows.as_deref());
+        self.compare_with_snapshot(client, &mut status).await?;
+        Ok(status)
+    }
+
+    /// With a schema snapshot embedded and the database at the binary's head, compares the live
+    /// catalog with it (one catalog read) and records the differences in `status`.
+    pub(crate) async fn compare_with_snapshot<S: Session>(
+        &self,
+        client: &mut S,
+        status: &mut Status,
+    ) -> Result<(), Error> {
+        let Some(expected) = self.migrations.snapshot().and_then(Catalog::from_snapshot) else {
+            return Ok(());
+        };
+        if !status.is_up_to_date() || !status.ahead.is_empty() {
+            return Ok(());
+        }
+        let actual = Catalog::read(client, &self.settings)
+            .await
+            .map_err(|e| Error::Database {
+                action: "reading the catalog".to_owned(),
+                cause: Box::new(ServerError::from_postgres(&e)),
+            })?;
+        status.schema_drift = Some(super::catalog::diff(&expected, &actual));
+        Ok(())
     }
 
     /// Runs on connections the runner opens itself, and opens again when they are lost.

@@ -135,7 +135,10 @@ async fn startup_on<D: Driver>(driver: &D, migrations: &Migrations, config: &Env
         config.url_source
     );
     match migrator.run_connector(driver, &connector).await {
-        Ok(report) => {
+        Ok(mut report) => {
+            if migrations.snapshot().is_some() {
+                check_schema_drift(driver, &connector, &migrator, &mut report.status).await;
+            }
             for ahead in &report.status.ahead {
                 log::warn!(
                     "the database is ahead of this binary: revision {} is applied and unknown here (it builds on this binary's head)",
@@ -152,6 +155,34 @@ async fn startup_on<D: Driver>(driver: &D, migrations: &Migrations, config: &Env
             log::error!("migrations failed: {error}");
             Outcome::Failed(error)
         }
+    }
+}
+
+/// Compares the live schema with the embedded snapshot once the migrations ran, and logs what
+/// differs: a warning, never a reason to stop (the readiness endpoint reports it too).
+async fn check_schema_drift<D: Driver>(
+    driver: &D,
+    connector: &Connector,
+    migrator: &Migrator<'_>,
+    status: &mut Status,
+) {
+    let started = std::time::Instant::now();
+    let compared = match driver.connect(connector).await {
+        Ok(mut client) => migrator.compare_with_snapshot(&mut client, status).await,
+        Err(e) => Err(connector.failed(started.elapsed(), e)),
+    };
+    match (compared, &status.schema_drift) {
+        (Err(error), _) => log::warn!("schema drift not checked: {error}"),
+        (Ok(()), Some(differences)) if !differences.is_empty() => {
+            log::warn!(
+                "the schema differs from what the migrations build in {} place(s); `migrate diff` writes the migration that reconciles it",
+                differences.len()
+            );
+            for difference in differences {
+                log::warn!("schema drift: {difference}");
+            }
+        }
+        (Ok(()), _) => {}
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::catalog::Difference;
 use super::error::Error;
 use super::history::{HistoryRow, RowState};
 use crate::{Migration, Migrations};
@@ -38,6 +39,9 @@ pub struct Status {
     pub interrupted: Option<Interrupted>,
     /// The binary's head revision.
     pub head: Option<&'static str>,
+    /// Where the live schema differs from the snapshot embedded with the migrations; `None`
+    /// when nothing was compared (no snapshot, or the database is not at the binary's head).
+    pub schema_drift: Option<Vec<Difference>>,
 }
 
 /// How a readiness endpoint should report the schema.
@@ -45,7 +49,8 @@ pub struct Status {
 pub enum Health {
     /// Up to date.
     Pass,
-    /// Usable, but the database is ahead of the binary (a rollback deploy).
+    /// Usable, but the database is ahead of the binary (a rollback deploy), or its schema
+    /// differs from the snapshot of what the migrations build.
     Warn,
     /// Pending work, edited migrations or a diverged history.
     Fail,
@@ -65,6 +70,7 @@ impl Status {
             checksum_mismatches: Vec::new(),
             interrupted: None,
             head: migrations.head().map(Migration::revision),
+            schema_drift: None,
         };
         for migration in migrations {
             match by_revision.get(migration.revision()) {
@@ -128,11 +134,16 @@ impl Status {
     pub fn health(&self) -> Health {
         if !self.is_up_to_date() {
             Health::Fail
-        } else if self.ahead.is_empty() {
+        } else if self.ahead.is_empty() && !self.has_schema_drift() {
             Health::Pass
         } else {
             Health::Warn
         }
+    }
+
+    /// Whether the live schema differs from the embedded snapshot.
+    pub fn has_schema_drift(&self) -> bool {
+        self.schema_drift.as_ref().is_some_and(|d| !d.is_empty())
     }
 
     /// The errors that must stop a deploy: edited applied migrations and a diverged history.

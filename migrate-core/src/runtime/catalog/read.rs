@@ -6,6 +6,7 @@ use postgres_protocol::escape::escape_literal;
 use super::{Catalog, Column, Constraint, Object, ObjectKind, Table};
 use crate::runtime::config::Settings;
 use crate::runtime::driver::Session;
+use crate::snapshot::Row;
 
 /// A namespace of the user's, not the server's.
 const USER_NAMESPACE: &str =
@@ -238,15 +239,30 @@ impl Catalog {
         client: &mut S,
         settings: &Settings,
     ) -> Result<Catalog, postgres::Error> {
+        Ok(Catalog::from_rows(
+            Catalog::read_rows(client, settings).await?,
+        ))
+    }
+
+    /// The rows [`Catalog::read`] builds the catalog from: what a schema snapshot stores.
+    pub(crate) async fn read_rows<S: Session>(
+        client: &mut S,
+        settings: &Settings,
+    ) -> Result<Vec<Row>, postgres::Error> {
         let sql = format!(
             "BEGIN READ ONLY; SET LOCAL search_path = pg_catalog; {}; COMMIT",
             queries(settings).join("; ")
         );
         let messages = client.simple_query(&sql).await?;
-        Ok(Catalog::from_rows(rows(&messages)))
+        Ok(rows(&messages).collect())
     }
 
-    fn from_rows(rows: impl Iterator<Item = Vec<Option<String>>>) -> Catalog {
+    /// The catalog a schema snapshot holds; `None` when the text is not a snapshot.
+    pub fn from_snapshot(text: &str) -> Option<Catalog> {
+        crate::snapshot::decode(text).map(Catalog::from_rows)
+    }
+
+    fn from_rows(rows: impl IntoIterator<Item = Row>) -> Catalog {
         let mut catalog = Catalog::default();
         for row in rows {
             let Some(Some(tag)) = row.first() else {
