@@ -160,6 +160,13 @@ fn fresh_database_liveness_at_once_then_ready_after_migrating() {
         printed.ends_with("drift: column public.user_profiles.display_name [safe]: migrations build text; the database has (absent)\nwarn: 12 applied, 0 pending, 0 ahead, the schema differs from the snapshot in 1 place(s) (`migrate diff` reconciles it)\n"),
         "{printed}"
     );
+    // The mounted CLI has the drift commands too, on the migrations the binary embeds.
+    let diff = cli(&["diff"], &[("DATABASE_URL", db.url())]);
+    assert_eq!(diff.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&diff.stdout),
+        "table public.user_profiles\n  column public.user_profiles.display_name [safe]: migrations build text; the database has (absent)\ndrift: 1 difference(s) against the 12 applied revision(s)\n"
+    );
 }
 
 #[test]

@@ -551,3 +551,66 @@ fn ctrl_c_during_the_replay_drops_the_shadow() {
     );
     assert_eq!(shadows(&db), Vec::<String>::new());
 }
+
+#[test]
+fn snapshot_is_written_read_by_status_and_stale_once_the_migrations_change() {
+    let _serial = serial();
+    let db = test_database();
+    let dir = Dir::copy_of("snapshot", "tests/migrations/large", |_| true);
+    let taken = dir.migrate(&db, &["snapshot"]);
+    assert_eq!(
+        stdout(&taken),
+        format!(
+            "wrote {}/schema.snapshot: the schema of 4 migration(s)\n",
+            dir.0.display()
+        ),
+        "{}",
+        stderr(&taken)
+    );
+    assert!(shadows(&db).is_empty());
+    assert!(dir.migrate(&db, &["apply"]).status.success());
+    let clean = dir.migrate(&db, &["status"]);
+    assert_eq!(clean.status.code(), Some(0));
+    assert!(
+        stdout(&clean).ends_with("\npass: 4 applied, 0 pending, 0 ahead\n"),
+        "{}",
+        stdout(&clean)
+    );
+
+    db.client()
+        .batch_execute("ALTER TABLE billing.payments ALTER COLUMN paid_at TYPE timestamp")
+        .unwrap();
+    let drifted = dir.migrate(&db, &["status", "--json"]);
+    assert_eq!(drifted.status.code(), Some(0));
+    let value: serde_json::Value = serde_json::from_str(&stdout(&drifted)).unwrap();
+    assert_eq!(value["status"], "warn");
+    assert_eq!(
+        value["schema_drift"][0]["object"],
+        "column billing.payments.paid_at"
+    );
+    assert_eq!(
+        value["schema_drift"][0]["actual"],
+        "timestamp without time zone"
+    );
+
+    // A new migration makes the snapshot stale: a warning, and no drift check against it.
+    std::fs::write(
+        dir.0.join("0005_note.sql"),
+        "-- revision: 0005\n-- parents: 0004\nALTER TABLE accounts ADD COLUMN note text;\n",
+    )
+    .unwrap();
+    let check = dir.migrate(&db, &["check"]);
+    assert!(
+        stdout(&check).contains(&format!(
+            "warning: {0}/schema.snapshot:1:1: [stale-snapshot] the schema snapshot was taken for other migrations than these: drift checks do not use it\n  = help: run `migrate --dir {0} snapshot` to take it again, or delete it\n",
+            dir.0.display()
+        )),
+        "{}",
+        stdout(&check)
+    );
+    assert!(dir.migrate(&db, &["apply"]).status.success());
+    let status = dir.migrate(&db, &["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(value["status"], "pass");
+    assert_eq!(value["schema_drift"], serde_json::Value::Null);
+}
