@@ -262,6 +262,25 @@ fn diff_table(
         out,
     );
     diff_named(table, "index", &want.indexes, &have.indexes, out);
+    let schema = table.split_once('.').map_or("public", |(s, _)| s);
+    for (name, definition) in &want.indexes {
+        let same = have.indexes.get(name) == Some(definition);
+        if same && !want.invalid_indexes.contains(name) && have.invalid_indexes.contains(name) {
+            out.push(Difference {
+                object: format!("index {table}.{name}"),
+                expected: Some("valid".to_owned()),
+                actual: Some("INVALID (an index build that failed or was interrupted)".to_owned()),
+                severity: Severity::Safe,
+                fix: vec![fix(
+                    Phase::Indexes,
+                    format!(
+                        "DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name};\n{}",
+                        create_index(name, definition)
+                    ),
+                )],
+            });
+        }
+    }
 }
 
 /// Nullable, or with a constant default: instant. A volatile default is set for new rows and

@@ -13,7 +13,7 @@ mod diff;
 mod read;
 mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use diff::{Difference, Fix, Phase, Severity, diff};
@@ -58,6 +58,8 @@ pub struct Table {
     pub constraints: BTreeMap<String, Constraint>,
     /// Index name -> `pg_get_indexdef` without the name, for indexes no constraint owns.
     pub indexes: BTreeMap<String, String>,
+    /// Indexes left INVALID (a `CREATE INDEX CONCURRENTLY` that failed or was interrupted).
+    pub invalid_indexes: BTreeSet<String>,
     pub unlogged: bool,
     /// `pg_get_partkeydef` of a partitioned table: `RANGE (issued_on)`.
     pub partition_key: Option<String>,
@@ -169,10 +171,10 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "column public.posts.user_id [review]: migrations build uuid; the database has character varying(36) => -- migrate:allow changing-column-type: the database has character varying(36) where the migrations build uuid; review the USING clause and the rewrite\nALTER TABLE public.posts ALTER COLUMN user_id TYPE uuid USING user_id::uuid;",
+                "column public.posts.user_id [review]: migrations build uuid; the database has character varying(36) => -- review: the database has character varying(36) here; check the USING clause (most type changes rewrite the table)\nALTER TABLE public.posts ALTER COLUMN user_id TYPE uuid USING user_id::uuid;",
                 "constraint public.posts.posts_user_fk [safe]: migrations build FOREIGN KEY (user_id) REFERENCES public.users(id); the database has (absent) => ALTER TABLE public.posts DROP CONSTRAINT IF EXISTS posts_user_fk;\nALTER TABLE public.posts ADD CONSTRAINT posts_user_fk FOREIGN KEY (user_id) REFERENCES public.users(id) NOT VALID;\nALTER TABLE public.posts VALIDATE CONSTRAINT posts_user_fk;",
-                "column public.users.id [review]: migrations build uuid NOT NULL; the database has character varying(36) NOT NULL => -- migrate:allow changing-column-type: the database has character varying(36) where the migrations build uuid; review the USING clause and the rewrite\nALTER TABLE public.users ALTER COLUMN id TYPE uuid USING id::uuid;",
-                "column public.users.created_at [review]: migrations build timestamp with time zone DEFAULT now() NOT NULL; the database has timestamp without time zone DEFAULT now() NOT NULL => -- migrate:allow changing-column-type: the database has timestamp without time zone where the migrations build timestamp with time zone; review the USING clause and the rewrite\nALTER TABLE public.users ALTER COLUMN created_at TYPE timestamp with time zone USING created_at::timestamp with time zone;",
+                "column public.users.id [review]: migrations build uuid NOT NULL; the database has character varying(36) NOT NULL => -- review: the database has character varying(36) here; check the USING clause (most type changes rewrite the table)\nALTER TABLE public.users ALTER COLUMN id TYPE uuid USING id::uuid;",
+                "column public.users.created_at [review]: migrations build timestamp with time zone DEFAULT now() NOT NULL; the database has timestamp without time zone DEFAULT now() NOT NULL => -- review: the database has timestamp without time zone here; check the USING clause (most type changes rewrite the table)\nALTER TABLE public.users ALTER COLUMN created_at TYPE timestamp with time zone USING created_at::timestamp with time zone;",
                 "column public.users.plan [safe]: migrations build text DEFAULT 'free'::text; the database has (absent) => ALTER TABLE public.users ADD COLUMN IF NOT EXISTS plan text DEFAULT 'free'::text;",
                 "column public.users.username [destructive]: migrations build (absent); the database has text => -- migrate:allow ban-drop-column: only the database has it\nALTER TABLE public.users DROP COLUMN IF EXISTS username;",
                 "index public.users.users_email_idx [safe]: migrations build CREATE INDEX ON public.users USING btree (email); the database has the same, named users_mail => ALTER INDEX IF EXISTS public.users_mail RENAME TO users_email_idx;",
@@ -185,6 +187,39 @@ mod tests {
             !catalog(&mut expected_db.client())
                 .tables
                 .contains_key("public.migrate_history")
+        );
+    }
+
+    #[test]
+    fn an_index_left_invalid_by_a_failed_concurrent_build_is_drift() {
+        let expected_db = pg_harness::test_database();
+        let actual_db = pg_harness::test_database();
+        let schema =
+            "CREATE TABLE tags (label text); CREATE UNIQUE INDEX tags_label ON tags (label);";
+        expected_db.client().batch_execute(schema).unwrap();
+        let mut actual = actual_db.client();
+        actual
+            .batch_execute(
+                "CREATE TABLE tags (label text); INSERT INTO tags VALUES ('été'), ('été');",
+            )
+            .unwrap();
+        // Fails on the duplicate and leaves the index behind, INVALID.
+        assert!(
+            actual
+                .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY tags_label ON tags (label)")
+                .is_err()
+        );
+        let differences = diff(&catalog(&mut expected_db.client()), &catalog(&mut actual));
+        let lines: Vec<String> = differences
+            .iter()
+            .map(|d| format!("{d} => {}", d.fix_sql().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "index public.tags.tags_label [safe]: migrations build valid; the database has INVALID (an index build that failed or was interrupted) => DROP INDEX CONCURRENTLY IF EXISTS public.tags_label;\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS tags_label ON public.tags USING btree (label);"
+            ],
+            "{lines:#?}"
         );
     }
 }

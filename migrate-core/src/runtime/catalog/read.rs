@@ -65,7 +65,7 @@ fn queries(settings: &Settings) -> Vec<String> {
         // An index of a partitioned table prints as `ON ONLY`, which would create it without the
         // partitions' indexes: written without it, it builds them too.
         format!(
-            "SELECT 'index', c.oid::regclass::text, quote_ident(i.relname), replace(replace(pg_get_indexdef(i.oid), ' INDEX ' || quote_ident(i.relname) || ' ON ', ' INDEX ON '), ' INDEX ON ONLY ', ' INDEX ON ') \
+            "SELECT 'index', c.oid::regclass::text, quote_ident(i.relname), replace(replace(pg_get_indexdef(i.oid), ' INDEX ' || quote_ident(i.relname) || ' ON ', ' INDEX ON '), ' INDEX ON ONLY ', ' INDEX ON '), x.indisvalid::text \
              {from} JOIN pg_index x ON x.indrelid = c.oid JOIN pg_class i ON i.oid = x.indexrelid \
              WHERE NOT i.relispartition AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = c.oid) AND {tables}"
         ),
@@ -320,9 +320,12 @@ impl Catalog {
                         );
                     }
                 }
-                ("index", [Some(table), Some(name), Some(definition)]) => {
+                ("index", [Some(table), Some(name), Some(definition), valid]) => {
                     if let Some(entry) = catalog.tables.get_mut(table) {
                         entry.indexes.insert(name.clone(), definition.clone());
+                        if !flag(valid) {
+                            entry.invalid_indexes.insert(name.clone());
+                        }
                     }
                 }
                 ("object", [Some(kind), Some(name), definition, drop, version, oid]) => {
