@@ -121,7 +121,7 @@ fn fresh_database_liveness_at_once_then_ready_after_migrating() {
 
     let (body, _) = service.wait_for("/health/ready", 200, Duration::from_secs(30));
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json["status"], "pass");
+    assert_eq!(json["status"], "pass", "{body}");
     assert_eq!(json["checks"]["migrations:pending"][0]["status"], "pass");
     assert_eq!(json["checks"]["database:connection"][0]["status"], "pass");
     assert_eq!(

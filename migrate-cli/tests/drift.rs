@@ -568,6 +568,13 @@ fn snapshot_is_written_read_by_status_and_stale_once_the_migrations_change() {
         stderr(&taken)
     );
     assert!(shadows(&db).is_empty());
+    // The same migrations give the same file: no oid of the shadow's leaks into it.
+    let first = std::fs::read_to_string(dir.0.join("schema.snapshot")).unwrap();
+    assert!(dir.migrate(&db, &["snapshot"]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("schema.snapshot")).unwrap(),
+        first
+    );
     assert!(dir.migrate(&db, &["apply"]).status.success());
     let clean = dir.migrate(&db, &["status"]);
     assert_eq!(clean.status.code(), Some(0));

@@ -18,9 +18,15 @@ const FIRST_LINE: &str =
 /// One catalog row: text cells, `None` for NULL.
 pub type Row = Vec<Option<String>>;
 
-/// The key of a set of migrations: hex SHA-256 over their checksums, in application order.
+/// The shape of the rows the catalog read returns: a snapshot of another shape is stale.
+const ROWS_VERSION: &str = "rows 2";
+
+/// The key of a set of migrations: hex SHA-256 over the rows' version and the migrations'
+/// checksums, in application order.
 pub fn key<'a>(checksums: impl IntoIterator<Item = &'a str>) -> String {
     let mut hasher = Sha256::new();
+    hasher.update(ROWS_VERSION.as_bytes());
+    hasher.update(b"\n");
     for checksum in checksums {
         hasher.update(checksum.as_bytes());
         hasher.update(b"\n");

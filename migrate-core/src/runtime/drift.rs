@@ -145,6 +145,29 @@ pub fn drop_active_shadows(application_name: &str) {
     }
 }
 
+/// The rows with each object's oid (the last cell of a `table` or `object` row, which only
+/// orders a baseline) replaced by its rank: the same migrations give the same snapshot text on
+/// any server.
+fn creation_ranks(mut rows: Vec<crate::snapshot::Row>) -> Vec<crate::snapshot::Row> {
+    let ordered = |row: &crate::snapshot::Row| matches!(row.first(), Some(Some(tag)) if tag == "table" || tag == "object");
+    let mut oids: Vec<u64> = rows
+        .iter()
+        .filter(|r| ordered(r))
+        .filter_map(|r| r.last()?.as_deref()?.parse().ok())
+        .collect();
+    oids.sort_unstable();
+    oids.dedup();
+    for row in rows.iter_mut().filter(|r| ordered(r)) {
+        if let Some(cell) = row.last_mut()
+            && let Some(oid) = cell.as_deref().and_then(|v| v.parse::<u64>().ok())
+            && let Ok(rank) = oids.binary_search(&oid)
+        {
+            *cell = Some((rank + 1).to_string());
+        }
+    }
+    rows
+}
+
 /// Runs `migrations`, in order, on `shadow`: each transactional one in one transaction, each
 /// no-transaction one statement by statement.
 fn replay(migrations: &[&Migration], shadow: &mut Client) -> Result<Vec<String>, Error> {
@@ -415,7 +438,7 @@ impl Migrator<'_> {
         })?
         .map_err(database_error("reading the shadow's catalog"))?;
         let key = crate::snapshot::key(self.migrations().iter().map(Migration::checksum));
-        Ok(crate::snapshot::encode(&key, &rows))
+        Ok(crate::snapshot::encode(&key, &creation_ranks(rows)))
     }
 
     /// Replays `sql` (a baseline) into a shadow database on `url`'s server and compares the
