@@ -241,7 +241,7 @@ fn type_changes_rewrite_exactly_when_the_linter_says() {
     let db = test_database();
     let mut client = db.client();
     client
-        .batch_execute("SET TimeZone = 'UTC'; CREATE TABLE w (a int, b varchar(10), c numeric(10,2), d text, e timestamp, f int, g varchar(20)[], h int[]); INSERT INTO w SELECT g, 'x', 1.5, 'y', now(), g, ARRAY['z'], ARRAY[g] FROM generate_series(1, 500) AS g")
+        .batch_execute("SET TimeZone = 'UTC'; CREATE TABLE w (a int, b varchar(10), c numeric(10,2), d text, e timestamp, f int, g varchar(20)[], h int[], i timestamptz(3), j double precision); INSERT INTO w SELECT g, 'x', 1.5, 'y', now(), g, ARRAY['z'], ARRAY[g], now(), g FROM generate_series(1, 500) AS g")
         .unwrap();
     let cases = [
         ("a", "int", "bigint"),
@@ -259,6 +259,15 @@ fn type_changes_rewrite_exactly_when_the_linter_says() {
         ("g", "varchar(20)[]", "varchar(20)[]"),
         ("h", "int[]", "bigint[]"),
         ("h", "int[]", "integer[]"),
+        // The same type in another spelling.
+        ("e", "timestamp", "timestamp without time zone"),
+        ("i", "timestamptz(3)", "timestamp(3) with time zone"),
+        ("i", "timestamptz(3)", "timestamptz(6)"),
+        ("i", "timestamptz(3)", "timestamptz"),
+        ("i", "timestamptz(3)", "timestamptz(1)"),
+        ("e", "timestamp", "timestamp(2)"),
+        ("j", "double precision", "float8"),
+        ("j", "double precision", "real"),
     ];
     let mut mismatches = Vec::new();
     for (column, old, new) in cases {

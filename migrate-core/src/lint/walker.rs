@@ -140,7 +140,20 @@ impl StatementContext<'_> {
 
 /// Splits a type into its name (normalised) and its arguments.
 fn type_parts(ty: &str) -> (String, Vec<u32>) {
-    let ty = ty.trim().to_lowercase();
+    let ty = ty
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    // `timestamp(3) with time zone`: the zone comes after the precision.
+    let (ty, zoned) = match ty.strip_suffix(" with time zone") {
+        Some(rest) => (rest.to_owned(), true),
+        None => (
+            ty.strip_suffix(" without time zone")
+                .map_or(ty.clone(), str::to_owned),
+            false,
+        ),
+    };
     let (name, args) = match ty.split_once('(') {
         Some((name, rest)) => (
             name.trim().to_owned(),
@@ -151,14 +164,22 @@ fn type_parts(ty: &str) -> (String, Vec<u32>) {
         ),
         None => (ty.clone(), Vec::new()),
     };
-    let name = match name.as_str() {
-        "character varying" => "varchar".to_owned(),
-        "int" | "integer" => "int4".to_owned(),
-        "bigint" => "int8".to_owned(),
-        "smallint" => "int2".to_owned(),
-        "decimal" => "numeric".to_owned(),
-        _ => name,
-    };
+    // PostgreSQL's own names for the SQL spellings.
+    let name = match (name.as_str(), zoned) {
+        ("timestamp", true) => "timestamptz",
+        ("time", true) => "timetz",
+        ("character varying", _) => "varchar",
+        ("bit varying", _) => "varbit",
+        ("int" | "integer", _) => "int4",
+        ("bigint", _) => "int8",
+        ("smallint", _) => "int2",
+        ("decimal", _) => "numeric",
+        ("double precision" | "float", _) => "float8",
+        ("real", _) => "float4",
+        ("boolean", _) => "bool",
+        (other, _) => other,
+    }
+    .to_owned();
     (name, args)
 }
 
@@ -199,6 +220,14 @@ pub fn type_change_is_compatible(old: &str, new: &str) -> bool {
     match (old_name.as_str(), new_name.as_str()) {
         ("varchar", "text") | ("text", "varchar") if new_args.is_empty() => true,
         ("varchar", "varchar") => {
+            new_args.is_empty() || (!old_args.is_empty() && new_args[0] >= old_args[0])
+        }
+        // More fractional digits (or the default, the most) keep every stored value.
+        ("timestamp", "timestamp")
+        | ("timestamptz", "timestamptz")
+        | ("time", "time")
+        | ("timetz", "timetz")
+        | ("interval", "interval") => {
             new_args.is_empty() || (!old_args.is_empty() && new_args[0] >= old_args[0])
         }
         ("numeric", "numeric") => {
@@ -675,5 +704,38 @@ mod tests {
         assert!(!type_change_is_compatible("int", "int[]"));
         assert!(type_change_is_compatible("text[]", "text []"));
         assert!(type_change_is_compatible("int ARRAY", "integer[]"));
+    }
+
+    #[test]
+    fn a_type_written_in_another_spelling_is_the_same_type() {
+        for (old, new) in [
+            ("timestamptz", "timestamp with time zone"),
+            ("timestamptz(3)", "timestamp(3) with time zone"),
+            ("timestamp", "timestamp without time zone"),
+            ("TIMESTAMP  WITH TIME ZONE", "timestamptz"),
+            ("timetz", "time with time zone"),
+            ("double precision", "float8"),
+            ("float", "double precision"),
+            ("real", "float4"),
+            ("boolean", "bool"),
+            ("int4", "integer"),
+            ("character varying(30)", "varchar(30)"),
+            ("bit varying(8)", "varbit(8)"),
+        ] {
+            assert!(type_change_is_compatible(old, new), "{old} -> {new}");
+        }
+        assert!(!type_change_is_compatible(
+            "timestamp",
+            "timestamp with time zone"
+        ));
+        assert!(!type_change_is_compatible(
+            "timestamptz(6)",
+            "timestamp(3) with time zone"
+        ));
+        assert!(!type_change_is_compatible("real", "double precision"));
+        // Fractional seconds: more digits keep every value, fewer round them.
+        assert!(type_change_is_compatible("timestamptz(3)", "timestamptz"));
+        assert!(type_change_is_compatible("time(2)", "time(4)"));
+        assert!(!type_change_is_compatible("timestamp", "timestamp(2)"));
     }
 }
