@@ -570,6 +570,19 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
             };
             out.effects.push(effect(op, view));
         }
+        SyntaxKind::CREATE_POLICY | SyntaxKind::ALTER_POLICY | SyntaxKind::DROP_POLICY => {
+            if let Some(table) = child(node, SyntaxKind::ON_TABLE)
+                .and_then(|on| child(&on, SyntaxKind::TABLE_NAME_REF))
+                .map(|t| {
+                    let inner = descendant(&t, SyntaxKind::PATH_REF).unwrap_or(t);
+                    name_of(&inner)
+                })
+            {
+                out.effects.push(effect(Op::Policy, table));
+            } else {
+                out.unknown = true;
+            }
+        }
         SyntaxKind::CREATE_TRIGGER => {
             if let Some(on) = child(node, SyntaxKind::ON_RELATION) {
                 let table = descendant(&on, SyntaxKind::PATH_REF)
@@ -919,6 +932,10 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                     .push(effect(Op::SetLoggedUnlogged, Detail::None))
             }
             SyntaxKind::SET_TABLESPACE => out.effects.push(effect(Op::SetTablespace, Detail::None)),
+            SyntaxKind::ENABLE_RLS
+            | SyntaxKind::DISABLE_RLS
+            | SyntaxKind::FORCE_RLS
+            | SyntaxKind::NO_FORCE_RLS => out.effects.push(effect(Op::RowSecurity, Detail::None)),
             SyntaxKind::ENABLE_TRIGGER
             | SyntaxKind::DISABLE_TRIGGER
             | SyntaxKind::ENABLE_ALWAYS_TRIGGER

@@ -155,6 +155,10 @@ pub enum Op {
     LockTable,
     CreateTrigger,
     EnableDisableTrigger,
+    /// `ALTER TABLE … ENABLE / DISABLE / FORCE / NO FORCE ROW LEVEL SECURITY`.
+    RowSecurity,
+    /// `CREATE / ALTER / DROP POLICY … ON t`.
+    Policy,
     RefreshMaterializedView,
     RefreshMaterializedViewConcurrently,
     AttachPartition,
@@ -487,6 +491,20 @@ pub static LOCK_MODEL: &[LockRow] = &[
         None,
         Instant,
         "CREATE TRIGGER t_trg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION noop()",
+    ),
+    row(
+        Op::RowSecurity,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ENABLE ROW LEVEL SECURITY",
+    ),
+    row(
+        Op::Policy,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "CREATE POLICY t_policy ON t USING (true)",
     ),
     row(
         Op::EnableDisableTrigger,

@@ -112,6 +112,22 @@ mod tests {
     }
 
     #[test]
+    fn flags_a_backfill_after_row_security_or_a_policy() {
+        // Both take ACCESS EXCLUSIVE (measured on the server, see the lock model), held to commit.
+        for first in [
+            "ALTER TABLE users ENABLE ROW LEVEL SECURITY;",
+            "CREATE POLICY own ON users USING (true);",
+        ] {
+            let body = format!("{first}\nUPDATE users SET name = lower(name);");
+            assert_eq!(
+                hits(&[BASE, &body], "lock-held-across-slow-statement"),
+                ["m/1.sql:4"],
+                "{first}"
+            );
+        }
+    }
+
+    #[test]
     fn flags_a_scan_under_an_explicit_lock_table() {
         let body = "LOCK TABLE users IN SHARE MODE;\nDELETE FROM users WHERE name IS NULL;";
         assert_eq!(

@@ -45,13 +45,13 @@ mod tests {
             hits(
                 &[
                     BASE,
-                    "CREATE POLICY own ON posts USING (true);\nALTER TABLE users ENABLE ROW LEVEL SECURITY;\nALTER TABLE users ADD COLUMN x int, OWNER TO postgres;"
+                    "ALTER TABLE posts REPLICA IDENTITY FULL;\nALTER TABLE users OWNER TO postgres;\nALTER TABLE users ADD COLUMN x int, OWNER TO postgres;"
                 ],
                 "unknown-statement"
             ),
             ["m/1.sql:3", "m/1.sql:4", "m/1.sql:5"]
         );
-        let findings = lint(&[BASE, "CREATE POLICY own ON posts USING (true);"]);
+        let findings = lint(&[BASE, "ALTER TABLE posts REPLICA IDENTITY FULL;"]);
         assert!(
             findings
                 .iter()
@@ -66,7 +66,7 @@ mod tests {
             hits(
                 &[
                     BASE,
-                    "CREATE TYPE mood AS ENUM ('ok');\nALTER TYPE mood ADD VALUE 'sad';\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1';\nCOMMENT ON TABLE users IS 'Utilisateurs 🚀';\nGRANT SELECT ON users TO PUBLIC;\nCREATE SEQUENCE s;\nCREATE VIEW v AS SELECT 1;\nSET search_path = public;\nALTER TABLE users ADD COLUMN x int;\nINSERT INTO users (id) VALUES (1);"
+                    "CREATE TYPE mood AS ENUM ('ok');\nALTER TYPE mood ADD VALUE 'sad';\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1';\nCOMMENT ON TABLE users IS 'Utilisateurs 🚀';\nALTER TABLE users ENABLE ROW LEVEL SECURITY;\nCREATE POLICY own ON users USING (true);\nALTER POLICY own ON users USING (false);\nDROP POLICY own ON users;\nGRANT SELECT ON users TO PUBLIC;\nCREATE SEQUENCE s;\nCREATE VIEW v AS SELECT 1;\nSET search_path = public;\nALTER TABLE users ADD COLUMN x int;\nINSERT INTO users (id) VALUES (1);"
                 ],
                 "unknown-statement"
             )
