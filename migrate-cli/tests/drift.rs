@@ -621,3 +621,29 @@ fn snapshot_is_written_read_by_status_and_stale_once_the_migrations_change() {
     assert_eq!(value["status"], "pass");
     assert_eq!(value["schema_drift"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_database_with_no_history_is_compared_with_the_empty_schema() {
+    let _serial = serial();
+    let db = test_database();
+    db.client()
+        .batch_execute("CREATE TABLE legacy (id int PRIMARY KEY, nom text)")
+        .unwrap();
+    let dir = Dir::copy_of("no-history", "tests/migrations/drift_seed", |_| true);
+    let diff = dir.migrate(&db, &["diff"]);
+    assert_eq!(diff.status.code(), Some(1), "{}", stderr(&diff));
+    assert_eq!(
+        stdout(&diff),
+        "table public.legacy\n  table public.legacy [destructive]: migrations build (absent); the database has 2 column(s)\ndrift: 1 difference(s) against the 0 applied revision(s); 3 pending revision(s) not compared: 0001, 0002, 0003\n"
+    );
+    // Nothing was written to the database: no history table appeared.
+    let tables: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname = 'migrate_history'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0);
+}
