@@ -279,7 +279,7 @@ fn findings_dir(dir: &Dir) {
     );
     dir.write(
         "0002_index.sql",
-        "-- revision: 0002\n-- parents: 0001\n-- message: 100% sûr, ou pas\nCREATE INDEX users_email ON users (email);\nALTER TABLE users ENABLE ROW LEVEL SECURITY;\n",
+        "-- revision: 0002\n-- parents: 0001\n-- message: 100% sûr, ou pas\nCREATE INDEX users_email ON users (email);\nALTER TABLE users REPLICA IDENTITY FULL;\n",
     );
 }
 
@@ -337,7 +337,7 @@ fn lint_for_github_and_sarif_and_check_exit_codes() {
 fn findings_fixed(dir: &Dir) {
     dir.write(
         "0002_index.sql",
-        "-- revision: 0002\n-- parents: 0001\n-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);\nALTER TABLE users ENABLE ROW LEVEL SECURITY;\n",
+        "-- revision: 0002\n-- parents: 0001\n-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);\nALTER TABLE users REPLICA IDENTITY FULL;\n",
     );
 }
 
