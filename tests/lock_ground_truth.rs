@@ -289,6 +289,24 @@ fn type_changes_rewrite_exactly_when_the_linter_says() {
             mismatches.push(format!("{old} -> {new}: server rewrote = {rewrote}"));
         }
     }
+    // timestamp -> timestamptz keeps its rows when the session is in UTC, and only then.
+    for (zone, utc) in [("UTC", true), ("Europe/Paris", false)] {
+        client
+            .batch_execute(&format!("BEGIN; SET LOCAL TimeZone = '{zone}'"))
+            .unwrap();
+        let relfilenode = "SELECT relfilenode::text FROM pg_class WHERE relname = 'w'";
+        let before = rows(&mut client, relfilenode);
+        client
+            .batch_execute("ALTER TABLE w ALTER COLUMN e TYPE timestamptz USING e")
+            .unwrap();
+        let rewrote = before != rows(&mut client, relfilenode);
+        client.batch_execute("ROLLBACK").unwrap();
+        assert_eq!(
+            rewrote,
+            !migrate::lint::type_change_is_compatible_in("timestamp", "timestamptz", utc),
+            "{zone}"
+        );
+    }
     assert!(mismatches.is_empty(), "{mismatches:?}");
 }
 

@@ -13,6 +13,7 @@ use crate::analysis::{AnalyzedMigration, Diagnostic, Location, Severity};
 
 pub use walker::{
     ResolvedEffect, SchemaFacts, StatementContext, WalkedStatement, type_change_is_compatible,
+    type_change_is_compatible_in,
 };
 
 /// Every statement of every migration with the locks it takes and what it costs: the lock

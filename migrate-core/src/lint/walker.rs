@@ -207,6 +207,65 @@ fn array_parts(ty: &str) -> (&str, usize) {
 /// element type, even one that is binary-coercible for the element alone (measured on
 /// PostgreSQL 15: `varchar(20)[]` to `varchar(40)[]` or `text[]`).
 pub fn type_change_is_compatible(old: &str, new: &str) -> bool {
+    type_change_is_compatible_in(old, new, false)
+}
+
+/// [`type_change_is_compatible`] in a session whose TimeZone is UTC (`utc`), where
+/// `timestamp` and `timestamptz` hold the same bytes and PostgreSQL 12+ skips the rewrite.
+pub fn type_change_is_compatible_in(old: &str, new: &str, utc: bool) -> bool {
+    if utc {
+        let (old_name, old_args) = type_parts(old);
+        let (new_name, new_args) = type_parts(new);
+        let pair = [old_name.as_str(), new_name.as_str()];
+        if (pair == ["timestamp", "timestamptz"] || pair == ["timestamptz", "timestamp"])
+            && (new_args.is_empty() || (!old_args.is_empty() && new_args[0] >= old_args[0]))
+        {
+            return true;
+        }
+    }
+    type_change_is_compatible_strict(old, new)
+}
+
+/// What `SET TimeZone` does to the session: `Some(true)` for a zone at UTC all year,
+/// `Some(false)` for any other value or a reset, `None` for a statement that is not about it.
+fn sets_utc(statement: &str) -> Option<bool> {
+    let text = statement
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    if let Some(rest) = text.strip_prefix("reset ") {
+        return matches!(
+            rest.trim_end_matches(';').trim(),
+            "timezone" | "time zone" | "all"
+        )
+        .then_some(false);
+    }
+    let rest = text.strip_prefix("set ")?;
+    let rest = rest
+        .strip_prefix("local ")
+        .or_else(|| rest.strip_prefix("session "))
+        .unwrap_or(rest);
+    let value = rest
+        .strip_prefix("timezone")
+        .or_else(|| rest.strip_prefix("time zone"))?
+        .trim_start();
+    let value = value
+        .strip_prefix('=')
+        .or_else(|| value.strip_prefix("to "))
+        .unwrap_or(value)
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .trim_matches('\'')
+        .trim_matches('"');
+    Some(matches!(
+        value,
+        "utc" | "etc/utc" | "gmt" | "etc/gmt" | "zulu" | "universal" | "etc/universal" | "uct"
+    ))
+}
+
+fn type_change_is_compatible_strict(old: &str, new: &str) -> bool {
     let (old_element, old_dimensions) = array_parts(old);
     let (new_element, new_dimensions) = array_parts(new);
     let (old_name, old_args) = type_parts(old_element);
@@ -246,6 +305,7 @@ fn resolve(
     facts: &SchemaFacts,
     created_indexes: &BTreeMap<String, String>,
     target_version: u32,
+    session_utc: bool,
 ) -> Vec<ResolvedEffect> {
     let mut effect = effect;
     let index_table = |index: &str| {
@@ -283,7 +343,7 @@ fn resolve(
                 computed: None,
             } = &effect.detail
                 && let Some(old) = facts.columns.get(&(effect.table.clone(), column.clone()))
-                && type_change_is_compatible(old, new_type)
+                && type_change_is_compatible_in(old, new_type, session_utc)
             {
                 effect.op = Op::AlterColumnTypeCompatible;
             }
@@ -528,17 +588,30 @@ pub fn walk(
     let mut created_indexes = BTreeMap::new();
     let mut added_in_transaction = BTreeSet::new();
     let mut out = Vec::new();
+    // A `SET TimeZone` holds for the rest of the migration's session.
+    let mut session_utc = false;
     for parsed in statements {
         if !in_transaction {
             held.clear();
             added_in_transaction.clear();
+        }
+        if let Some(utc) = sets_utc(parsed.span.text(&migration.sql)) {
+            session_utc = utc;
         }
         let classified = classify(&parsed.stmt);
         let effects: Vec<ResolvedEffect> = classified
             .effects
             .iter()
             .cloned()
-            .flat_map(|e| resolve(e, facts, &created_indexes, config.target_version))
+            .flat_map(|e| {
+                resolve(
+                    e,
+                    facts,
+                    &created_indexes,
+                    config.target_version,
+                    session_utc,
+                )
+            })
             .collect();
         let ctx = StatementContext {
             migration,
@@ -704,6 +777,46 @@ mod tests {
         assert!(!type_change_is_compatible("int", "int[]"));
         assert!(type_change_is_compatible("text[]", "text []"));
         assert!(type_change_is_compatible("int ARRAY", "integer[]"));
+    }
+
+    #[test]
+    fn timestamp_to_timestamptz_keeps_its_rows_after_a_set_timezone_utc() {
+        let hits = |body: &str| {
+            super::super::rules::test_support::hits(
+                &["CREATE TABLE e (at timestamp, until timestamptz);", body],
+                "changing-column-type",
+            )
+        };
+        assert_eq!(
+            hits("ALTER TABLE e ALTER COLUMN at TYPE timestamptz USING at;"),
+            ["m/1.sql:3"]
+        );
+        for set in [
+            "SET timezone = 'UTC';",
+            "SET LOCAL TIME ZONE 'UTC';",
+            "SET TimeZone TO 'Etc/UTC';",
+        ] {
+            assert!(
+                hits(&format!(
+                    "{set}\nALTER TABLE e ALTER COLUMN at TYPE timestamptz USING at;\nALTER TABLE e ALTER COLUMN until TYPE timestamp;"
+                ))
+                .is_empty(),
+                "{set}"
+            );
+        }
+        // Another zone, or back to the server's: the rewrite is back.
+        assert_eq!(
+            hits(
+                "SET timezone = 'UTC';\nSET timezone = 'Europe/Paris';\nALTER TABLE e ALTER COLUMN at TYPE timestamptz;"
+            ),
+            ["m/1.sql:5"]
+        );
+        assert_eq!(
+            hits(
+                "SET timezone = 'UTC';\nRESET timezone;\nALTER TABLE e ALTER COLUMN at TYPE timestamptz;"
+            ),
+            ["m/1.sql:5"]
+        );
     }
 
     #[test]
