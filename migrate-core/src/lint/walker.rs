@@ -75,11 +75,13 @@ impl StatementContext<'_> {
         !table.is_empty() && !self.created_tables.contains(table)
     }
 
-    /// Locks held from earlier statements that block writes, as `` `t` (SHARE, line 4) ``.
+    /// Locks held from earlier statements that block writes on existing tables, as
+    /// `` `t` (SHARE, line 4) ``. A table created in this migration carries no traffic, filled or
+    /// not: nothing waits on its locks.
     pub fn write_blocking_held(&self) -> Vec<String> {
         self.held
             .iter()
-            .filter(|(_, h)| h.mode.blocks_writes())
+            .filter(|(table, h)| h.mode.blocks_writes() && self.is_existing(table))
             .map(|(table, h)| {
                 format!(
                     "{} on `{table}` (taken at line {})",

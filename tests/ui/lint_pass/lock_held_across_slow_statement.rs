@@ -2,5 +2,5 @@
 static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!("../../../../tests/ui/fixtures/lint/lock-held-across-slow-statement/good");
 
 fn main() {
-    assert_eq!(MIGRATIONS.len(), 5);
+    assert_eq!(MIGRATIONS.len(), 6);
 }

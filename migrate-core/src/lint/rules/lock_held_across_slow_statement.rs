@@ -59,7 +59,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     let tables: Vec<&str> = ctx
         .held
         .iter()
-        .filter(|(_, h)| h.mode.blocks_writes())
+        .filter(|(t, h)| h.mode.blocks_writes() && ctx.is_existing(t))
         .map(|(t, _)| t.as_str())
         .collect();
     vec![Finding {
