@@ -67,6 +67,9 @@ pub struct Classified {
     pub unknown: bool,
     /// Renames, so that what is known of the object follows it to its new name.
     pub renames: Vec<Rename>,
+    /// `CREATE [OR REPLACE] VIEW`: the view and the tables it reads. Reading the view reads
+    /// them.
+    pub creates_view: Option<(String, Vec<String>)>,
 }
 
 /// An object that changes its name (normalised names).
@@ -369,7 +372,27 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
         other: None,
         detail: Detail::None,
     };
+    if node.kind() == SyntaxKind::CREATE_VIEW
+        && let Some(name) = child(node, SyntaxKind::VIEW)
+            .and_then(|v| child(&v, SyntaxKind::PATH))
+            .map(|p| name_of(&p))
+    {
+        out.creates_view = Some((name, tables_read(node)));
+    }
     match node.kind() {
+        SyntaxKind::DROP_VIEW => {
+            for view in node
+                .descendants()
+                .filter(|c| c.kind() == SyntaxKind::PATH_REF)
+            {
+                if view
+                    .parent()
+                    .is_some_and(|p| p.kind() != SyntaxKind::PATH_REF)
+                {
+                    out.effects.push(effect(Op::DropView, name_of(&view)));
+                }
+            }
+        }
         SyntaxKind::CREATE_TABLE
         | SyntaxKind::CREATE_TABLE_AS
         | SyntaxKind::CREATE_MATERIALIZED_VIEW

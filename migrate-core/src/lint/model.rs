@@ -144,6 +144,9 @@ pub enum Op {
     AlterIndexRename,
     DropColumn,
     DropTable,
+    /// `DROP VIEW`: ACCESS EXCLUSIVE on the view (and, with CASCADE, on the views and
+    /// materialized views built on it) until commit, so every query of it waits.
+    DropView,
     Truncate,
     VacuumFull,
     Cluster,
@@ -450,6 +453,13 @@ pub static LOCK_MODEL: &[LockRow] = &[
         "DROP TABLE p2",
     ),
     row(
+        Op::DropView,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "DROP VIEW tv",
+    ),
+    row(
         Op::Truncate,
         Some(AccessExclusive),
         None,
@@ -593,6 +603,7 @@ INSERT INTO p2 SELECT 100 + g % 100 FROM generate_series(1, 500) AS g;
 CREATE TABLE q (a int);
 INSERT INTO q SELECT g FROM generate_series(1, 500) AS g;
 CREATE UNIQUE INDEX q_a_uidx ON q (a);
+CREATE VIEW tv AS SELECT a FROM q;
 ANALYZE";
 
 /// Which relations a row's example locks: (the model's `table`, the model's `other`).
@@ -606,6 +617,7 @@ pub fn example_relations(op: Op) -> (&'static str, Option<&'static str>) {
         | Op::DropForeignKey => ("t", Some("u")),
         Op::DropTableCascade => ("u", Some("t")),
         Op::DropTable => ("p2", None),
+        Op::DropView => ("tv", None),
         Op::AddPrimaryKeyUsingIndex => ("q", None),
         Op::AlterIndexRename => ("t_a_idx", None),
         Op::RefreshMaterializedView | Op::RefreshMaterializedViewConcurrently => ("mv", None),

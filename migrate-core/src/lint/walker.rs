@@ -29,6 +29,27 @@ pub struct SchemaFacts {
     pub indexes: BTreeMap<String, String>,
     /// Table -> tables with a foreign key to it.
     pub referenced_by: BTreeMap<String, BTreeSet<String>>,
+    /// View -> the tables (and views) it reads.
+    pub views: BTreeMap<String, Vec<String>>,
+}
+
+impl SchemaFacts {
+    /// The tables reading `relation` reads: itself, or through a view, the tables under it.
+    fn tables_under(&self, relation: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut pending = vec![relation.to_owned()];
+        let mut seen = BTreeSet::new();
+        while let Some(current) = pending.pop() {
+            if !seen.insert(current.clone()) || seen.len() > 256 {
+                continue;
+            }
+            match self.views.get(&current) {
+                Some(reads) => pending.extend(reads.iter().cloned()),
+                None => out.push(current),
+            }
+        }
+        out
+    }
 }
 
 /// A lock the open transaction holds from an earlier statement.
@@ -601,10 +622,24 @@ pub fn walk(
             session_utc = utc;
         }
         let classified = classify(&parsed.stmt);
-        let effects: Vec<ResolvedEffect> = classified
+        // Reading a view reads the tables under it.
+        let expanded: Vec<Effect> = classified
             .effects
             .iter()
-            .cloned()
+            .flat_map(|e| match e.op {
+                Op::ReadRows if facts.views.contains_key(&e.table) => facts
+                    .tables_under(&e.table)
+                    .into_iter()
+                    .map(|table| Effect { table, ..e.clone() })
+                    .collect(),
+                _ => vec![e.clone()],
+            })
+            .collect();
+        if let Some((view, reads)) = &classified.creates_view {
+            facts.views.insert(view.clone(), reads.clone());
+        }
+        let effects: Vec<ResolvedEffect> = expanded
+            .into_iter()
             .flat_map(|e| {
                 resolve(
                     e,

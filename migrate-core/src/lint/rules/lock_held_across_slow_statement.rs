@@ -128,6 +128,27 @@ mod tests {
     }
 
     #[test]
+    fn reading_a_view_reads_the_tables_under_it() {
+        // DROP VIEW holds ACCESS EXCLUSIVE on the view; the copy then reads `users` through it.
+        let steps = [
+            BASE,
+            "CREATE VIEW user_names AS SELECT name FROM users;",
+            "DROP VIEW user_names;\nCREATE VIEW user_names AS SELECT name FROM users;\nCREATE TABLE names_copy AS SELECT * FROM user_names;",
+        ];
+        assert_eq!(
+            hits(&steps, "lock-held-across-slow-statement"),
+            ["m/2.sql:5"]
+        );
+        // Without a lock held, the same copy stalls nobody.
+        let steps = [
+            BASE,
+            "CREATE VIEW user_names AS SELECT name FROM users;",
+            "CREATE TABLE names_copy AS SELECT * FROM user_names;",
+        ];
+        assert!(hits(&steps, "lock-held-across-slow-statement").is_empty());
+    }
+
+    #[test]
     fn flags_a_scan_under_an_explicit_lock_table() {
         let body = "LOCK TABLE users IN SHARE MODE;\nDELETE FROM users WHERE name IS NULL;";
         assert_eq!(
