@@ -70,6 +70,9 @@ pub struct Classified {
     /// `CREATE [OR REPLACE] VIEW`: the view and the tables it reads. Reading the view reads
     /// them.
     pub creates_view: Option<(String, Vec<String>)>,
+    /// (table, column) pairs an index this statement builds covers: an index, a primary key,
+    /// a unique constraint. A type change of such a column rebuilds the index.
+    pub indexed_columns: Vec<(String, String)>,
 }
 
 /// An object that changes its name (normalised names).
@@ -364,6 +367,60 @@ fn is_the_column_or_its_cast(expr: &str, column: &str) -> bool {
 }
 
 pub fn classify(stmt: &ast::Stmt) -> Classified {
+    let mut out = classify_effects(stmt);
+    out.indexed_columns = indexed_columns(stmt.syntax(), &out);
+    out
+}
+
+/// The columns the indexes a statement builds cover (function names inside an expression
+/// index come along: they name no column, so they never match one).
+fn indexed_columns(node: &SyntaxNode, classified: &Classified) -> Vec<(String, String)> {
+    let table = match &classified.creates_index {
+        Some((_, table)) => Some(table.clone()),
+        None if node.kind() == SyntaxKind::ALTER_TABLE => table_ref(node),
+        None => classified.creates_table.clone(),
+    };
+    let Some(table) = table else {
+        return Vec::new();
+    };
+    let mut columns = Vec::new();
+    if classified.creates_index.is_some()
+        && let Some(items) = child(node, SyntaxKind::PARTITION_ITEM_LIST)
+    {
+        columns.extend(
+            items
+                .descendants()
+                .filter(|n| n.kind() == SyntaxKind::NAME_REF)
+                .map(|n| name_of(&n)),
+        );
+    }
+    for constraint in node.descendants().filter(|n| {
+        matches!(
+            n.kind(),
+            SyntaxKind::PRIMARY_KEY_CONSTRAINT | SyntaxKind::UNIQUE_CONSTRAINT
+        )
+    }) {
+        let listed: Vec<String> = constraint
+            .descendants()
+            .filter(|n| n.kind() == SyntaxKind::COLUMN_NAME_REF)
+            .map(|n| name_of(&n))
+            .collect();
+        if listed.is_empty() {
+            if let Some(column) = constraint
+                .parent()
+                .filter(|p| p.kind() == SyntaxKind::COLUMN)
+                .and_then(|p| child(&p, SyntaxKind::COLUMN_NAME))
+            {
+                columns.push(name_of(&column));
+            }
+        } else {
+            columns.extend(listed);
+        }
+    }
+    columns.into_iter().map(|c| (table.clone(), c)).collect()
+}
+
+fn classify_effects(stmt: &ast::Stmt) -> Classified {
     let node = stmt.syntax();
     let mut out = Classified::default();
     let effect = |op: Op, table: String| Effect {

@@ -31,6 +31,8 @@ pub struct SchemaFacts {
     pub referenced_by: BTreeMap<String, BTreeSet<String>>,
     /// View -> the tables (and views) it reads.
     pub views: BTreeMap<String, Vec<String>>,
+    /// (table, column) pairs some index covers.
+    pub indexed_columns: BTreeSet<(String, String)>,
 }
 
 impl SchemaFacts {
@@ -366,7 +368,15 @@ fn resolve(
                 computed: None,
             } = &effect.detail
                 && let Some(old) = facts.columns.get(&(effect.table.clone(), column.clone()))
-                && type_change_is_compatible_in(old, new_type, session_utc)
+                && type_change_is_compatible_in(
+                    old,
+                    new_type,
+                    // The heap keeps its bytes in UTC, but the column's indexes are rebuilt.
+                    session_utc
+                        && !facts
+                            .indexed_columns
+                            .contains(&(effect.table.clone(), column.clone())),
+                )
             {
                 effect.op = Op::AlterColumnTypeCompatible;
             }
@@ -638,6 +648,9 @@ pub fn walk(
         if let Some((view, reads)) = &classified.creates_view {
             facts.views.insert(view.clone(), reads.clone());
         }
+        facts
+            .indexed_columns
+            .extend(classified.indexed_columns.iter().cloned());
         let effects: Vec<ResolvedEffect> = expanded
             .into_iter()
             .flat_map(|e| {
@@ -841,6 +854,17 @@ mod tests {
                 "{set}"
             );
         }
+        // An index on the column is rebuilt all the same: a scan under ACCESS EXCLUSIVE.
+        assert_eq!(
+            super::super::rules::test_support::hits(
+                &[
+                    "CREATE TABLE e (at timestamp);\nCREATE INDEX e_at ON e (at);",
+                    "SET timezone = 'UTC';\nALTER TABLE e ALTER COLUMN at TYPE timestamptz;",
+                ],
+                "changing-column-type",
+            ),
+            ["m/1.sql:4"]
+        );
         // Another zone, or back to the server's: the rewrite is back.
         assert_eq!(
             hits(
