@@ -455,3 +455,43 @@ fn lock_table_holds_the_mode_it_names() {
         assert_eq!(predicted, Some(mode), "{statement}");
     }
 }
+
+/// A default calling a function the migrations created: VOLATILE (PostgreSQL's default for a
+/// function) rewrites the table, IMMUTABLE does not, as the linter says. (PL/pgSQL: a SQL
+/// function whose body is a constant is inlined and evaluated once; the linter cannot see that
+/// and judges it by its declared volatility.)
+#[test]
+fn a_default_calling_a_created_function_rewrites_unless_it_is_immutable() {
+    let db = test_database();
+    let mut client = db.client();
+    let setup = "CREATE TABLE f (id int); INSERT INTO f SELECT g FROM generate_series(1, 100) AS g;\nCREATE FUNCTION plain() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;\nCREATE FUNCTION pinned() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN 1; END $$;";
+    client.batch_execute(setup).unwrap();
+    let dir = std::env::temp_dir().join(format!("migrate-fdefault-{}", std::process::id()));
+    for function in ["plain", "pinned"] {
+        let statement = format!("ALTER TABLE f ADD COLUMN c int DEFAULT {function}()");
+        client.batch_execute("BEGIN").unwrap();
+        let relfilenode = "SELECT relfilenode::text FROM pg_class WHERE relname = 'f'";
+        let before = rows(&mut client, relfilenode);
+        client.batch_execute(&statement).unwrap();
+        let rewrote = before != rows(&mut client, relfilenode);
+        client.batch_execute("ROLLBACK").unwrap();
+
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("0001_f.sql"),
+            format!("-- revision: 0001\n-- parents: none\n{setup}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("0002_c.sql"),
+            format!("-- revision: 0002\n-- parents: 0001\n{statement};\n"),
+        )
+        .unwrap();
+        let flagged = migrate::lint_dir(&dir, &migrate::lint::LintConfig::default())
+            .iter()
+            .any(|d| d.check == "adding-field-with-volatile-default");
+        assert_eq!(flagged, rewrote, "{function}: server rewrote = {rewrote}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

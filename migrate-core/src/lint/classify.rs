@@ -73,6 +73,11 @@ pub struct Classified {
     /// (table, column) pairs an index this statement builds covers: an index, a primary key,
     /// a unique constraint. A type change of such a column rebuilds the index.
     pub indexed_columns: Vec<(String, String)>,
+    /// `ADD COLUMN … DEFAULT f(…)`: the column and the functions its default calls, for the
+    /// walker to judge against the functions the migrations created.
+    pub default_calls: Vec<(String, Vec<String>)>,
+    /// `CREATE FUNCTION`: its name, and whether it is VOLATILE (PostgreSQL's default).
+    pub creates_function: Option<(String, bool)>,
 }
 
 /// An object that changes its name (normalised names).
@@ -268,6 +273,20 @@ const VOLATILE_FUNCTIONS: &[&str] = &[
     "txid_current",
 ];
 
+/// The functions a default expression calls, by their unqualified name.
+fn called_functions(node: &SyntaxNode) -> Vec<String> {
+    node.descendants()
+        .filter(|n| n.kind() == SyntaxKind::CALL_EXPR)
+        .filter_map(|call| {
+            let name = call
+                .children()
+                .find(|c| c.kind() == SyntaxKind::NAME_REF || c.kind() == SyntaxKind::FIELD_EXPR)
+                .map(|n| n.text().to_string().to_lowercase())?;
+            name.rsplit('.').next().map(|n| n.trim().to_owned())
+        })
+        .collect()
+}
+
 fn calls_volatile(node: &SyntaxNode) -> bool {
     node.descendants()
         .filter(|n| n.kind() == SyntaxKind::CALL_EXPR)
@@ -429,6 +448,25 @@ fn classify_effects(stmt: &ast::Stmt) -> Classified {
         other: None,
         detail: Detail::None,
     };
+    if node.kind() == SyntaxKind::CREATE_FUNCTION
+        && let Some(name) = descendant(node, SyntaxKind::PATH).map(|p| name_of(&p))
+    {
+        // The words outside the body (a string whose words are no attributes). A function is
+        // VOLATILE unless it says otherwise.
+        let attributes: Vec<String> = node
+            .descendants_with_tokens()
+            .filter_map(|element| element.into_token())
+            .filter(|token| {
+                !token
+                    .parent_ancestors()
+                    .any(|a| a.kind() == SyntaxKind::AS_FUNC_OPTION)
+            })
+            .map(|token| token.text().to_lowercase())
+            .collect();
+        let declared = |word: &str| attributes.iter().any(|a| a == word);
+        let bare = name.rsplit('.').next().unwrap_or_default().to_owned();
+        out.creates_function = Some((bare, !(declared("immutable") || declared("stable"))));
+    }
     if node.kind() == SyntaxKind::CREATE_VIEW
         && let Some(name) = child(node, SyntaxKind::VIEW)
             .and_then(|v| child(&v, SyntaxKind::PATH))
@@ -768,6 +806,10 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                 let rewrites = is_serial(&ty)
                     || generated.is_some()
                     || default.as_ref().is_some_and(calls_volatile);
+                if let Some(default) = &default {
+                    out.default_calls
+                        .push((column.clone(), called_functions(default)));
+                }
                 out.columns.push((column.clone(), ty));
                 if let Some(reference) = descendant(&action, SyntaxKind::REFERENCES_CONSTRAINT) {
                     let other = referenced_table(&reference);

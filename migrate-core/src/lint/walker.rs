@@ -33,6 +33,9 @@ pub struct SchemaFacts {
     pub views: BTreeMap<String, Vec<String>>,
     /// (table, column) pairs some index covers.
     pub indexed_columns: BTreeSet<(String, String)>,
+    /// Functions the migrations created VOLATILE (their default): a column default calling one
+    /// is evaluated for every row.
+    pub volatile_functions: BTreeSet<String>,
 }
 
 impl SchemaFacts {
@@ -632,11 +635,34 @@ pub fn walk(
             session_utc = utc;
         }
         let classified = classify(&parsed.stmt);
-        // Reading a view reads the tables under it.
+        if let Some((function, volatile)) = &classified.creates_function {
+            if *volatile {
+                facts.volatile_functions.insert(function.clone());
+            } else {
+                facts.volatile_functions.remove(function);
+            }
+        }
+        // Reading a view reads the tables under it; a default calling a volatile function of
+        // the migrations' rewrites like `random()`.
         let expanded: Vec<Effect> = classified
             .effects
             .iter()
             .flat_map(|e| match e.op {
+                Op::AddColumn
+                    if matches!(&e.detail, Detail::Column(c) | Detail::RequiredColumn(c)
+                        if classified.default_calls.iter().any(|(column, calls)| column == c
+                            && calls.iter().any(|f| facts.volatile_functions.contains(f)))) =>
+                {
+                    let column = match &e.detail {
+                        Detail::Column(c) | Detail::RequiredColumn(c) => c.clone(),
+                        _ => String::new(),
+                    };
+                    vec![Effect {
+                        op: Op::AddColumnVolatileDefault,
+                        detail: Detail::Column(column),
+                        ..e.clone()
+                    }]
+                }
                 Op::ReadRows if facts.views.contains_key(&e.table) => facts
                     .tables_under(&e.table)
                     .into_iter()

@@ -45,6 +45,19 @@ mod tests {
     }
 
     #[test]
+    fn a_function_of_the_migrations_is_volatile_unless_it_says_otherwise() {
+        let functions = "CREATE FUNCTION make_token() RETURNS text LANGUAGE sql AS $$ SELECT md5(random()::text) $$;\nCREATE FUNCTION pinned() RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 1 $$;\nCREATE FUNCTION says_stable() RETURNS text LANGUAGE sql AS $$ SELECT 'stable' $$;";
+        let body = "ALTER TABLE users ADD COLUMN token text NOT NULL DEFAULT make_token();\nALTER TABLE users ADD COLUMN p int DEFAULT pinned();\nALTER TABLE users ADD COLUMN s text DEFAULT public.says_stable();";
+        assert_eq!(
+            hits(
+                &[BASE, functions, body],
+                "adding-field-with-volatile-default"
+            ),
+            ["m/2.sql:3", "m/2.sql:5"]
+        );
+    }
+
+    #[test]
     fn passes_constant_and_now_defaults() {
         let body = "ALTER TABLE users ADD COLUMN active boolean DEFAULT true;\nALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT now();";
         assert!(hits(&[BASE, body], "adding-field-with-volatile-default").is_empty());
