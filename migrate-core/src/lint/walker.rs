@@ -634,7 +634,17 @@ pub fn walk(
         if let Some(utc) = sets_utc(parsed.span.text(&migration.sql)) {
             session_utc = utc;
         }
-        let classified = classify(&parsed.stmt);
+        let mut classified = classify(&parsed.stmt);
+        // `CREATE INDEX IF NOT EXISTS` of an index that exists builds nothing (measured: SHARE
+        // for an instant, no scan; the model has no row for that lock alone, so it is left out).
+        if parsed.span.rerunnable
+            && let Some((index, _)) = &classified.creates_index
+            && (facts.indexes.contains_key(index) || created_indexes.contains_key(index))
+        {
+            classified
+                .effects
+                .retain(|e| !matches!(e.op, Op::CreateIndex | Op::CreateIndexConcurrently));
+        }
         if let Some((function, volatile)) = &classified.creates_function {
             if *volatile {
                 facts.volatile_functions.insert(function.clone());

@@ -29,6 +29,14 @@ pub const RULE: Rule = Rule {
     default_level: Level::Error,
 };
 
+/// `pg_index`, `pg_catalog.pg_class`, `information_schema.columns`: small, and no migration's
+/// lock is on them.
+fn is_system_catalog(table: &str) -> bool {
+    table.starts_with("pg_catalog.")
+        || table.starts_with("information_schema.")
+        || (!table.contains('.') && table.starts_with("pg_"))
+}
+
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     if !ctx.in_transaction {
         return Vec::new();
@@ -42,6 +50,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
         .iter()
         .filter(|e| {
             e.row.cost.is_slow()
+                && !is_system_catalog(&e.effect.table)
                 && (ctx.is_existing(&e.effect.table) || ctx.filled_tables.contains(&e.effect.table))
         })
         .map(|e| format!("{:?} `{}`", e.row.cost, e.effect.table).to_lowercase())
@@ -146,6 +155,13 @@ mod tests {
             "CREATE TABLE names_copy AS SELECT * FROM user_names;",
         ];
         assert!(hits(&steps, "lock-held-across-slow-statement").is_empty());
+    }
+
+    #[test]
+    fn reading_the_system_catalogs_under_a_lock_stalls_no_table() {
+        // The catalogs are small and no migration's lock is on them.
+        let body = "ALTER TABLE users ADD COLUMN x int;\nUPDATE pg_index SET indisready = false WHERE indrelid = (SELECT oid FROM pg_class WHERE relname = 'users');\nSELECT count(*) FROM pg_catalog.pg_attribute;";
+        assert!(hits(&[BASE, body], "lock-held-across-slow-statement").is_empty());
     }
 
     #[test]

@@ -44,6 +44,19 @@ mod tests {
     use super::super::test_support::{BASE, hits};
 
     #[test]
+    fn an_index_that_already_exists_is_not_built_again_by_if_not_exists() {
+        let steps = [
+            BASE,
+            "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email);",
+            "CREATE INDEX IF NOT EXISTS users_email_idx ON users (email);\nCREATE INDEX IF NOT EXISTS users_name_idx ON users (name);",
+        ];
+        assert_eq!(
+            hits(&steps, "require-concurrent-index-creation"),
+            ["m/2.sql:4"]
+        );
+    }
+
+    #[test]
     fn flags_an_index_on_an_existing_table() {
         assert_eq!(
             hits(
