@@ -48,7 +48,12 @@ fn sources(dir: &str, layout: &str, path: &str) -> Vec<Source> {
             }
         })
         .collect();
-    wanted.sort();
+    // Diesel orders by the version before the first `_`, dashes left out: `2017-09-23-182408`
+    // comes after `20170804200817`.
+    wanted.sort_by_key(|(name, _)| {
+        let version: String = name.split('_').next().unwrap_or_default().replace('-', "");
+        (version, name.clone())
+    });
     wanted
         .into_iter()
         .map(|(name, file)| Source { name, sql: git(dir, &["show", &format!("HEAD:{file}")]) })
@@ -320,9 +325,6 @@ fn main() {
             std::fs::write(migrations.join(format!("{i:04}.sql")), format!("{header}{}", source.sql)).unwrap();
         }
         let analysis = migrate::analysis::analyze_dir_with(&migrations, "m", &migrate::lint::LintConfig::default());
-        for d in analysis.diagnostics.iter().filter(|d| d.is_error() && !OUR_LOCK_RULES.contains(&d.check)).take(5) {
-            eprintln!("{repository}: {d}");
-        }
         let findings_of = |rules: &[&[&str]]| -> BTreeSet<(String, usize)> {
             analysis
                 .diagnostics
@@ -376,7 +378,8 @@ fn main() {
                 let planned = if !concurrent && is_dml(text) { planned_scans(&mut client, text) } else { BTreeSet::new() };
                 let tables_before = if concurrent { BTreeSet::new() } else { existing_tables(&mut client) };
                 if let Err(e) = client.batch_execute(text) {
-                    failed = Some(format!("{}:{}: {e}", source.name, span.line - header_lines[i]));
+                    let reason = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
+                    failed = Some(format!("{}:{}: {reason}", source.name, span.line - header_lines[i]));
                     break;
                 }
                 let label = if concurrent {
@@ -428,9 +431,6 @@ fn main() {
                     } else {
                         Label::Safe
                     };
-                    if std::env::var("LINTCORPUS_DEBUG").is_ok_and(|d| text.contains(&d)) {
-                        eprintln!("{text}\n  touched {touched:?} tracked {tracked:?}\n  before {state_before:?}\n  after {state_after:?}\n  held {held:?}\n  now {now:?}\n  => {label:?}");
-                    }
                     held = now;
                     label
                 };
