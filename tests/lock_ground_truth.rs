@@ -495,3 +495,54 @@ fn a_default_calling_a_created_function_rewrites_unless_it_is_immutable() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Type changes into and out of domains: the linter's verdict on each against the server's
+/// relfilenode.
+#[test]
+fn domain_type_changes_rewrite_exactly_when_the_linter_says() {
+    let db = test_database();
+    let mut client = db.client();
+    let setup = "CREATE DOMAIN plain_text AS text;\nCREATE DOMAIN checked_text AS text CHECK (VALUE <> '');\nCREATE TABLE d (a text, b plain_text, c checked_text);\nINSERT INTO d SELECT 'x' || g, 'y', 'z' FROM generate_series(1, 200) AS g;";
+    client.batch_execute(setup).unwrap();
+    let dir = std::env::temp_dir().join(format!("migrate-domains-{}", std::process::id()));
+    let mut mismatches = Vec::new();
+    for change in [
+        "a TYPE plain_text",
+        "a TYPE checked_text",
+        "b TYPE text",
+        "b TYPE varchar(20)",
+        "c TYPE text",
+        "c TYPE plain_text",
+    ] {
+        let statement = format!("ALTER TABLE d ALTER COLUMN {change}");
+        client.batch_execute("BEGIN").unwrap();
+        let relfilenode = "SELECT relfilenode::text FROM pg_class WHERE relname = 'd'";
+        let before = rows(&mut client, relfilenode);
+        client.batch_execute(&statement).unwrap();
+        let rewrote = before != rows(&mut client, relfilenode);
+        client.batch_execute("ROLLBACK").unwrap();
+
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("0001_d.sql"),
+            format!("-- revision: 0001\n-- parents: none\n{setup}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("0002_change.sql"),
+            format!("-- revision: 0002\n-- parents: 0001\n{statement};\n"),
+        )
+        .unwrap();
+        let flagged = migrate::lint_dir(&dir, &migrate::lint::LintConfig::default())
+            .iter()
+            .any(|d| d.check == "changing-column-type");
+        if flagged != rewrote {
+            mismatches.push(format!(
+                "{statement}: server rewrote = {rewrote}, flagged = {flagged}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+}

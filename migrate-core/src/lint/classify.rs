@@ -78,6 +78,11 @@ pub struct Classified {
     pub default_calls: Vec<(String, Vec<String>)>,
     /// `CREATE FUNCTION`: its name, and whether it is VOLATILE (PostgreSQL's default).
     pub creates_function: Option<(String, bool)>,
+    /// `CREATE DOMAIN`: its name, its base type, and whether it checks values (CHECK or NOT
+    /// NULL).
+    pub creates_domain: Option<(String, String, bool)>,
+    /// `ALTER DOMAIN … ADD CONSTRAINT / SET NOT NULL`: the domain now checks values.
+    pub constrains_domain: Option<String>,
 }
 
 /// An object that changes its name (normalised names).
@@ -466,6 +471,29 @@ fn classify_effects(stmt: &ast::Stmt) -> Classified {
         let declared = |word: &str| attributes.iter().any(|a| a == word);
         let bare = name.rsplit('.').next().unwrap_or_default().to_owned();
         out.creates_function = Some((bare, !(declared("immutable") || declared("stable"))));
+    }
+    if node.kind() == SyntaxKind::CREATE_DOMAIN
+        && let Some(name) = child(node, SyntaxKind::DOMAIN)
+            .and_then(|d| descendant(&d, SyntaxKind::PATH))
+            .map(|p| name_of(&p))
+    {
+        let checks = node.descendants().any(|n| {
+            matches!(
+                n.kind(),
+                SyntaxKind::CHECK_CONSTRAINT | SyntaxKind::NOT_NULL_CONSTRAINT
+            )
+        });
+        out.creates_domain = Some((name, type_text(node).unwrap_or_default(), checks));
+    }
+    if node.kind() == SyntaxKind::ALTER_DOMAIN {
+        let text = node.text().to_string().to_lowercase();
+        if (text.contains("add constraint")
+            || text.contains("add check")
+            || text.contains("set not null"))
+            && let Some(name) = descendant(node, SyntaxKind::PATH_REF).map(|p| name_of(&p))
+        {
+            out.constrains_domain = Some(name);
+        }
     }
     if node.kind() == SyntaxKind::CREATE_VIEW
         && let Some(name) = child(node, SyntaxKind::VIEW)

@@ -36,6 +36,24 @@ pub struct SchemaFacts {
     /// Functions the migrations created VOLATILE (their default): a column default calling one
     /// is evaluated for every row.
     pub volatile_functions: BTreeSet<String>,
+    /// Domain -> its base type and whether it checks values.
+    pub domains: BTreeMap<String, (String, bool)>,
+}
+
+impl SchemaFacts {
+    /// A type as a type change sees it (measured): leaving a domain is leaving for its base
+    /// type; entering a domain that checks nothing is entering its base type, but one that
+    /// checks values is a type of its own (every row is checked: a rewrite).
+    fn storage_type(&self, ty: &str, entering: bool) -> String {
+        let mut current = ty.trim().to_owned();
+        for _ in 0..16 {
+            match self.domains.get(&super::classify::normalize(&current)) {
+                Some((base, checks)) if !(entering && *checks) => current = base.clone(),
+                _ => break,
+            }
+        }
+        current
+    }
 }
 
 impl SchemaFacts {
@@ -372,8 +390,8 @@ fn resolve(
             } = &effect.detail
                 && let Some(old) = facts.columns.get(&(effect.table.clone(), column.clone()))
                 && type_change_is_compatible_in(
-                    old,
-                    new_type,
+                    &facts.storage_type(old, false),
+                    &facts.storage_type(new_type, true),
                     // The heap keeps its bytes in UTC, but the column's indexes are rebuilt.
                     session_utc
                         && !facts
@@ -644,6 +662,16 @@ pub fn walk(
             classified
                 .effects
                 .retain(|e| !matches!(e.op, Op::CreateIndex | Op::CreateIndexConcurrently));
+        }
+        if let Some((domain, base, checks)) = &classified.creates_domain {
+            facts
+                .domains
+                .insert(domain.clone(), (base.clone(), *checks));
+        }
+        if let Some(domain) = &classified.constrains_domain
+            && let Some(entry) = facts.domains.get_mut(domain)
+        {
+            entry.1 = true;
         }
         if let Some((function, volatile)) = &classified.creates_function {
             if *volatile {
