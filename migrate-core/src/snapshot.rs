@@ -101,9 +101,9 @@ pub fn key_of(text: &str) -> Option<&str> {
 pub fn decode(text: &str) -> Option<Vec<Row>> {
     key_of(text)?;
     Some(
+        // Every line is a row, an empty one too (one empty cell).
         text.lines()
             .skip(2)
-            .filter(|line| !line.is_empty())
             .map(|line| line.split('\t').map(unescape).collect())
             .collect(),
     )
