@@ -336,7 +336,6 @@ fn using_expressions_rewrite_exactly_when_the_linter_says() {
             "{create}; INSERT INTO w SELECT 'x' || g FROM generate_series(1, 500) AS g"
         ))
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("migrate-using-{}", std::process::id()));
     let mut mismatches = Vec::new();
     for change in [
         "varchar(80) USING title",
@@ -347,36 +346,61 @@ fn using_expressions_rewrite_exactly_when_the_linter_says() {
         "varchar(80) USING title || ''",
     ] {
         let statement = format!("ALTER TABLE w ALTER COLUMN title TYPE {change}");
-        client.batch_execute("BEGIN").unwrap();
-        let relfilenode = "SELECT relfilenode::text FROM pg_class WHERE relname = 'w'";
-        let before = rows(&mut client, relfilenode);
-        client.batch_execute(&statement).unwrap();
-        let rewrote = before != rows(&mut client, relfilenode);
-        client.batch_execute("ROLLBACK").unwrap();
-
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("0001_w.sql"),
-            format!("-- revision: 0001\n-- parents: none\n{create};\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("0002_change.sql"),
-            format!("-- revision: 0002\n-- parents: 0001\n{statement};\n"),
-        )
-        .unwrap();
-        let flagged = migrate::lint_dir(&dir, &migrate::lint::LintConfig::default())
-            .iter()
-            .any(|d| d.check == "changing-column-type");
+        let (rewrote, flagged) = server_and_linter(
+            &mut client,
+            &format!("{create};"),
+            "w",
+            &statement,
+            "changing-column-type",
+        );
         if flagged != rewrote {
             mismatches.push(format!(
                 "{statement}: server rewrote = {rewrote}, flagged = {flagged}"
             ));
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(mismatches.is_empty(), "{mismatches:?}");
+}
+
+/// Whether `statement` rewrites `table` on the server (run in a transaction rolled back after),
+/// and whether the linter flags it with `rule` in a migration that follows one running `setup`.
+fn server_and_linter(
+    client: &mut Client,
+    setup: &str,
+    table: &str,
+    statement: &str,
+    rule: &str,
+) -> (bool, bool) {
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    client.batch_execute("BEGIN").unwrap();
+    let relfilenode = format!("SELECT relfilenode::text FROM pg_class WHERE relname = '{table}'");
+    let before = rows(client, &relfilenode);
+    client.batch_execute(statement).unwrap();
+    let rewrote = before != rows(client, &relfilenode);
+    client.batch_execute("ROLLBACK").unwrap();
+
+    let dir = std::env::temp_dir().join(format!(
+        "migrate-verdict-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("0001_setup.sql"),
+        format!("-- revision: 0001\n-- parents: none\n{setup}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("0002_change.sql"),
+        format!("-- revision: 0002\n-- parents: 0001\n{statement};\n"),
+    )
+    .unwrap();
+    let flagged = migrate::lint_dir(&dir, &migrate::lint::LintConfig::default())
+        .iter()
+        .any(|d| d.check == rule);
+    let _ = std::fs::remove_dir_all(&dir);
+    (rewrote, flagged)
 }
 
 /// PG12+: a valid CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan; without it the
@@ -466,34 +490,17 @@ fn a_default_calling_a_created_function_rewrites_unless_it_is_immutable() {
     let mut client = db.client();
     let setup = "CREATE TABLE f (id int); INSERT INTO f SELECT g FROM generate_series(1, 100) AS g;\nCREATE FUNCTION plain() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;\nCREATE FUNCTION pinned() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN 1; END $$;";
     client.batch_execute(setup).unwrap();
-    let dir = std::env::temp_dir().join(format!("migrate-fdefault-{}", std::process::id()));
     for function in ["plain", "pinned"] {
         let statement = format!("ALTER TABLE f ADD COLUMN c int DEFAULT {function}()");
-        client.batch_execute("BEGIN").unwrap();
-        let relfilenode = "SELECT relfilenode::text FROM pg_class WHERE relname = 'f'";
-        let before = rows(&mut client, relfilenode);
-        client.batch_execute(&statement).unwrap();
-        let rewrote = before != rows(&mut client, relfilenode);
-        client.batch_execute("ROLLBACK").unwrap();
-
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("0001_f.sql"),
-            format!("-- revision: 0001\n-- parents: none\n{setup}\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("0002_c.sql"),
-            format!("-- revision: 0002\n-- parents: 0001\n{statement};\n"),
-        )
-        .unwrap();
-        let flagged = migrate::lint_dir(&dir, &migrate::lint::LintConfig::default())
-            .iter()
-            .any(|d| d.check == "adding-field-with-volatile-default");
+        let (rewrote, flagged) = server_and_linter(
+            &mut client,
+            setup,
+            "f",
+            &statement,
+            "adding-field-with-volatile-default",
+        );
         assert_eq!(flagged, rewrote, "{function}: server rewrote = {rewrote}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Type changes into and out of domains: the linter's verdict on each against the server's
@@ -504,7 +511,6 @@ fn domain_type_changes_rewrite_exactly_when_the_linter_says() {
     let mut client = db.client();
     let setup = "CREATE DOMAIN plain_text AS text;\nCREATE DOMAIN checked_text AS text CHECK (VALUE <> '');\nCREATE TABLE d (a text, b plain_text, c checked_text);\nINSERT INTO d SELECT 'x' || g, 'y', 'z' FROM generate_series(1, 200) AS g;";
     client.batch_execute(setup).unwrap();
-    let dir = std::env::temp_dir().join(format!("migrate-domains-{}", std::process::id()));
     let mut mismatches = Vec::new();
     for change in [
         "a TYPE plain_text",
@@ -515,34 +521,13 @@ fn domain_type_changes_rewrite_exactly_when_the_linter_says() {
         "c TYPE plain_text",
     ] {
         let statement = format!("ALTER TABLE d ALTER COLUMN {change}");
-        client.batch_execute("BEGIN").unwrap();
-        let relfilenode = "SELECT relfilenode::text FROM pg_class WHERE relname = 'd'";
-        let before = rows(&mut client, relfilenode);
-        client.batch_execute(&statement).unwrap();
-        let rewrote = before != rows(&mut client, relfilenode);
-        client.batch_execute("ROLLBACK").unwrap();
-
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("0001_d.sql"),
-            format!("-- revision: 0001\n-- parents: none\n{setup}\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("0002_change.sql"),
-            format!("-- revision: 0002\n-- parents: 0001\n{statement};\n"),
-        )
-        .unwrap();
-        let flagged = migrate::lint_dir(&dir, &migrate::lint::LintConfig::default())
-            .iter()
-            .any(|d| d.check == "changing-column-type");
+        let (rewrote, flagged) =
+            server_and_linter(&mut client, setup, "d", &statement, "changing-column-type");
         if flagged != rewrote {
             mismatches.push(format!(
                 "{statement}: server rewrote = {rewrote}, flagged = {flagged}"
             ));
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(mismatches.is_empty(), "{mismatches:?}");
 }
