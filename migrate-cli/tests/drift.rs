@@ -497,59 +497,87 @@ fn the_shadow_goes_away_on_errors_orphans_are_removed_and_a_given_shadow_is_chec
 }
 
 #[test]
-fn ctrl_c_during_the_replay_drops_the_shadow() {
+fn ctrl_c_during_the_replay_drops_the_shadow_or_empties_a_given_one() {
     let _serial = serial();
     let db = test_database();
+    let given = test_database();
     let dir = Dir::new("interrupt");
+    // No transaction: the table is committed in the shadow before the replay sleeps.
     std::fs::write(
         dir.0.join("0001_slow.sql"),
-        "-- revision: 0001\n-- parents: none\nSELECT pg_sleep(60);\n",
+        "-- revision: 0001\n-- parents: none\n-- migrate:no-transaction\nCREATE TABLE made_in_the_shadow (id int);\nSELECT pg_sleep(60);\n",
     )
     .unwrap();
     assert!(dir.migrate(&db, &["stamp", "0001"]).status.success());
-    let mut running = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .arg("--dir")
-        .arg(&dir.0)
-        .arg("diff")
-        .env("DATABASE_URL", db.url())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The replay sleeps in the shadow: it exists until the signal.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while shadows(&db).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no shadow database appeared"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let signalled = Command::new("kill")
-        .args(["-INT", &running.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = running.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "diff did not stop on SIGINT"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let tables_in = |database: &TestDatabase| -> i64 {
+        database
+            .client()
+            .query_one(
+                "SELECT count(*) FROM pg_class WHERE relname = 'made_in_the_shadow'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
     };
-    let output = running.wait_with_output().unwrap();
-    assert_eq!(status.code(), Some(130), "{}", stderr(&output));
-    assert!(
-        !stderr(&output).contains("replaying"),
-        "{}",
-        stderr(&output)
-    );
-    assert_eq!(shadows(&db), Vec::<String>::new());
+    for shadow_url in [None, Some(given.url())] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
+        command.arg("--dir").arg(&dir.0).arg("diff");
+        if let Some(url) = shadow_url {
+            command.args(["--shadow-url", url]);
+        }
+        let mut running = command
+            .env("DATABASE_URL", db.url())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The replay sleeps once the table is made: the shadow exists until the signal.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let replaying = db
+                .client()
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .unwrap()
+                .get::<_, i64>(0);
+            if replaying > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the replay did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let signalled = Command::new("kill")
+            .args(["-INT", &running.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(signalled.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = running.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "diff did not stop on SIGINT"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let output = running.wait_with_output().unwrap();
+        assert_eq!(status.code(), Some(130), "{}", stderr(&output));
+        assert!(
+            !stderr(&output).contains("replaying"),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(shadows(&db), Vec::<String>::new());
+    }
+    // The given shadow is empty again, as the next check requires.
+    assert_eq!(tables_in(&given), 0);
 }
 
 #[test]

@@ -110,11 +110,19 @@ pub fn remove_orphaned_shadows(admin: &mut Client) -> Result<Vec<String>, Error>
     Ok(removed)
 }
 
-/// The shadows this process created and has not dropped yet, with the URL to drop them through:
-/// what a Ctrl-C handler must remove before the process exits.
-static ACTIVE: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+/// A shadow a Ctrl-C handler must clean before the process exits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    /// Created here: dropped through the target's server (`url`).
+    Drop { url: String, name: String },
+    /// Given with `--shadow-url`: emptied.
+    Empty { url: String },
+}
 
-fn active() -> std::sync::MutexGuard<'static, Vec<(String, String)>> {
+/// The shadows this process has and has not cleaned yet.
+static ACTIVE: std::sync::Mutex<Vec<Pending>> = std::sync::Mutex::new(Vec::new());
+
+fn active() -> std::sync::MutexGuard<'static, Vec<Pending>> {
     ACTIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -125,22 +133,32 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// Drops every shadow database this process still has, through new connections: for a signal
-/// handler, while the thread that created them is stuck in a query.
+/// Drops the shadow databases this process created, and empties the ones it was given, through
+/// new connections: for a signal handler, while the thread that uses them is stuck in a query.
 pub fn drop_active_shadows(application_name: &str) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     let shadows = std::mem::take(&mut *active());
-    for (url, name) in shadows {
-        let dropped = connect(&url, application_name).and_then(|mut admin| {
-            admin
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    escape_identifier(&name)
-                ))
-                .map_err(database_error("dropping the shadow database"))
-        });
-        if let Err(e) = dropped {
-            log::warn!("could not drop the shadow database {name}: {e}");
+    for shadow in shadows {
+        let cleaned = match &shadow {
+            Pending::Drop { url, name } => connect(url, application_name).and_then(|mut admin| {
+                admin
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        escape_identifier(name)
+                    ))
+                    .map_err(database_error("dropping the shadow database"))
+            }),
+            // The replay's session holds locks on what it created: end it first.
+            Pending::Empty { url } => connect(url, application_name).and_then(|mut client| {
+                client
+                    .batch_execute(&format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid(); {EMPTY_DATABASE}"
+                    ))
+                    .map_err(database_error("emptying the shadow database"))
+            }),
+        };
+        if let Err(e) = cleaned {
+            log::warn!("could not clean the shadow database: {e}");
         }
     }
 }
@@ -204,8 +222,8 @@ pub struct Shadow {
 enum Cleanup {
     /// Created here on the target's server: dropped through the target's connection.
     Drop { admin: Box<Client>, name: String },
-    /// Given by the caller: emptied, so that it is empty for the next check.
-    Empty,
+    /// Given by the caller (`url`): emptied, so that it is empty for the next check.
+    Empty { url: String },
 }
 
 /// Everything a schema can hold, out of the database (the public schema is made again as
@@ -275,7 +293,11 @@ impl Shadow {
             })
             .unwrap_or_else(|| ("UTF8".to_owned(), "C".to_owned(), "C".to_owned()));
         // Registered before it exists, so that a Ctrl-C at any point finds it.
-        active().push((target_url.to_owned(), name.clone()));
+        let pending = Pending::Drop {
+            url: target_url.to_owned(),
+            name: name.clone(),
+        };
+        active().push(pending.clone());
         let created = admin.batch_execute(&format!(
             "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
             escape_identifier(&name),
@@ -284,7 +306,7 @@ impl Shadow {
             escape_literal(&ctype)
         ));
         if created.is_err() {
-            active().retain(|(_, active)| *active != name);
+            active().retain(|p| *p != pending);
         }
         created.map_err(|e| Error::Database {
             action: "creating the shadow database (the role needs CREATEDB, or pass --shadow-url)"
@@ -344,9 +366,14 @@ impl Shadow {
             };
             return Err(refuse(format!("it is not empty: {shown}{more}")));
         }
+        active().push(Pending::Empty {
+            url: shadow_url.to_owned(),
+        });
         Ok(Shadow {
             client,
-            cleanup: Cleanup::Empty,
+            cleanup: Cleanup::Empty {
+                url: shadow_url.to_owned(),
+            },
         })
     }
 }
@@ -355,7 +382,8 @@ impl Drop for Shadow {
     fn drop(&mut self) {
         match &mut self.cleanup {
             Cleanup::Drop { admin, name } => {
-                active().retain(|(_, active)| active != name);
+                active()
+                    .retain(|p| !matches!(p, Pending::Drop { name: active, .. } if active == name));
                 let sql = format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                     escape_identifier(name)
@@ -366,7 +394,8 @@ impl Drop for Shadow {
                     );
                 }
             }
-            Cleanup::Empty => {
+            Cleanup::Empty { url } => {
+                active().retain(|p| !matches!(p, Pending::Empty { url: active } if active == url));
                 if let Err(e) = self.client.batch_execute(EMPTY_DATABASE) {
                     log::warn!("could not empty the shadow database: {e}");
                 }
