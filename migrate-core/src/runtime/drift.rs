@@ -12,7 +12,7 @@ use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 use super::catalog::{self, Catalog, Difference};
 use super::connect::{connect, redact};
-use super::error::{Error, ServerError};
+use super::error::{Error, ServerError, database_error};
 use super::migrator::Migrator;
 use super::status::Status;
 use crate::Migration;
@@ -38,13 +38,6 @@ impl Drift {
     /// No difference: the database is what its applied migrations build.
     pub fn is_clean(&self) -> bool {
         self.differences.is_empty()
-    }
-}
-
-fn database_error(action: &str) -> impl Fn(postgres::Error) -> Error + '_ {
-    move |e| Error::Database {
-        action: action.to_owned(),
-        cause: Box::new(ServerError::from_postgres(&e)),
     }
 }
 
@@ -79,32 +72,41 @@ fn shadow_created(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// The rows `sql` returns, as text cells.
+fn query(client: &mut Client, sql: &str, action: &str) -> Result<Vec<crate::snapshot::Row>, Error> {
+    let messages = client.simple_query(sql).map_err(database_error(action))?;
+    Ok(super::catalog::rows(&messages).collect())
+}
+
+/// Cell `i` of a row, `""` for a NULL or a missing one.
+fn cell(row: &[Option<String>], i: usize) -> String {
+    row.get(i).cloned().flatten().unwrap_or_default()
+}
+
 /// Drops the shadows that runs older than [`ORPHAN_AGE`] left behind; returns their names.
 pub fn remove_orphaned_shadows(admin: &mut Client) -> Result<Vec<String>, Error> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let rows = admin
-        .simple_query(&format!(
+    let names = query(
+        admin,
+        &format!(
             "SELECT datname FROM pg_database WHERE starts_with(datname, {})",
             escape_literal(SHADOW_PREFIX)
-        ))
-        .map_err(database_error("listing shadow databases"))?;
+        ),
+        "listing shadow databases",
+    )?;
     let mut removed = Vec::new();
-    for row in rows {
-        let postgres::SimpleQueryMessage::Row(row) = row else {
-            continue;
-        };
-        let Some(name) = row.get(0) else { continue };
-        if shadow_created(name).is_some_and(|created| created + ORPHAN_AGE.as_secs() < now) {
+    for name in names.iter().map(|row| cell(row, 0)) {
+        if shadow_created(&name).is_some_and(|created| created + ORPHAN_AGE.as_secs() < now) {
             admin
                 .batch_execute(&format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    escape_identifier(name)
+                    escape_identifier(&name)
                 ))
                 .map_err(database_error("dropping an orphaned shadow database"))?;
-            removed.push(name.to_owned());
+            removed.push(name);
         }
     }
     Ok(removed)
@@ -251,19 +253,15 @@ const CONTENTS: &str = "BEGIN READ ONLY; SET LOCAL search_path = pg_catalog; SEL
 /// The server's identity and the database's name: two URLs that reach the same database
 /// agree on both.
 fn identity(client: &mut Client) -> Result<(String, String), Error> {
-    let rows = client
-        .simple_query(
-            "SELECT (SELECT system_identifier::text FROM pg_control_system()), current_database()",
-        )
-        .map_err(database_error("identifying the database"))?;
-    let first = rows.iter().find_map(|m| match m {
-        postgres::SimpleQueryMessage::Row(row) => Some((
-            row.get(0).unwrap_or_default().to_owned(),
-            row.get(1).unwrap_or_default().to_owned(),
-        )),
-        _ => None,
-    });
-    Ok(first.unwrap_or_default())
+    let rows = query(
+        client,
+        "SELECT (SELECT system_identifier::text FROM pg_control_system()), current_database()",
+        "identifying the database",
+    )?;
+    Ok(rows
+        .first()
+        .map(|row| (cell(row, 0), cell(row, 1)))
+        .unwrap_or_default())
 }
 
 impl Shadow {
@@ -276,22 +274,18 @@ impl Shadow {
     ) -> Result<Shadow, Error> {
         remove_orphaned_shadows(&mut admin)?;
         let name = new_shadow_name(SystemTime::now());
-        let settings = admin
-            .simple_query(
-                "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()",
-            )
-            .map_err(database_error("reading the target's encoding"))?;
-        let (encoding, collate, ctype) = settings
-            .iter()
-            .find_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(row) => Some((
-                    row.get(0).unwrap_or("UTF8").to_owned(),
-                    row.get(1).unwrap_or("C").to_owned(),
-                    row.get(2).unwrap_or("C").to_owned(),
-                )),
-                _ => None,
-            })
-            .unwrap_or_else(|| ("UTF8".to_owned(), "C".to_owned(), "C".to_owned()));
+        let settings = query(
+            &mut admin,
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = current_database()",
+            "reading the target's encoding",
+        )?;
+        let or = |row: Option<&crate::snapshot::Row>, i: usize, default: &str| {
+            row.and_then(|r| r.get(i).cloned().flatten())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let first = settings.first();
+        let (encoding, collate, ctype) =
+            (or(first, 0, "UTF8"), or(first, 1, "C"), or(first, 2, "C"));
         // Registered before it exists, so that a Ctrl-C at any point finds it.
         let pending = Pending::Drop {
             url: target_url.to_owned(),
@@ -330,6 +324,20 @@ impl Shadow {
         Ok(Shadow { client, cleanup })
     }
 
+    /// The shadow of a check on `target` (reached at `url`): the empty database at
+    /// `shadow_url` when given, else a new one on the target's server.
+    pub fn open(
+        mut target: Client,
+        url: &str,
+        shadow_url: Option<&str>,
+        application_name: &str,
+    ) -> Result<Shadow, Error> {
+        match shadow_url {
+            Some(shadow_url) => Shadow::given(shadow_url, &mut target, application_name),
+            None => Shadow::create(target, url, application_name),
+        }
+    }
+
     /// The database at `shadow_url`, refused unless it is empty and is not the target.
     pub fn given(
         shadow_url: &str,
@@ -344,14 +352,9 @@ impl Shadow {
         if identity(&mut client)? == identity(target)? {
             return Err(refuse("it is the target database itself".to_owned()));
         }
-        let contents: Vec<String> = client
-            .simple_query(CONTENTS)
-            .map_err(database_error("checking the shadow is empty"))?
+        let contents: Vec<String> = query(&mut client, CONTENTS, "checking the shadow is empty")?
             .iter()
-            .filter_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-                _ => None,
-            })
+            .map(|row| cell(row, 0))
             .collect();
         if !contents.is_empty() {
             let shown = contents
@@ -414,10 +417,7 @@ impl Migrator<'_> {
         let mut target = connect(url, name)?;
         let status = self.status(&mut target)?;
         let actual = self.catalog(&mut target)?;
-        let mut shadow = match shadow_url {
-            Some(shadow_url) => Shadow::given(shadow_url, &mut target, name)?,
-            None => Shadow::create(target, url, name)?,
-        };
+        let mut shadow = Shadow::open(target, url, shadow_url, name)?;
         let replayed = self.replay(&status, &mut shadow.client)?;
         let expected = self.catalog(&mut shadow.client)?;
         drop(shadow);
@@ -453,11 +453,8 @@ impl Migrator<'_> {
     pub fn snapshot(&self, url: &str, shadow_url: Option<&str>) -> Result<String, Error> {
         self.validate()?;
         let name = &self.settings().application_name;
-        let mut target = connect(url, name)?;
-        let mut shadow = match shadow_url {
-            Some(shadow_url) => Shadow::given(shadow_url, &mut target, name)?,
-            None => Shadow::create(target, url, name)?,
-        };
+        let target = connect(url, name)?;
+        let mut shadow = Shadow::open(target, url, shadow_url, name)?;
         let all: Vec<&Migration> = self.migrations().iter().collect();
         replay(&all, &mut shadow.client)?;
         let settings = self.settings();

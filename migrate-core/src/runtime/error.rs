@@ -25,6 +25,14 @@ pub(crate) fn db_error(error: &postgres::Error) -> Option<&postgres::error::DbEr
     None
 }
 
+/// `Error::Database` for a query of the runtime's own that failed while doing `action`.
+pub(crate) fn database_error(action: &str) -> impl Fn(postgres::Error) -> Error + '_ {
+    move |e| Error::Database {
+        action: action.to_owned(),
+        cause: Box::new(ServerError::from_postgres(&e)),
+    }
+}
+
 impl ServerError {
     pub(crate) fn from_postgres(error: &postgres::Error) -> ServerError {
         match db_error(error) {

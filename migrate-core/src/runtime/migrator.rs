@@ -37,7 +37,7 @@ use super::connect::Connector;
 #[cfg(feature = "tokio")]
 use super::driver::Tokio;
 use super::driver::{BatchError, Blocking, BlockingOwned, Driver, Session, block_on};
-use super::error::{Error, ServerError};
+use super::error::{Error, ServerError, database_error};
 use super::history::{self, HistoryRow, RowState};
 use super::status::Status;
 use crate::{Migration, Migrations, Statement};
@@ -534,12 +534,8 @@ impl<'m> Migrator<'m> {
     /// ([`catalog::diff`](super::catalog::diff)).
     pub fn catalog(&self, client: &mut Client) -> Result<Catalog, Error> {
         self.validate()?;
-        outside_async_runtime(|| block_on(Catalog::read(client, &self.settings)))?.map_err(|e| {
-            Error::Database {
-                action: "reading the catalog".to_owned(),
-                cause: Box::new(ServerError::from_postgres(&e)),
-            }
-        })
+        outside_async_runtime(|| block_on(Catalog::read(client, &self.settings)))?
+            .map_err(database_error("reading the catalog"))
     }
 
     /// [`Migrator::run`] on a tokio-postgres client: the same protocol and guarantees, awaiting
@@ -604,10 +600,7 @@ impl<'m> Migrator<'m> {
         }
         let actual = Catalog::read(client, &self.settings)
             .await
-            .map_err(|e| Error::Database {
-                action: "reading the catalog".to_owned(),
-                cause: Box::new(ServerError::from_postgres(&e)),
-            })?;
+            .map_err(database_error("reading the catalog"))?;
         status.schema_drift = Some(super::catalog::diff(&expected, &actual));
         Ok(())
     }

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use diff::{Difference, Fix, Phase, Severity, diff};
+pub(crate) use read::rows;
 pub use render::{BaselineError, baseline_sql, fix_migration};
 
 /// A column, as `pg_attribute` and `pg_attrdef` describe it.
@@ -133,6 +134,14 @@ pub struct Catalog {
 mod tests {
     use super::*;
 
+    /// Each difference between the two databases' catalogs with its fix, one line each.
+    fn report(expected: &mut postgres::Client, actual: &mut postgres::Client) -> Vec<String> {
+        diff(&catalog(expected), &catalog(actual))
+            .iter()
+            .map(|d| format!("{d} => {}", d.fix_sql().unwrap_or_default()))
+            .collect()
+    }
+
     fn catalog(client: &mut postgres::Client) -> Catalog {
         super::super::Migrator::new(&super::super::status::tests::SET)
             .catalog(client)
@@ -160,14 +169,7 @@ mod tests {
                  CREATE TABLE posts (id bigint PRIMARY KEY, user_id varchar(36));",
             )
             .unwrap();
-        let differences = diff(
-            &catalog(&mut expected_db.client()),
-            &catalog(&mut actual_db.client()),
-        );
-        let lines: Vec<String> = differences
-            .iter()
-            .map(|d| format!("{d} => {}", d.fix_sql().unwrap_or_default()))
-            .collect();
+        let lines = report(&mut expected_db.client(), &mut actual_db.client());
         assert_eq!(
             lines,
             [
@@ -209,11 +211,7 @@ mod tests {
                 .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY tags_label ON tags (label)")
                 .is_err()
         );
-        let differences = diff(&catalog(&mut expected_db.client()), &catalog(&mut actual));
-        let lines: Vec<String> = differences
-            .iter()
-            .map(|d| format!("{d} => {}", d.fix_sql().unwrap_or_default()))
-            .collect();
+        let lines = report(&mut expected_db.client(), &mut actual);
         assert_eq!(
             lines,
             [

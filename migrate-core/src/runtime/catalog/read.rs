@@ -209,7 +209,9 @@ fn object_kind(name: &str) -> Option<ObjectKind> {
 }
 
 /// Every row of a batch, as text cells.
-fn rows(messages: &[SimpleQueryMessage]) -> impl Iterator<Item = Vec<Option<String>>> + '_ {
+pub(crate) fn rows(
+    messages: &[SimpleQueryMessage],
+) -> impl Iterator<Item = Vec<Option<String>>> + '_ {
     messages.iter().filter_map(|m| match m {
         SimpleQueryMessage::Row(row) => Some(
             (0..row.len())
