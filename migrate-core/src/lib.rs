@@ -12,6 +12,8 @@ pub mod lint;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod snapshot;
+#[cfg(any(feature = "analysis", feature = "runtime"))]
+mod volatile;
 
 pub use embedded::{Migration, Migrations, Statement};
 

@@ -264,20 +264,6 @@ fn tables_read(node: &SyntaxNode) -> Vec<String> {
     tables
 }
 
-/// Functions whose value differs per row: a default calling them rewrites the table.
-const VOLATILE_FUNCTIONS: &[&str] = &[
-    "random",
-    "gen_random_uuid",
-    "uuid_generate_v1",
-    "uuid_generate_v1mc",
-    "uuid_generate_v4",
-    "clock_timestamp",
-    "timeofday",
-    "nextval",
-    "setseed",
-    "txid_current",
-];
-
 /// The functions a default expression calls, by their unqualified name.
 fn called_functions(node: &SyntaxNode) -> Vec<String> {
     node.descendants()
@@ -302,7 +288,7 @@ fn calls_volatile(node: &SyntaxNode) -> bool {
                 .map(|n| n.text().to_string().to_lowercase())
                 .unwrap_or_default();
             let name = name.rsplit('.').next().unwrap_or_default();
-            VOLATILE_FUNCTIONS.contains(&name)
+            crate::volatile::VOLATILE_FUNCTIONS.contains(&name)
         })
 }
 

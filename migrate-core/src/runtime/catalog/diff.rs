@@ -133,22 +133,11 @@ pub(super) fn column_text(column: &Column) -> String {
     text
 }
 
-/// Functions whose value differs per row: a default calling them makes `ADD COLUMN` rewrite
-/// the table (any other default is evaluated once and stored, PostgreSQL 11+).
-const VOLATILE_FUNCTIONS: &[&str] = &[
-    "random(",
-    "gen_random_uuid(",
-    "uuid_generate_v1(",
-    "uuid_generate_v1mc(",
-    "uuid_generate_v4(",
-    "clock_timestamp(",
-    "timeofday(",
-    "nextval(",
-    "txid_current(",
-];
-
+/// Whether a default calls one of the built-in volatile functions.
 fn volatile(default: &str) -> bool {
-    VOLATILE_FUNCTIONS.iter().any(|f| default.contains(f))
+    crate::volatile::VOLATILE_FUNCTIONS
+        .iter()
+        .any(|f| default.contains(&format!("{f}(")))
 }
 
 /// The differences that make `actual` what `expected` describes: tables in name order, then
@@ -256,12 +245,12 @@ fn diff_table(
     };
     diff_named(
         table,
-        "constraint",
+        Named::Constraint(&want.constraints),
         &constraints(want),
         &constraints(have),
         out,
     );
-    diff_named(table, "index", &want.indexes, &have.indexes, out);
+    diff_named(table, Named::Index, &want.indexes, &have.indexes, out);
     let schema = table.split_once('.').map_or("public", |(s, _)| s);
     for (name, definition) in &want.indexes {
         let same = have.indexes.get(name) == Some(definition);
@@ -468,15 +457,83 @@ fn references(definition: &str, table: &str, column: &str) -> bool {
     referenced == table && columns.split(',').any(|c| c.trim() == column)
 }
 
+/// What `diff_named` compares: indexes, or a table's constraints (with what the migrations
+/// build of each, to add it back in its safe form).
+enum Named<'a> {
+    Index,
+    Constraint(&'a BTreeMap<String, Constraint>),
+}
+
+impl Named<'_> {
+    fn label(&self) -> &'static str {
+        match self {
+            Named::Index => "index",
+            Named::Constraint(_) => "constraint",
+        }
+    }
+
+    /// Adds the object the migrations build under `name`; `replacing` drops the database's
+    /// own of that name first (a constraint's add always does).
+    fn add(&self, table: &str, schema: &str, name: &str, definition: &str, replacing: bool) -> Fix {
+        match self {
+            Named::Index if replacing => fix(
+                Phase::Indexes,
+                format!(
+                    "DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name};\n{}",
+                    create_index(name, definition)
+                ),
+            ),
+            Named::Index => fix(Phase::Indexes, create_index(name, definition)),
+            Named::Constraint(constraints) => fix(
+                Phase::Constraints,
+                constraints
+                    .get(name)
+                    .map(|c| add_constraint(table, name, c))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    fn rename(&self, table: &str, schema: &str, old: &str, name: &str) -> Fix {
+        match self {
+            Named::Index => fix(
+                Phase::Indexes,
+                format!("ALTER INDEX IF EXISTS {schema}.{old} RENAME TO {name};"),
+            ),
+            // RENAME CONSTRAINT has no IF EXISTS: the block makes it a no-op where the old name
+            // is gone.
+            Named::Constraint(_) => fix(
+                Phase::Constraints,
+                format!(
+                    "DO $$ BEGIN ALTER TABLE {table} RENAME CONSTRAINT {old} TO {name}; EXCEPTION WHEN undefined_object THEN NULL; END $$;"
+                ),
+            ),
+        }
+    }
+
+    fn drop(&self, table: &str, schema: &str, name: &str) -> Fix {
+        fix(
+            Phase::Destructive,
+            match self {
+                Named::Index => format!("DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name};"),
+                Named::Constraint(_) => {
+                    format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name};")
+                }
+            },
+        )
+    }
+}
+
 /// Constraints or indexes: by name, and an object with another name but the same definition is
 /// a rename, not a drop and an add.
 fn diff_named(
     table: &str,
-    kind: &str,
+    named: Named<'_>,
     want: &BTreeMap<String, String>,
     have: &BTreeMap<String, String>,
     out: &mut Vec<Difference>,
 ) {
+    let kind = named.label();
     let schema = table.split_once('.').map_or("public", |(s, _)| s);
     let unmatched_have: Vec<(&String, &String)> = have
         .iter()
@@ -485,11 +542,6 @@ fn diff_named(
     let mut renamed_from = Vec::new();
     for (name, definition) in want {
         let object = format!("{kind} {table}.{name}");
-        let constraint = || Constraint {
-            definition: definition.clone(),
-            validated: !definition.ends_with(" NOT VALID"),
-            kind: constraint_kind(definition),
-        };
         match have.get(name) {
             Some(found) if found == definition => {}
             Some(found) => out.push(Difference {
@@ -497,20 +549,7 @@ fn diff_named(
                 expected: Some(definition.clone()),
                 actual: Some(found.clone()),
                 severity: Severity::Review,
-                fix: vec![if kind == "index" {
-                    fix(
-                        Phase::Indexes,
-                        format!(
-                            "DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name};\n{}",
-                            create_index(name, definition)
-                        ),
-                    )
-                } else {
-                    fix(
-                        Phase::Constraints,
-                        add_constraint(table, name, &constraint()),
-                    )
-                }],
+                fix: vec![named.add(table, schema, name, definition, true)],
             }),
             None => {
                 let rename = unmatched_have
@@ -518,28 +557,12 @@ fn diff_named(
                     .find(|(old, found)| *found == definition && !renamed_from.contains(*old));
                 if let Some((old, _)) = rename {
                     renamed_from.push((*old).clone());
-                    let sql = if kind == "index" {
-                        format!("ALTER INDEX IF EXISTS {schema}.{old} RENAME TO {name};")
-                    } else {
-                        // RENAME CONSTRAINT has no IF EXISTS: the block makes it a no-op where
-                        // the old name is gone.
-                        format!(
-                            "DO $$ BEGIN ALTER TABLE {table} RENAME CONSTRAINT {old} TO {name}; EXCEPTION WHEN undefined_object THEN NULL; END $$;"
-                        )
-                    };
                     out.push(Difference {
                         object,
                         expected: Some(definition.clone()),
                         actual: Some(format!("the same, named {old}")),
                         severity: Severity::Safe,
-                        fix: vec![fix(
-                            if kind == "index" {
-                                Phase::Indexes
-                            } else {
-                                Phase::Constraints
-                            },
-                            sql,
-                        )],
+                        fix: vec![named.rename(table, schema, old, name)],
                     });
                     continue;
                 }
@@ -548,14 +571,7 @@ fn diff_named(
                     expected: Some(definition.clone()),
                     actual: None,
                     severity: Severity::Safe,
-                    fix: vec![if kind == "index" {
-                        fix(Phase::Indexes, create_index(name, definition))
-                    } else {
-                        fix(
-                            Phase::Constraints,
-                            add_constraint(table, name, &constraint()),
-                        )
-                    }],
+                    fix: vec![named.add(table, schema, name, definition, false)],
                 });
             }
         }
@@ -569,25 +585,8 @@ fn diff_named(
             expected: None,
             actual: Some(found.clone()),
             severity: Severity::Destructive,
-            fix: vec![fix(
-                Phase::Destructive,
-                if kind == "index" {
-                    format!("DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name};")
-                } else {
-                    format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name};")
-                },
-            )],
+            fix: vec![named.drop(table, schema, name)],
         });
-    }
-}
-
-fn constraint_kind(definition: &str) -> char {
-    match definition.split_whitespace().next() {
-        Some("PRIMARY") => 'p',
-        Some("UNIQUE") => 'u',
-        Some("FOREIGN") => 'f',
-        Some("EXCLUDE") => 'x',
-        _ => 'c',
     }
 }
 

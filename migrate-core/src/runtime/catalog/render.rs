@@ -160,9 +160,8 @@ pub fn baseline_sql(catalog: &Catalog, allow_partial: bool) -> Result<String, Ba
             }
         }
     }
-    for (name, table) in &tables {
+    for (_, table) in &tables {
         for (index, definition) in &table.indexes {
-            let _ = name;
             out.push(format!(
                 "{};",
                 definition.replacen(" INDEX ON ", &format!(" INDEX {index} ON "), 1)
