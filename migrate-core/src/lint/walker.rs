@@ -682,26 +682,25 @@ pub fn walk(
         }
         // Reading a view reads the tables under it; a default calling a volatile function of
         // the migrations' rewrites like `random()`.
+        let volatile_default = |column: &str| {
+            classified.default_calls.iter().any(|(c, calls)| {
+                c == column && calls.iter().any(|f| facts.volatile_functions.contains(f))
+            })
+        };
         let expanded: Vec<Effect> = classified
             .effects
             .iter()
-            .flat_map(|e| match e.op {
-                Op::AddColumn
-                    if matches!(&e.detail, Detail::Column(c) | Detail::RequiredColumn(c)
-                        if classified.default_calls.iter().any(|(column, calls)| column == c
-                            && calls.iter().any(|f| facts.volatile_functions.contains(f)))) =>
+            .flat_map(|e| match (&e.op, &e.detail) {
+                (Op::AddColumn, Detail::Column(c) | Detail::RequiredColumn(c))
+                    if volatile_default(c) =>
                 {
-                    let column = match &e.detail {
-                        Detail::Column(c) | Detail::RequiredColumn(c) => c.clone(),
-                        _ => String::new(),
-                    };
                     vec![Effect {
                         op: Op::AddColumnVolatileDefault,
-                        detail: Detail::Column(column),
+                        detail: Detail::Column(c.clone()),
                         ..e.clone()
                     }]
                 }
-                Op::ReadRows if facts.views.contains_key(&e.table) => facts
+                (Op::ReadRows, _) if facts.views.contains_key(&e.table) => facts
                     .tables_under(&e.table)
                     .into_iter()
                     .map(|table| Effect { table, ..e.clone() })
