@@ -213,6 +213,10 @@ on_both_drivers! {
             "{err}"
         );
         assert!(std::error::Error::source(&err).is_some());
+        // The statement never left the client: nothing sent after it may commit the
+        // migration's row without it.
+        assert_eq!(history(&db), Vec::<String>::new(), "no history row");
+        assert_eq!(advisory_locks(&db), "0");
     }
 }
 

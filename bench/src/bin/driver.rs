@@ -117,57 +117,102 @@ fn log_size(cluster: &Cluster) -> u64 {
     std::fs::metadata(cluster.dir().join("server.log")).map(|m| m.len()).unwrap_or(0)
 }
 
+/// The runners measured, as (label, host tool, whether the URL asks for no TLS, application
+/// name). Every runner but `migrate, sslmode=prefer` connects without TLS: refinery and the floor
+/// with `NoTls`, migrate with `sslmode=disable`. The prefer row shows what the default costs when
+/// the server offers no TLS: one more round trip (SSLRequest) before the login.
+const STARTUP_RUNNERS: [(&str, &str, bool, &str); 5] = [
+    ("migrate", "migrate", true, "bench-migrate"),
+    ("migrate-async", "migrate-async", true, "bench-migrate"),
+    ("migrate, sslmode=prefer", "migrate", false, "bench-migrate"),
+    ("refinery", "refinery", false, "bench-refinery"),
+    ("floor", "floor", false, "bench-floor"),
+];
+
+fn runner_url(base: &str, no_tls: bool) -> String {
+    if no_tls { format!("{base}?sslmode=disable") } else { base.to_owned() }
+}
+
 fn startup(cluster: &Cluster) {
     header("1. Startup when up to date: 200 embedded migrations, all applied (process start to exit)");
-    let mut trips = Vec::new();
+    let dbs: Vec<_> = STARTUP_RUNNERS
+        .iter()
+        .map(|(_, tool, no_tls, _)| {
+            let db = cluster.create_database();
+            let url = runner_url(db.url(), *no_tls);
+            // The floor's database gets the same history, applied by migrate.
+            if *tool == "floor" {
+                run_host("migrate", "200", db.url());
+            } else {
+                run_host(tool, "200", &url);
+            }
+            // One warm-up run of each.
+            run_host(tool, "200", &url);
+            (db, url)
+        })
+        .collect();
+    // The runners take turns, so that the machine's changes of speed from one minute to the
+    // next fall on all of them alike.
+    let mut times: Vec<Vec<f64>> = STARTUP_RUNNERS.iter().map(|_| Vec::new()).collect();
+    for _ in 0..RUNS * 4 {
+        for (i, (_, tool, _, _)) in STARTUP_RUNNERS.iter().enumerate() {
+            times[i].push(ms(run_host(tool, "200", &dbs[i].1)));
+        }
+    }
     let mut medians = Vec::new();
-    for (tool, app) in [("migrate", "bench-migrate"), ("migrate-async", "bench-migrate"), ("refinery", "bench-refinery"), ("floor", "bench-floor")] {
-        let db = cluster.create_database();
-        run_host(if tool == "floor" { "migrate" } else { tool }, "200", db.url());
-        let times: Vec<f64> = (0..RUNS * 4).map(|_| ms(run_host(tool, "200", db.url()))).collect();
-        medians.push((tool, stats(times.clone()).1));
-        row(tool, times, "ms");
+    let mut trips = Vec::new();
+    for (i, (label, tool, _, app)) in STARTUP_RUNNERS.iter().enumerate() {
+        medians.push((*label, stats(times[i].clone()).1));
+        row(label, times[i].clone(), "ms");
+        // Statements are logged for this one run only: logging every statement costs a runner
+        // per byte of SQL it sends, which the timed runs should not pay.
+        dbs[i].0.client().batch_execute(&format!("ALTER DATABASE \"{}\" SET log_statement = 'all'", dbs[i].0.name())).expect("log statements");
         let before = log_size(cluster);
-        run_host(tool, "200", db.url());
+        run_host(tool, "200", &dbs[i].1);
         std::thread::sleep(Duration::from_millis(200));
-        trips.push((tool, round_trips(cluster, before, app)));
+        trips.push((*label, round_trips(cluster, before, app)));
     }
     println!();
-    let floor = medians.iter().find(|(tool, _)| *tool == "floor").map_or(f64::NAN, |m| m.1);
-    for (tool, median) in &medians {
-        println!("- {tool}: {:.2}× the floor (median)", median / floor);
+    let floor = medians.iter().find(|(label, _)| *label == "floor").map_or(f64::NAN, |m| m.1);
+    for (label, median) in &medians {
+        println!("- {label}: {:.2}× the floor (median)", median / floor);
     }
-    for (tool, count) in trips {
-        println!("- {tool}: {count} statements sent when up to date (server log, log_statement = all)");
+    for (label, count) in trips {
+        println!("- {label}: {count} statements sent when up to date (server log, log_statement = all)");
     }
 }
 
 fn apply(cluster: &Cluster) {
     println!("\n### 2. Apply N small migrations (one CREATE TABLE each) to a fresh database, process start to exit\n");
     println!("| N | runner | min | median | max | median per migration | median vs refinery |\n|---|---|---|---|---|---|---|");
+    let runners = [("refinery", false), ("migrate", true), ("migrate-async", true)];
+    let mut per_migration = Vec::new();
     for (count, runs) in [(100, RUNS), (500, RUNS), (2000, 3)] {
-        let mut refinery = f64::NAN;
-        let mut lines = Vec::new();
-        for tool in ["refinery", "migrate", "migrate-async"] {
-            let times: Vec<f64> = (0..runs)
-                .map(|_| {
-                    let db = cluster.create_database();
-                    ms(run_host(tool, &count.to_string(), db.url()))
-                })
-                .collect();
-            let (min, median, max) = stats(times);
-            if tool == "refinery" {
-                refinery = median;
+        // Taking turns, as in the startup measure.
+        let mut times: Vec<Vec<f64>> = runners.iter().map(|_| Vec::new()).collect();
+        for _ in 0..runs {
+            for (i, (tool, no_tls)) in runners.iter().enumerate() {
+                let db = cluster.create_database();
+                times[i].push(ms(run_host(tool, &count.to_string(), &runner_url(db.url(), *no_tls))));
             }
-            lines.push(format!(
+        }
+        let refinery = stats(times[0].clone()).1;
+        for (i, (tool, _)) in runners.iter().enumerate() {
+            let (min, median, max) = stats(times[i].clone());
+            println!(
                 "| {count} | {tool} | {min:.1} ms | {median:.1} ms | {max:.1} ms | {:.3} ms | {:.2}× |",
                 median / count as f64,
                 median / refinery
-            ));
+            );
         }
-        for line in lines {
-            println!("{line}");
+        for (i, (tool, _)) in runners.iter().enumerate() {
+            per_migration.push((count, *tool, stats(times[i].clone()).1 / count as f64));
         }
+    }
+    println!();
+    for (tool, _) in runners {
+        let at = |n: usize| per_migration.iter().find(|(c, t, _)| *c == n && *t == tool).map_or(f64::NAN, |p| p.2);
+        println!("- {tool}: the median cost per migration at 2,000 is {:.2}× the cost at 100", at(2000) / at(100));
     }
 }
 
@@ -328,7 +373,7 @@ fn stall(cluster: &Cluster) {
 
 fn run() {
     let cluster = Cluster::start_with(ClusterOptions {
-        config: vec!["log_statement = 'all'".to_owned(), "log_line_prefix = '%a|'".to_owned(), "max_connections = 100".to_owned()],
+        config: vec!["log_line_prefix = '%a|'".to_owned(), "max_connections = 100".to_owned()],
         ..ClusterOptions::default()
     });
     println!("## migrate vs refinery 0.9 (postgres), PostgreSQL {} on this machine, {RUNS} runs each unless said", server_version(&cluster));

@@ -211,8 +211,26 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintC
     // in the graph, so that the graph around them is checked too.
     let mut partial: Vec<(String, Header)> = Vec::new();
     let mut unplaced = 0;
-    for (path, fs_path) in files {
-        match analyze_file(&path, fs_path, &mut analysis) {
+    // Every file is read first and parsed at once, on all cores, then put together in order.
+    let read: Vec<(String, PathBuf, Option<source::NormalizedText>)> = files
+        .into_iter()
+        .map(|(path, fs_path)| {
+            let text = read_file(&path, &fs_path, &mut analysis);
+            (path, fs_path, text)
+        })
+        .collect();
+    let texts: Vec<&str> = read
+        .iter()
+        .filter_map(|(_, _, text)| text.as_ref().map(|text| text.text.as_str()))
+        .collect();
+    let mut parses = statements::parse_sources(&texts).into_iter();
+    for (path, fs_path, text) in read {
+        let Some(text) = text else {
+            unplaced += 1;
+            continue;
+        };
+        let parse = parses.next().flatten();
+        match analyze_file(&path, fs_path, text, parse, &mut analysis.diagnostics) {
             FileAnalysis::Sound(migration) => parsed.push(migration),
             FileAnalysis::Broken(Some(header)) => partial.push((path, header)),
             FileAnalysis::Broken(None) => unplaced += 1,
@@ -268,16 +286,20 @@ enum FileAnalysis {
 }
 
 #[cfg(feature = "analysis")]
-fn analyze_file(path: &str, fs_path: PathBuf, analysis: &mut Analysis) -> FileAnalysis {
-    let diagnostics = &mut analysis.diagnostics;
-    let bytes = match std::fs::read(&fs_path) {
+/// Reads and normalises one file; `None` once its error is reported.
+fn read_file(
+    path: &str,
+    fs_path: &Path,
+    analysis: &mut Analysis,
+) -> Option<source::NormalizedText> {
+    let bytes = match std::fs::read(fs_path) {
         Ok(bytes) => {
             // Only regular, readable files can be tracked with include_bytes!.
-            analysis.files.push(fs_path.clone());
+            analysis.files.push(fs_path.to_path_buf());
             bytes
         }
         Err(err) => {
-            diagnostics.push(
+            analysis.diagnostics.push(
                 Diagnostic::error(
                     "unreadable-file",
                     Some(Location::new(path, 1, 1)),
@@ -285,18 +307,25 @@ fn analyze_file(path: &str, fs_path: PathBuf, analysis: &mut Analysis) -> FileAn
                 )
                 .with_help("check that it is a readable regular file"),
             );
-            return FileAnalysis::Broken(None);
+            return None;
         }
     };
-    let text = match source::normalize(path, &bytes) {
-        Ok(text) => text,
-        Err(diagnostic) => {
-            diagnostics.push(diagnostic);
-            return FileAnalysis::Broken(None);
-        }
-    };
+    source::normalize(path, &bytes)
+        .map_err(|diagnostic| analysis.diagnostics.push(diagnostic))
+        .ok()
+}
+
+#[cfg(feature = "analysis")]
+/// One file's header and statements, from its text and its parse.
+fn analyze_file(
+    path: &str,
+    fs_path: PathBuf,
+    text: source::NormalizedText,
+    parse: statements::SourceParse,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> FileAnalysis {
     let (header, header_errors) = header::parse_header_partial(path, &text.text);
-    let statements = statements::parse_statements(path, &text.text);
+    let statements = statements::statements_of(path, &text.text, parse);
     match (header, statements) {
         (Some(header), Ok(statements)) if header_errors.is_empty() => {
             FileAnalysis::Sound(AnalyzedMigration {

@@ -99,19 +99,83 @@ pub struct ParsedStatement {
     pub span: StatementSpan,
 }
 
+/// What squawk made of one file: its tree and every syntax error (the parser's and its
+/// validation's), or `None` when it panicked. Unlike the tree's nodes, this can move between
+/// threads.
+pub type SourceParse = Option<(
+    squawk_syntax::Parse<ast::SourceFile>,
+    Vec<squawk_syntax::syntax_error::SyntaxError>,
+)>;
+
+/// Runs squawk on `text`. The parser is third-party code; a panic on odd input must become an
+/// error, not a crash of the compiler.
+pub fn parse_source(text: &str) -> SourceParse {
+    std::panic::catch_unwind(|| {
+        let parse = ast::SourceFile::parse(text);
+        let errors = parse.errors();
+        (parse, errors)
+    })
+    .ok()
+}
+
+/// [`parse_source`] on every text, on as many threads as the machine runs at once: the parse is
+/// most of a macro's work, and each file's parse is independent of the others.
+pub fn parse_sources(texts: &[&str]) -> Vec<SourceParse> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(texts.len());
+    let next = AtomicUsize::new(0);
+    let mut parses: Vec<Option<SourceParse>> = texts.iter().map(|_| None).collect();
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(text) = texts.get(i) else {
+                return done;
+            };
+            done.push((i, parse_source(text)));
+        }
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..workers)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, work).ok())
+            .collect();
+        // This thread works too, so nothing waits on a helper that could not be started.
+        let mine = work();
+        let theirs = helpers.into_iter().filter_map(|helper| helper.join().ok());
+        for (i, parse) in theirs.flatten().chain(mine) {
+            if let Some(slot) = parses.get_mut(i) {
+                *slot = Some(parse);
+            }
+        }
+    });
+    // A helper that died took its results with it: those files are parsed here.
+    parses
+        .into_iter()
+        .zip(texts)
+        .map(|(parse, text)| parse.unwrap_or_else(|| parse_source(text)))
+        .collect()
+}
+
 /// Parses `text` and returns its statements in order, or every syntax error with its position.
 pub fn parse_statements(path: &str, text: &str) -> Result<Vec<ParsedStatement>, Vec<Diagnostic>> {
-    // The parser is third-party code; a panic on odd input must become an error, not a crash
-    // of the compiler.
-    let parsed = std::panic::catch_unwind(|| {
-        let parse = squawk_syntax::SourceFile::parse(text);
-        let errors = parse.errors();
-        (parse.tree(), errors)
-    });
+    statements_of(path, text, parse_source(text))
+}
+
+/// The statements of `text` from its parse.
+pub fn statements_of(
+    path: &str,
+    text: &str,
+    parsed: SourceParse,
+) -> Result<Vec<ParsedStatement>, Vec<Diagnostic>> {
     let index = LineIndex::new(text);
+    let parsed = parsed.and_then(|(parse, errors)| {
+        ast::SourceFile::cast(parse.syntax_node()).map(|file| (file, errors))
+    });
     let (file, errors) = match parsed {
-        Ok(result) => result,
-        Err(_) => {
+        Some(result) => result,
+        None => {
             return Err(vec![
                 Diagnostic::error(
                     "syntax-error",

@@ -30,10 +30,10 @@ pub(crate) struct BatchError {
 /// One connection, as the protocol uses it: the simple query protocol only (no named
 /// statements, which transaction-mode poolers break).
 pub(crate) trait Session: Send {
-    /// Runs `steps` in order, each as its own query (one or more statements), and names the step
-    /// of the first error. A
-    /// driver that pipelines sends them all in one round trip; the `postgres` crate cannot, and
-    /// sends one round trip per step, stopping at the first error.
+    /// Runs `steps` in order, each as its own query (one or more statements), and returns the
+    /// last step's answer, or names the step of the first error. A driver that pipelines sends
+    /// them all in one round trip; the `postgres` crate cannot, and sends one round trip per
+    /// step, stopping at the first error.
     fn run_batch(
         &mut self,
         steps: &[&str],
@@ -51,6 +51,11 @@ pub(crate) trait Session: Send {
     ) -> impl Future<Output = Result<(), postgres::Error>> + Send;
 
     fn is_closed(&self) -> bool;
+
+    /// Whether a call, once made, always runs to its end: true for the blocking drivers, whose
+    /// calls return only when the server has answered. An async call can be abandoned half-way
+    /// (its future dropped), and then what it has already sent must not include a COMMIT.
+    fn runs_to_completion(&self) -> bool;
 
     /// Sends `sql` and does not wait for its answer. For drop guards: a migration whose future
     /// is dropped half-way (a cancelled task) cannot await its ROLLBACK, but must still leave
@@ -75,14 +80,14 @@ pub(crate) struct Blocking;
 
 impl Session for postgres::Client {
     async fn run_batch(&mut self, steps: &[&str]) -> Result<Vec<SimpleQueryMessage>, BatchError> {
-        let mut messages = Vec::new();
+        let mut last = Vec::new();
         for (step, part) in steps.iter().enumerate() {
             match postgres::Client::simple_query(self, part) {
-                Ok(answer) => messages.extend(answer),
+                Ok(answer) => last = answer,
                 Err(error) => return Err(BatchError { step, error }),
             }
         }
-        Ok(messages)
+        Ok(last)
     }
 
     async fn simple_query(
@@ -98,6 +103,10 @@ impl Session for postgres::Client {
 
     fn is_closed(&self) -> bool {
         postgres::Client::is_closed(self)
+    }
+
+    fn runs_to_completion(&self) -> bool {
+        true
     }
 
     fn send_without_waiting(&mut self, sql: &str) {
@@ -150,6 +159,10 @@ impl Session for OwnRuntime {
         self.client.is_closed()
     }
 
+    fn runs_to_completion(&self) -> bool {
+        true
+    }
+
     fn send_without_waiting(&mut self, sql: &str) {
         let _ = self.runtime.block_on(self.client.batch_execute(sql));
     }
@@ -178,6 +191,10 @@ impl Driver for BlockingOwned {
 /// in flight together), and reads the answers in order: one round trip for all of them, and
 /// each step's error is its own. A step after a failed one fails too inside a transaction
 /// (`current transaction is aborted`); the first error is the one reported.
+///
+/// A step that fails before it leaves the client (a query the driver cannot encode) stops the
+/// steps after it from being sent at all: the server never saw it fail, so it would run them,
+/// and a later step may be the COMMIT.
 async fn run_pipelined(
     client: &tokio_postgres::Client,
     steps: &[&str],
@@ -190,33 +207,46 @@ async fn run_pipelined(
         .collect();
     let mut answers: Vec<Option<Result<Vec<SimpleQueryMessage>, postgres::Error>>> =
         steps.iter().map(|_| None).collect();
+    let mut sent = vec![false; steps.len()];
+    let mut failed = false;
     // Each query is sent at its first poll, so polling them in order sends them in order.
     std::future::poll_fn(|cx| {
         let mut all = true;
-        for (query, answer) in in_flight.iter_mut().zip(answers.iter_mut()) {
-            if answer.is_none() {
-                match query.as_mut().poll(cx) {
-                    Poll::Ready(result) => *answer = Some(result),
-                    Poll::Pending => all = false,
+        let steps = in_flight
+            .iter_mut()
+            .zip(answers.iter_mut())
+            .zip(sent.iter_mut());
+        for ((query, answer), sent) in steps {
+            // Answered, or held back after an error.
+            if answer.is_some() || (!*sent && failed) {
+                continue;
+            }
+            *sent = true;
+            match query.as_mut().poll(cx) {
+                Poll::Ready(result) => {
+                    failed |= result.is_err();
+                    *answer = Some(result);
                 }
+                Poll::Pending => all = false,
             }
         }
         if all { Poll::Ready(()) } else { Poll::Pending }
     })
     .await;
-    let mut messages = Vec::new();
-    // Every answer is in: the poll above ends only then.
+    let mut last = Vec::new();
+    // Every step sent is answered: the poll above ends only then. The steps held back come
+    // after the error, which is returned first.
     let answers = answers
         .into_iter()
         .enumerate()
         .filter_map(|(step, answer)| answer.map(|answer| (step, answer)));
     for (step, answer) in answers {
         match answer {
-            Ok(answer) => messages.extend(answer),
+            Ok(answer) => last = answer,
             Err(error) => return Err(BatchError { step, error }),
         }
     }
-    Ok(messages)
+    Ok(last)
 }
 
 /// Runs the protocol on the blocking driver. Its futures are ready at the first poll; the
@@ -269,6 +299,10 @@ impl Session for tokio_postgres::Client {
 
     fn is_closed(&self) -> bool {
         tokio_postgres::Client::is_closed(self)
+    }
+
+    fn runs_to_completion(&self) -> bool {
+        false
     }
 
     fn send_without_waiting(&mut self, sql: &str) {

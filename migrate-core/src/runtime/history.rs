@@ -93,15 +93,17 @@ pub fn marker_changed_sql(settings: &Settings, expected: &str) -> String {
     )
 }
 
-/// The marker among a batch's rows, read right after this runner's own insert.
-pub fn fingerprint_sql(settings: &Settings) -> String {
+/// The `RETURNING` clause of this runner's own insert that gives the history's marker after it:
+/// the later of the new row's `applied_at` and the latest before it (the subquery sees the
+/// table as it was before the insert; `greatest` skips the NULL of an empty history).
+pub fn returning_fingerprint_sql(settings: &Settings) -> String {
     format!(
-        "SELECT 'fingerprint ' || coalesce(max(applied_at)::text, '-') FROM {}",
+        "RETURNING 'fingerprint ' || greatest(applied_at, (SELECT max(applied_at) FROM {}))::text",
         qualified(settings)
     )
 }
 
-/// The marker in the rows of [`fingerprint_sql`].
+/// The marker in the rows of [`returning_fingerprint_sql`].
 pub fn fingerprint(messages: &[SimpleQueryMessage]) -> Option<String> {
     messages.iter().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => row
