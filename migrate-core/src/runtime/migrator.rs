@@ -87,6 +87,11 @@ enum Step {
     Stale,
 }
 
+/// How every transaction that takes the migration lock begins: read committed whatever the
+/// server's default, so that what it checks under the lock sees what the previous holder
+/// committed.
+const BEGIN_READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 /// The guard of a transactional migration refuses by failing to read one of these texts as an
 /// integer (SQLSTATE 22P02, the text in the message). Plain SQL has no RAISE; a `DO` block
 /// would, but PL/pgSQL compiles it again for every migration, which cost about a fifth of a
@@ -721,23 +726,14 @@ impl<'m> Migrator<'m> {
         }
     }
 
-    /// `BEGIN …; SELECT pg_try_advisory_xact_lock(k)`: read committed whatever the server's
-    /// default (the read under the lock must see what the previous holder committed), and the
-    /// idle timeout covering the whole transaction, from before the lock is taken.
+    /// `BEGIN …; SELECT pg_try_advisory_xact_lock(k)`: [`BEGIN_READ_COMMITTED`], and the idle
+    /// timeout covering the whole transaction, from before the lock is taken. (A transactional
+    /// migration takes the lock in its guard instead: [`Migrator::guarded_begin_sql`].)
     fn lock_sql(&self) -> String {
         format!(
-            "{}; SELECT pg_try_advisory_xact_lock({})",
-            self.begin_sql(),
+            "{BEGIN_READ_COMMITTED}; SET LOCAL idle_in_transaction_session_timeout = '{}ms'; SELECT pg_try_advisory_xact_lock({})",
+            pg_millis(self.settings.idle_timeout),
             self.lock_key()
-        )
-    }
-
-    /// `BEGIN` of every transaction that takes the migration lock: read committed whatever the
-    /// server's default, and the idle timeout covering it from its first statement.
-    fn begin_sql(&self) -> String {
-        format!(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL idle_in_transaction_session_timeout = '{}ms'",
-            pg_millis(self.settings.idle_timeout)
         )
     }
 
@@ -859,7 +855,7 @@ impl<'m> Migrator<'m> {
         // bookkeeping. `CASE … END::integer` is cast at run time: the planner folds no branch of
         // a CASE whose conditions are not constants.
         format!(
-            "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT \
+            "{BEGIN_READ_COMMITTED}; SELECT \
                  set_config('idle_in_transaction_session_timeout', '{idle}ms', true), \
                  set_config('lock_timeout', '{lock}ms', true), \
                  set_config('statement_timeout', '{statement}ms', true), \
