@@ -9,14 +9,15 @@ use migrate::{Health, Migrator};
 mod common;
 
 use common::{
-    Driver, OnDriver, advisory_locks, capture_logs, history, hold_lock, logged, on_both_drivers,
-    stdout, values,
+    Driver, OnDriver, advisory_locks, applied, capture_logs, history, hold_lock, logged,
+    on_both_drivers, stdout, values,
 };
 use pg_harness::{Cluster, ClusterOptions, TestDatabase, test_database};
 
 static BASIC: migrate::Migrations = migrate::embed_migrations!("tests/migrations/basic");
 static SETTINGS: migrate::Migrations = migrate::embed_migrations!("tests/migrations/settings");
 static FAILING: migrate::Migrations = migrate::embed_migrations!("tests/migrations/failing");
+static GROUPED: migrate::Migrations = migrate::embed_migrations!("tests/migrations/grouped");
 
 on_both_drivers! {
     fn startup_applies_once_then_nothing_and_skip_touches_nothing(driver) {
@@ -348,7 +349,7 @@ on_both_drivers! {
         let cluster = Cluster::start_with(ClusterOptions {
             config: vec!["password_encryption = 'scram-sha-256'".to_owned()],
             hba: Some("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n".to_owned()),
-            files: Vec::new(),
+            ..ClusterOptions::default()
         });
         let socket = format!(
             "host={} port={} user=postgres dbname=postgres",
@@ -492,6 +493,7 @@ fn tls_cluster() -> (Cluster, std::path::PathBuf) {
                 std::fs::read(dir.join("server.key")).unwrap(),
             ),
         ],
+        ..ClusterOptions::default()
     });
     (cluster, dir.join("ca.crt"))
 }
@@ -723,5 +725,71 @@ on_both_drivers! {
             ),
             ["1"]
         );
+    }
+}
+
+/// The history's revisions by the transaction that wrote them (rows committed together share
+/// an xmin), oldest first: `["0001 0002 0003", "0004"]`.
+fn commits(db: &TestDatabase) -> Vec<String> {
+    values(
+        &mut db.client(),
+        "SELECT string_agg(revision, ' ' ORDER BY applied_at, revision) FROM migrate_history GROUP BY xmin::text ORDER BY min(applied_at)",
+    )
+}
+
+on_both_drivers! {
+    fn self_contained_migrations_commit_together_and_a_failure_among_them_reads_as_alone(driver) {
+        let judged: Vec<bool> = GROUPED.iter().map(|m| m.self_contained()).collect();
+        assert_eq!(judged, [true, true, true, false, true]);
+
+        let db = test_database();
+        let report = Migrator::new(&GROUPED).run_url_on(driver, db.url()).unwrap();
+        assert_eq!(applied(&report), ["0001", "0002", "0003", "0004", "0005"]);
+        assert_eq!(report.status.health(), Health::Pass);
+        assert_eq!(commits(&db), ["0001 0002 0003", "0004", "0005"]);
+        // Each row of a group has its own time, and the server's measure of its own work.
+        assert_eq!(
+            values(
+                &mut db.client(),
+                "SELECT count(DISTINCT applied_at)::text || ' ' || bool_and(execution_ms >= 0)::text FROM migrate_history WHERE revision IN ('0001', '0002', '0003')",
+            ),
+            ["3 true"]
+        );
+        assert_eq!(values(&mut db.client(), "SELECT name FROM accounts"), ["Zoë Müller 🎉"]);
+        let again = Migrator::new(&GROUPED).run_url_on(driver, db.url()).unwrap();
+        assert!(again.applied.is_empty());
+        assert_eq!(again.status.health(), Health::Pass);
+
+        for (limit, expected) in [
+            (1, vec!["0001", "0002", "0003", "0004", "0005"]),
+            (2, vec!["0001 0002", "0003", "0004", "0005"]),
+        ] {
+            let db = test_database();
+            let report = Migrator::new(&GROUPED).group_limit(limit).run_url_on(driver, db.url()).unwrap();
+            assert_eq!(report.applied.len(), 5);
+            assert_eq!(commits(&db), expected, "group limit {limit}");
+        }
+
+        // 0003 fails (its table exists): the group rolls back, 0001 and 0002 are applied on
+        // their own, and the failure reads exactly as without grouping.
+        let failing = |limit: usize| {
+            let db = test_database();
+            db.client().batch_execute("CREATE TABLE audit (id int)").unwrap();
+            let error = Migrator::new(&GROUPED)
+                .group_limit(limit)
+                .run_url_on(driver, db.url())
+                .unwrap_err()
+                .to_string();
+            (error, commits(&db))
+        };
+        let (grouped_error, grouped_commits) = failing(64);
+        let (alone_error, alone_commits) = failing(1);
+        assert_eq!(grouped_error, alone_error);
+        assert!(
+            grouped_error.contains("tests/migrations/grouped/0003_audit.sql:3"),
+            "{grouped_error}"
+        );
+        assert_eq!(grouped_commits, ["0001", "0002"]);
+        assert_eq!(alone_commits, ["0001", "0002"]);
     }
 }

@@ -186,6 +186,7 @@ static NUL_LIST: [migrate::Migration; 1] = [migration(MigrationParts {
     sql: "SELECT 'a\0b' AS broken",
     statements: &NUL_STATEMENTS,
     checksum: "0",
+    self_contained: false,
 })];
 static NUL: migrate::Migrations = migrations(&NUL_LIST);
 

@@ -36,6 +36,7 @@ pub struct MigrationParts {
     pub sql: &'static str,
     pub statements: &'static [Statement],
     pub checksum: &'static str,
+    pub self_contained: bool,
 }
 
 #[doc(hidden)]
@@ -115,6 +116,12 @@ impl Migration {
     /// Hex SHA-256 of [`Migration::sql`].
     pub fn checksum(&self) -> &'static str {
         self.parts.checksum
+    }
+    /// Transactional, and every statement touches only tables the migration creates (as the
+    /// lint judged it at compile time), so no other session can be waiting on its locks: the
+    /// runner commits a run of such migrations in one transaction.
+    pub fn self_contained(&self) -> bool {
+        self.parts.self_contained
     }
 }
 
@@ -206,6 +213,7 @@ impl Migrations {
                     sql: leak(&m.sql),
                     statements: Box::leak(statements.into_boxed_slice()),
                     checksum: leak(&m.checksum),
+                    self_contained: m.self_contained,
                 })
             })
             .collect();

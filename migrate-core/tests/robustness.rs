@@ -219,3 +219,38 @@ fn an_empty_and_a_missing_directory_are_errors() {
     let analysis = analyze_dir(&dir.0.join("nope"), "nope");
     assert_eq!(analysis.diagnostics[0].check, "missing-directory");
 }
+
+#[test]
+fn only_transactional_migrations_on_new_tables_are_self_contained() {
+    let dir = TempDir::new("self-contained");
+    dir.write(
+        "0001_a.sql",
+        b"-- revision: 0001\n-- parents: none\nCREATE TABLE a (id bigint PRIMARY KEY);\n",
+    );
+    dir.write("0002_b.sql", b"-- revision: 0002\n-- parents: 0001\n-- migrate:no-transaction\nCREATE TABLE b (id bigint PRIMARY KEY);\n");
+    dir.write(
+        "0003_c.sql",
+        b"-- revision: 0003\n-- parents: 0002\nALTER TABLE a ADD COLUMN note text;\n",
+    );
+    dir.write("0004_d.sql", b"-- revision: 0004\n-- parents: 0003\nCREATE TABLE d (id bigint PRIMARY KEY, a_id bigint);\nCREATE INDEX d_a ON d (a_id);\n");
+    let analysis = dir.analyze();
+    assert!(
+        analysis.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        analysis.diagnostics
+    );
+    let judged: Vec<(&str, bool)> = analysis
+        .migrations
+        .iter()
+        .map(|m| (m.header.revision.as_str(), m.self_contained))
+        .collect();
+    assert_eq!(
+        judged,
+        [
+            ("0001", true),
+            ("0002", false),
+            ("0003", false),
+            ("0004", true)
+        ]
+    );
+}

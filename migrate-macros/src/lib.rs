@@ -210,6 +210,7 @@ fn migration_tokens(m: &AnalyzedMigration) -> TokenStream2 {
     let path = &m.path;
     let sql = &m.sql;
     let checksum = &m.checksum;
+    let self_contained = m.self_contained;
     let statements = m.statements.iter().map(|parsed| &parsed.span).map(|s| {
         let (start, end, line, column, rerunnable) =
             (s.start, s.end, s.line, s.column, s.rerunnable);
@@ -237,5 +238,6 @@ fn migration_tokens(m: &AnalyzedMigration) -> TokenStream2 {
         sql: #sql,
         statements: &[#(#statements),*],
         checksum: #checksum,
+        self_contained: #self_contained,
     }))
 }

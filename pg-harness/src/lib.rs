@@ -29,6 +29,9 @@ pub struct ClusterOptions {
     /// Files written into the data directory before start (e.g. a TLS key pair), owned by the
     /// server's user with mode 0600.
     pub files: Vec<(String, Vec<u8>)>,
+    /// The directory the cluster's own directory is made in; the system's temporary directory
+    /// when `None`. A benchmark puts its server in memory (`/dev/shm`) this way.
+    pub parent_dir: Option<PathBuf>,
 }
 
 /// A running (or stopped) throwaway PostgreSQL server.
@@ -89,7 +92,11 @@ fn id_of(flag: &str) -> u32 {
 
 /// A new empty directory under the system's temp dir, unique to this process.
 fn fresh_dir(prefix: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    fresh_dir_in(&std::env::temp_dir(), prefix)
+}
+
+fn fresh_dir_in(parent: &Path, prefix: &str) -> PathBuf {
+    let dir = parent.join(format!(
         "{prefix}-{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -127,7 +134,10 @@ impl Cluster {
     pub fn start_with(options: ClusterOptions) -> Cluster {
         let bin = server_bin_dir();
         let run_as_postgres = running_as_root();
-        let dir = fresh_dir("migrate-pg");
+        let dir = match &options.parent_dir {
+            Some(parent) => fresh_dir_in(parent, "migrate-pg"),
+            None => fresh_dir("migrate-pg"),
+        };
         let mut cluster = Cluster {
             dir,
             port: 0,

@@ -1,6 +1,7 @@
 //! The benchmark host: one binary embedding the generated migration sets for both tools.
 //! `host <tool> <set> <url>` applies (or checks) the set and exits. Tools: `migrate` (blocking
-//! driver), `migrate-async` (tokio driver), `migrate-unguarded` (no lock timeout), `refinery`,
+//! driver), `migrate-async` (tokio driver), `migrate-ungrouped` (one transaction per migration),
+//! `migrate-unguarded` (no lock timeout), `refinery`, `refinery-grouped` (all in one transaction)
 //! and `floor` (connect and run one query: what any runner costs at least).
 
 static MIGRATE_100: migrate::Migrations = migrate::embed_migrations!("../target/bench/sets/migrate-100");
@@ -35,16 +36,17 @@ fn migrate_set(set: &str) -> &'static migrate::Migrations {
     }
 }
 
-fn refinery(set: &str, url: &str) -> Result<(), String> {
+fn refinery(set: &str, url: &str, grouped: bool) -> Result<(), String> {
     let url = format!("{url}?application_name=bench-refinery");
     let mut client = postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
-    let result = match set {
-        "100" => refinery_100::migrations::runner().run(&mut client).map(drop),
-        "200" => refinery_200::migrations::runner().run(&mut client).map(drop),
-        "500" => refinery_500::migrations::runner().run(&mut client).map(drop),
-        "2000" => refinery_2000::migrations::runner().run(&mut client).map(drop),
-        _ => refinery_stall::migrations::runner().run(&mut client).map(drop),
+    let runner = match set {
+        "100" => refinery_100::migrations::runner(),
+        "200" => refinery_200::migrations::runner(),
+        "500" => refinery_500::migrations::runner(),
+        "2000" => refinery_2000::migrations::runner(),
+        _ => refinery_stall::migrations::runner(),
     };
+    let result = runner.set_grouped(grouped).run(&mut client).map(drop);
     result.map_err(|e| e.to_string())
 }
 
@@ -53,13 +55,14 @@ fn main() {
     let (tool, set, url) = match args.as_slice() {
         [_, tool, set, url, ..] => (tool.as_str(), set.as_str(), url.as_str()),
         _ => {
-            eprintln!("usage: host <migrate|migrate-async|migrate-unguarded|refinery|floor> <100|200|500|2000|stall> <url>");
+            eprintln!("usage: host <migrate|migrate-async|migrate-ungrouped|migrate-unguarded|refinery|refinery-grouped|floor> <100|200|500|2000|stall> <url>");
             std::process::exit(2);
         }
     };
     let migrator = migrate::Migrator::new(migrate_set(set)).application_name("bench-migrate");
     let ok = match tool {
         "migrate" => migrator.run_url(url).map(drop).map_err(|e| e.to_string()),
+        "migrate-ungrouped" => migrator.group_limit(1).run_url(url).map(drop).map_err(|e| e.to_string()),
         // lock_timeout 0: wait for the lock as long as it takes, like an unguarded runner.
         "migrate-unguarded" => migrator.lock_timeout(std::time::Duration::ZERO).run_url(url).map(drop).map_err(|e| e.to_string()),
         "migrate-async" => tokio::runtime::Builder::new_current_thread()
@@ -70,7 +73,8 @@ fn main() {
         "floor" => postgres::Client::connect(&format!("{url}?application_name=bench-floor"), postgres::NoTls)
             .and_then(|mut client| client.simple_query("SELECT 1").map(drop))
             .map_err(|e| e.to_string()),
-        _ => refinery(set, url),
+        "refinery-grouped" => refinery(set, url, true),
+        _ => refinery(set, url, false),
     };
     if let Err(e) = ok {
         eprintln!("{e}");

@@ -33,6 +33,10 @@ pub struct AnalyzedMigration {
     pub statements: Vec<statements::ParsedStatement>,
     /// Hex SHA-256 of `sql`.
     pub checksum: String,
+    /// A transactional migration whose statements touch only tables it creates, as the lint
+    /// judged it (so false until the lint ran): one the runner may commit in the same
+    /// transaction as its neighbours, since no other session can be waiting on what it locks.
+    pub self_contained: bool,
 }
 
 #[cfg(feature = "analysis")]
@@ -257,9 +261,12 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintC
                 .into_iter()
                 .filter_map(|i| slots.get_mut(i).and_then(Option::take))
                 .collect();
-            analysis
-                .diagnostics
-                .extend(crate::lint::lint_migrations(&analysis.migrations, lint));
+            let (diagnostics, self_contained) =
+                crate::lint::lint_and_judge(&analysis.migrations, lint);
+            analysis.diagnostics.extend(diagnostics);
+            for (migration, judged) in analysis.migrations.iter_mut().zip(self_contained) {
+                migration.self_contained = judged && !migration.header.no_transaction;
+            }
         }
         // The lint needs every migration of the chain; it runs once the files are fixed.
         Ok(_) => {}
@@ -335,6 +342,7 @@ fn analyze_file(
                 sql: text.text,
                 header,
                 statements,
+                self_contained: false,
             })
         }
         (header, statements) => {
@@ -363,6 +371,7 @@ pub fn analyze_text(path: &str, sql: &str) -> Result<AnalyzedMigration, Vec<Diag
             sql: text.text,
             header,
             statements,
+            self_contained: false,
         }),
         (header, statements) => Err(header
             .err()

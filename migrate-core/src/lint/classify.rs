@@ -83,6 +83,12 @@ pub struct Classified {
     pub creates_domain: Option<(String, String, bool)>,
     /// `ALTER DOMAIN … ADD CONSTRAINT / SET NOT NULL`: the domain now checks values.
     pub constrains_domain: Option<String>,
+    /// `INSERT`: the table written, also when the lint leaves a few rows of `VALUES` unjudged.
+    pub inserts_into: Option<String>,
+    /// A kind of statement that locks nothing but the tables it names: creating, altering,
+    /// indexing or filling a table, and creating a type, domain, sequence or schema. Whether
+    /// those tables are new is the walker's to judge ([`crate::lint::WalkedStatement`]).
+    pub names_all_it_locks: bool,
 }
 
 /// An object that changes its name (normalised names).
@@ -379,7 +385,38 @@ fn is_the_column_or_its_cast(expr: &str, column: &str) -> bool {
 pub fn classify(stmt: &ast::Stmt) -> Classified {
     let mut out = classify_effects(stmt);
     out.indexed_columns = indexed_columns(stmt.syntax(), &out);
+    out.names_all_it_locks = names_all_it_locks(stmt.syntax());
     out
+}
+
+/// See [`Classified::names_all_it_locks`]. A function is left out: creating one written in SQL
+/// reads the tables its body names. So is a table built from another (`LIKE`, `INHERITS`,
+/// `PARTITION OF`, `OF type`), which locks that one too.
+fn names_all_it_locks(node: &SyntaxNode) -> bool {
+    match node.kind() {
+        SyntaxKind::CREATE_TABLE => !node.descendants().any(|n| {
+            matches!(
+                n.kind(),
+                SyntaxKind::INHERITS
+                    | SyntaxKind::LIKE_CLAUSE
+                    | SyntaxKind::PARTITION_OF
+                    | SyntaxKind::OF_TYPE
+            )
+        }),
+        kind => matches!(
+            kind,
+            SyntaxKind::CREATE_TABLE_AS
+                | SyntaxKind::CREATE_INDEX
+                | SyntaxKind::ALTER_TABLE
+                | SyntaxKind::INSERT
+                | SyntaxKind::UPDATE
+                | SyntaxKind::DELETE
+                | SyntaxKind::CREATE_TYPE
+                | SyntaxKind::CREATE_DOMAIN
+                | SyntaxKind::CREATE_SEQUENCE
+                | SyntaxKind::CREATE_SCHEMA
+        ),
+    }
 }
 
 /// The columns the indexes a statement builds cover (function names inside an expression
@@ -752,6 +789,7 @@ fn classify_effects(stmt: &ast::Stmt) -> Classified {
             }
         }
         SyntaxKind::INSERT | SyntaxKind::MERGE => {
+            out.inserts_into = table_ref(node);
             let sources = tables_read(node);
             // INSERT … VALUES writes a few rows: not a backfill.
             if !sources.is_empty() {

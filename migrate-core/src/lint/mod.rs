@@ -172,11 +172,23 @@ fn allows(migration: &AnalyzedMigration, diagnostics: &mut Vec<Diagnostic>) -> V
 
 /// Lints migrations in application order. `facts` carries what earlier migrations created.
 pub fn lint_migrations(migrations: &[AnalyzedMigration], config: &LintConfig) -> Vec<Diagnostic> {
+    lint_and_judge(migrations, config).0
+}
+
+/// [`lint_migrations`], and for each migration whether it touches only tables it creates
+/// (every statement [`WalkedStatement::touches_only_new_tables`]): one walk for both.
+pub fn lint_and_judge(
+    migrations: &[AnalyzedMigration],
+    config: &LintConfig,
+) -> (Vec<Diagnostic>, Vec<bool>) {
     let mut facts = SchemaFacts::default();
     let mut diagnostics = Vec::new();
+    let mut self_contained = Vec::with_capacity(migrations.len());
     for migration in migrations {
         let mut allows = allows(migration, &mut diagnostics);
-        for walked in walker::walk(migration, &mut facts, config) {
+        let walked = walker::walk(migration, &mut facts, config);
+        self_contained.push(!walked.is_empty() && walked.iter().all(|w| w.touches_only_new_tables));
+        for walked in walked {
             let statement = walked.span;
             for (rule, finding) in walked.findings {
                 let level = config.level(rule.id);
@@ -220,7 +232,7 @@ pub fn lint_migrations(migrations: &[AnalyzedMigration], config: &LintConfig) ->
             );
         }
     }
-    diagnostics
+    (diagnostics, self_contained)
 }
 
 #[cfg(test)]
@@ -248,6 +260,43 @@ mod tests {
             found[0].starts_with("m/1.sql:5:1: [require-concurrent-index-creation]"),
             "{found:?}"
         );
+    }
+
+    /// Whether the last of `BASE, body` touches only tables it creates.
+    fn self_contained(body: &str) -> bool {
+        let migrations = super::rules::test_support::migrations(&[BASE, body]);
+        let (_, judged) = super::lint_and_judge(&migrations, &super::LintConfig::default());
+        judged[1]
+    }
+
+    #[test]
+    fn a_migration_is_self_contained_when_it_touches_only_tables_it_creates() {
+        assert!(self_contained(BASE), "a foreign key between two new tables");
+        for body in [
+            "CREATE TABLE fresh (id bigint PRIMARY KEY, v text);",
+            "CREATE TABLE fresh (id bigint PRIMARY KEY, v text);\nCREATE INDEX fresh_v ON fresh (v);\nINSERT INTO fresh VALUES (1, 'Grüße, Zoë 🎉');\nALTER TABLE fresh ADD COLUMN w int;\nUPDATE fresh SET w = 1;",
+            "CREATE TYPE mood AS ENUM ('gut', 'très bien');\nCREATE SEQUENCE fresh_seq;\nCREATE TABLE fresh (m mood);",
+        ] {
+            assert!(self_contained(body), "{body}");
+        }
+        for body in [
+            // Locks an existing table.
+            "CREATE TABLE fresh (id bigint REFERENCES users (id));",
+            "INSERT INTO users (id, email) VALUES (1, 'zoë@example.com');",
+            "ALTER TABLE users ADD COLUMN nickname text;",
+            "CREATE TABLE fresh (id int);\nUPDATE users SET name = name;",
+            "CREATE TABLE fresh (LIKE users);",
+            "CREATE TABLE fresh AS SELECT * FROM users;",
+            "CREATE INDEX users_name ON users (name);",
+            // Cannot be seen into, or changes what the next migration runs with.
+            "CREATE FUNCTION f() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM users';",
+            "DO $$ BEGIN PERFORM 1; END $$;",
+            "SET search_path = elsewhere;\nCREATE TABLE fresh (id int);",
+            "CREATE TABLE fresh (id int);\nCOMMENT ON TABLE users IS 'Benutzer';",
+            "",
+        ] {
+            assert!(!self_contained(body), "{body}");
+        }
     }
 
     #[test]

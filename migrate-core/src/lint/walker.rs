@@ -625,6 +625,36 @@ pub struct WalkedStatement {
     pub span: StatementSpan,
     pub effects: Vec<ResolvedEffect>,
     pub findings: Vec<(&'static Rule, Finding)>,
+    /// Whether everything the statement touches is a table this migration created (so no
+    /// other session can be waiting on it), by a statement the lock model knows. A migration
+    /// made only of such statements holds no lock that live traffic can queue behind, however
+    /// long its transaction stays open.
+    pub touches_only_new_tables: bool,
+}
+
+/// Whether a statement touches tables of `created` only: one of the kinds that name all they
+/// lock, whose every effect (and `INSERT` target) is such a table.
+fn touches_only(
+    classified: &Classified,
+    effects: &[ResolvedEffect],
+    created: &BTreeSet<String>,
+) -> bool {
+    let understood = classified.names_all_it_locks
+        && !(classified.opaque
+            || classified.unknown
+            || classified.transaction_control
+            || classified.concurrently);
+    understood
+        && classified
+            .inserts_into
+            .iter()
+            .all(|table| created.contains(table))
+        && effects.iter().all(|resolved| {
+            let effect = &resolved.effect;
+            std::iter::once(&effect.table)
+                .chain(effect.other.as_ref())
+                .all(|table| created.contains(table))
+        })
 }
 
 /// Lints one migration statement by statement.
@@ -751,6 +781,7 @@ pub fn walk(
             span: parsed.span.clone(),
             effects: effects.clone(),
             findings,
+            touches_only_new_tables: false,
         });
 
         // Locks stay until the end of the transaction.
@@ -812,6 +843,11 @@ pub fn walk(
         }
         if let Some((index, table)) = &classified.creates_index {
             created_indexes.insert(index.clone(), table.clone());
+        }
+        // Judged once the statement's own table counts as created, and before a rename moves
+        // the name its effects use.
+        if let Some(walked) = out.last_mut() {
+            walked.touches_only_new_tables = touches_only(&classified, &effects, &created_tables);
         }
         record_facts(&classified, &effects, facts);
         for rename in &classified.renames {

@@ -103,6 +103,42 @@ pub fn returning_fingerprint_sql(settings: &Settings) -> String {
     )
 }
 
+/// [`returning_fingerprint_sql`] for the last of several migrations committed together, with two
+/// more columns: its own execution time, and those of `earlier` (the others, in order) as a
+/// comma-separated list. Their rows, inserted by earlier statements of the transaction, are
+/// visible to the subquery.
+pub fn returning_group_sql(settings: &Settings, earlier: &[&crate::Migration]) -> String {
+    use postgres_protocol::escape::escape_literal;
+    let revisions: Vec<String> = earlier
+        .iter()
+        .map(|m| escape_literal(m.revision()))
+        .collect();
+    let list = revisions.join(", ");
+    format!(
+        "{}, execution_ms::text, (SELECT string_agg(execution_ms::text, ',' ORDER BY array_position(ARRAY[{list}]::text[], revision)) FROM {} WHERE revision IN ({list}))",
+        returning_fingerprint_sql(settings),
+        qualified(settings)
+    )
+}
+
+/// The execution times in milliseconds, in order, that [`returning_group_sql`] returned for
+/// `count` migrations; `None` unless there is one for each.
+pub fn group_execution_ms(messages: &[SimpleQueryMessage], count: usize) -> Option<Vec<i64>> {
+    let row = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) if row.len() == 3 => Some(row),
+        _ => None,
+    })?;
+    let mut times: Vec<i64> = row
+        .get(2)
+        .unwrap_or("")
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    times.push(row.get(1)?.parse().ok()?);
+    (times.len() == count).then_some(times)
+}
+
 /// The marker in the rows of [`returning_fingerprint_sql`].
 pub fn fingerprint(messages: &[SimpleQueryMessage]) -> Option<String> {
     messages.iter().find_map(|m| match m {
@@ -227,6 +263,49 @@ pub fn insert_sql(
     execution_ms: &str,
     applied_by: &str,
 ) -> String {
+    insert_row_sql(settings, migration, state, execution_ms, applied_by, None)
+}
+
+/// The INSERT recording `migration` as one of several committed in one transaction, which
+/// began (its first statement sent) at `since`, an SQL expression: `now()` for the first, the
+/// previous one's `applied_at` for the others. Stamped with `clock_timestamp()` rather than
+/// the transaction's `now()`, so that the rows keep the order they were applied in.
+pub fn insert_grouped_sql(
+    settings: &Settings,
+    migration: &crate::Migration,
+    since: &str,
+    applied_by: &str,
+) -> String {
+    let execution_ms = format!("(extract(epoch FROM clock_timestamp() - {since}) * 1000)::bigint");
+    insert_row_sql(
+        settings,
+        migration,
+        RowState::Applied,
+        &execution_ms,
+        applied_by,
+        Some("clock_timestamp()"),
+    )
+}
+
+/// The start of a migration committed after `previous` in the same transaction, for
+/// [`insert_grouped_sql`]: the time `previous` was recorded.
+pub fn recorded_at_sql(settings: &Settings, previous: &crate::Migration) -> String {
+    use postgres_protocol::escape::escape_literal;
+    format!(
+        "(SELECT applied_at FROM {} WHERE revision = {})",
+        qualified(settings),
+        escape_literal(previous.revision())
+    )
+}
+
+fn insert_row_sql(
+    settings: &Settings,
+    migration: &crate::Migration,
+    state: RowState,
+    execution_ms: &str,
+    applied_by: &str,
+    applied_at: Option<&str>,
+) -> String {
     use postgres_protocol::escape::escape_literal;
     let state = match state {
         RowState::Applied => "applied",
@@ -235,8 +314,12 @@ pub fn insert_sql(
     let message = migration
         .message()
         .map_or_else(|| "NULL".to_owned(), escape_literal);
+    let (at_column, at_value) = match applied_at {
+        Some(value) => (", applied_at", format!(", {value}")),
+        None => ("", String::new()),
+    };
     format!(
-        "INSERT INTO {} (revision, parents, message, checksum, state, execution_ms, applied_by) VALUES ({}, {}, {message}, {}, '{state}', {execution_ms}, {})",
+        "INSERT INTO {} (revision, parents, message, checksum, state, execution_ms, applied_by{at_column}) VALUES ({}, {}, {message}, {}, '{state}', {execution_ms}, {}{at_value})",
         qualified(settings),
         escape_literal(migration.revision()),
         escape_literal(&migration.parents().join(",")),

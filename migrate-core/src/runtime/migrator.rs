@@ -26,6 +26,7 @@
 //! lock) is held by a `Guard`, which sends it without waiting when the future is dropped
 //! half-way.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use postgres::{Client, SimpleQueryMessage};
@@ -85,6 +86,21 @@ enum Step {
     Busy,
     /// The history changed after it was read: read it again.
     Stale,
+    /// Migrations committed together failed, and were rolled back: apply them (and the rest
+    /// of the run) one transaction each, which reports or retries the failure as usual.
+    Ungroup,
+}
+
+/// What one step of a migration transaction's batch is.
+#[derive(Debug, Clone, Copy)]
+enum BatchStep {
+    Guard,
+    /// The migration's statement with this index.
+    Statement(&'static Migration, usize),
+    /// The history row of a migration committed with others.
+    Record,
+    /// The last history row and COMMIT.
+    Finish,
 }
 
 /// How every transaction that takes the migration lock begins: read committed whatever the
@@ -481,6 +497,13 @@ impl<'m> Migrator<'m> {
         self
     }
 
+    /// The most self-contained migrations committed in one transaction (default
+    /// [`DEFAULT_GROUP_LIMIT`](super::config::DEFAULT_GROUP_LIMIT)); `1` commits each on its own.
+    pub fn group_limit(mut self, limit: usize) -> Self {
+        self.settings.group_limit = limit;
+        self
+    }
+
     /// The migrations this migrator applies.
     pub fn migrations(&self) -> &'m Migrations {
         self.migrations
@@ -649,8 +672,11 @@ impl<'m> Migrator<'m> {
         let mut applied = Vec::new();
         let mut backoff = Backoff::new();
         let mut known = None;
+        let mut grouping = self.settings.group_limit > 1;
         loop {
-            let outcome = self.step(driver, conn, &mut applied, &mut known).await;
+            let outcome = self
+                .step(driver, conn, &mut applied, &mut known, grouping)
+                .await;
             let mut poll_cap = MAX_BACKOFF;
             let reason = match outcome {
                 Ok(Step::Done(status)) => return Ok(Report { applied, status }),
@@ -661,6 +687,10 @@ impl<'m> Migrator<'m> {
                 // Another process changed the history between the read and the lock: read it
                 // again at once.
                 Ok(Step::Stale) => continue,
+                Ok(Step::Ungroup) => {
+                    grouping = false;
+                    continue;
+                }
                 Ok(Step::Busy) => {
                     // The holder is working: poll often, so replicas finish soon after it.
                     poll_cap = LOCK_POLL_CAP;
@@ -764,6 +794,7 @@ impl<'m> Migrator<'m> {
         conn: &mut Conn<'_, D::Session>,
         applied: &mut Vec<Applied>,
         known: &mut Option<KnownHistory>,
+        grouping: bool,
     ) -> Result<Step, StepError> {
         let client = conn.get(driver).await?;
         let current = match known.take() {
@@ -791,8 +822,9 @@ impl<'m> Migrator<'m> {
             return Ok(Step::Done(current.status));
         };
         if !next.no_transaction() {
+            let group = self.group_from(&current.status, grouping);
             return self
-                .apply_transactional(client, current, next, applied, known)
+                .apply_transactional(client, current, &group, applied, known)
                 .await;
         }
         if self.settings.pooler == Pooler::Transaction {
@@ -831,18 +863,56 @@ impl<'m> Migrator<'m> {
         Ok(Some(history::rows(&created)))
     }
 
-    /// The first step of a transactional migration: `BEGIN`, its local settings, and the guard
-    /// that fails with [`GUARD_BUSY`] when another process holds the migration lock, and
-    /// [`GUARD_STALE`] when `next` is applied already, a parent of it is not, or the history's
-    /// marker moved away from `expected_marker`.
-    fn guarded_begin_sql(&self, next: &Migration, expected_marker: &str) -> String {
+    /// The pending migrations the next transaction applies: the first, and when it is
+    /// self-contained, the self-contained ones right after it with the same timeouts (up to the
+    /// group limit). A prefix of the pending list, in order, so every parent of one of them is
+    /// applied already or comes before it in the group.
+    fn group_from(&self, status: &Status, grouping: bool) -> Vec<&'static Migration> {
+        let Some(first) = status.next() else {
+            return Vec::new();
+        };
+        if !grouping || !first.self_contained() {
+            return vec![first];
+        }
+        status
+            .pending
+            .iter()
+            .copied()
+            .take_while(|m| {
+                m.self_contained()
+                    && m.lock_timeout() == first.lock_timeout()
+                    && m.statement_timeout() == first.statement_timeout()
+            })
+            .take(self.settings.group_limit.max(1))
+            .collect()
+    }
+
+    /// The first step of a transaction applying `group`: `BEGIN`, the local settings, and the
+    /// guard that fails with [`GUARD_BUSY`] when another process holds the migration lock, and
+    /// [`GUARD_STALE`] when one of the group is applied already, a parent from outside the
+    /// group is not, or the history's marker moved away from `expected_marker`.
+    fn guarded_begin_sql(&self, group: &[&'static Migration], expected_marker: &str) -> String {
         let table = history::qualified(&self.settings);
-        let lock_timeout = next.lock_timeout().unwrap_or(self.settings.lock_timeout);
-        let statement_timeout = next.statement_timeout().or(self.settings.statement_timeout);
-        let parents_applied = if next.parents().is_empty() {
+        let first = group.first();
+        let lock_timeout = first
+            .and_then(|m| m.lock_timeout())
+            .unwrap_or(self.settings.lock_timeout);
+        let statement_timeout = first
+            .and_then(|m| m.statement_timeout())
+            .or(self.settings.statement_timeout);
+        let members: BTreeSet<&str> = group.iter().map(|m| m.revision()).collect();
+        let outside_parents: BTreeSet<&str> = group
+            .iter()
+            .flat_map(|m| m.parents().iter().copied())
+            .filter(|p| !members.contains(p))
+            .collect();
+        let quoted = |revisions: &BTreeSet<&str>| -> Vec<String> {
+            revisions.iter().map(|r| escape_literal(r)).collect()
+        };
+        let parents_applied = if outside_parents.is_empty() {
             String::new()
         } else {
-            let list: Vec<String> = next.parents().iter().map(|p| escape_literal(p)).collect();
+            let list = quoted(&outside_parents);
             format!(
                 " OR (SELECT count(*) FROM {table} WHERE revision IN ({}) AND state = 'applied') <> {}",
                 list.join(", "),
@@ -860,93 +930,154 @@ impl<'m> Migrator<'m> {
                  set_config('lock_timeout', '{lock}ms', true), \
                  set_config('statement_timeout', '{statement}ms', true), \
                  CASE WHEN NOT pg_try_advisory_xact_lock({key}) THEN '{GUARD_BUSY}' \
-                 WHEN EXISTS (SELECT 1 FROM {table} WHERE revision = {revision}){parents_applied} OR {marker_changed} \
+                 WHEN EXISTS (SELECT 1 FROM {table} WHERE revision IN ({revisions})){parents_applied} OR {marker_changed} \
                  THEN '{GUARD_STALE}' END::integer",
             idle = pg_millis(self.settings.idle_timeout),
             lock = pg_millis(lock_timeout),
             statement = millis(statement_timeout),
             key = self.lock_key(),
-            revision = escape_literal(next.revision()),
+            revisions = quoted(&members).join(", "),
             marker_changed = history::marker_changed_sql(&self.settings, expected_marker),
         )
     }
 
-    /// A transactional migration in one round trip on the blocking drivers, two on the async
-    /// one (where the driver pipelines):
+    /// A transactional migration, or a group of self-contained ones ([`Migrator::group_from`]),
+    /// in one round trip on the blocking drivers, two on the async one (where the driver
+    /// pipelines):
     ///
     /// ```text
     /// BEGIN ISOLATION LEVEL READ COMMITTED; SELECT <local idle_in_transaction_session_timeout,
     ///   lock_timeout, statement_timeout>, <guard>        -- step 0
     /// <each of the migration's statements>               -- one step each, sent with step 0
+    /// (in a group: the migration's history row, then the next migration's statements)
     /// INSERT <history row> RETURNING <marker>; COMMIT    -- the last step
     /// ```
     ///
-    /// The guard takes the transaction's advisory lock, and proves under it that `next` is not
-    /// applied, that its parents are, and that the history's marker (its latest `applied_at`)
-    /// is the one the status was computed from; otherwise it raises, and nothing of the batch
-    /// runs. Each of these checks is an index lookup, so the cost stays the same as the history
-    /// grows. The migration and its row commit together or not at all: after an error the
-    /// server skips the rest of the failed step and fails every later one ("current
-    /// transaction is aborted"), so the last step's COMMIT runs only when everything before it
-    /// succeeded.
+    /// The guard takes the transaction's advisory lock, and proves under it that no migration
+    /// of the transaction is applied, that their parents are, and that the history's marker
+    /// (its latest `applied_at`) is the one the status was computed from; otherwise it raises,
+    /// and nothing of the batch runs. Each of these checks is an index lookup, so the cost
+    /// stays the same as the history grows. The migrations and their rows commit together or
+    /// not at all: after an error the server skips the rest of the failed step and fails every
+    /// later one ("current transaction is aborted"), so the last step's COMMIT runs only when
+    /// everything before it succeeded.
     ///
     /// The last step goes with the others when the session's calls always run to their end (the
     /// blocking drivers). On the async driver it is sent only once every statement succeeded: a
     /// future dropped half-way (a cancelled task, a timeout around the run) must leave nothing
     /// applied, and a COMMIT already queued on the connection would still run.
+    ///
+    /// A group that fails anywhere but in its guard is rolled back and applied again one
+    /// migration per transaction ([`Step::Ungroup`]), so that what failed is reported, or
+    /// retried, exactly as it would have been on its own.
     async fn apply_transactional<S: Session>(
         &self,
         client: &mut S,
         current: KnownHistory,
-        next: &'static Migration,
+        group: &[&'static Migration],
         applied: &mut Vec<Applied>,
         known: &mut Option<KnownHistory>,
     ) -> Result<Step, StepError> {
-        let open = self.guarded_begin_sql(next, &current.fingerprint);
+        let Some((last, earlier)) = group.split_last() else {
+            return Ok(Step::Done(current.status));
+        };
+        let grouped = !earlier.is_empty();
+        let open = self.guarded_begin_sql(group, &current.fingerprint);
         let started = Instant::now();
         let applied_by = history::applied_by(&self.settings);
-        let mut steps = vec![open.as_str()];
-        steps.extend(
-            next.statements()
-                .iter()
-                .map(|statement| next.statement_sql(statement)),
-        );
-        // The execution time recorded is the batch's own, measured by the server.
-        let record = history::insert_sql(
-            &self.settings,
-            next,
-            RowState::Applied,
-            &history::elapsed_ms_sql(),
-            &applied_by,
-        );
-        let finish = format!(
-            "{record} {}; COMMIT",
-            history::returning_fingerprint_sql(&self.settings)
-        );
+        // Where the server starts timing each migration of a group: BEGIN for the first, the
+        // previous one's row for the others.
+        let since = |position: usize| match position.checked_sub(1).and_then(|p| group.get(p)) {
+            Some(before) => history::recorded_at_sql(&self.settings, before),
+            None => "now()".to_owned(),
+        };
+        // What each step is, to name what failed.
+        let mut steps: Vec<(String, BatchStep)> = vec![(open, BatchStep::Guard)];
+        for (position, migration) in group.iter().copied().enumerate() {
+            steps.extend(
+                migration
+                    .statements()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, statement)| {
+                        (
+                            migration.statement_sql(statement).to_owned(),
+                            BatchStep::Statement(migration, i),
+                        )
+                    }),
+            );
+            if position < earlier.len() {
+                let record = history::insert_grouped_sql(
+                    &self.settings,
+                    migration,
+                    &since(position),
+                    &applied_by,
+                );
+                steps.push((record, BatchStep::Record));
+            }
+        }
+        // The execution time recorded is the server's own.
+        let (record, returning) = if grouped {
+            (
+                history::insert_grouped_sql(
+                    &self.settings,
+                    last,
+                    &since(earlier.len()),
+                    &applied_by,
+                ),
+                history::returning_group_sql(&self.settings, earlier),
+            )
+        } else {
+            (
+                history::insert_sql(
+                    &self.settings,
+                    last,
+                    RowState::Applied,
+                    &history::elapsed_ms_sql(),
+                    &applied_by,
+                ),
+                history::returning_fingerprint_sql(&self.settings),
+            )
+        };
+        let finish = format!("{record} {returning}; COMMIT");
         let tx = Guard::new(client, "ROLLBACK");
         let in_one_trip = tx.client.runs_to_completion();
         if in_one_trip {
-            steps.push(finish.as_str());
+            steps.push((finish.clone(), BatchStep::Finish));
         }
-        let last = steps.len() - 1;
-        let answer = match tx.client.run_batch(&steps).await {
+        let texts: Vec<&str> = steps.iter().map(|(sql, _)| sql.as_str()).collect();
+        let answer = match tx.client.run_batch(&texts).await {
             Ok(answer) => answer,
             Err(BatchError { step, error }) => {
                 // Inside the transaction: roll it back before anything else. (A lost connection
                 // leaves the outcome of a COMMIT already sent unknown; classify sends the run to
                 // reconnect and read the history again.)
                 tx.release().await;
-                return match step {
-                    0 if guard_refusal(&error) == Some(GUARD_BUSY) => Ok(Step::Busy),
-                    0 if guard_refusal(&error) == Some(GUARD_STALE) => Ok(Step::Stale),
-                    0 => Err(classify("taking the migration lock", error)),
-                    step if in_one_trip && step == last => {
+                let failed = steps.get(step).map_or(BatchStep::Finish, |(_, kind)| *kind);
+                return match failed {
+                    BatchStep::Guard if guard_refusal(&error) == Some(GUARD_BUSY) => Ok(Step::Busy),
+                    BatchStep::Guard if guard_refusal(&error) == Some(GUARD_STALE) => {
+                        Ok(Step::Stale)
+                    }
+                    BatchStep::Guard => Err(classify("taking the migration lock", error)),
+                    _ if grouped && !is_connection_loss(&error) => {
+                        log::debug!(
+                            "{} migrations committed together failed ({}); applying them one per transaction",
+                            group.len(),
+                            ServerError::from_postgres(&error)
+                        );
+                        Ok(Step::Ungroup)
+                    }
+                    BatchStep::Statement(migration, i) => match migration.statements().get(i) {
+                        Some(statement) => Err(statement_error(migration, statement, error)),
+                        None => Err(classify(
+                            &format!("migration {}", migration.revision()),
+                            error,
+                        )),
+                    },
+                    BatchStep::Record | BatchStep::Finish => {
                         Err(classify("recording the migration and COMMIT", error))
                     }
-                    step => match next.statements().get(step - 1) {
-                        Some(statement) => Err(statement_error(next, statement, error)),
-                        None => Err(classify(&format!("migration {}", next.revision()), error)),
-                    },
                 };
             }
         };
@@ -956,25 +1087,48 @@ impl<'m> Migrator<'m> {
         } else {
             // Sent only once every statement succeeded, and only while the run goes on: a
             // future dropped before this point leaves the transaction to the guard's ROLLBACK.
-            tx.finish(&finish)
-                .await
-                .map_err(|e| classify("recording the migration and COMMIT", e))?
+            match tx.finish(&finish).await {
+                Ok(committed) => committed,
+                Err(error) if grouped && !is_connection_loss(&error) => return Ok(Step::Ungroup),
+                Err(error) => return Err(classify("recording the migration and COMMIT", error)),
+            }
         };
         let elapsed = started.elapsed();
+        // Each migration's own time, as the server measured it in a group; the batch's time
+        // for one on its own.
+        let times: Vec<Duration> = match history::group_execution_ms(&committed, group.len()) {
+            Some(ms) if grouped => ms
+                .into_iter()
+                .map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()))
+                .collect(),
+            _ => vec![elapsed; group.len()],
+        };
         if let Some(fingerprint) = history::fingerprint(&committed) {
             let mut status = current.status;
-            status.pending.retain(|m| m.revision() != next.revision());
-            status.applied.push(history::applied_row(
-                next,
-                elapsed.as_millis() as i64,
-                applied_by,
-            ));
+            status
+                .pending
+                .retain(|m| !group.iter().any(|g| g.revision() == m.revision()));
+            for (migration, time) in group.iter().zip(&times) {
+                status.applied.push(history::applied_row(
+                    migration,
+                    time.as_millis() as i64,
+                    applied_by.clone(),
+                ));
+            }
             *known = Some(KnownHistory {
                 status,
                 fingerprint,
             });
         }
-        Ok(record_applied(applied, next, elapsed, ""))
+        let mode = if grouped {
+            format!(", in one transaction with {} more", group.len() - 1)
+        } else {
+            String::new()
+        };
+        for (migration, time) in group.iter().zip(times) {
+            record_applied(applied, migration, time, &mode);
+        }
+        Ok(Step::Applied)
     }
 
     async fn apply_no_transaction<S: Session>(
@@ -1319,7 +1473,7 @@ mod guard_tests {
     /// The guard's verdict on a live server: `ok`, or its refusal.
     fn verdict(client: &mut Client, migrator: &Migrator<'_>, next: &str, marker: &str) -> String {
         let next = SET.get(next).unwrap();
-        let sql = migrator.guarded_begin_sql(next, marker);
+        let sql = migrator.guarded_begin_sql(&[next], marker);
         let verdict = match client.batch_execute(&sql) {
             Ok(()) => "ok".to_owned(),
             Err(e) => guard_refusal(&e).map_or_else(|| e.to_string(), str::to_owned),

@@ -196,6 +196,7 @@ pub(crate) mod tests {
             sql: "",
             statements: &[],
             checksum: "sum",
+            self_contained: false,
         })
     }
 

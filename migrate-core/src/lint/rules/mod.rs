@@ -105,6 +105,7 @@ pub(crate) mod test_support {
                     fs_path: path.clone().into(),
                     path,
                     sql: normalized.text,
+                    self_contained: false,
                 }
             })
             .collect()
