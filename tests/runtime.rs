@@ -739,6 +739,7 @@ fn commits(db: &TestDatabase) -> Vec<String> {
 
 on_both_drivers! {
     fn self_contained_migrations_commit_together_and_a_failure_among_them_reads_as_alone(driver) {
+        capture_logs();
         let judged: Vec<bool> = GROUPED.iter().map(|m| m.self_contained()).collect();
         assert_eq!(judged, [true, true, true, false, true]);
 
@@ -747,6 +748,10 @@ on_both_drivers! {
         assert_eq!(applied(&report), ["0001", "0002", "0003", "0004", "0005"]);
         assert_eq!(report.status.health(), Health::Pass);
         assert_eq!(commits(&db), ["0001 0002 0003", "0004", "0005"]);
+        assert!(
+            !logged("applied 0002 (tests/migrations/grouped/0002_orders.sql, one of 3 in one transaction) in ").is_empty()
+        );
+        assert!(!logged("applied 0004 (tests/migrations/grouped/0004_shipped.sql) in ").is_empty());
         // Each row of a group has its own time, and the server's measure of its own work.
         assert_eq!(
             values(

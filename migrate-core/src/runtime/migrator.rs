@@ -1121,7 +1121,7 @@ impl<'m> Migrator<'m> {
             });
         }
         let mode = if grouped {
-            format!(", in one transaction with {} more", group.len() - 1)
+            format!(", one of {} in one transaction", group.len())
         } else {
             String::new()
         };
