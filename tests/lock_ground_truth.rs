@@ -371,7 +371,6 @@ fn server_and_linter(
     statement: &str,
     rule: &str,
 ) -> (bool, bool) {
-    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     client.batch_execute("BEGIN").unwrap();
     let relfilenode = format!("SELECT relfilenode::text FROM pg_class WHERE relname = '{table}'");
     let before = rows(client, &relfilenode);
@@ -379,27 +378,11 @@ fn server_and_linter(
     let rewrote = before != rows(client, &relfilenode);
     client.batch_execute("ROLLBACK").unwrap();
 
-    let dir = std::env::temp_dir().join(format!(
-        "migrate-verdict-{}-{}",
-        std::process::id(),
-        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("0001_setup.sql"),
-        format!("-- revision: 0001\n-- parents: none\n{setup}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("0002_change.sql"),
-        format!("-- revision: 0002\n-- parents: 0001\n{statement};\n"),
-    )
-    .unwrap();
-    let flagged = migrate::lint_dir(&dir, &migrate::lint::LintConfig::default())
-        .iter()
-        .any(|d| d.check == rule);
-    let _ = std::fs::remove_dir_all(&dir);
+    let flagged = in_migration_dir(setup, &format!("{statement};"), |dir| {
+        migrate::lint_dir(dir, &migrate::lint::LintConfig::default())
+            .iter()
+            .any(|d| d.check == rule)
+    });
     (rewrote, flagged)
 }
 
@@ -530,4 +513,112 @@ fn domain_type_changes_rewrite_exactly_when_the_linter_says() {
         }
     }
     assert!(mismatches.is_empty(), "{mismatches:?}");
+}
+
+/// `f` on a fresh directory holding two migrations: `setup`, then `change`.
+fn in_migration_dir<T>(setup: &str, change: &str, f: impl FnOnce(&std::path::Path) -> T) -> T {
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "migrate-verdict-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("0001_setup.sql"),
+        format!("-- revision: 0001\n-- parents: none\n{setup}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("0002_change.sql"),
+        format!("-- revision: 0002\n-- parents: 0001\n{change}\n"),
+    )
+    .unwrap();
+    let result = f(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Whether the lint judges `body`, run after the fixture, a self-contained migration.
+fn judged_self_contained(body: &str) -> bool {
+    let analysis = in_migration_dir(GROUND_TRUTH_FIXTURE, body, |dir| {
+        migrate::analysis::analyze_dir(dir, "m")
+    });
+    assert_eq!(
+        analysis.migrations.len(),
+        2,
+        "{body}: {:?}",
+        analysis.diagnostics
+    );
+    analysis.migrations[1].self_contained
+}
+
+/// The relations of the fixture's schema (tables, indexes, views, sequences) this session
+/// holds a lock on, by name.
+fn locked_existing(client: &mut Client, existing: &[String]) -> Vec<String> {
+    let list = existing.join(", ");
+    rows(
+        client,
+        &format!(
+            "SELECT DISTINCT c.relname || ' ' || l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.relation IN ({list}) ORDER BY 1"
+        ),
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect()
+}
+
+/// A migration the lint judges self-contained (committed together with its neighbours) takes
+/// no lock, by the server's own account, on any relation that existed before it: live traffic
+/// cannot queue behind it however long the shared transaction stays open. The bodies it does not
+/// judge so include ones that do lock an existing relation, so the check cannot pass by judging
+/// everything alike.
+#[test]
+fn a_self_contained_migration_locks_no_relation_that_existed_before_it() {
+    let db = test_database();
+    let mut client = db.client();
+    client.batch_execute(GROUND_TRUTH_FIXTURE).unwrap();
+    let existing: Vec<String> = rows(
+        &mut client,
+        "SELECT oid::text FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
+    let qualifying = [
+        "CREATE TABLE fresh (id bigint PRIMARY KEY, v text);",
+        "CREATE TABLE fresh (id bigint PRIMARY KEY, v text UNIQUE);\nCREATE INDEX fresh_v ON fresh (v);\nINSERT INTO fresh VALUES (1, 'Grüße, Zoë 🎉');\nALTER TABLE fresh ADD COLUMN w int NOT NULL DEFAULT 0;\nUPDATE fresh SET w = 1;\nDELETE FROM fresh WHERE w = 2;",
+        "CREATE TABLE a (id bigint PRIMARY KEY);\nCREATE TABLE b (id bigint PRIMARY KEY, a_id bigint REFERENCES a (id));\nCREATE INDEX b_a ON b (a_id);",
+        "CREATE TYPE mood AS ENUM ('gut', 'très bien');\nCREATE DOMAIN positive AS int CHECK (VALUE > 0);\nCREATE SEQUENCE fresh_seq;\nCREATE SCHEMA elsewhere;\nCREATE TABLE elsewhere.fresh (m mood, p positive, n bigint DEFAULT nextval('fresh_seq'));",
+        "CREATE TABLE fresh AS SELECT g AS id FROM generate_series(1, 10) AS g;\nCREATE UNIQUE INDEX fresh_id ON fresh (id);",
+    ];
+    let locking = [
+        "CREATE TABLE fresh (id int, u_id int REFERENCES u (id));",
+        "INSERT INTO t (id) VALUES (100000);",
+        "ALTER TABLE t ADD COLUMN note text;",
+        "CREATE TABLE fresh AS SELECT * FROM t;",
+        "CREATE TABLE fresh (LIKE t);",
+        "CREATE INDEX t_v_idx ON t (v);",
+        "CREATE TABLE fresh (id int);\nUPDATE t SET a = a WHERE id = 1;",
+    ];
+    for body in qualifying.iter().chain(&locking) {
+        client.batch_execute("BEGIN").unwrap();
+        client
+            .batch_execute(body)
+            .unwrap_or_else(|e| panic!("{body}: {e}"));
+        let locked = locked_existing(&mut client, &existing);
+        client.batch_execute("ROLLBACK").unwrap();
+        let judged = judged_self_contained(body);
+        if qualifying.contains(body) {
+            assert!(judged, "the lint should judge it self-contained: {body}");
+            assert_eq!(locked, Vec::<String>::new(), "{body}");
+        } else {
+            assert!(!judged, "{body}");
+            assert!(
+                !locked.is_empty(),
+                "the server should show a lock on an existing relation: {body}"
+            );
+        }
+    }
 }

@@ -118,8 +118,9 @@ impl Migration {
         self.parts.checksum
     }
     /// Transactional, and every statement touches only tables the migration creates (as the
-    /// lint judged it at compile time), so no other session can be waiting on its locks: the
-    /// runner commits a run of such migrations in one transaction.
+    /// lint judged it at compile time), so it locks no relation that existed before it and no
+    /// query of live traffic can wait behind it: the runner commits a run of such migrations in
+    /// one transaction.
     pub fn self_contained(&self) -> bool {
         self.parts.self_contained
     }

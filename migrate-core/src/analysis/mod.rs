@@ -35,7 +35,7 @@ pub struct AnalyzedMigration {
     pub checksum: String,
     /// A transactional migration whose statements touch only tables it creates, as the lint
     /// judged it (so false until the lint ran): one the runner may commit in the same
-    /// transaction as its neighbours, since no other session can be waiting on what it locks.
+    /// transaction as its neighbours, since it locks no relation that existed before it.
     pub self_contained: bool,
 }
 
