@@ -777,12 +777,6 @@ pub fn walk(
                 findings.push((*rule, finding));
             }
         }
-        out.push(WalkedStatement {
-            span: parsed.span.clone(),
-            effects: effects.clone(),
-            findings,
-            touches_only_new_tables: false,
-        });
 
         // Locks stay until the end of the transaction.
         for resolved in &effects {
@@ -846,9 +840,7 @@ pub fn walk(
         }
         // Judged once the statement's own table counts as created, and before a rename moves
         // the name its effects use.
-        if let Some(walked) = out.last_mut() {
-            walked.touches_only_new_tables = touches_only(&classified, &effects, &created_tables);
-        }
+        let touches_only_new_tables = touches_only(&classified, &effects, &created_tables);
         record_facts(&classified, &effects, facts);
         for rename in &classified.renames {
             follow_rename(
@@ -859,6 +851,12 @@ pub fn walk(
                 &mut created_indexes,
             );
         }
+        out.push(WalkedStatement {
+            span: parsed.span.clone(),
+            effects,
+            findings,
+            touches_only_new_tables,
+        });
     }
     out
 }

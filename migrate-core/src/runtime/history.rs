@@ -160,7 +160,12 @@ pub fn fingerprint_of(rows: &[HistoryRow]) -> String {
 /// The server-side time since the transaction began, in milliseconds: the execution time of a
 /// migration sent with its history row in one batch.
 pub fn elapsed_ms_sql() -> String {
-    "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint".to_owned()
+    elapsed_ms_since_sql("now()")
+}
+
+/// The server-side time since `since` (an SQL timestamp expression), in milliseconds.
+fn elapsed_ms_since_sql(since: &str) -> String {
+    format!("(extract(epoch FROM clock_timestamp() - {since}) * 1000)::bigint")
 }
 
 /// The row this runner just inserted for `migration`, as a read would return it (but for the
@@ -276,12 +281,11 @@ pub fn insert_grouped_sql(
     since: &str,
     applied_by: &str,
 ) -> String {
-    let execution_ms = format!("(extract(epoch FROM clock_timestamp() - {since}) * 1000)::bigint");
     insert_row_sql(
         settings,
         migration,
         RowState::Applied,
-        &execution_ms,
+        &elapsed_ms_since_sql(since),
         applied_by,
         Some("clock_timestamp()"),
     )
