@@ -919,18 +919,20 @@ impl<'m> Migrator<'m> {
                 list.len()
             )
         };
-        // One statement after BEGIN: `set_config(…, true)` is `SET LOCAL` (the select list is
-        // evaluated in order, so the settings hold before the guard decides, and for every
-        // statement after it), and every statement costs the server its own parse and
-        // bookkeeping. `CASE … END::integer` is cast at run time: the planner folds no branch of
-        // a CASE whose conditions are not constants.
+        // Two statements after BEGIN. The first takes the lock, after `set_config(…, true)`
+        // (`SET LOCAL`; the select list is evaluated in order, so the settings hold from then on).
+        // The checks need a statement of their own: a statement reads the snapshot taken when
+        // it started, so checks in the statement that takes the lock would miss what the
+        // previous holder committed between that start and the lock. `CASE … END::integer` is
+        // cast at run time: the planner folds no branch of a CASE whose conditions are not
+        // constants.
         format!(
             "{BEGIN_READ_COMMITTED}; SELECT \
                  set_config('idle_in_transaction_session_timeout', '{idle}ms', true), \
                  set_config('lock_timeout', '{lock}ms', true), \
                  set_config('statement_timeout', '{statement}ms', true), \
-                 CASE WHEN NOT pg_try_advisory_xact_lock({key}) THEN '{GUARD_BUSY}' \
-                 WHEN EXISTS (SELECT 1 FROM {table} WHERE revision IN ({revisions})){parents_applied} OR {marker_changed} \
+                 CASE WHEN NOT pg_try_advisory_xact_lock({key}) THEN '{GUARD_BUSY}' END::integer; \
+                 SELECT CASE WHEN EXISTS (SELECT 1 FROM {table} WHERE revision IN ({revisions})){parents_applied} OR {marker_changed} \
                  THEN '{GUARD_STALE}' END::integer",
             idle = pg_millis(self.settings.idle_timeout),
             lock = pg_millis(lock_timeout),
@@ -947,7 +949,7 @@ impl<'m> Migrator<'m> {
     ///
     /// ```text
     /// BEGIN ISOLATION LEVEL READ COMMITTED; SELECT <local idle_in_transaction_session_timeout,
-    ///   lock_timeout, statement_timeout>, <guard>        -- step 0
+    ///   lock_timeout, statement_timeout>, <the lock>; SELECT <the checks>   -- step 0
     /// <each of the migration's statements>               -- one step each, sent with step 0
     /// (in a group: the migration's history row, then the next migration's statements)
     /// INSERT <history row> RETURNING <marker>; COMMIT    -- the last step
@@ -1489,12 +1491,8 @@ mod guard_tests {
         first_value(&rows).unwrap()
     }
 
-    #[test]
-    fn the_guard_lets_through_only_the_history_it_was_given() {
-        let db = pg_harness::test_database();
-        let mut client = db.client();
-        let migrator = Migrator::new(&SET);
-        let settings = migrator.settings();
+    /// Creates the history with `a` applied, and returns its marker.
+    fn history_with_a(client: &mut Client, settings: &Settings) -> String {
         client
             .batch_execute(&format!(
                 "{}; {}",
@@ -1502,7 +1500,16 @@ mod guard_tests {
                 history::insert_sql(settings, SET.get("a").unwrap(), RowState::Applied, "0", "t")
             ))
             .unwrap();
-        let read = marker(&mut client);
+        marker(client)
+    }
+
+    #[test]
+    fn the_guard_lets_through_only_the_history_it_was_given() {
+        let db = pg_harness::test_database();
+        let mut client = db.client();
+        let migrator = Migrator::new(&SET);
+        let settings = migrator.settings();
+        let read = history_with_a(&mut client, settings);
         assert_eq!(verdict(&mut client, &migrator, "b", &read), "ok");
         assert_eq!(
             verdict(&mut client, &migrator, "b", "-"),
@@ -1547,6 +1554,62 @@ mod guard_tests {
         // The marker read back from the rows is the one the guard compares.
         let rows = history::rows(&client.simple_query(&history::select_sql(settings)).unwrap());
         assert_eq!(history::fingerprint_of(&rows), reread);
+    }
+
+    /// Another runner commits `b` and releases the lock while this one's guard is running: the
+    /// guard must see that commit. Its checks run once it holds the lock, so a commit that
+    /// lands between the start of its statement and the lock cannot slip past them. Each round,
+    /// the holder takes the lock and records `b` before the racer starts asking, then commits
+    /// at a varying moment; every answer the racer gets is BUSY until the commit, and STALE
+    /// after it, never "ok".
+    #[test]
+    fn the_guard_sees_a_commit_that_lands_while_it_takes_the_lock() {
+        let db = pg_harness::test_database();
+        let mut holder = db.client();
+        let migrator = Migrator::new(&SET);
+        let settings = migrator.settings();
+        let read = history_with_a(&mut holder, settings);
+        let (start, started) = std::sync::mpsc::channel::<()>();
+        let (answer, answers) = std::sync::mpsc::channel::<String>();
+        let mut racer = db.client();
+        let racing = std::thread::spawn(move || {
+            let migrator = Migrator::new(&SET);
+            while started.recv().is_ok() {
+                let verdict = loop {
+                    let verdict = verdict(&mut racer, &migrator, "b", &read);
+                    if verdict != GUARD_BUSY {
+                        break verdict;
+                    }
+                };
+                if answer.send(verdict).is_err() {
+                    break;
+                }
+            }
+        });
+        let record_b =
+            history::insert_sql(settings, SET.get("b").unwrap(), RowState::Applied, "0", "t");
+        let mut wrong = Vec::new();
+        for round in 0..300u64 {
+            holder
+                .batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({}); {record_b}",
+                    migrator.lock_key()
+                ))
+                .unwrap();
+            start.send(()).unwrap();
+            std::thread::sleep(Duration::from_micros(round * 7 % 400));
+            holder.batch_execute("COMMIT").unwrap();
+            let verdict = answers.recv().unwrap();
+            if verdict != GUARD_STALE {
+                wrong.push(format!("round {round}: {verdict}"));
+            }
+            holder
+                .batch_execute("DELETE FROM migrate_history WHERE revision = 'b'")
+                .unwrap();
+        }
+        drop(start);
+        racing.join().unwrap();
+        assert_eq!(wrong, Vec::<String>::new());
     }
 }
 
