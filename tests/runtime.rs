@@ -239,6 +239,101 @@ on_both_drivers! {
 }
 
 on_both_drivers! {
+    fn a_start_reads_the_history_only_when_it_changed_since_it_was_complete(driver) {
+        let db = test_database();
+        let mut client = driver.connect(db.url());
+        let mut other = db.client();
+        let digest = |c: &mut postgres::Client| {
+            values(c, "SELECT last_value FROM migrate_history_digest")
+        };
+        let revisions = |report: &migrate::Report| -> Vec<String> {
+            report.status.applied.iter().map(|r| r.revision.clone()).collect()
+        };
+        // The macro's digest is the one the runtime would compute.
+        assert_eq!(
+            BASIC.history_digest(),
+            migrate::__private::history_digest_hex(BASIC.iter().map(|m| (m.revision(), m.checksum())))
+        );
+        let _ = Migrator::new(&BASIC).run_on(&mut client).unwrap();
+        let recorded = digest(&mut other);
+        assert_ne!(recorded, ["0"], "a run that leaves the history complete records its digest");
+
+        // Nobody may read the history table for 3 s: a start that read it would wait.
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let url = db.url().to_owned();
+        let holder = std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.batch_execute("BEGIN; LOCK TABLE migrate_history IN ACCESS EXCLUSIVE MODE").unwrap();
+            locked.send(()).unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+            c.batch_execute("COMMIT").unwrap();
+        });
+        is_locked.recv_timeout(Duration::from_secs(30)).unwrap();
+        let started = Instant::now();
+        let report = Migrator::new(&BASIC).run_on(&mut client).unwrap();
+        let took = started.elapsed();
+        holder.join().unwrap();
+        assert!(took < Duration::from_millis(1500), "the start read the history: {took:?}");
+        assert_eq!(report.status.health(), Health::Pass);
+        assert_eq!(revisions(&report), ["0001", "0002", "0003"]);
+
+        // A change rolled back resets the digest all the same: the next start reads the
+        // history, finds it complete, and records the same digest again.
+        other.batch_execute("BEGIN; UPDATE migrate_history SET checksum = 'edited'; ROLLBACK").unwrap();
+        assert_eq!(digest(&mut other), ["0"]);
+        let report = Migrator::new(&BASIC).run_on(&mut client).unwrap();
+        assert_eq!(revisions(&report), ["0001", "0002", "0003"]);
+        assert_eq!(digest(&mut other), recorded);
+
+        // A writer at work: the start finds the history complete as committed, and does not wait
+        // for the writer to record the digest.
+        other.batch_execute("BEGIN; INSERT INTO migrate_history (revision, parents, checksum, applied_by) VALUES ('0004', '0003', 'x', 'newer build')").unwrap();
+        let started = Instant::now();
+        let report = Migrator::new(&BASIC).run_on(&mut client).unwrap();
+        assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+        assert_eq!(report.status.health(), Health::Pass);
+        assert_eq!(digest(&mut db.client()), ["0"]);
+        other.batch_execute("COMMIT").unwrap();
+        let report = Migrator::new(&BASIC).run_on(&mut client).unwrap();
+        assert_eq!(report.status.health(), Health::Warn, "the committed row is seen");
+        assert_eq!(digest(&mut other), ["0"], "nothing recorded for a database ahead");
+
+        // A role that may delete history rows but not touch the sequence still resets it (the
+        // trigger's function runs as its owner), and the start applies the migration again.
+        let ops = format!("{}_ops", db.name());
+        other.batch_execute(&format!(
+            "DELETE FROM migrate_history WHERE revision = '0004'; \
+             CREATE ROLE \"{ops}\"; GRANT SELECT, DELETE ON migrate_history TO \"{ops}\""
+        )).unwrap();
+        let _ = Migrator::new(&BASIC).run_on(&mut client).unwrap();
+        assert_eq!(digest(&mut other), recorded);
+        other.batch_execute(&format!(
+            "SET ROLE \"{ops}\"; DELETE FROM migrate_history WHERE revision = '0003'; RESET ROLE; \
+             ALTER TABLE users DROP COLUMN name; DROP OWNED BY \"{ops}\"; DROP ROLE \"{ops}\""
+        )).unwrap();
+        assert_eq!(digest(&mut other), ["0"]);
+        let report = Migrator::new(&BASIC).run_on(&mut client).unwrap();
+        assert_eq!(common::applied(&report), ["0003"]);
+        assert_eq!(digest(&mut other), recorded);
+
+        // The trigger finds the sequence by the names its table has when it runs.
+        other.batch_execute("ALTER SCHEMA public RENAME TO moved; UPDATE moved.migrate_history SET applied_by = 'someone'; ALTER SCHEMA moved RENAME TO public").unwrap();
+        assert_eq!(digest(&mut other), ["0"]);
+        let _ = Migrator::new(&BASIC).run_on(&mut client).unwrap();
+        assert_eq!(digest(&mut other), recorded);
+
+        // What keeps the digest is the runner's, not the migrations': the catalog leaves it out.
+        let catalog = Migrator::new(&BASIC).catalog(&mut other).unwrap();
+        let names: Vec<&String> = catalog.objects.keys().map(|(_, name)| name).collect();
+        assert!(names.iter().all(|n| !n.contains("migrate_history")), "{names:?}");
+
+        // Dropping the history table drops its digest with it.
+        other.batch_execute("DROP TABLE migrate_history").unwrap();
+        assert_eq!(values(&mut other, "SELECT to_regclass('migrate_history_digest') IS NULL"), ["t"]);
+    }
+}
+
+on_both_drivers! {
     fn stamp_adopts_an_existing_schema_without_running_it(driver) {
         let db = test_database();
         let mut client = driver.connect(db.url());

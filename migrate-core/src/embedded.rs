@@ -69,7 +69,47 @@ pub const fn migrations_with_snapshot(
         list,
         target_postgres,
         snapshot,
+        history_digest: None,
     }
+}
+
+/// [`migrations_with_snapshot`] with the digest of a history holding exactly these migrations
+/// ([`history_digest_hex`]), which `embed_migrations!` computes at compile time so that a start
+/// does not hash anything.
+#[doc(hidden)]
+pub const fn migrations_embedded(
+    list: &'static [Migration],
+    target_postgres: u32,
+    snapshot: Option<&'static str>,
+    history_digest: &'static str,
+) -> Migrations {
+    Migrations {
+        list,
+        target_postgres,
+        snapshot,
+        history_digest: Some(history_digest),
+    }
+}
+
+/// The digest of a history that holds exactly these `(revision, checksum)` pairs, all applied:
+/// hex SHA-256 of the lines `<revision> <checksum> applied`, sorted by revision, joined by LF.
+/// The runtime has the server compute the same text's hash from the history's rows.
+#[doc(hidden)]
+pub fn history_digest_hex<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+    pairs.sort_unstable();
+    let mut hasher = Sha256::new();
+    for (i, (revision, checksum)) in pairs.iter().enumerate() {
+        if i > 0 {
+            hasher.update(b"\n");
+        }
+        hasher.update(revision.as_bytes());
+        hasher.update(b" ");
+        hasher.update(checksum.as_bytes());
+        hasher.update(b" applied");
+    }
+    crate::hex(&hasher.finalize())
 }
 
 impl Migration {
@@ -133,6 +173,7 @@ pub struct Migrations {
     list: &'static [Migration],
     target_postgres: u32,
     snapshot: Option<&'static str>,
+    history_digest: Option<&'static str>,
 }
 
 impl Migrations {
@@ -160,6 +201,16 @@ impl Migrations {
     /// startup and status compare the live catalog with.
     pub fn snapshot(&self) -> Option<&'static str> {
         self.snapshot
+    }
+    /// The digest of a history holding exactly these migrations, all applied
+    /// ([`history_digest_hex`]): from compile time for embedded migrations.
+    pub fn history_digest(&self) -> std::borrow::Cow<'static, str> {
+        match self.history_digest {
+            Some(hex) => std::borrow::Cow::Borrowed(hex),
+            None => std::borrow::Cow::Owned(history_digest_hex(
+                self.list.iter().map(|m| (m.revision(), m.checksum())),
+            )),
+        }
     }
     pub fn get(&self, revision: &str) -> Option<&'static Migration> {
         self.list.iter().find(|m| m.revision() == revision)

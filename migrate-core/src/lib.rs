@@ -17,10 +17,22 @@ mod volatile;
 
 pub use embedded::{Migration, Migrations, Statement};
 
+/// Lowercase hex of a digest: the form every checksum and key takes in files and tables.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xF)]));
+    }
+    text
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::embedded::{
-        MigrationParts, migration, migrations, migrations_for, migrations_with_snapshot,
+        MigrationParts, history_digest_hex, migration, migrations, migrations_embedded,
+        migrations_for, migrations_with_snapshot,
     };
 }
 

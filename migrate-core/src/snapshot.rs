@@ -31,11 +31,7 @@ pub fn key<'a>(checksums: impl IntoIterator<Item = &'a str>) -> String {
         hasher.update(checksum.as_bytes());
         hasher.update(b"\n");
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(&hasher.finalize())
 }
 
 fn escape(cell: &Option<String>) -> String {

@@ -180,10 +180,16 @@ fn expand(analysis: &Analysis, written: &str, has_build_script: bool, span: Span
         Some(text) => quote!(::core::option::Option::Some(#text)),
         None => quote!(::core::option::Option::None),
     };
+    let history_digest = migrate_core::__private::history_digest_hex(
+        analysis
+            .migrations
+            .iter()
+            .map(|m| (m.header.revision.as_str(), m.checksum.as_str())),
+    );
     quote!({
         #(#tracked)*
         #(#warnings)*
-        ::migrate::__private::migrations_with_snapshot(&[#(#migrations),*], #target_postgres, #snapshot)
+        ::migrate::__private::migrations_embedded(&[#(#migrations),*], #target_postgres, #snapshot, #history_digest)
     })
 }
 

@@ -277,7 +277,7 @@ pub fn merge_migration(heads: &[&str], message: Option<&str>) -> (String, String
 /// machine and build.
 fn merge_revision_id(heads: &[&str]) -> String {
     let digest = Sha256::digest(heads.join(",").as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    crate::hex(&digest[..6])
 }
 
 #[cfg(test)]

@@ -51,13 +51,7 @@ pub fn normalize(path: &str, bytes: &[u8]) -> Result<NormalizedText, Diagnostic>
 
 /// Hex SHA-256 of the normalised text: what the history table stores to detect edited migrations.
 pub fn checksum(text: &NormalizedText) -> String {
-    let digest = Sha256::digest(text.text.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        hex.push(char::from_digit(u32::from(byte & 0xF), 16).unwrap_or('0'));
-    }
-    hex
+    crate::hex(&Sha256::digest(text.text.as_bytes()))
 }
 
 /// Maps byte offsets to 1-based line and character column.

@@ -42,6 +42,132 @@ CREATE INDEX IF NOT EXISTS \"{index}\" ON {table} (applied_at)"
     )
 }
 
+/// `<table>_<suffix>`: the name of an object that belongs with the history table, its table
+/// part cut so that the whole fits in an identifier's 63 bytes (the table name is ASCII).
+fn companion_name(settings: &Settings, suffix: &str) -> String {
+    let room = 63 - suffix.len() - 1;
+    let table: String = settings.table.chars().take(room).collect();
+    format!("{table}_{suffix}")
+}
+
+/// The sequence that holds the history's digest, quoted.
+fn digest_sequence(settings: &Settings) -> String {
+    format!(
+        "\"{}\".\"{}\"",
+        settings.schema,
+        companion_name(settings, "digest")
+    )
+}
+
+/// The history's digest: what a start reads instead of the history when nothing changed.
+///
+/// A sequence beside the history table holds a digest of the rows, written once a run has
+/// found them to be exactly its binary's migrations ([`digest_write_sql`]). Any change to the
+/// history resets it to 0 at once, from a statement trigger, whoever makes it (this runner, an
+/// operator's `DELETE`, a `TRUNCATE`), and dropping the table drops the sequence (it is owned
+/// by the table). So a digest equal to the binary's own proves the history is its migrations,
+/// all applied with these checksums, and nothing else: a start that reads it is done in one
+/// read of a one-row relation, whatever the length of the history.
+///
+/// A sequence rather than a table: `setval` takes effect at once and outside the transaction,
+/// so that the reset of a change that is later rolled back stays (a needless full read next
+/// time, never a wrong answer), and a sequence that is owned by the history table goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryDigest {
+    /// [`Migrations::history_digest`](crate::Migrations::history_digest).
+    hex: std::borrow::Cow<'static, str>,
+    /// The value the sequence holds for it: the hash's first 60 bits, plus one (0 means
+    /// "changed").
+    value: i64,
+}
+
+impl HistoryDigest {
+    /// The digest of a history that holds exactly `migrations`, all applied.
+    pub fn of(migrations: &crate::Migrations) -> HistoryDigest {
+        let hex = migrations.history_digest();
+        let value = hex
+            .get(..15)
+            .and_then(|first| i64::from_str_radix(first, 16).ok())
+            .unwrap_or(0)
+            + 1;
+        HistoryDigest { hex, value }
+    }
+
+    /// Whether the rows of [`digest_read_sql`] hold this digest.
+    pub fn is_in(&self, messages: &[SimpleQueryMessage]) -> bool {
+        messages.iter().any(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0) == Some(self.value.to_string().as_str()),
+            _ => false,
+        })
+    }
+}
+
+/// The read of the history's digest ([`HistoryDigest`]).
+pub fn digest_read_sql(settings: &Settings) -> String {
+    format!("SELECT last_value FROM {}", digest_sequence(settings))
+}
+
+/// One transaction that records `digest` as the history's, when the history is still what it
+/// stands for, and creates the sequence and the trigger that resets it first when they are
+/// missing (a history table created before them). It takes a lock on the history table that
+/// every writer of it conflicts with, without waiting (a writer at work means the history is
+/// about to change anyway), and computes the digest of the rows on the server, in a statement
+/// of its own, so that it reads what every writer before it committed.
+pub fn digest_write_sql(settings: &Settings, digest: &HistoryDigest) -> String {
+    use postgres_protocol::escape::escape_literal;
+    let table = qualified(settings);
+    let sequence = digest_sequence(settings);
+    let function = format!(
+        "\"{}\".\"{}\"",
+        settings.schema,
+        companion_name(settings, "changed")
+    );
+    let trigger = companion_name(settings, "changed");
+    // The reset runs as the function's owner (whoever writes the history may not own the
+    // sequence), with a search path that no caller can change. It finds the sequence as the
+    // one the table owns, by the names the table and its schema have when it runs, so that
+    // renaming either keeps it working, and it does nothing when the sequence was dropped on
+    // its own: a write to the history must never fail because of it.
+    let reset = "BEGIN PERFORM setval(s::regclass, 0) FROM pg_get_serial_sequence(format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), 'revision') s WHERE s IS NOT NULL; RETURN NULL; END";
+    format!(
+        "{begin}; SET LOCAL client_min_messages = warning; \
+         LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE NOWAIT; \
+         DO $migrate$BEGIN \
+           IF to_regclass({sequence_literal}) IS NULL THEN \
+             CREATE SEQUENCE {sequence} AS bigint MINVALUE 0 START 0 OWNED BY {table}.revision; \
+           END IF; \
+           IF to_regprocedure({function_literal}) IS NULL THEN \
+             CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
+               SET search_path = pg_catalog, pg_temp AS {reset_literal}; \
+           END IF; \
+           IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = {table_literal}::regclass AND tgname = {trigger_literal}) THEN \
+             CREATE TRIGGER \"{trigger}\" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} \
+               FOR EACH STATEMENT EXECUTE FUNCTION {function}(); \
+           END IF; \
+         END$migrate$; \
+         SELECT setval({sequence_literal}, {value}) FROM (SELECT string_agg(revision || ' ' || checksum || ' ' || state, E'\\n' ORDER BY revision COLLATE \"C\") AS lines FROM {table}) h \
+           WHERE encode(sha256(convert_to(h.lines, 'UTF8')), 'hex') = '{hex}'; \
+         COMMIT",
+        begin = "BEGIN ISOLATION LEVEL READ COMMITTED",
+        sequence_literal = escape_literal(&sequence),
+        function_literal = escape_literal(&format!("{function}()")),
+        reset_literal = escape_literal(reset),
+        table_literal = escape_literal(&table),
+        trigger_literal = escape_literal(&trigger),
+        value = digest.value,
+        hex = digest.hex,
+    )
+}
+
+/// The names of the objects [`digest_write_sql`] creates beside the history table (the
+/// sequence and the trigger function), which are no schema object of the migrations.
+pub fn companion_objects(settings: &Settings) -> (String, String) {
+    (
+        companion_name(settings, "digest"),
+        companion_name(settings, "changed"),
+    )
+}
+
 /// Whether a no-transaction migration finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowState {
@@ -330,4 +456,46 @@ fn insert_row_sql(
         escape_literal(migration.checksum()),
         escape_literal(applied_by),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::__private::migrations;
+    use crate::Migration;
+    use crate::runtime::status::tests::with_checksum;
+
+    const fn m(revision: &'static str, checksum: &'static str) -> Migration {
+        with_checksum(revision, &[], checksum)
+    }
+
+    static BASE: [Migration; 2] = [m("a", "1"), m("b", "2")];
+    static REORDERED: [Migration; 2] = [m("b", "2"), m("a", "1")];
+    static EDITED: [Migration; 2] = [m("a", "1"), m("b", "3")];
+    static MORE: [Migration; 3] = [m("a", "1"), m("b", "2"), m("c", "4")];
+
+    fn digest(list: &'static [Migration]) -> HistoryDigest {
+        HistoryDigest::of(&migrations(list))
+    }
+
+    #[test]
+    fn the_digest_stands_for_the_set_of_revisions_and_checksums() {
+        let base = digest(&BASE);
+        assert_eq!(
+            base,
+            digest(&REORDERED),
+            "the order of the files does not matter"
+        );
+        assert_ne!(base, digest(&EDITED), "a checksum changes it");
+        assert_ne!(base, digest(&MORE), "one more revision changes it");
+        // The server computes the same hash over the same text (tests/runtime.rs checks that
+        // it records it); this is that text's hash.
+        use sha2::{Digest, Sha256};
+        let expected = Sha256::digest(b"a 1 applied\nb 2 applied");
+        assert_eq!(base.hex, crate::hex(&expected).as_str());
+        for list in [&BASE[..], &EDITED[..], &MORE[..]] {
+            let value = digest(list).value;
+            assert!((1..=1 << 60).contains(&value), "0 means changed: {value}");
+        }
+    }
 }

@@ -40,7 +40,7 @@ use super::connect::Connector;
 use super::driver::Tokio;
 use super::driver::{BatchError, Blocking, BlockingOwned, Driver, Session, block_on};
 use super::error::{Error, ServerError, database_error};
-use super::history::{self, HistoryRow, RowState};
+use super::history::{self, HistoryDigest, HistoryRow, RowState};
 use super::status::Status;
 use crate::{Migration, Migrations, Statement};
 
@@ -800,6 +800,9 @@ impl<'m> Migrator<'m> {
         let current = match known.take() {
             Some(current) => current,
             None => {
+                if self.digest_is_current(client).await? {
+                    return Ok(Step::Done(Status::all_applied(self.migrations)));
+                }
                 let rows = match history::read(client, &self.settings)
                     .await
                     .map_err(|e| classify("reading the history", e))?
@@ -819,6 +822,9 @@ impl<'m> Migrator<'m> {
             }
         };
         let Some(next) = current.status.next() else {
+            if current.status.is_exactly_applied() {
+                self.record_digest(client).await;
+            }
             return Ok(Step::Done(current.status));
         };
         if !next.no_transaction() {
@@ -834,6 +840,36 @@ impl<'m> Migrator<'m> {
             }));
         }
         self.apply_no_transaction(client, next, applied).await
+    }
+
+    /// Whether the history's digest is this binary's: the history is exactly its migrations,
+    /// all applied, and nothing needs reading ([`HistoryDigest`]). A digest that cannot be read
+    /// (not created yet, not readable by this role) only means the history must be read.
+    async fn digest_is_current<S: Session>(&self, client: &mut S) -> Result<bool, StepError> {
+        match client
+            .simple_query(&history::digest_read_sql(&self.settings))
+            .await
+        {
+            Ok(messages) => Ok(HistoryDigest::of(self.migrations).is_in(&messages)),
+            Err(e) if e.code().is_some() => Ok(false),
+            Err(e) => Err(classify("reading the history's digest", e)),
+        }
+    }
+
+    /// Records the history's digest once a run found it to be exactly the binary's migrations,
+    /// so that the next start reads the digest alone. Best effort: when it cannot (another
+    /// process is writing the history, or this role may not create the objects), the next
+    /// start reads the history, as it would without a digest.
+    async fn record_digest<S: Session>(&self, client: &mut S) {
+        let digest = HistoryDigest::of(self.migrations);
+        let tx = Guard::new(client, "ROLLBACK");
+        match tx
+            .finish(&history::digest_write_sql(&self.settings, &digest))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => log::debug!("the history's digest was not recorded: {e}"),
+        }
     }
 
     /// Creates the history table under the migration lock (two replicas creating it at once
@@ -1107,6 +1143,7 @@ impl<'m> Migrator<'m> {
         };
         if let Some(fingerprint) = history::fingerprint(&committed) {
             let mut status = current.status;
+            status.initialized = true;
             status
                 .pending
                 .retain(|m| !group.iter().any(|g| g.revision() == m.revision()));

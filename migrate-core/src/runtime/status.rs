@@ -29,7 +29,12 @@ pub struct Interrupted {
 pub struct Status {
     /// Whether the history table exists.
     pub initialized: bool,
-    /// History rows of revisions this binary contains, in application order.
+    /// History rows of revisions this binary contains, in application order. In the report
+    /// of a run that found the history unchanged since it was last complete (its digest), and
+    /// for the migrations a run applied itself, a row holds what the binary knows (revision,
+    /// parents, message, checksum) but no time or author: [`Migrator::status`] reads them.
+    ///
+    /// [`Migrator::status`]: super::migrator::Migrator::status
     pub applied: Vec<HistoryRow>,
     /// Migrations not applied yet, in application order (an interrupted one included).
     pub pending: Vec<&'static Migration>,
@@ -62,16 +67,7 @@ impl Status {
         let by_revision: BTreeMap<&str, &HistoryRow> =
             rows.iter().map(|r| (r.revision.as_str(), r)).collect();
         let known: BTreeSet<&str> = migrations.iter().map(Migration::revision).collect();
-        let mut status = Status {
-            initialized: !rows.is_empty(),
-            applied: Vec::new(),
-            pending: Vec::new(),
-            ahead: Vec::new(),
-            checksum_mismatches: Vec::new(),
-            interrupted: None,
-            head: migrations.head().map(Migration::revision),
-            schema_drift: None,
-        };
+        let mut status = Status::nothing_yet(migrations, !rows.is_empty());
         for migration in migrations {
             match by_revision.get(migration.revision()) {
                 Some(row) if row.state == RowState::Applied => {
@@ -113,6 +109,42 @@ impl Status {
             });
         }
         status
+    }
+
+    /// The status of a database whose history is exactly `migrations`, all applied, as the
+    /// history's digest proves without reading the rows: each applied row holds what the
+    /// binary knows of its migration, with no time, duration or author (the history has them).
+    pub fn all_applied(migrations: &Migrations) -> Status {
+        Status {
+            applied: migrations
+                .iter()
+                .map(|m| super::history::applied_row(m, 0, String::new()))
+                .collect(),
+            ..Status::nothing_yet(migrations, true)
+        }
+    }
+
+    /// A status with nothing applied, pending or found yet, for `migrations`.
+    fn nothing_yet(migrations: &Migrations, initialized: bool) -> Status {
+        Status {
+            initialized,
+            applied: Vec::new(),
+            pending: Vec::new(),
+            ahead: Vec::new(),
+            checksum_mismatches: Vec::new(),
+            interrupted: None,
+            head: migrations.head().map(Migration::revision),
+            schema_drift: None,
+        }
+    }
+
+    /// Whether the history holds exactly the binary's migrations, all applied: what the
+    /// history's digest may stand for.
+    pub fn is_exactly_applied(&self) -> bool {
+        self.initialized
+            && self.is_up_to_date()
+            && self.ahead.is_empty()
+            && self.interrupted.is_none()
     }
 
     /// The first pending migration, or none when up to date.
@@ -185,6 +217,14 @@ pub(crate) mod tests {
     use crate::__private::{MigrationParts, migration, migrations};
 
     pub(crate) const fn m(revision: &'static str, parents: &'static [&'static str]) -> Migration {
+        with_checksum(revision, parents, "sum")
+    }
+
+    pub(crate) const fn with_checksum(
+        revision: &'static str,
+        parents: &'static [&'static str],
+        checksum: &'static str,
+    ) -> Migration {
         migration(MigrationParts {
             revision,
             parents,
@@ -195,7 +235,7 @@ pub(crate) mod tests {
             path: "m.sql",
             sql: "",
             statements: &[],
-            checksum: "sum",
+            checksum,
             self_contained: false,
         })
     }

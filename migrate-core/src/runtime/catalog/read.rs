@@ -22,11 +22,15 @@ fn not_from_extension(class: &str, oid: &str) -> String {
 /// Every query of the read, each row tagged with what it describes. Tables come first, so that
 /// the rows after them find their table.
 fn queries(settings: &Settings) -> Vec<String> {
+    // The history table and what belongs with it (the sequence of its digest, the function
+    // of its trigger) are the runner's, not the migrations'.
+    let (digest, changed) = crate::runtime::history::companion_objects(settings);
+    let schema = escape_literal(&settings.schema);
     let relation = format!(
-        "{USER_NAMESPACE} AND {} AND NOT (n.nspname = {} AND c.relname = {})",
+        "{USER_NAMESPACE} AND {} AND NOT (n.nspname = {schema} AND c.relname IN ({}, {}))",
         not_from_extension("pg_class", "c.oid"),
-        escape_literal(&settings.schema),
-        escape_literal(&settings.table)
+        escape_literal(&settings.table),
+        escape_literal(&digest)
     );
     let tables = format!("c.relkind IN ('r', 'p') AND {relation}");
     let from = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace";
@@ -35,8 +39,9 @@ fn queries(settings: &Settings) -> Vec<String> {
         not_from_extension("pg_type", "t.oid")
     );
     let functions = format!(
-        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_NAMESPACE} AND {}",
-        not_from_extension("pg_proc", "p.oid")
+        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_NAMESPACE} AND {} AND NOT (n.nspname = {schema} AND p.proname = {})",
+        not_from_extension("pg_proc", "p.oid"),
+        escape_literal(&changed)
     );
     vec![
         format!(
