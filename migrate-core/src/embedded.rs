@@ -1,5 +1,6 @@
 //! The migrations as `embed_migrations!` bakes them into the binary: static data only.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// One statement of a migration: its byte range in the SQL (without the `;`) and where it starts
@@ -66,7 +67,7 @@ pub const fn migrations_with_snapshot(
     snapshot: Option<&'static str>,
 ) -> Migrations {
     Migrations {
-        list,
+        list: List::Slice(list),
         target_postgres,
         snapshot,
         history_digest: None,
@@ -78,13 +79,13 @@ pub const fn migrations_with_snapshot(
 /// does not hash anything.
 #[doc(hidden)]
 pub const fn migrations_embedded(
-    list: &'static [Migration],
+    packed: &'static Packed,
     target_postgres: u32,
     snapshot: Option<&'static str>,
     history_digest: &'static str,
 ) -> Migrations {
     Migrations {
-        list,
+        list: List::Packed(packed),
         target_postgres,
         snapshot,
         history_digest: Some(history_digest),
@@ -170,28 +171,87 @@ impl Migration {
 /// revision id). Built by `embed_migrations!`.
 #[derive(Debug, Clone, Copy)]
 pub struct Migrations {
-    list: &'static [Migration],
+    list: List,
     target_postgres: u32,
     snapshot: Option<&'static str>,
     history_digest: Option<&'static str>,
 }
 
+/// Where a [`Migrations`] finds its list.
+#[derive(Debug, Clone, Copy)]
+enum List {
+    /// Built as a slice: by the standalone command from a directory, or empty.
+    Slice(&'static [Migration]),
+    /// Embedded by `embed_migrations!`, decoded on first use.
+    Packed(&'static Packed),
+}
+
+/// The migrations `embed_migrations!` embeds, in the compact form of [`crate::packed`], and the
+/// list decoded from it on first use. The macro puts it in a `static` of its own.
+#[doc(hidden)]
+pub struct Packed {
+    index: &'static str,
+    sql: &'static [&'static str],
+    decoded: OnceLock<Box<[Migration]>>,
+}
+
+impl Packed {
+    pub const fn new(index: &'static str, sql: &'static [&'static str]) -> Packed {
+        Packed {
+            index,
+            sql,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    fn list(&'static self) -> &'static [Migration] {
+        self.decoded.get_or_init(|| {
+            crate::packed::decode(self.index, self.sql)
+                .unwrap_or_else(|malformed| {
+                    // The macro and this code are one version (the format is checked when the
+                    // host compiles), so this is a bug, reported rather than a panic at startup.
+                    #[cfg(feature = "runtime")]
+                    log::error!(
+                        "the embedded migrations cannot be read ({malformed}): this binary knows no migration; report this as a bug of migrate"
+                    );
+                    let _ = malformed;
+                    Vec::new()
+                })
+                .into_boxed_slice()
+        })
+    }
+}
+
+impl std::fmt::Debug for Packed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packed")
+            .field("migrations", &self.sql.len())
+            .finish()
+    }
+}
+
 impl Migrations {
     pub fn as_slice(&self) -> &'static [Migration] {
-        self.list
+        match self.list {
+            List::Slice(list) => list,
+            List::Packed(packed) => packed.list(),
+        }
     }
     pub fn iter(&self) -> std::slice::Iter<'static, Migration> {
-        self.list.iter()
+        self.as_slice().iter()
     }
     pub fn len(&self) -> usize {
-        self.list.len()
+        match self.list {
+            List::Slice(list) => list.len(),
+            List::Packed(packed) => packed.sql.len(),
+        }
     }
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.len() == 0
     }
     /// The single head: the last migration in application order.
     pub fn head(&self) -> Option<&'static Migration> {
-        self.list.last()
+        self.as_slice().last()
     }
     /// The PostgreSQL major version the lint judged the statements for.
     pub fn target_postgres(&self) -> u32 {
@@ -208,12 +268,12 @@ impl Migrations {
         match self.history_digest {
             Some(hex) => std::borrow::Cow::Borrowed(hex),
             None => std::borrow::Cow::Owned(history_digest_hex(
-                self.list.iter().map(|m| (m.revision(), m.checksum())),
+                self.iter().map(|m| (m.revision(), m.checksum())),
             )),
         }
     }
     pub fn get(&self, revision: &str) -> Option<&'static Migration> {
-        self.list.iter().find(|m| m.revision() == revision)
+        self.iter().find(|m| m.revision() == revision)
     }
 }
 
@@ -221,7 +281,7 @@ impl IntoIterator for &Migrations {
     type Item = &'static Migration;
     type IntoIter = std::slice::Iter<'static, Migration>;
     fn into_iter(self) -> Self::IntoIter {
-        self.list.iter()
+        self.iter()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 mod embedded;
 #[cfg(feature = "analysis")]
 pub mod lint;
+mod packed;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod snapshot;
@@ -31,9 +32,12 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::embedded::{
-        MigrationParts, history_digest_hex, migration, migrations, migrations_embedded,
+        MigrationParts, Packed, history_digest_hex, migration, migrations, migrations_embedded,
         migrations_for, migrations_with_snapshot,
     };
+    pub use crate::packed::check_format as check_pack_format;
+    #[cfg(feature = "analysis")]
+    pub use crate::packed::{FORMAT as PACK_FORMAT, encode_analyzed as pack};
 }
 
 #[cfg(feature = "analysis")]
