@@ -58,6 +58,7 @@ on_both_drivers! {
             assert!(!log.contains("prepared statement"), "{log}");
         }
         assert!(!bouncer.log().contains("prepared statement"));
+        eprintln!("BOUNCERLOG {}", bouncer.log().lines().filter(|l| l.contains("closing because")).collect::<Vec<_>>().join("\nBOUNCERLOG "));
     }
 }
 

@@ -247,7 +247,7 @@ on_both_drivers! {
             values(c, "SELECT last_value FROM migrate_history_digest")
         };
         let revisions = |report: &migrate::Report| -> Vec<String> {
-            report.status.applied.iter().map(|r| r.revision.clone()).collect()
+            report.status.applied.iter().map(|r| r.revision.to_string()).collect()
         };
         // The macro's digest is the one the runtime would compute.
         assert_eq!(

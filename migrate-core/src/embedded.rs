@@ -114,6 +114,16 @@ pub fn history_digest_hex<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)
 }
 
 impl Migration {
+    /// Its parents and statements, once [`crate::packed::decode`] has all of them in place.
+    pub(crate) fn set_lists(
+        &mut self,
+        parents: &'static [&'static str],
+        statements: &'static [Statement],
+    ) {
+        self.parts.parents = parents;
+        self.parts.statements = statements;
+    }
+
     pub fn revision(&self) -> &'static str {
         self.parts.revision
     }

@@ -8,7 +8,8 @@
 //! two string literals per migration cost the compiler a few milliseconds in all.
 //!
 //! The description is a sequence of fields: a number is its decimal digits and `,`; a text is its
-//! length in bytes, `:`, then the text itself; an optional field is `~` when absent. Lengths, not
+//! length in bytes, `:`, then the text itself; an optional field is `~` when absent. It starts
+//! with the number of migrations, then of parents and of statements in all. Lengths, not
 //! separators, delimit texts, so any text (a message in French, an emoji, a comma) goes through
 //! unchanged, and decoding slices only where a length says a field ends, with `str::get`: a
 //! malformed description is an error, never a panic.
@@ -127,10 +128,14 @@ impl Writer {
 
 #[cfg(feature = "analysis")]
 /// The description of `migrations`, in their order.
-fn encode<'a>(migrations: impl ExactSizeIterator<Item = Fields<'a>>) -> String {
+fn encode<'a>(migrations: impl Iterator<Item = Fields<'a>>) -> String {
+    let migrations: Vec<Fields<'a>> = migrations.collect();
     let mut w = Writer(String::new());
+    // The totals first, so that the decoder allocates each list once, at its size.
     w.usize(migrations.len());
-    for m in migrations {
+    w.usize(migrations.iter().map(|m| m.parents.len()).sum());
+    w.usize(migrations.iter().map(|m| m.statements.len()).sum());
+    for m in &migrations {
         w.text(m.revision);
         w.usize(m.parents.len());
         for parent in &m.parents {
@@ -165,9 +170,29 @@ type Malformed = &'static str;
 
 impl Reader {
     fn number(&mut self) -> Result<u64, Malformed> {
-        let (digits, rest) = self.rest.split_once(',').ok_or("a number has no end")?;
-        self.rest = rest;
-        digits.parse().map_err(|_| "a number is not one")
+        self.digits(b',')
+    }
+    /// The decimal number before `end`, which it consumes. Read byte by byte: a start reads
+    /// thousands of them, and `str::split_once` and `parse` cost several times more.
+    fn digits(&mut self, end: u8) -> Result<u64, Malformed> {
+        let mut value: u64 = 0;
+        for (i, &byte) in self.rest.as_bytes().iter().enumerate() {
+            match byte {
+                b'0'..=b'9' => {
+                    value = value
+                        .checked_mul(10)
+                        .and_then(|v| v.checked_add(u64::from(byte - b'0')))
+                        .ok_or("a number is too large")?;
+                }
+                _ if byte == end && i > 0 => {
+                    // After an ASCII byte: a character boundary.
+                    self.rest = self.rest.get(i + 1..).ok_or("a number has no end")?;
+                    return Ok(value);
+                }
+                _ => return Err("a number is not one"),
+            }
+        }
+        Err("a number has no end")
     }
     fn usize(&mut self) -> Result<usize, Malformed> {
         usize::try_from(self.number()?).map_err(|_| "a number is too large")
@@ -180,10 +205,9 @@ impl Reader {
         }
     }
     fn text(&mut self) -> Result<&'static str, Malformed> {
-        let (length, rest) = self.rest.split_once(':').ok_or("a text has no length")?;
-        let length: usize = length.parse().map_err(|_| "a text's length is no number")?;
-        let text = rest.get(..length).ok_or("a text is cut short")?;
-        self.rest = rest.get(length..).ok_or("a text is cut short")?;
+        let length = usize::try_from(self.digits(b':')?).map_err(|_| "a text is too long")?;
+        let text = self.rest.get(..length).ok_or("a text is cut short")?;
+        self.rest = self.rest.get(length..).ok_or("a text is cut short")?;
         Ok(text)
     }
     fn optional<T>(
@@ -205,8 +229,9 @@ impl Reader {
 
 /// The migrations of a description and their SQL texts (one per migration, in order).
 ///
-/// Their parents and statements are allocated here and never freed: a description lives in a
-/// `static`, and it is decoded once per process into a list kept as long as that static.
+/// The parents and statements of all the migrations are allocated here in one list each, and
+/// never freed: a description lives in a `static`, and it is decoded once per process into a
+/// list kept as long as that static.
 pub fn decode(
     index: &'static str,
     sql: &'static [&'static str],
@@ -216,12 +241,15 @@ pub fn decode(
     if count != sql.len() {
         return Err("it counts another number of migrations than there are SQL texts");
     }
+    // Capacities from the description are only hints: a wrong one costs a reallocation.
+    let mut parents = Vec::with_capacity(r.usize()?.min(index.len()));
+    let mut statements = Vec::with_capacity(r.usize()?.min(index.len()));
     let mut migrations = Vec::with_capacity(count);
+    // Where each migration's parents and statements end in those lists.
+    let mut ends = Vec::with_capacity(count);
     for &sql in sql {
         let revision = r.text()?;
-        let parent_count = r.usize()?;
-        let mut parents = Vec::with_capacity(parent_count.min(64));
-        for _ in 0..parent_count {
+        for _ in 0..r.usize()? {
             parents.push(r.text()?);
         }
         let message = r.optional(Reader::text)?;
@@ -231,9 +259,7 @@ pub fn decode(
         let path = r.text()?;
         let checksum = r.text()?;
         let self_contained = r.flag()?;
-        let statement_count = r.usize()?;
-        let mut statements = Vec::with_capacity(statement_count.min(4096));
-        for _ in 0..statement_count {
+        for _ in 0..r.usize()? {
             statements.push(Statement {
                 start: r.usize()?,
                 end: r.usize()?,
@@ -243,22 +269,33 @@ pub fn decode(
                 rerunnable: r.flag()?,
             });
         }
+        ends.push((parents.len(), statements.len()));
         migrations.push(crate::embedded::migration(MigrationParts {
             revision,
-            parents: Vec::leak(parents),
+            parents: &[],
             message,
             no_transaction,
             lock_timeout,
             statement_timeout,
             path,
             sql,
-            statements: Vec::leak(statements),
+            statements: &[],
             checksum,
             self_contained,
         }));
     }
     if !r.rest.is_empty() {
         return Err("it goes on after its last migration");
+    }
+    let parents: &'static [&'static str] = Vec::leak(parents);
+    let statements: &'static [Statement] = Vec::leak(statements);
+    let mut starts = (0, 0);
+    for (migration, &ends) in migrations.iter_mut().zip(&ends) {
+        migration.set_lists(
+            parents.get(starts.0..ends.0).unwrap_or_default(),
+            statements.get(starts.1..ends.1).unwrap_or_default(),
+        );
+        starts = ends;
     }
     Ok(migrations)
 }
@@ -399,7 +436,7 @@ mod tests {
         );
         // A length that ends inside a character is refused, not sliced.
         assert_eq!(
-            decode(leak("1,2:r1".replace("2:r1", "1:é")), sql).unwrap_err(),
+            decode(leak("1,0,0,1:é".to_owned()), sql).unwrap_err(),
             "a text is cut short"
         );
     }

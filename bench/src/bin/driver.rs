@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use pg_harness::{Cluster, ClusterOptions};
 
 const RUNS: usize = 5;
+/// A start takes a few milliseconds, and the figure that matters is a ratio of a few per cent:
+/// a hundred runs of each keep the medians' noise below it.
+const STARTUP_RUNS: usize = 100;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench")
@@ -154,7 +157,7 @@ fn startup(cluster: &Cluster) {
     // The runners take turns, so that the machine's changes of speed from one minute to the
     // next fall on all of them alike.
     let mut times: Vec<Vec<f64>> = STARTUP_RUNNERS.iter().map(|_| Vec::new()).collect();
-    for _ in 0..RUNS * 4 {
+    for _ in 0..STARTUP_RUNS {
         for (i, (_, tool, _, _)) in STARTUP_RUNNERS.iter().enumerate() {
             times[i].push(ms(run_host(tool, "200", &dbs[i].1)));
         }

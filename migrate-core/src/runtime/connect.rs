@@ -169,23 +169,32 @@ impl Connector {
     /// there and ends when the client is dropped. The whole login is bounded by the connect
     /// timeout, with tokio's timer.
     pub async fn connect_async(&self) -> Result<tokio_postgres::Client, ConnectError> {
+        self.connect_async_task().await.map(|(client, _)| client)
+    }
+
+    /// [`Connector::connect_async`], with the task that drives the connection: once the client
+    /// is dropped, it sends the server a Terminate message and closes the socket, and then it
+    /// ends. An owner of the runtime awaits it before dropping the runtime, so that the server
+    /// (or a pooler, which logs an unexpected EOF otherwise) sees the session end cleanly.
+    pub async fn connect_async_task(
+        &self,
+    ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), ConnectError> {
+        type Connected<S, T> =
+            Result<(tokio_postgres::Client, tokio_postgres::Connection<S, T>), postgres::Error>;
         fn spawn<S, T>(
-            connected: Result<
-                (tokio_postgres::Client, tokio_postgres::Connection<S, T>),
-                postgres::Error,
-            >,
-        ) -> Result<tokio_postgres::Client, ConnectError>
+            connected: Connected<S, T>,
+        ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), ConnectError>
         where
             S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
             T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
         {
             let (client, connection) = connected.map_err(ConnectError::Postgres)?;
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     log::debug!("database connection ended: {e}");
                 }
             });
-            Ok(client)
+            Ok((client, task))
         }
         let timeout = self.connect_timeout();
         let login = async {

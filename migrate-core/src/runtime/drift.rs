@@ -439,7 +439,7 @@ impl Migrator<'_> {
         for row in &status.applied {
             let Some(migration) = self.migrations().get(&row.revision) else {
                 return Err(Error::CannotReplay {
-                    unknown: vec![row.revision.clone()],
+                    unknown: vec![row.revision.to_string()],
                 });
             };
             migrations.push(migration);

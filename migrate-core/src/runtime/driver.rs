@@ -72,6 +72,21 @@ pub(crate) trait Driver: Sync {
         connector: &Connector,
     ) -> impl Future<Output = Result<Self::Session, ConnectError>> + Send;
 
+    /// [`Driver::connect`], running `meanwhile` once the login is under way: work the caller
+    /// will probably need next, done while the server starts a backend rather than after. A
+    /// driver that cannot overlap them runs `meanwhile` first. `None` when `meanwhile` did not
+    /// run to its end.
+    fn connect_while<T: Send>(
+        &self,
+        connector: &Connector,
+        meanwhile: impl FnOnce() -> T + Send,
+    ) -> impl Future<Output = (Result<Self::Session, ConnectError>, Option<T>)> + Send {
+        async move {
+            let done = meanwhile();
+            (self.connect(connector).await, Some(done))
+        }
+    }
+
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
 }
 
@@ -135,8 +150,38 @@ pub(crate) struct BlockingOwned;
 
 /// A tokio-postgres client and the runtime that drives its connection.
 pub(crate) struct OwnRuntime {
-    runtime: tokio::runtime::Runtime,
+    // Dropped first (fields drop in their order): its connection's task then sends Terminate,
+    // which the runtime's drop waits for.
     client: tokio_postgres::Client,
+    runtime: ClosingRuntime,
+}
+
+/// How long dropping a session waits for its connection to say goodbye to the server. Sending
+/// Terminate takes one write to a socket; a longer wait means the peer is gone anyway.
+const CLOSE_WAIT: Duration = Duration::from_millis(100);
+
+/// A runtime that, when dropped, first lets its connection's task end the session the way the
+/// protocol asks (Terminate, then the socket closes): dropped with the task still in it, the
+/// socket would close unannounced, which a pooler logs as an unexpected EOF.
+struct ClosingRuntime {
+    runtime: tokio::runtime::Runtime,
+    connection: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ClosingRuntime {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+}
+
+impl Drop for ClosingRuntime {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            // The timer is made inside the runtime: it needs its context.
+            let closed = async { tokio::time::timeout(CLOSE_WAIT, connection).await };
+            let _ = self.runtime.block_on(closed);
+        }
+    }
 }
 
 impl Session for OwnRuntime {
@@ -172,14 +217,34 @@ impl Driver for BlockingOwned {
     type Session = OwnRuntime;
 
     async fn connect(&self, connector: &Connector) -> Result<OwnRuntime, ConnectError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        self.connect_while(connector, || ()).await.0
+    }
+
+    async fn connect_while<T: Send>(
+        &self,
+        connector: &Connector,
+        meanwhile: impl FnOnce() -> T + Send,
+    ) -> (Result<OwnRuntime, ConnectError>, Option<T>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| {
-                ConnectError::Other(format!("cannot start the connection's runtime: {e}"))
-            })?;
-        let client = runtime.block_on(connector.connect_async())?;
-        Ok(OwnRuntime { runtime, client })
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                let error = format!("cannot start the connection's runtime: {e}");
+                return (Err(ConnectError::Other(error)), Some(meanwhile()));
+            }
+        };
+        let connecting = while_waiting(connector.connect_async_task(), meanwhile);
+        let (connected, done) = runtime.block_on(connecting);
+        let session = connected.map(|(client, connection)| OwnRuntime {
+            client,
+            runtime: ClosingRuntime {
+                runtime,
+                connection: Some(connection),
+            },
+        });
+        (session, done)
     }
 
     async fn sleep(&self, duration: Duration) {
@@ -247,6 +312,37 @@ async fn run_pipelined(
         }
     }
     Ok(last)
+}
+
+/// How many times a login returns pending before it waits for the server: once for the TCP
+/// handshake (or a host name's lookup), then for the server's answer to the startup message,
+/// while the server starts a backend, which takes milliseconds.
+const PENDING_BEFORE_SERVER_WORK: usize = 2;
+
+/// Awaits `future` (a login), and runs `meanwhile` while it waits for the server: once it has
+/// returned pending [`PENDING_BEFORE_SERVER_WORK`] times, or when it ends sooner.
+pub(crate) async fn while_waiting<F: Future, T>(
+    future: F,
+    meanwhile: impl FnOnce() -> T,
+) -> (F::Output, Option<T>) {
+    let mut future = pin!(future);
+    let mut meanwhile = Some(meanwhile);
+    let mut done = None;
+    let mut pending = 0;
+    let output = std::future::poll_fn(|cx| {
+        let polled = future.as_mut().poll(cx);
+        if polled.is_pending() {
+            pending += 1;
+        }
+        if (polled.is_ready() || pending >= PENDING_BEFORE_SERVER_WORK)
+            && let Some(work) = meanwhile.take()
+        {
+            done = Some(work());
+        }
+        polled
+    })
+    .await;
+    (output, done)
 }
 
 /// Runs the protocol on the blocking driver. Its futures are ready at the first poll; the
@@ -325,7 +421,43 @@ impl Driver for Tokio {
         connector.connect_async()
     }
 
+    async fn connect_while<T: Send>(
+        &self,
+        connector: &Connector,
+        meanwhile: impl FnOnce() -> T + Send,
+    ) -> (Result<tokio_postgres::Client, ConnectError>, Option<T>) {
+        while_waiting(connector.connect_async(), meanwhile).await
+    }
+
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(duration)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A future that is pending `times` times, then ready, counting its polls in `polls`.
+    fn pending_times(times: usize, polls: &std::cell::Cell<usize>) -> impl Future<Output = ()> {
+        std::future::poll_fn(move |cx| {
+            polls.set(polls.get() + 1);
+            if polls.get() > times {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        })
+    }
+
+    #[test]
+    fn the_work_runs_once_the_login_waits_for_the_server_or_at_its_end() {
+        for (times, polls_before_work) in [(0, 1), (1, 2), (2, 2), (5, 2)] {
+            let polls = std::cell::Cell::new(0);
+            let (_, seen) = block_on(while_waiting(pending_times(times, &polls), || polls.get()));
+            assert_eq!(seen, Some(polls_before_work), "pending {times} times");
+            assert_eq!(polls.get(), times + 1);
+        }
     }
 }

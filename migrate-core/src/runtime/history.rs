@@ -2,6 +2,8 @@
 //! revision. It stores parents, so the runner can prove a database that is ahead of the binary
 //! only built on top of it.
 
+use std::borrow::Cow;
+
 use postgres::SimpleQueryMessage;
 
 use super::config::Settings;
@@ -75,7 +77,7 @@ fn digest_sequence(settings: &Settings) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryDigest {
     /// [`Migrations::history_digest`](crate::Migrations::history_digest).
-    hex: std::borrow::Cow<'static, str>,
+    hex: Cow<'static, str>,
     /// The value the sequence holds for it: the hash's first 60 bits, plus one (0 means
     /// "changed").
     value: i64,
@@ -176,12 +178,16 @@ pub enum RowState {
     Running,
 }
 
+/// One revision's row of the history. The text fields borrow from the binary when the row
+/// stands for an embedded migration (a run that applied it, or found the history unchanged since
+/// it was complete), and own what the database returned otherwise: a start with nothing to do
+/// describes its hundreds of migrations without copying them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRow {
-    pub revision: String,
-    pub parents: Vec<String>,
-    pub message: Option<String>,
-    pub checksum: String,
+    pub revision: Cow<'static, str>,
+    pub parents: Vec<Cow<'static, str>>,
+    pub message: Option<Cow<'static, str>>,
+    pub checksum: Cow<'static, str>,
     pub state: RowState,
     pub statements_done: usize,
     /// A no-transaction migration's statement (1-based) that the server answered with an error:
@@ -302,14 +308,14 @@ pub fn applied_row(
     applied_by: String,
 ) -> HistoryRow {
     HistoryRow {
-        revision: migration.revision().to_owned(),
+        revision: Cow::Borrowed(migration.revision()),
         parents: migration
             .parents()
             .iter()
-            .map(|p| (*p).to_owned())
+            .map(|p| Cow::Borrowed(*p))
             .collect(),
-        message: migration.message().map(str::to_owned),
-        checksum: migration.checksum().to_owned(),
+        message: migration.message().map(Cow::Borrowed),
+        checksum: Cow::Borrowed(migration.checksum()),
         state: RowState::Applied,
         statements_done: 0,
         failed_statement: None,
@@ -344,14 +350,14 @@ pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<HistoryRow> {
             SimpleQueryMessage::Row(row) if row.len() == 10 => {
                 let text = |i: usize| row.get(i).unwrap_or_default().to_owned();
                 Some(HistoryRow {
-                    revision: text(0),
+                    revision: Cow::Owned(text(0)),
                     parents: text(1)
                         .split(',')
                         .filter(|p| !p.is_empty())
-                        .map(str::to_owned)
+                        .map(|p| Cow::Owned(p.to_owned()))
                         .collect(),
-                    message: row.get(2).map(str::to_owned),
-                    checksum: text(3),
+                    message: row.get(2).map(|m| Cow::Owned(m.to_owned())),
+                    checksum: Cow::Owned(text(3)),
                     state: if text(4) == "running" {
                         RowState::Running
                     } else {

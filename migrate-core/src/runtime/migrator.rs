@@ -373,9 +373,15 @@ enum Conn<'a, S> {
 }
 
 impl<S: Session> Conn<'_, S> {
-    async fn get<D: Driver<Session = S>>(&mut self, driver: &D) -> Result<&mut S, StepError> {
+    /// The connection, opened now when there is none. When it opens one, it runs `meanwhile`
+    /// during the login and returns its result; otherwise `meanwhile` does not run.
+    async fn get_while<D: Driver<Session = S>, T: Send>(
+        &mut self,
+        driver: &D,
+        meanwhile: impl FnOnce() -> T + Send,
+    ) -> Result<(&mut S, Option<T>), StepError> {
         match self {
-            Conn::Borrowed(client) => Ok(client),
+            Conn::Borrowed(client) => Ok((client, None)),
             Conn::Owned {
                 connector,
                 client,
@@ -385,8 +391,12 @@ impl<S: Session> Conn<'_, S> {
                 if client.as_ref().is_some_and(S::is_closed) {
                     *client = None;
                 }
+                let mut done = None;
                 if client.is_none() {
-                    match driver.connect(connector).await {
+                    let (connected, meanwhile_done) =
+                        driver.connect_while(connector, meanwhile).await;
+                    done = meanwhile_done;
+                    match connected {
                         Ok(new) => *client = Some(new),
                         Err(e) => {
                             *last_error = e.to_string();
@@ -404,11 +414,16 @@ impl<S: Session> Conn<'_, S> {
                         }
                     }
                 }
-                client
-                    .as_mut()
-                    .ok_or_else(|| StepError::Connection("no connection".to_owned()))
+                match client.as_mut() {
+                    Some(client) => Ok((client, done)),
+                    None => Err(StepError::Connection("no connection".to_owned())),
+                }
             }
         }
+    }
+
+    async fn get<D: Driver<Session = S>>(&mut self, driver: &D) -> Result<&mut S, StepError> {
+        Ok(self.get_while(driver, || ()).await?.0)
     }
 
     fn lost(&mut self) -> bool {
@@ -796,12 +811,22 @@ impl<'m> Migrator<'m> {
         known: &mut Option<KnownHistory>,
         grouping: bool,
     ) -> Result<Step, StepError> {
-        let client = conn.get(driver).await?;
+        // A first start with nothing to do returns this status: built while the connection's
+        // login is under way, it costs the start no time.
+        let first = known.is_none();
+        let (client, all_applied) = conn
+            .get_while(driver, || {
+                first.then(|| Status::all_applied(self.migrations))
+            })
+            .await?;
         let current = match known.take() {
             Some(current) => current,
             None => {
                 if self.digest_is_current(client).await? {
-                    return Ok(Step::Done(Status::all_applied(self.migrations)));
+                    let status = all_applied
+                        .flatten()
+                        .unwrap_or_else(|| Status::all_applied(self.migrations));
+                    return Ok(Step::Done(status));
                 }
                 let rows = match history::read(client, &self.settings)
                     .await
@@ -1242,7 +1267,7 @@ impl<'m> Migrator<'m> {
                 revision: next.revision().to_owned(),
                 path: next.path().to_owned(),
                 statements_done: row.statements_done,
-                recorded_checksum: row.checksum.clone(),
+                recorded_checksum: row.checksum.to_string(),
                 file_checksum: next.checksum().to_owned(),
             }));
         }

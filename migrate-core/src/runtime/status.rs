@@ -65,7 +65,7 @@ impl Status {
     pub fn compute(migrations: &Migrations, rows: Option<&[HistoryRow]>) -> Status {
         let rows = rows.unwrap_or_default();
         let by_revision: BTreeMap<&str, &HistoryRow> =
-            rows.iter().map(|r| (r.revision.as_str(), r)).collect();
+            rows.iter().map(|r| (r.revision.as_ref(), r)).collect();
         let known: BTreeSet<&str> = migrations.iter().map(Migration::revision).collect();
         let mut status = Status::nothing_yet(migrations, !rows.is_empty());
         for migration in migrations {
@@ -80,7 +80,7 @@ impl Status {
                 }
                 Some(row) => {
                     status.interrupted = Some(Interrupted {
-                        revision: row.revision.clone(),
+                        revision: row.revision.to_string(),
                         statements_done: row.statements_done,
                         statements_total: migration.statements().len(),
                     });
@@ -96,15 +96,15 @@ impl Status {
         }
         for row in rows {
             parents
-                .entry(row.revision.as_str())
-                .or_insert_with(|| row.parents.iter().map(String::as_str).collect());
+                .entry(row.revision.as_ref())
+                .or_insert_with(|| row.parents.iter().map(AsRef::as_ref).collect());
         }
-        for row in rows.iter().filter(|r| !known.contains(r.revision.as_str())) {
+        for row in rows.iter().filter(|r| !known.contains(r.revision.as_ref())) {
             let descends_from_head = status
                 .head
                 .is_some_and(|head| is_ancestor(&parents, head, &row.revision));
             status.ahead.push(AheadRevision {
-                revision: row.revision.clone(),
+                revision: row.revision.to_string(),
                 descends_from_head,
             });
         }
@@ -245,10 +245,10 @@ pub(crate) mod tests {
 
     pub(crate) fn row(revision: &str, parents: &[&str]) -> HistoryRow {
         HistoryRow {
-            revision: revision.to_owned(),
-            parents: parents.iter().map(|p| p.to_string()).collect(),
+            revision: revision.to_owned().into(),
+            parents: parents.iter().map(|p| p.to_string().into()).collect(),
             message: None,
-            checksum: "sum".to_owned(),
+            checksum: "sum".into(),
             state: RowState::Applied,
             statements_done: 0,
             failed_statement: None,
@@ -299,7 +299,7 @@ pub(crate) mod tests {
     #[test]
     fn edited_and_interrupted() {
         let mut rows = vec![row("a", &[]), row("b", &["a"])];
-        rows[0].checksum = "other".to_owned();
+        rows[0].checksum = "other".into();
         rows[1].state = RowState::Running;
         rows[1].statements_done = 1;
         let status = Status::compute(&SET, Some(&rows));
