@@ -19,9 +19,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench")
 }
 
+/// Writes a set of migrations, leaving the files that already hold the right text untouched:
+/// a set written again unchanged does not make cargo rebuild the host that embeds it.
 fn write_set(dir: &Path, count: usize, refinery: bool, body: impl Fn(usize) -> String) {
-    let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).expect("create a set directory");
+    let mut names = std::collections::BTreeSet::new();
     for i in 0..count {
         let (name, text) = if refinery {
             (format!("V{}__step.sql", i + 1), body(i))
@@ -29,7 +31,16 @@ fn write_set(dir: &Path, count: usize, refinery: bool, body: impl Fn(usize) -> S
             let parents = if i == 0 { "none".to_owned() } else { format!("r{:04}", i - 1) };
             (format!("{i:04}_step.sql"), format!("-- revision: r{i:04}\n-- parents: {parents}\n{}", body(i)))
         };
-        std::fs::write(dir.join(name), text).expect("write a migration");
+        let path = dir.join(&name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(path, text).expect("write a migration");
+        }
+        names.insert(name);
+    }
+    for entry in std::fs::read_dir(dir).expect("list a set directory").flatten() {
+        if !names.contains(entry.file_name().to_string_lossy().as_ref()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -82,7 +93,7 @@ fn stats(mut values: Vec<f64>) -> (f64, f64, f64) {
 
 fn row(label: &str, values: Vec<f64>, unit: &str) {
     let (min, median, max) = stats(values);
-    println!("| {label} | {min:.1} {unit} | {median:.1} {unit} | {max:.1} {unit} |");
+    println!("| {label} | {min:.2} {unit} | {median:.2} {unit} | {max:.2} {unit} |");
 }
 
 fn header(title: &str) {
@@ -178,7 +189,7 @@ fn startup(cluster: &Cluster) {
     println!();
     let floor = medians.iter().find(|(label, _)| *label == "floor").map_or(f64::NAN, |m| m.1);
     for (label, median) in &medians {
-        println!("- {label}: {:.2}× the floor (median)", median / floor);
+        println!("- {label}: {:.3}× the floor (median)", median / floor);
     }
     for (label, count) in trips {
         println!("- {label}: {count} statements sent when up to date (server log, log_statement = all)");
