@@ -184,7 +184,7 @@ on_both_drivers! {
         let err = Migrator::new(&FAILING).run_on(&mut client).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "migration 0002 failed at tests/migrations/failing/0002_broken.sql:6: SQLSTATE 42P01: relation \"no_such_table\" does not exist\n  statement: INSERT INTO no_such_table VALUES (1)\n  help: nothing of this migration was kept (it ran in one transaction with its history row) unless it is marked no-transaction; fix the migration in a new build, or fix the data it trips on, then start again"
+            "migration 0002 failed at tests/migrations/failing/0002_broken.sql:6: SQLSTATE 42P01: relation \"no_such_table\" does not exist\n  statement: INSERT INTO no_such_table VALUES (1)\n  help: nothing of this migration was kept (it ran in one transaction with its history row); fix the migration in a new build, or fix the data it trips on, then start again"
         );
         assert_eq!(err.sqlstate(), Some("42P01"));
         assert_eq!(history(&db), ["0001"]);

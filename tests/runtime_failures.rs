@@ -173,6 +173,7 @@ static NUL_STATEMENTS: [Statement; 1] = [Statement {
     line: 1,
     column: 1,
     concurrent_index: None,
+    concurrent_table: None,
     rerunnable: false,
 }];
 static NUL_LIST: [migrate::Migration; 1] = [migration(MigrationParts {

@@ -13,6 +13,8 @@ pub struct Statement {
     pub column: usize,
     /// `CREATE INDEX CONCURRENTLY`'s index (schema-qualified when its table is).
     pub concurrent_index: Option<&'static str>,
+    /// Any `CREATE INDEX CONCURRENTLY`'s table, as written (named index or not).
+    pub concurrent_table: Option<&'static str>,
     /// `IF [NOT] EXISTS`: safe to run again after a crash.
     pub rerunnable: bool,
 }
@@ -320,6 +322,7 @@ impl Migrations {
                         line: s.line,
                         column: s.column,
                         concurrent_index: s.concurrent_index.as_deref().map(leak),
+                        concurrent_table: s.concurrent_table.as_deref().map(leak),
                         rerunnable: s.rerunnable,
                     })
                     .collect();

@@ -20,7 +20,7 @@ use crate::embedded::{Migration, MigrationParts, Statement};
 
 /// The version of the format. The macro's output checks it at compile time
 /// ([`check_format`]), so a binary never holds a description its runtime reads differently.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// Fails the build when the macro that wrote a description used another format than this
 /// runtime reads: the two crates come from different versions of `migrate`.
@@ -55,6 +55,7 @@ struct StatementFields<'a> {
     pub line: usize,
     pub column: usize,
     pub concurrent_index: Option<&'a str>,
+    pub concurrent_table: Option<&'a str>,
     pub rerunnable: bool,
 }
 
@@ -80,6 +81,7 @@ impl<'a> Fields<'a> {
                     line: parsed.span.line,
                     column: parsed.span.column,
                     concurrent_index: parsed.span.concurrent_index.as_deref(),
+                    concurrent_table: parsed.span.concurrent_table.as_deref(),
                     rerunnable: parsed.span.rerunnable,
                 })
                 .collect(),
@@ -155,6 +157,7 @@ fn encode<'a>(migrations: impl Iterator<Item = Fields<'a>>) -> String {
             w.usize(s.line);
             w.usize(s.column);
             w.optional(s.concurrent_index, Writer::text);
+            w.optional(s.concurrent_table, Writer::text);
             w.flag(s.rerunnable);
         }
     }
@@ -266,6 +269,7 @@ pub fn decode(
                 line: r.usize()?,
                 column: r.usize()?,
                 concurrent_index: r.optional(Reader::text)?,
+                concurrent_table: r.optional(Reader::text)?,
                 rerunnable: r.flag()?,
             });
         }
@@ -326,6 +330,7 @@ mod tests {
                     line: 3,
                     column: 1,
                     concurrent_index: Some(index),
+                    concurrent_table: Some("\"Grüße\".\"tä,1\""),
                     rerunnable: true,
                 },
                 StatementFields {
@@ -334,6 +339,7 @@ mod tests {
                     line: 4,
                     column: 7,
                     concurrent_index: None,
+                    concurrent_table: None,
                     rerunnable: false,
                 },
             ],
@@ -375,6 +381,7 @@ mod tests {
                     line: 3,
                     column: 1,
                     concurrent_index: Some("\"Grüße\".\"ix,1\""),
+                    concurrent_table: Some("\"Grüße\".\"tä,1\""),
                     rerunnable: true,
                 },
                 Statement {
@@ -383,6 +390,7 @@ mod tests {
                     line: 4,
                     column: 7,
                     concurrent_index: None,
+                    concurrent_table: None,
                     rerunnable: false,
                 },
             ]
@@ -405,6 +413,7 @@ mod tests {
             let mut fields = sample(&revision, message.as_deref(), "");
             fields.path = &path;
             fields.statements[0].concurrent_index = index.as_deref();
+            fields.statements[0].concurrent_table = message.as_deref();
             let packed = leak(encode([fields].into_iter()));
             let sql: &'static [&'static str] = Vec::leak(vec![leak(sql.clone())]);
             let decoded = decode(packed, sql).unwrap();
@@ -412,6 +421,7 @@ mod tests {
             proptest::prop_assert_eq!(decoded[0].message(), message.as_deref());
             proptest::prop_assert_eq!(decoded[0].path(), path.as_str());
             proptest::prop_assert_eq!(decoded[0].statements()[0].concurrent_index, index.as_deref());
+            proptest::prop_assert_eq!(decoded[0].statements()[0].concurrent_table, message.as_deref());
             proptest::prop_assert_eq!(decoded[0].sql(), sql[0]);
         }
     }

@@ -18,12 +18,21 @@ pub struct StatementSpan {
     /// For `CREATE INDEX CONCURRENTLY <name>`: the index, schema-qualified when the table is,
     /// so the runtime can tell after a crash whether the build finished or left an INVALID index.
     pub concurrent_index: Option<String>,
+    /// For any `CREATE INDEX CONCURRENTLY`, named or not: its table as written, so the runtime
+    /// can find the INVALID indexes a failed or interrupted build left on it by their definition.
+    pub concurrent_table: Option<String>,
     /// `IF [NOT] EXISTS`: running it again after a crash is harmless.
     pub rerunnable: bool,
 }
 
 /// What the runtime needs to resume a no-transaction migration after a crash.
-fn resume_facts(stmt: &ast::Stmt) -> (Option<String>, bool) {
+fn resume_facts(stmt: &ast::Stmt) -> (Option<String>, Option<String>, bool) {
+    let table = match stmt {
+        ast::Stmt::CreateIndex(create) if create.concurrently_token().is_some() => create
+            .table_relation_name()
+            .map(|t| t.syntax().text().to_string()),
+        _ => None,
+    };
     let index = match stmt {
         ast::Stmt::CreateIndex(create) => {
             let name = create
@@ -44,7 +53,7 @@ fn resume_facts(stmt: &ast::Stmt) -> (Option<String>, bool) {
         }
         _ => None,
     };
-    (index, rerunnable(stmt.syntax()))
+    (index, table, rerunnable(stmt.syntax()))
 }
 
 /// Whether running the statement again after it took effect changes nothing: `IF [NOT] EXISTS`
@@ -221,7 +230,7 @@ pub fn statements_of(
                 end -= 1;
             }
             let (line, column) = index.line_column(start);
-            let (concurrent_index, rerunnable) = resume_facts(&stmt);
+            let (concurrent_index, concurrent_table, rerunnable) = resume_facts(&stmt);
             ParsedStatement {
                 span: StatementSpan {
                     start,
@@ -229,6 +238,7 @@ pub fn statements_of(
                     line,
                     column,
                     concurrent_index,
+                    concurrent_table,
                     rerunnable,
                 },
                 stmt,
@@ -271,16 +281,22 @@ mod tests {
         let spans = split_statements("a.sql", sql).unwrap();
         let facts: Vec<_> = spans
             .iter()
-            .map(|s| (s.concurrent_index.as_deref(), s.rerunnable))
+            .map(|s| {
+                (
+                    s.concurrent_index.as_deref(),
+                    s.concurrent_table.as_deref(),
+                    s.rerunnable,
+                )
+            })
             .collect();
         assert_eq!(
             facts,
             [
-                (Some("s.idx_a"), false),
-                (Some("idx_b"), true),
-                (None, false),
-                (None, true),
-                (None, false)
+                (Some("s.idx_a"), Some("s.t"), false),
+                (Some("idx_b"), Some("t"), true),
+                (None, Some("t"), false),
+                (None, None, true),
+                (None, None, false)
             ]
         );
     }

@@ -18,16 +18,115 @@ pub const KEEPALIVE_RETRIES: u32 = 3;
 /// How long a silent dead peer goes unnoticed at most.
 pub const KEEPALIVE_DETECTION: Duration = Duration::from_secs(10 + 5 * KEEPALIVE_RETRIES as u64);
 
-/// The URL with its password removed, for logs and errors.
+/// The connection string with its password removed, for logs and errors, in either form: a
+/// URL (password in the userinfo or a `password` parameter) or `key=value` pairs.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
                 let _ = parsed.set_password(None);
             }
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            if pairs.iter().any(|(key, _)| key == "password") {
+                parsed.set_query(None);
+                let kept: Vec<&(String, String)> =
+                    pairs.iter().filter(|(key, _)| key != "password").collect();
+                if !kept.is_empty() {
+                    parsed.query_pairs_mut().extend_pairs(kept);
+                }
+            }
             parsed.to_string()
         }
-        Err(_) => "the database (connection string not shown: it is not a URL)".to_owned(),
+        Err(_) => match KeyValues::parse(url) {
+            Some(pairs) if !looks_like_url(url) => pairs.without(&["password"]).to_string(),
+            _ if looks_like_url(url) => {
+                "the database (connection string not shown: it is not a valid URL)".to_owned()
+            }
+            _ => "the database (connection string not shown: it is neither a URL nor key=value pairs)"
+                .to_owned(),
+        },
+    }
+}
+
+/// Whether a connection string that failed to parse as a URL was meant as one.
+fn looks_like_url(text: &str) -> bool {
+    text.trim_start().contains("://")
+}
+
+/// A `key=value` connection string (libpq's other form), split into its pairs. Only to take out
+/// what the driver does not know (`sslmode` beyond `require`, `sslrootcert`) or what must not be
+/// shown (the password); the driver's own parser reads what is left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyValues(Vec<(String, String)>);
+
+impl KeyValues {
+    /// The pairs, or `None` when the text is not `key = value` pairs: values unquoted (up to
+    /// whitespace) or in single quotes, `\` escaping the next character in both.
+    fn parse(text: &str) -> Option<KeyValues> {
+        let mut pairs = Vec::new();
+        let mut chars = text.chars().peekable();
+        loop {
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            if chars.peek().is_none() {
+                return Some(KeyValues(pairs));
+            }
+            let mut key = String::new();
+            while let Some(c) = chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_') {
+                key.push(c);
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            if key.is_empty() || chars.next() != Some('=') {
+                return None;
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            let mut value = String::new();
+            if chars.next_if_eq(&'\'').is_some() {
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        '\\' => value.push(chars.next()?),
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                    value.push(if c == '\\' { chars.next()? } else { c });
+                }
+            }
+            pairs.push((key, value));
+        }
+    }
+
+    /// The value of the last `key` (the one libpq uses).
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn without(&self, keys: &[&str]) -> KeyValues {
+        KeyValues(
+            self.0
+                .iter()
+                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Display for KeyValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            let quoted = value.replace('\\', "\\\\").replace('\'', "\\'");
+            write!(f, "{}{key}='{quoted}'", if i == 0 { "" } else { " " })?;
+        }
+        Ok(())
     }
 }
 
@@ -82,8 +181,26 @@ impl Connector {
                 }
                 (parsed.to_string(), mode, root_cert)
             }
-            // A `key=value` connection string goes to the driver as it is.
-            Err(_) => (url.to_owned(), SslMode::Prefer, None),
+            // A `key=value` connection string: `sslmode` and `sslrootcert` are taken out as
+            // from a URL; the driver parses the rest.
+            Err(e) if looks_like_url(url) => return Err(invalid(&display, e.to_string())),
+            Err(_) => {
+                let pairs = KeyValues::parse(url).ok_or_else(|| {
+                    invalid(
+                        &display,
+                        "expected a postgres:// URL or key=value pairs (values with spaces in single quotes)",
+                    )
+                })?;
+                let mode = match pairs.get("sslmode") {
+                    None => SslMode::Prefer,
+                    Some(value) => SslMode::parse(value).ok_or_else(|| {
+                        invalid(&display, format!("sslmode `{value}` is not one of disable, allow, prefer, require, verify-ca, verify-full"))
+                    })?,
+                };
+                let root_cert = pairs.get("sslrootcert").map(str::to_owned);
+                let rest = pairs.without(&["sslmode", "sslrootcert"]);
+                (rest.to_string(), mode, root_cert)
+            }
         };
         let mut config = tokio_postgres::Config::from_str(&driver_url)
             .map_err(|e| invalid(&display, e.to_string()))?;
@@ -280,6 +397,83 @@ mod tests {
         );
         assert_eq!(redact("postgres://app@db/app"), "postgres://app@db/app");
         assert!(!redact("host=db password=s3cret").contains("s3cret"));
+        assert_eq!(
+            redact("postgres://app@db/app?password=s3cret&sslmode=require"),
+            "postgres://app@db/app?sslmode=require"
+        );
+        assert_eq!(
+            redact("postgres://app@db/app?password=s3cret"),
+            "postgres://app@db/app"
+        );
+        assert_eq!(
+            redact("host=db password = 's3 cr\\'et' dbname=app"),
+            "host='db' dbname='app'"
+        );
+    }
+
+    #[test]
+    fn key_value_strings_split_as_libpq_splits_them() {
+        let pairs =
+            KeyValues::parse("  host = db  dbname='my app' password='it\\'s' user=a\\ b ").unwrap();
+        assert_eq!(pairs.get("host"), Some("db"));
+        assert_eq!(pairs.get("dbname"), Some("my app"));
+        assert_eq!(pairs.get("password"), Some("it's"));
+        assert_eq!(pairs.get("user"), Some("a b"));
+        assert_eq!(KeyValues::parse(&pairs.to_string()), Some(pairs));
+        for bad in ["host", "=db", "host='db", "host=db\\"] {
+            assert_eq!(KeyValues::parse(bad), None, "{bad}");
+        }
+        let accents = KeyValues::parse("dbname='Grüße 🚀' user=zoë").unwrap();
+        assert_eq!(accents.get("dbname"), Some("Grüße 🚀"));
+        assert_eq!(accents.get("user"), Some("zoë"));
+    }
+
+    #[test]
+    fn sslmode_is_honoured_in_both_forms() {
+        for (text, mode) in [
+            (
+                "host=db sslmode=require",
+                tokio_postgres::config::SslMode::Require,
+            ),
+            (
+                "host=db sslmode=verify-full",
+                tokio_postgres::config::SslMode::Require,
+            ),
+            (
+                "host=db sslmode=verify-ca",
+                tokio_postgres::config::SslMode::Require,
+            ),
+            (
+                "host=db sslmode=disable",
+                tokio_postgres::config::SslMode::Disable,
+            ),
+            ("host=db", tokio_postgres::config::SslMode::Prefer),
+            (
+                "postgres://db/app?sslmode=require",
+                tokio_postgres::config::SslMode::Require,
+            ),
+        ] {
+            let connector = Connector::new(text, "migrate").unwrap();
+            assert_eq!(connector.config.get_ssl_mode(), mode, "{text}");
+            assert_eq!(
+                connector.tls.is_some(),
+                mode != tokio_postgres::config::SslMode::Disable,
+                "{text}"
+            );
+        }
+        let err =
+            Connector::new("host=db password=s3cret sslmode=sometimes", "migrate").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid database URL `host='db' sslmode='sometimes'`: sslmode `sometimes` is not one of disable, allow, prefer, require, verify-ca, verify-full"
+        );
+        let err = Connector::new("postgres://app@db:x/app?password=s3cret", "migrate").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = Connector::new("host='db password=s3cret", "migrate").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid database URL `the database (connection string not shown: it is neither a URL nor key=value pairs)`: expected a postgres:// URL or key=value pairs (values with spaces in single quotes)"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use postgres_protocol::escape::{escape_identifier, escape_literal};
 use super::catalog::{self, Catalog, Difference};
 use super::connect::{connect, redact};
 use super::error::{Error, ServerError, database_error};
-use super::migrator::Migrator;
+use super::protocol::Migrator;
 use super::status::Status;
 use crate::Migration;
 
@@ -459,7 +459,7 @@ impl Migrator<'_> {
         replay(&all, &mut shadow.client)?;
         let settings = self.settings();
         let client = &mut shadow.client;
-        let rows = super::migrator::outside_async_runtime(|| {
+        let rows = super::protocol::outside_async_runtime(|| {
             super::driver::block_on(Catalog::read_rows(client, settings))
         })?
         .map_err(database_error("reading the shadow's catalog"))?;

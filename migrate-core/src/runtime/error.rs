@@ -103,6 +103,10 @@ pub enum Error {
         line: usize,
         statement: String,
         cause: Box<ServerError>,
+        /// For a no-transaction migration, how many of its statements took effect before the
+        /// failed one (they stay, and are recorded); `None` for a transactional one, of which
+        /// nothing was kept.
+        statements_done: Option<usize>,
     },
     /// A query of the runner itself (history table, lock) failed.
     Database {
@@ -189,10 +193,24 @@ impl fmt::Display for Error {
                 line,
                 statement,
                 cause,
-            } => write!(
-                f,
-                "migration {revision} failed at {path}:{line}: {cause}\n  statement: {statement}\n  help: nothing of this migration was kept (it ran in one transaction with its history row) unless it is marked no-transaction; fix the migration in a new build, or fix the data it trips on, then start again"
-            ),
+                statements_done,
+            } => {
+                write!(
+                    f,
+                    "migration {revision} failed at {path}:{line}: {cause}\n  statement: {statement}\n  help: "
+                )?;
+                match statements_done {
+                    None => write!(
+                        f,
+                        "nothing of this migration was kept (it ran in one transaction with its history row); fix the migration in a new build, or fix the data it trips on, then start again"
+                    ),
+                    Some(done) => write!(
+                        f,
+                        "this migration is marked no-transaction: its first {done} statement(s) took effect and are recorded, the failed statement did not; fix the migration in a new build, or fix the data it trips on, then start again: the next run resumes at statement {}",
+                        done + 1
+                    ),
+                }
+            }
             Error::Database { action, cause } => write!(f, "{action} failed: {cause}"),
             Error::WaitBudgetExhausted { waited, reason } => write!(
                 f,

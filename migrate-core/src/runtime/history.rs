@@ -194,6 +194,9 @@ pub struct HistoryRow {
     /// known not to have taken effect, so a later run re-runs it without proof.
     pub failed_statement: Option<usize>,
     pub applied_at: String,
+    /// `applied_at` in whole microseconds since the epoch, as the server computed it: the
+    /// value that orders and compares rows whatever the session's DateStyle or TimeZone.
+    pub applied_at_us: i64,
     pub execution_ms: i64,
     pub applied_by: String,
 }
@@ -201,41 +204,61 @@ pub struct HistoryRow {
 /// The query that reads the whole history, oldest first.
 pub fn select_sql(settings: &Settings) -> String {
     format!(
-        "SELECT revision, parents, message, checksum, state, statements_done, applied_at, execution_ms, applied_by, failed_statement FROM {} ORDER BY applied_at, revision",
+        "SELECT revision, parents, message, checksum, state, statements_done, applied_at, execution_ms, applied_by, failed_statement, {} FROM {} ORDER BY applied_at, revision",
+        position_of_sql("applied_at"),
         qualified(settings)
     )
 }
 
-/// Whether the history's marker (its latest `applied_at`) differs from `expected`, a marker
-/// read earlier (`-` when the history was empty). Every row is inserted with `applied_at =
-/// now()`, and a no-transaction migration that finishes sets it again, so any other runner's
-/// work since the read moves it; with the index on `applied_at` the check is one index lookup
-/// however long the history is. Compared as timestamps, not as text, so that it holds whatever
-/// the session's DateStyle.
-pub fn marker_changed_sql(settings: &Settings, expected: &str) -> String {
-    use postgres_protocol::escape::escape_literal;
-    let expected = if expected == "-" {
-        "NULL".to_owned()
-    } else {
-        format!("{}::timestamptz", escape_literal(expected))
-    };
+/// Where the history stands: its latest `applied_at`, as whole microseconds since the epoch
+/// computed by the server (`None` for an empty history). Every row is inserted with
+/// `applied_at = now()`, and a no-transaction migration that finishes sets it again, so any
+/// other runner's work since a read moves it. A number, never a timestamp's text: the text
+/// depends on the session's DateStyle and TimeZone, and does not always read back as the same
+/// instant (`IST` under `SQL, DMY` in Asia/Kolkata reads back as Israel's time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position(pub Option<i64>);
+
+impl Position {
+    /// The position as an SQL value: a bigint literal or NULL.
+    fn sql(self) -> String {
+        self.0
+            .map_or_else(|| "NULL".to_owned(), |us| format!("{us}::bigint"))
+    }
+}
+
+/// The SQL expression of a position from a `timestamptz` expression. `extract` is exact
+/// (numeric) from PostgreSQL 14, a double before; either way the same server computes the same
+/// value from the same instant, which is all a comparison needs.
+fn position_of_sql(timestamp: &str) -> String {
+    format!("(extract(epoch FROM {timestamp}) * 1000000)::bigint")
+}
+
+/// Whether the history's position differs from `expected`, one read earlier. With the index on
+/// `applied_at` the check is one index lookup however long the history is.
+pub fn position_changed_sql(settings: &Settings, expected: Position) -> String {
     format!(
-        "(SELECT max(applied_at) FROM {}) IS DISTINCT FROM {expected}",
-        qualified(settings)
+        "(SELECT {} FROM {}) IS DISTINCT FROM {}",
+        position_of_sql("max(applied_at)"),
+        qualified(settings),
+        expected.sql()
     )
 }
 
-/// The `RETURNING` clause of this runner's own insert that gives the history's marker after it:
-/// the later of the new row's `applied_at` and the latest before it (the subquery sees the
+/// The `RETURNING` clause of this runner's own insert that gives the history's position after
+/// it: the later of the new row's `applied_at` and the latest before it (the subquery sees the
 /// table as it was before the insert; `greatest` skips the NULL of an empty history).
-pub fn returning_fingerprint_sql(settings: &Settings) -> String {
+pub fn returning_position_sql(settings: &Settings) -> String {
     format!(
-        "RETURNING 'fingerprint ' || greatest(applied_at, (SELECT max(applied_at) FROM {}))::text",
-        qualified(settings)
+        "RETURNING 'position ' || {}::text",
+        position_of_sql(&format!(
+            "greatest(applied_at, (SELECT max(applied_at) FROM {}))",
+            qualified(settings)
+        ))
     )
 }
 
-/// [`returning_fingerprint_sql`] for the last of several migrations committed together, with two
+/// [`returning_position_sql`] for the last of several migrations committed together, with two
 /// more columns: its own execution time, and those of `earlier` (the others, in order) as a
 /// comma-separated list. Their rows, inserted by earlier statements of the transaction, are
 /// visible to the subquery.
@@ -248,7 +271,7 @@ pub fn returning_group_sql(settings: &Settings, earlier: &[&crate::Migration]) -
     let list = revisions.join(", ");
     format!(
         "{}, execution_ms::text, (SELECT string_agg(execution_ms::text, ',' ORDER BY array_position(ARRAY[{list}]::text[], revision)) FROM {} WHERE revision IN ({list}))",
-        returning_fingerprint_sql(settings),
+        returning_position_sql(settings),
         qualified(settings)
     )
 }
@@ -271,22 +294,22 @@ pub fn group_execution_ms(messages: &[SimpleQueryMessage], count: usize) -> Opti
     (times.len() == count).then_some(times)
 }
 
-/// The marker in the rows of [`returning_fingerprint_sql`].
-pub fn fingerprint(messages: &[SimpleQueryMessage]) -> Option<String> {
+/// The position in the rows of [`returning_position_sql`].
+pub fn returned_position(messages: &[SimpleQueryMessage]) -> Option<Position> {
     messages.iter().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => row
             .get(0)
-            .and_then(|v| v.strip_prefix("fingerprint "))
-            .map(str::to_owned),
+            .and_then(|v| v.strip_prefix("position "))
+            .and_then(|v| v.parse().ok())
+            .map(|us| Position(Some(us))),
         _ => None,
     })
 }
 
-/// The marker of rows read with [`select_sql`] (one statement, so one snapshot): the last row's
-/// `applied_at`, as the server wrote it, which is the text `marker_sql` compares.
-pub fn fingerprint_of(rows: &[HistoryRow]) -> String {
-    rows.last()
-        .map_or_else(|| "-".to_owned(), |row| row.applied_at.clone())
+/// The position of rows read with [`select_sql`] (one statement, so one snapshot): the last
+/// row's, which has the latest `applied_at`.
+pub fn position_of(rows: &[HistoryRow]) -> Position {
+    Position(rows.last().map(|row| row.applied_at_us))
 }
 
 /// The server-side time since the transaction began, in milliseconds: the execution time of a
@@ -320,6 +343,7 @@ pub fn applied_row(
         statements_done: 0,
         failed_statement: None,
         applied_at: String::new(),
+        applied_at_us: 0,
         execution_ms,
         applied_by,
     }
@@ -347,7 +371,7 @@ pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<HistoryRow> {
     messages
         .iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) if row.len() == 10 => {
+            SimpleQueryMessage::Row(row) if row.len() == 11 => {
                 let text = |i: usize| row.get(i).unwrap_or_default().to_owned();
                 Some(HistoryRow {
                     revision: Cow::Owned(text(0)),
@@ -368,6 +392,7 @@ pub fn rows(messages: &[SimpleQueryMessage]) -> Vec<HistoryRow> {
                     execution_ms: text(7).parse().unwrap_or(0),
                     applied_by: text(8),
                     failed_statement: row.get(9).and_then(|v| v.parse().ok()),
+                    applied_at_us: text(10).parse().unwrap_or(0),
                 })
             }
             _ => None,

@@ -7,7 +7,7 @@ pub mod drift;
 pub(crate) mod driver;
 pub mod error;
 pub mod history;
-pub mod migrator;
+mod protocol;
 pub mod startup;
 pub mod status;
 pub mod tls;
@@ -19,7 +19,7 @@ pub use connect::connect_async;
 pub use drift::Drift;
 pub use error::{Error, ServerError};
 pub use history::HistoryRow;
-pub use migrator::{Applied, Migrator, Report};
+pub use protocol::{Applied, Migrator, Report};
 pub use startup::{Outcome, startup, startup_with};
 #[cfg(feature = "tokio")]
 pub use startup::{startup_async, startup_with_async};

@@ -5,9 +5,9 @@ use super::config::EnvConfig;
 use super::connect::Connector;
 #[cfg(feature = "tokio")]
 use super::driver::Tokio;
-use super::driver::{Blocking, Driver, block_on};
+use super::driver::{BlockingOwned, Driver, block_on};
 use super::error::Error;
-use super::migrator::{Migrator, Report, outside_async_runtime};
+use super::protocol::{Migrator, Report, outside_async_runtime};
 use super::status::{Health, Status};
 use crate::Migrations;
 
@@ -59,9 +59,10 @@ pub fn startup(migrations: &Migrations) -> Outcome {
     }
 }
 
-/// [`startup`] with an explicit configuration instead of the process environment.
+/// [`startup`] with an explicit configuration instead of the process environment. Runs on the
+/// blocking API's own connections, which send a whole migration in one round trip.
 pub fn startup_with(migrations: &Migrations, config: &EnvConfig) -> Outcome {
-    outside_async_runtime(|| block_on(startup_on(&Blocking, migrations, config)))
+    outside_async_runtime(|| block_on(startup_on(&BlockingOwned, migrations, config)))
         .unwrap_or_else(Outcome::Failed)
 }
 

@@ -34,7 +34,7 @@ pub struct Status {
     /// for the migrations a run applied itself, a row holds what the binary knows (revision,
     /// parents, message, checksum) but no time or author: [`Migrator::status`] reads them.
     ///
-    /// [`Migrator::status`]: super::migrator::Migrator::status
+    /// [`Migrator::status`]: super::protocol::Migrator::status
     pub applied: Vec<HistoryRow>,
     /// Migrations not applied yet, in application order (an interrupted one included).
     pub pending: Vec<&'static Migration>,
@@ -253,6 +253,7 @@ pub(crate) mod tests {
             statements_done: 0,
             failed_statement: None,
             applied_at: String::new(),
+            applied_at_us: 0,
             execution_ms: 0,
             applied_by: String::new(),
         }
