@@ -6,7 +6,8 @@
 //! - each revision applied at most once, and applied exactly when the history says so;
 //! - the schema equals what the applied revisions build;
 //! - no advisory lock and no idle-in-transaction backend left;
-//! - every run returned within its wait budget plus [`BOUND`];
+//! - every run returned within its wait budget plus [`BOUND`] (plus PgBouncer's login retry
+//!   when the server restarted behind it);
 //! - a borrowed client comes back usable, outside any transaction, with its own settings;
 //! - once the faults stop, one clean run finishes the work (or stops with the one error its
 //!   state calls for), and never by running out of budget.
@@ -29,6 +30,11 @@ use pg_harness::{Cluster, Pgbouncer};
 /// connect timeout, 5 s), one last attempt (at most a lock timeout, under 1 s here) and the
 /// query that names the lock's holder.
 const BOUND: Duration = Duration::from_secs(7);
+
+/// What a run through PgBouncer may take beyond [`BOUND`] when the server restarted under it:
+/// PgBouncer holds the queries of its clients while it cannot log in to the server, and tries
+/// again after `server_login_retry` (15 s by default), which no client setting shortens.
+const POOLER_LOGIN_RETRY: Duration = Duration::from_secs(15);
 
 /// splitmix64: a tiny seeded generator, enough to draw scenarios.
 struct Rng(u64);
@@ -130,8 +136,9 @@ fn sql_of(i: usize, m: &Drawn) -> String {
     format!("-- revision: {rev}\n-- parents: {parents}\n-- message: chaos {i}\n{header}{body}")
 }
 
-/// Writes the set into a fresh directory and loads it as the standalone command does.
-fn load(seed: u64, phase: &str, set: &[Drawn]) -> &'static Migrations {
+/// Writes the set into a fresh directory and loads it as the standalone command does. The
+/// directory stays for replicas in processes of their own, which read it themselves.
+fn load(seed: u64, phase: &str, set: &[Drawn]) -> (&'static Migrations, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "migrate-chaos-{}-{seed}-{phase}",
         std::process::id()
@@ -154,8 +161,7 @@ fn load(seed: u64, phase: &str, set: &[Drawn]) -> &'static Migrations {
         "the drawn set does not compile: {errors:#?}"
     );
     let migrations = Migrations::from_analysis(&analysis);
-    let _ = std::fs::remove_dir_all(&dir);
-    Box::leak(Box::new(migrations))
+    (Box::leak(Box::new(migrations)), dir)
 }
 
 fn draw_set(rng: &mut Rng) -> Vec<Drawn> {
@@ -196,6 +202,17 @@ enum Mode {
     UrlTokio,
     BorrowedBlocking,
     BorrowedTokio,
+    /// The host binary (`migrate::startup`), in a process of its own.
+    Process {
+        tokio: bool,
+    },
+}
+
+/// What happens to a replica's process while it runs.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Kill { after: Duration },
+    Stop { after: Duration, stopped: Duration },
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +226,8 @@ struct Replica {
     cancel_after: Option<Duration>,
     /// The borrowed client's own `lock_timeout`, set before the run.
     own_lock_timeout: String,
+    /// For a replica in a process: SIGKILL, or SIGSTOP then SIGCONT.
+    signal: Option<Signal>,
 }
 
 #[derive(Debug, Clone)]
@@ -258,8 +277,23 @@ fn draw(seed: u64, pooler: bool) -> Scenario {
                 Mode::UrlTokio,
                 Mode::BorrowedBlocking,
                 Mode::BorrowedTokio,
+                Mode::Process { tokio: false },
+                Mode::Process { tokio: true },
             ]);
-            let url_mode = matches!(mode, Mode::UrlBlocking | Mode::UrlTokio);
+            let url_mode = matches!(
+                mode,
+                Mode::UrlBlocking | Mode::UrlTokio | Mode::Process { .. }
+            );
+            let signal = match (mode, rng.below(4)) {
+                (Mode::Process { .. }, 0) => Some(Signal::Kill {
+                    after: rng.millis(0, 1200),
+                }),
+                (Mode::Process { .. }, 1) => Some(Signal::Stop {
+                    after: rng.millis(0, 1200),
+                    stopped: rng.millis(100, 2000),
+                }),
+                _ => None,
+            };
             Replica {
                 mode,
                 pooled: pooler && url_mode && rng.chance(30),
@@ -269,7 +303,9 @@ fn draw(seed: u64, pooler: bool) -> Scenario {
                 cancel_after: (matches!(mode, Mode::UrlTokio | Mode::BorrowedTokio)
                     && rng.chance(30))
                 .then(|| rng.millis(0, 400)),
-                own_lock_timeout: format!("{}ms", 1000 + rng.below(9000)),
+                // Odd, so that the server shows it in milliseconds (it writes 7000ms as 7s).
+                own_lock_timeout: format!("{}ms", (1000 + rng.below(9000)) | 1),
+                signal,
             }
         })
         .collect();
@@ -304,7 +340,11 @@ fn draw(seed: u64, pooler: bool) -> Scenario {
 /// What one replica's run ended with.
 #[derive(Debug)]
 struct Ran {
+    /// The run's result; `Err` when it did not end with one: cancelled, no connection, or a
+    /// process (which reports in `process`).
     result: Result<Result<migrate::Report, Error>, &'static str>,
+    /// A process's exit code (`None` when killed) and what it wrote on stderr.
+    process: Option<(Option<i32>, String)>,
     took: Duration,
     /// For a borrowed client still connected: its `lock_timeout` and whether it is outside any
     /// transaction, read after the run.
@@ -355,7 +395,86 @@ fn outside_transaction(probe: Result<(), postgres::Error>) -> bool {
     probe.is_err_and(|e| e.code().is_some_and(|c| c.code() == "25P01"))
 }
 
-fn run_replica(k: usize, replica: &Replica, migrations: &'static Migrations, url: &str) -> Ran {
+/// A replica in a process of its own: the host binary on the set's directory, with the
+/// replica's settings in its environment, signalled as drawn.
+fn run_process(replica: &Replica, tokio: bool, dir: &std::path::Path, url: &str) -> Ran {
+    let started = Instant::now();
+    let mut command = std::process::Command::new(common::host_binary());
+    command
+        .env_clear()
+        .env("DATABASE_URL", url)
+        .env("MIGRATE_TEST_DIR", dir)
+        .env(
+            "MIGRATE_TEST_DRIVER",
+            if tokio { "tokio" } else { "blocking" },
+        )
+        .env(
+            "MIGRATE_WAIT_BUDGET",
+            format!("{}ms", replica.budget.as_millis()),
+        )
+        .env(
+            "MIGRATE_LOCK_TIMEOUT",
+            format!("{}ms", replica.lock_timeout.as_millis()),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if replica.pooled {
+        command.env("MIGRATE_POOLER", "transaction");
+    }
+    let Ok(mut child) = command.spawn() else {
+        return Ran {
+            result: Err("could not start the host"),
+            process: None,
+            took: started.elapsed(),
+            borrowed_after: None,
+        };
+    };
+    let signal = |name: &str, pid: u32| {
+        let _ = std::process::Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status();
+    };
+    match replica.signal {
+        Some(Signal::Kill { after }) => {
+            std::thread::sleep(after);
+            let _ = child.kill();
+        }
+        Some(Signal::Stop { after, stopped }) => {
+            std::thread::sleep(after);
+            signal("-STOP", child.id());
+            std::thread::sleep(stopped);
+            signal("-CONT", child.id());
+        }
+        None => {}
+    }
+    let process = child
+        .wait_with_output()
+        .map(|out| {
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .unwrap_or((None, String::new()));
+    Ran {
+        result: Err("a process"),
+        process: Some(process),
+        took: started.elapsed(),
+        borrowed_after: None,
+    }
+}
+
+fn run_replica(
+    k: usize,
+    replica: &Replica,
+    migrations: &'static Migrations,
+    dir: &std::path::Path,
+    url: &str,
+) -> Ran {
+    if let Mode::Process { tokio } = replica.mode {
+        return run_process(replica, tokio, dir, url);
+    }
     let migrator = Migrator::new(migrations)
         .wait_budget(replica.budget)
         .lock_timeout(replica.lock_timeout)
@@ -384,6 +503,7 @@ fn run_replica(k: usize, replica: &Replica, migrations: &'static Migrations, url
             }
             Err(_) => (Err("could not connect"), None),
         },
+        Mode::Process { .. } => (Err("a process"), None),
         Mode::UrlTokio | Mode::BorrowedTokio => {
             let runtime = common::driver::runtime();
             runtime.block_on(async {
@@ -413,10 +533,23 @@ fn run_replica(k: usize, replica: &Replica, migrations: &'static Migrations, url
     };
     Ran {
         result,
+        process: None,
         took: started.elapsed(),
         borrowed_after,
     }
 }
+
+/// What a replica's process never prints, whatever the faults: an object created twice (a
+/// migration applied twice), an edit or divergence nobody made, a panic.
+const PROCESS_NEVER_SAYS: [&str; 7] = [
+    "SQLSTATE 42P07",
+    "SQLSTATE 42701",
+    "SQLSTATE 42710",
+    "were edited since they ran",
+    "changed since it started",
+    "do not build on its head",
+    "panicked",
+];
 
 /// Whether `error` is one a replica may end with while others race it and faults strike.
 fn allowed_during_faults(error: &Error) -> bool {
@@ -466,7 +599,7 @@ fn check(env: &Env, seed: u64, scenario: &Scenario) -> Result<String, String> {
         .pgbouncer
         .as_ref()
         .map_or_else(|| direct.clone(), |p| p.url(&db));
-    let first = load(seed, "first", &scenario.set);
+    let (first, first_dir) = load(seed, "first", &scenario.set);
 
     // Phase 1: replicas race each other and the faults.
     let fault_threads: Vec<_> = scenario
@@ -520,7 +653,8 @@ fn check(env: &Env, seed: u64, scenario: &Scenario) -> Result<String, String> {
             } else {
                 direct.clone()
             };
-            std::thread::spawn(move || run_replica(k, &replica, first, &url))
+            let dir = first_dir.clone();
+            std::thread::spawn(move || run_replica(k, &replica, first, &dir, &url))
         })
         .collect();
     let ran: Vec<Ran> = replicas.into_iter().map(|r| r.join().unwrap()).collect();
@@ -529,7 +663,20 @@ fn check(env: &Env, seed: u64, scenario: &Scenario) -> Result<String, String> {
     }
     let mut violations = Vec::new();
     for (k, (replica, ran)) in scenario.replicas.iter().zip(&ran).enumerate() {
-        if ran.took > replica.budget + BOUND {
+        let stopped = match replica.signal {
+            Some(Signal::Stop { stopped, .. }) => stopped,
+            _ => Duration::ZERO,
+        };
+        let restarted = scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::Restart { .. }));
+        let pooler = if replica.pooled && restarted {
+            POOLER_LOGIN_RETRY
+        } else {
+            Duration::ZERO
+        };
+        if ran.took > replica.budget + BOUND + stopped + pooler {
             violations.push(format!(
                 "replica {k} took {:?}, beyond its budget {:?} + {BOUND:?}",
                 ran.took, replica.budget
@@ -539,6 +686,14 @@ fn check(env: &Env, seed: u64, scenario: &Scenario) -> Result<String, String> {
             && !allowed_during_faults(error)
         {
             violations.push(format!("replica {k} ({replica:?}) failed: {error}"));
+        }
+        if let Some((Some(code), stderr)) = &ran.process
+            && *code != 0
+            && (*code != 1 || PROCESS_NEVER_SAYS.iter().any(|text| stderr.contains(text)))
+        {
+            violations.push(format!(
+                "replica {k} ({replica:?}) exited with {code}: {stderr}"
+            ));
         }
         if let Some(Ok((timeout, outside))) = &ran.borrowed_after {
             if *timeout != replica.own_lock_timeout {
@@ -580,7 +735,9 @@ fn check(env: &Env, seed: u64, scenario: &Scenario) -> Result<String, String> {
             }
         }
     }
-    let last = load(seed, "last", &set);
+    let _ = std::fs::remove_dir_all(&first_dir);
+    let (last, last_dir) = load(seed, "last", &set);
+    let _ = std::fs::remove_dir_all(&last_dir);
     let clean = Migrator::new(last).wait_budget(Duration::from_secs(20));
     let started = Instant::now();
     let result = if scenario.tokio_final {

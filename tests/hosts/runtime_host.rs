@@ -1,5 +1,6 @@
 //! A minimal host binary for the runtime tests: `migrate::startup` on one of the test
-//! migration sets (chosen by MIGRATE_TEST_SET), then a one-line summary on stdout. With
+//! migration sets (chosen by MIGRATE_TEST_SET, or read at run time from the directory
+//! MIGRATE_TEST_DIR, as the standalone command reads one), then a one-line summary on stdout. With
 //! `MIGRATE_TEST_DRIVER=tokio`, `migrate::startup_async` on a tokio runtime instead.
 //! Exit codes: 0 ready or skipped or not configured, 1 failed.
 
@@ -24,9 +25,16 @@ impl log::Log for StderrLogger {
 fn main() {
     let _ = log::set_logger(&StderrLogger);
     log::set_max_level(log::LevelFilter::Info);
-    let set = match std::env::var("MIGRATE_TEST_SET").as_deref() {
-        Ok("slow") => &SLOW,
-        Ok("index") => &INDEX,
+    let set: &'static migrate::Migrations = match (
+        std::env::var("MIGRATE_TEST_DIR"),
+        std::env::var("MIGRATE_TEST_SET").as_deref(),
+    ) {
+        (Ok(dir), _) => {
+            let analysis = migrate::analysis::analyze_dir(std::path::Path::new(&dir), &dir);
+            Box::leak(Box::new(migrate::Migrations::from_analysis(&analysis)))
+        }
+        (_, Ok("slow")) => &SLOW,
+        (_, Ok("index")) => &INDEX,
         _ => &BASIC,
     };
     let tokio = std::env::var("MIGRATE_TEST_DRIVER").as_deref() == Ok("tokio");

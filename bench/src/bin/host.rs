@@ -1,6 +1,6 @@
 //! The benchmark host: one binary embedding the generated migration sets for both tools.
 //! `host <tool> <set> <url>` applies (or checks) the set and exits. Tools: `migrate` (blocking
-//! driver), `migrate-async` (tokio driver), `migrate-ungrouped` (one transaction per migration),
+//! driver), `migrate-startup` (`migrate::startup_with`, what a service calls), `migrate-async` (tokio driver), `migrate-ungrouped` (one transaction per migration),
 //! `migrate-unguarded` (no lock timeout), `refinery`, `refinery-grouped` (all in one transaction)
 //! and `floor` (connect and run one query: what any runner costs at least).
 
@@ -55,13 +55,26 @@ fn main() {
     let (tool, set, url) = match args.as_slice() {
         [_, tool, set, url, ..] => (tool.as_str(), set.as_str(), url.as_str()),
         _ => {
-            eprintln!("usage: host <migrate|migrate-async|migrate-ungrouped|migrate-unguarded|refinery|refinery-grouped|floor> <100|200|500|2000|stall> <url>");
+            eprintln!("usage: host <migrate|migrate-startup|migrate-async|migrate-ungrouped|migrate-unguarded|refinery|refinery-grouped|floor> <100|200|500|2000|stall> <url>");
             std::process::exit(2);
         }
     };
     let migrator = migrate::Migrator::new(migrate_set(set)).application_name("bench-migrate");
     let ok = match tool {
         "migrate" => migrator.run_url(url).map(drop).map_err(|e| e.to_string()),
+        // What a service calls: the environment's settings, then the run.
+        "migrate-startup" => {
+            let config = migrate::EnvConfig {
+                skip: false,
+                url: Some(url.to_owned()),
+                url_source: "DATABASE_URL",
+                settings: migrate::Settings { application_name: "bench-migrate".to_owned(), ..migrate::Settings::default() },
+            };
+            match migrate::startup_with(migrate_set(set), &config) {
+                migrate::Outcome::Migrated(_) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
         "migrate-ungrouped" => migrator.group_limit(1).run_url(url).map(drop).map_err(|e| e.to_string()),
         // lock_timeout 0: wait for the lock as long as it takes, like an unguarded runner.
         "migrate-unguarded" => migrator.lock_timeout(std::time::Duration::ZERO).run_url(url).map(drop).map_err(|e| e.to_string()),

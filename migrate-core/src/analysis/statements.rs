@@ -27,10 +27,20 @@ pub struct StatementSpan {
 
 /// What the runtime needs to resume a no-transaction migration after a crash.
 fn resume_facts(stmt: &ast::Stmt) -> (Option<String>, Option<String>, bool) {
+    // The name alone, as its tokens spell it: without `ONLY`, `*`, comments or whitespace, so
+    // that the server's `to_regclass` reads it.
     let table = match stmt {
         ast::Stmt::CreateIndex(create) if create.concurrently_token().is_some() => create
             .table_relation_name()
-            .map(|t| t.syntax().text().to_string()),
+            .and_then(|t| t.table_name_ref())
+            .map(|name| {
+                name.syntax()
+                    .descendants_with_tokens()
+                    .filter_map(|element| element.into_token())
+                    .filter(|token| !token.kind().is_trivia())
+                    .map(|token| token.text().to_owned())
+                    .collect::<String>()
+            }),
         _ => None,
     };
     let index = match stmt {
@@ -277,7 +287,7 @@ mod tests {
 
     #[test]
     fn resume_facts_of_index_statements() {
-        let sql = "CREATE INDEX CONCURRENTLY idx_a ON s.t (a);\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_b ON t (b);\nCREATE INDEX CONCURRENTLY ON t (c);\nDROP INDEX CONCURRENTLY IF EXISTS idx_a;\nALTER TABLE t ADD COLUMN d int;\n";
+        let sql = "CREATE INDEX CONCURRENTLY idx_a ON s.t (a);\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_b ON ONLY t (b);\nCREATE INDEX CONCURRENTLY ON public . /* the table */ \"Grüße\" (c);\nDROP INDEX CONCURRENTLY IF EXISTS idx_a;\nALTER TABLE t ADD COLUMN d int;\n";
         let spans = split_statements("a.sql", sql).unwrap();
         let facts: Vec<_> = spans
             .iter()
@@ -294,7 +304,7 @@ mod tests {
             [
                 (Some("s.idx_a"), Some("s.t"), false),
                 (Some("idx_b"), Some("t"), true),
-                (None, Some("t"), false),
+                (None, Some("public.\"Grüße\""), false),
                 (None, None, true),
                 (None, None, false)
             ]

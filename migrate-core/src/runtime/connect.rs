@@ -21,39 +21,61 @@ pub const KEEPALIVE_DETECTION: Duration = Duration::from_secs(10 + 5 * KEEPALIVE
 /// The connection string with its password removed, for logs and errors, in either form: a
 /// URL (password in the userinfo or a `password` parameter) or `key=value` pairs.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(None);
-            }
-            let pairs: Vec<(String, String)> = parsed
-                .query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            if pairs.iter().any(|(key, _)| key == "password") {
-                parsed.set_query(None);
-                let kept: Vec<&(String, String)> =
-                    pairs.iter().filter(|(key, _)| key != "password").collect();
-                if !kept.is_empty() {
-                    parsed.query_pairs_mut().extend_pairs(kept);
-                }
-            }
-            parsed.to_string()
-        }
-        Err(_) => match KeyValues::parse(url) {
-            Some(pairs) if !looks_like_url(url) => pairs.without(&["password"]).to_string(),
-            _ if looks_like_url(url) => {
-                "the database (connection string not shown: it is not a valid URL)".to_owned()
-            }
-            _ => "the database (connection string not shown: it is neither a URL nor key=value pairs)"
+    if !looks_like_url(url) {
+        return match KeyValues::parse(url) {
+            Some(pairs) => pairs.without(&["password"]).to_string(),
+            None => "the database (connection string not shown: it is neither a URL nor key=value pairs)"
                 .to_owned(),
-        },
+        };
     }
+    let (before_query, query) = url.split_once('?').unwrap_or((url, ""));
+    // The userinfo ends at the authority's last `@`; only the user part of it is shown.
+    let shown = match before_query.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, hosts)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{hosts}")
+            }
+            None => before_query.to_owned(),
+        },
+        None => before_query.to_owned(),
+    };
+    let kept = without_password(query);
+    if kept.is_empty() {
+        shown
+    } else {
+        format!("{shown}?{kept}")
+    }
+}
+
+/// A URL's query without its `password` parameter (in any case), re-encoded.
+fn without_password(query: &str) -> String {
+    encode_query(
+        url::form_urlencoded::parse(query.as_bytes())
+            .filter(|(key, _)| !key.eq_ignore_ascii_case("password"))
+            .map(|(k, v)| (k.into_owned(), v.into_owned())),
+    )
+}
+
+/// `key=value&…`, percent-encoded, a space as `%20`: the driver reads a `+` as a plus sign.
+fn encode_query(pairs: impl Iterator<Item = (String, String)>) -> String {
+    let encode = |text: &str| {
+        // The form encoding writes a space as `+` and a plus sign as `%2B`, so every `+` left
+        // is a space.
+        url::form_urlencoded::byte_serialize(text.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    };
+    pairs
+        .map(|(key, value)| format!("{}={}", encode(&key), encode(&value)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Whether a connection string that failed to parse as a URL was meant as one.
 fn looks_like_url(text: &str) -> bool {
-    text.trim_start().contains("://")
+    let text = text.trim_start();
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
 }
 
 /// A `key=value` connection string (libpq's other form), split into its pairs. Only to take out
@@ -109,11 +131,13 @@ impl KeyValues {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The pairs but those of `keys`, compared without regard to ASCII case (a `PASSWORD=`
+    /// the driver refuses is still a password not to show).
     fn without(&self, keys: &[&str]) -> KeyValues {
         KeyValues(
             self.0
                 .iter()
-                .filter(|(k, _)| !keys.contains(&k.as_str()))
+                .filter(|(k, _)| !keys.iter().any(|key| k.eq_ignore_ascii_case(key)))
                 .cloned()
                 .collect(),
         )
@@ -159,48 +183,50 @@ impl Connector {
         let display = redact(url);
         // `sslmode` and `sslrootcert` are ours to interpret (the driver knows no verify-*):
         // take them out of the URL before the driver parses it.
-        let (driver_url, mode, root_cert) = match url::Url::parse(url) {
-            Ok(mut parsed) => {
-                let mut mode = SslMode::Prefer;
-                let mut root_cert = None;
-                let mut kept = Vec::new();
-                for (key, value) in parsed.query_pairs() {
-                    match key.as_ref() {
-                        "sslmode" => {
-                            mode = SslMode::parse(&value).ok_or_else(|| {
-                                invalid(&display, format!("sslmode `{value}` is not one of disable, allow, prefer, require, verify-ca, verify-full"))
-                            })?;
-                        }
-                        "sslrootcert" => root_cert = Some(value.into_owned()),
-                        _ => kept.push((key.into_owned(), value.into_owned())),
+        let (driver_url, mode, root_cert) = if looks_like_url(url) {
+            // The driver reads the URL (several hosts included); the query is re-encoded
+            // without `sslmode` and `sslrootcert`, which are ours to interpret (the driver knows
+            // no verify-*).
+            let (base, query) = url.split_once('?').unwrap_or((url, ""));
+            let mut mode = SslMode::Prefer;
+            let mut root_cert = None;
+            let mut kept = Vec::new();
+            for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+                match key.as_ref() {
+                    "sslmode" => {
+                        mode = SslMode::parse(&value).ok_or_else(|| {
+                            invalid(&display, format!("sslmode `{value}` is not one of disable, allow, prefer, require, verify-ca, verify-full"))
+                        })?;
                     }
+                    "sslrootcert" => root_cert = Some(value.into_owned()),
+                    _ => kept.push((key.into_owned(), value.into_owned())),
                 }
-                parsed.set_query(None);
-                if !kept.is_empty() {
-                    parsed.query_pairs_mut().extend_pairs(kept);
-                }
-                (parsed.to_string(), mode, root_cert)
             }
+            let query = encode_query(kept.into_iter());
+            let driver_url = if query.is_empty() {
+                base.to_owned()
+            } else {
+                format!("{base}?{query}")
+            };
+            (driver_url, mode, root_cert)
+        } else {
             // A `key=value` connection string: `sslmode` and `sslrootcert` are taken out as
             // from a URL; the driver parses the rest.
-            Err(e) if looks_like_url(url) => return Err(invalid(&display, e.to_string())),
-            Err(_) => {
-                let pairs = KeyValues::parse(url).ok_or_else(|| {
-                    invalid(
-                        &display,
-                        "expected a postgres:// URL or key=value pairs (values with spaces in single quotes)",
-                    )
-                })?;
-                let mode = match pairs.get("sslmode") {
-                    None => SslMode::Prefer,
-                    Some(value) => SslMode::parse(value).ok_or_else(|| {
-                        invalid(&display, format!("sslmode `{value}` is not one of disable, allow, prefer, require, verify-ca, verify-full"))
-                    })?,
-                };
-                let root_cert = pairs.get("sslrootcert").map(str::to_owned);
-                let rest = pairs.without(&["sslmode", "sslrootcert"]);
-                (rest.to_string(), mode, root_cert)
-            }
+            let pairs = KeyValues::parse(url).ok_or_else(|| {
+                invalid(
+                    &display,
+                    "expected a postgres:// URL or key=value pairs (values with spaces in single quotes)",
+                )
+            })?;
+            let mode = match pairs.get("sslmode") {
+                None => SslMode::Prefer,
+                Some(value) => SslMode::parse(value).ok_or_else(|| {
+                    invalid(&display, format!("sslmode `{value}` is not one of disable, allow, prefer, require, verify-ca, verify-full"))
+                })?,
+            };
+            let root_cert = pairs.get("sslrootcert").map(str::to_owned);
+            let rest = pairs.without(&["sslmode", "sslrootcert"]);
+            (rest.to_string(), mode, root_cert)
         };
         let mut config = tokio_postgres::Config::from_str(&driver_url)
             .map_err(|e| invalid(&display, e.to_string()))?;
@@ -408,6 +434,38 @@ mod tests {
         assert_eq!(
             redact("host=db password = 's3 cr\\'et' dbname=app"),
             "host='db' dbname='app'"
+        );
+    }
+
+    #[test]
+    fn several_hosts_percent_encoding_and_a_password_in_any_case() {
+        let connector = Connector::new(
+            "postgres://app:s3cret@db1:5432,db2:5433/app?application_name=my%20app&sslmode=require",
+            "migrate",
+        )
+        .unwrap();
+        assert_eq!(connector.config.get_hosts().len(), 2);
+        assert_eq!(connector.config.get_application_name(), Some("my app"));
+        assert_eq!(
+            connector.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        assert_eq!(
+            connector.display(),
+            "postgres://app@db1:5432,db2:5433/app?application_name=my%20app&sslmode=require"
+        );
+        // Options the driver refuses (their names are case-sensitive) are named without the
+        // password, whatever its case.
+        for refused in [
+            "host=127.0.0.1 port=1 PASSWORD=s3cret",
+            "postgres://u@127.0.0.1:1/db?Password=s3cret",
+        ] {
+            let err = Connector::new(refused, "migrate").unwrap_err();
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+        assert_eq!(
+            redact("postgres://u@db/app?PASSWORD=s3cret&x=1"),
+            "postgres://u@db/app?x=1"
         );
     }
 

@@ -66,6 +66,9 @@ impl Migrator<'_> {
             }
         }
         session_lock.rearm(restore);
+        // Whatever else the migration's statements set on the session (`SET search_path`,
+        // `SET maintenance_work_mem`, ...) is put back too once it ends.
+        let before = session_settings(session_lock.client).await;
         let result = self
             .apply_no_transaction_locked(
                 &mut *session_lock.client,
@@ -74,6 +77,11 @@ impl Migrator<'_> {
                 idle_session_timeout,
             )
             .await;
+        if let Some(before) = before
+            && !matches!(result, Err(StepError::Connection(_)))
+        {
+            restore_session_settings(session_lock.client, &before).await;
+        }
         session_lock.release().await;
         result
     }
@@ -149,15 +157,8 @@ impl Migrator<'_> {
         for (index, statement) in next.statements().iter().enumerate().skip(done) {
             let sql = next.statement_sql(statement);
             let resuming = resumed_at == Some(index);
-            if resuming && failed_before {
-                // Cleared before the statement runs again: should this attempt be interrupted,
-                // its outcome is unknown again.
-                client
-                    .batch_execute(&format!(
-                        "UPDATE {table} SET failed_statement = NULL WHERE revision = {revision}"
-                    ))
-                    .await
-                    .map_err(|e| classify("recording the retry", e))?;
+            if let Some(on) = statement.concurrent_table {
+                drop_failed_builds(client, on, &failed_build_marker(next, index)).await?;
             }
             if resuming
                 && !self
@@ -172,8 +173,20 @@ impl Migrator<'_> {
                     statement.line
                 );
             } else {
+                if resuming && failed_before {
+                    // Cleared right before the statement runs again: should this attempt be
+                    // interrupted, its outcome is unknown again.
+                    client
+                        .batch_execute(&format!(
+                            "UPDATE {table} SET failed_statement = NULL WHERE revision = {revision}"
+                        ))
+                        .await
+                        .map_err(|e| classify("recording the retry", e))?;
+                }
+                // The indexes of a concurrent build's table before this attempt: what a failed
+                // attempt adds to them is what it left behind.
                 let before = match statement.concurrent_table {
-                    Some(on) => Some(index_oids(client, on).await?),
+                    Some(on) => index_oids(client, on).await,
                     None => None,
                 };
                 if let Err(e) = client.batch_execute(sql).await {
@@ -181,6 +194,9 @@ impl Migrator<'_> {
                     if !matches!(error, StepError::Connection(_)) {
                         // The server (or the client, before sending) refused it: it did not
                         // take effect, which the next attempt may rely on.
+                        if let (Some(on), Some(before)) = (statement.concurrent_table, &before) {
+                            mark_failed_build(client, next, index, statement, on, before).await;
+                        }
                         let _ = client
                             .batch_execute(&format!(
                                 "UPDATE {table} SET failed_statement = {} WHERE revision = {revision}",
@@ -189,9 +205,6 @@ impl Migrator<'_> {
                             .await;
                     }
                     return Err(error);
-                }
-                if let (Some(on), Some(before)) = (statement.concurrent_table, before) {
-                    drop_leftover_builds(client, next, statement, on, &before).await;
                 }
             }
             client
@@ -274,55 +287,74 @@ impl Migrator<'_> {
     }
 }
 
-/// The indexes on `table` (as the migration wrote it, resolved like the statement is), as an
-/// SQL `oid[]` literal.
-async fn index_oids<S: Session>(client: &mut S, table: &str) -> Result<String, StepError> {
-    let messages = client
+/// The indexes on `table` (as the migration names it, resolved as the statement resolves it),
+/// as an SQL `oid[]` literal; `None` when they cannot be listed, which only means that a failed
+/// attempt's leftover is not looked for.
+async fn index_oids<S: Session>(client: &mut S, table: &str) -> Option<String> {
+    let listed = client
         .simple_query(&format!(
             "SELECT coalesce(array_agg(indexrelid)::text, '{{}}') FROM pg_index WHERE indrelid = to_regclass({})",
             escape_literal(table)
         ))
-        .await
-        .map_err(|e| classify("listing the table's indexes before a concurrent build", e))?;
-    Ok(first_value(&messages).unwrap_or_else(|| "{}".to_owned()))
+        .await;
+    match listed {
+        Ok(messages) => first_value(&messages),
+        Err(e) => {
+            log::debug!(
+                "the indexes of {table} were not listed before a concurrent build: {}",
+                crate::runtime::error::ServerError::from_postgres(&e)
+            );
+            None
+        }
+    }
 }
 
-/// An index's definition without its name (` ON public.t USING btree (c)`), from `pg_index` as
-/// `i` and its `pg_class` row as `c`: two builds of the same statement compare equal.
-const UNNAMED_DEFINITION: &str = "substr(pg_get_indexdef(i.indexrelid), length(CASE WHEN i.indisunique THEN 'CREATE UNIQUE INDEX ' ELSE 'CREATE INDEX ' END) + length(quote_ident(c.relname)) + 1)";
+/// The comment that marks an index a failed attempt of `migration`'s statement `index` (0-based)
+/// left INVALID: what the next attempt, in this run or a later one, drops first.
+fn failed_build_marker(migration: &Migration, index: usize) -> String {
+    format!(
+        "migrate: left INVALID by a failed attempt of {} statement {}",
+        migration.revision(),
+        index + 1
+    )
+}
 
-/// After a `CREATE INDEX CONCURRENTLY` succeeded: drops, concurrently, every INVALID index on
-/// its table with the definition of the index it just built (not in `before`), which earlier
-/// attempts of the statement left when they failed (a lock timeout) or were interrupted. A build
-/// still in progress in another session is left alone. So a retried build, named or not, ends
-/// with exactly one index. The statement succeeded whatever happens here: a drop that fails (a
-/// lock timeout under heavy traffic) is logged with the command that finishes the job.
-async fn drop_leftover_builds<S: Session>(
+/// After a `CREATE INDEX CONCURRENTLY` the server refused (a lock timeout while it waited for
+/// writers, a deadlock, a duplicate key): marks, with a comment, the INVALID index that this
+/// very attempt entered in the catalog: an index of its table that was not there before it and
+/// is not being built by another session. Anything that existed before the attempt is never
+/// marked, so no other index is ever dropped for it. (`COMMENT` takes no lock that writers hold
+/// up: the writers that made the build fail do not block it.)
+async fn mark_failed_build<S: Session>(
     client: &mut S,
     migration: &Migration,
+    index: usize,
     statement: &Statement,
     table: &str,
     before: &str,
 ) {
-    let table = escape_literal(table);
-    let before = escape_literal(before);
-    let messages = client
+    let found = client
         .simple_query(&format!(
-            "WITH built AS (SELECT {UNNAMED_DEFINITION} AS definition FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-               WHERE i.indrelid = to_regclass({table}) AND i.indisvalid AND i.indexrelid <> ALL ({before}::oid[])) \
-             SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname FROM pg_index i \
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i \
                JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE i.indrelid = to_regclass({table}) AND NOT i.indisvalid \
-               AND {UNNAMED_DEFINITION} IN (SELECT definition FROM built) \
+             WHERE i.indrelid = to_regclass({}) AND NOT i.indisvalid AND i.indexrelid <> ALL ({}::oid[]) \
                AND i.indexrelid NOT IN (SELECT index_relid FROM pg_stat_progress_create_index WHERE index_relid IS NOT NULL) \
-             ORDER BY 1"
+             ORDER BY i.indexrelid",
+            escape_literal(table),
+            escape_literal(before)
         ))
         .await;
-    let messages = match messages {
-        Ok(messages) => messages,
+    let leftovers: Vec<String> = match found {
+        Ok(messages) => messages
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect(),
         Err(e) => {
             log::warn!(
-                "INVALID indexes left by earlier attempts of {} ({}:{}) were not looked for: {}",
+                "the INVALID index a failed attempt of {} ({}:{}) may have left was not looked for: {}",
                 migration.revision(),
                 migration.path(),
                 statement.line,
@@ -331,53 +363,111 @@ async fn drop_leftover_builds<S: Session>(
             return;
         }
     };
-    let leftovers: Vec<(&str, &str)> = messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some((row.get(0)?, row.get(1)?)),
-            _ => None,
-        })
-        .collect();
-    for &(leftover, _) in &leftovers {
+    let marker = escape_literal(&failed_build_marker(migration, index));
+    for leftover in leftovers {
         log::warn!(
-            "dropping INVALID index {leftover} left by an earlier attempt of {} ({}:{})",
+            "INVALID index {leftover} was left by the failed attempt of {} ({}:{}); the next attempt drops it first",
             migration.revision(),
             migration.path(),
             statement.line
         );
-        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {leftover}");
-        if let Err(e) = client.batch_execute(&drop).await {
+        if let Err(e) = client
+            .batch_execute(&format!("COMMENT ON INDEX {leftover} IS {marker}"))
+            .await
+        {
             log::warn!(
-                "INVALID index {leftover} was not dropped: {}; drop it with `{drop}`",
+                "INVALID index {leftover} could not be marked: {}; drop it with `DROP INDEX CONCURRENTLY IF EXISTS {leftover}`",
                 crate::runtime::error::ServerError::from_postgres(&e)
             );
-            return;
         }
     }
-    // An unnamed index takes the name its first attempt got, which is the one a clean build
-    // gives it: PostgreSQL numbers each next attempt's name (`t_c_idx`, `t_c_idx1`, ...), so the
-    // shortest, then smallest, of the leftovers' names is the first.
-    let first = leftovers
+}
+
+/// Drops, concurrently, the INVALID indexes on `table` that failed attempts of the statement
+/// marked (`marker`), before the statement runs again: so that it builds the one index, under
+/// the name a clean build gives it. A drop waits for the same writers the build waited for; one
+/// that times out is retried like the build, through the budget gate, and the mark stays until
+/// a drop succeeds, in this run or a later one.
+async fn drop_failed_builds<S: Session>(
+    client: &mut S,
+    table: &str,
+    marker: &str,
+) -> Result<(), StepError> {
+    let Ok(messages) = client
+        .simple_query(&format!(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i \
+               JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE i.indrelid = to_regclass({}) AND NOT i.indisvalid \
+               AND obj_description(i.indexrelid, 'pg_class') = {} ORDER BY i.indexrelid",
+            escape_literal(table),
+            escape_literal(marker)
+        ))
+        .await
+    else {
+        // The table's name does not resolve here: the statement itself reports it.
+        return Ok(());
+    };
+    for leftover in messages.iter().filter_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0),
+        _ => None,
+    }) {
+        log::warn!("dropping INVALID index {leftover}, left by a failed attempt of this statement");
+        client
+            .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {leftover}"))
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!("dropping INVALID index {leftover}, left by a failed attempt"),
+                    e,
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// The settings a session may change with `SET` (all but the transaction's own and the role),
+/// with their current values: a snapshot to restore.
+const SESSION_SETTINGS_SQL: &str = "SELECT name, current_setting(name) FROM pg_settings \
+     WHERE context IN ('user', 'superuser') AND name NOT LIKE 'transaction\\_%' \
+       AND name NOT IN ('role', 'session_authorization') ORDER BY name";
+
+async fn session_settings<S: Session>(client: &mut S) -> Option<Vec<(String, String)>> {
+    let messages = client.simple_query(SESSION_SETTINGS_SQL).await.ok()?;
+    Some(
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => {
+                    Some((row.get(0)?.to_owned(), row.get(1)?.to_owned()))
+                }
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// Sets back, one by one, each setting whose value differs from `before`'s. A value that cannot
+/// be set back is logged, and the others are still restored.
+async fn restore_session_settings<S: Session>(client: &mut S, before: &[(String, String)]) {
+    let Some(now) = session_settings(client).await else {
+        return;
+    };
+    for ((name, was), (_, is)) in before
         .iter()
-        .map(|&(_, name)| name)
-        .min_by_key(|name| (name.len(), *name));
-    if statement.concurrent_index.is_none()
-        && let Some(first) = first
+        .zip(&now)
+        .filter(|((a, was), (b, is))| a == b && was != is)
     {
-        let rename = format!(
-            "DO $migrate$ DECLARE built regclass; BEGIN \
-               SELECT i.indexrelid::regclass INTO built FROM pg_index i \
-               WHERE i.indrelid = to_regclass({table}) AND i.indisvalid AND i.indexrelid <> ALL ({before}::oid[]) LIMIT 1; \
-               IF built IS NOT NULL THEN EXECUTE format('ALTER INDEX %s RENAME TO %I', built, {}); END IF; \
-             END $migrate$",
-            escape_literal(first)
-        );
-        if let Err(e) = client.batch_execute(&rename).await {
+        let _ = is;
+        if let Err(e) = client
+            .batch_execute(&format!(
+                "SELECT set_config({}, {}, false)",
+                escape_literal(name),
+                escape_literal(was)
+            ))
+            .await
+        {
             log::warn!(
-                "the index built by {} ({}:{}) keeps its name instead of {first}: {}",
-                migration.revision(),
-                migration.path(),
-                statement.line,
+                "the session setting {name} was not restored to {was}: {}",
                 crate::runtime::error::ServerError::from_postgres(&e)
             );
         }
