@@ -10,13 +10,16 @@
 //! constraints, indexes and triggers that partitions inherit, and the history table.
 
 mod diff;
+mod difference;
+mod fixes;
 mod read;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-pub use diff::{Difference, Fix, Phase, Severity, diff};
+pub use diff::diff;
+pub use difference::{Difference, Fix, Phase, Severity};
 pub(crate) use read::rows;
 pub use render::{BaselineError, baseline_sql, fix_migration};
 

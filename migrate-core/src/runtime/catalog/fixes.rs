@@ -1,0 +1,318 @@
+//! The SQL that reconciles one difference, in this project's safe forms: columns added without
+//! a rewrite, NOT NULL through a validated check, constraints unchecked then validated, indexes
+//! built concurrently, objects created or replaced so that a second run is a no-op.
+
+use super::difference::{Difference, Fix, Phase, Severity, fix};
+use super::render::{column_text, quote_ident};
+use super::{Catalog, Column, Constraint, Object, ObjectKind};
+
+/// Whether a default calls one of the built-in volatile functions.
+fn volatile(default: &str) -> bool {
+    crate::volatile::VOLATILE_FUNCTIONS
+        .iter()
+        .any(|f| default.contains(&format!("{f}(")))
+}
+
+/// Nullable, or with a constant default: instant. A volatile default is set for new rows and
+/// backfilled; NOT NULL comes last, through a validated check so that it does not scan under
+/// ACCESS EXCLUSIVE.
+pub(super) fn add_column(table: &str, column: &Column, object: String) -> Difference {
+    let name = &column.name;
+    let mut definition = column.data_type.clone();
+    if let Some(collation) = &column.collation {
+        definition.push_str(&format!(" COLLATE {collation}"));
+    }
+    let mut fixes = Vec::new();
+    let mut severity = Severity::Safe;
+    match (&column.default, column.generated, column.identity) {
+        (Some(expression), Some('s'), _) => {
+            // Computed for every row: a rewrite, whatever the form.
+            severity = Severity::Review;
+            definition.push_str(&format!(" GENERATED ALWAYS AS ({expression}) STORED"));
+            if column.not_null {
+                definition.push_str(" NOT NULL");
+            }
+            fixes.push(fix(
+                Phase::AddColumns,
+                format!(
+                    "-- review: computed for every existing row (a rewrite)\nALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {definition};"
+                ),
+            ));
+        }
+        (_, _, Some(kind)) => {
+            severity = Severity::Review;
+            let kind = if kind == 'a' { "ALWAYS" } else { "BY DEFAULT" };
+            fixes.push(fix(
+                Phase::AddColumns,
+                format!(
+                    "-- review: numbers every existing row (a rewrite)\nALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {definition} GENERATED {kind} AS IDENTITY;"
+                ),
+            ));
+        }
+        (Some(default), _, _) if !volatile(default) => {
+            let not_null = if column.not_null { " NOT NULL" } else { "" };
+            fixes.push(fix(
+                Phase::AddColumns,
+                format!(
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {definition} DEFAULT {default}{not_null};"
+                ),
+            ));
+        }
+        (default, _, _) => {
+            fixes.push(fix(
+                Phase::AddColumns,
+                format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {definition};"),
+            ));
+            if let Some(default) = default {
+                severity = Severity::Review;
+                fixes.push(fix(
+                    Phase::ColumnSettings,
+                    format!(
+                        "ALTER TABLE {table} ALTER COLUMN {name} SET DEFAULT {default};\n-- review: on a big table, backfill in batches instead\nUPDATE {table} SET {name} = {default} WHERE {name} IS NULL;"
+                    ),
+                ));
+            }
+            if column.not_null {
+                if default.is_none() {
+                    severity = Severity::Review;
+                    fixes.push(fix(
+                        Phase::ColumnSettings,
+                        format!("-- review: fill {table}.{name} before it becomes NOT NULL"),
+                    ));
+                }
+                fixes.push(fix(Phase::ColumnSettings, set_not_null(table, name)));
+            }
+        }
+    }
+    Difference {
+        object,
+        expected: Some(column_text(column)),
+        actual: None,
+        severity,
+        fix: fixes,
+    }
+}
+
+/// SET NOT NULL without its scan under ACCESS EXCLUSIVE: a check validated under a weaker
+/// lock first, which PostgreSQL 12+ takes as the proof.
+pub(super) fn set_not_null(table: &str, name: &str) -> String {
+    let check = format!("{}_not_null", name.trim_matches('"'));
+    let check = quote_ident(&check);
+    format!(
+        "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check};\n\
+         ALTER TABLE {table} ADD CONSTRAINT {check} CHECK ({name} IS NOT NULL) NOT VALID;\n\
+         ALTER TABLE {table} VALIDATE CONSTRAINT {check};\n\
+         ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL;\n\
+         ALTER TABLE {table} DROP CONSTRAINT {check};"
+    )
+}
+
+pub(super) fn change_column(
+    table: &str,
+    column: &Column,
+    found: &Column,
+    actual: &Catalog,
+    object: String,
+) -> Difference {
+    let name = &column.name;
+    let mut fixes = Vec::new();
+    if found.data_type != column.data_type || found.collation != column.collation {
+        // Foreign keys on this column block its type change: drop them first, add them back
+        // (unchecked, then validated) once both sides have the new type.
+        for (other, other_table) in &actual.tables {
+            for (constraint, definition) in &other_table.constraints {
+                if definition.kind == 'f' && references(&definition.definition, table, name) {
+                    fixes.push(fix(
+                        Phase::DropDependents,
+                        format!("ALTER TABLE {other} DROP CONSTRAINT IF EXISTS {constraint};"),
+                    ));
+                    fixes.push(fix(
+                        Phase::Constraints,
+                        add_constraint(other, constraint, definition),
+                    ));
+                }
+            }
+        }
+        let ty = &column.data_type;
+        let collate = column
+            .collation
+            .as_ref()
+            .map(|c| format!(" COLLATE {c}"))
+            .unwrap_or_default();
+        let default_conflicts = found.default.is_some() && found.default != column.default;
+        if default_conflicts {
+            fixes.push(fix(
+                Phase::ChangeTypes,
+                format!("ALTER TABLE {table} ALTER COLUMN {name} DROP DEFAULT;"),
+            ));
+        }
+        fixes.push(fix(
+            Phase::ChangeTypes,
+            format!(
+                "-- review: the database has {} here; check the USING clause (most type changes rewrite the table)\nALTER TABLE {table} ALTER COLUMN {name} TYPE {ty}{collate} USING {name}::{ty};",
+                found.data_type
+            ),
+        ));
+    }
+    if found.default != column.default && column.generated.is_none() {
+        fixes.push(fix(
+            Phase::ColumnSettings,
+            match &column.default {
+                Some(default) => {
+                    format!("ALTER TABLE {table} ALTER COLUMN {name} SET DEFAULT {default};")
+                }
+                None => format!("ALTER TABLE {table} ALTER COLUMN {name} DROP DEFAULT;"),
+            },
+        ));
+    }
+    if found.not_null != column.not_null {
+        fixes.push(fix(
+            Phase::ColumnSettings,
+            if column.not_null {
+                set_not_null(table, name)
+            } else {
+                format!("ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL;")
+            },
+        ));
+    }
+    let reshaped = found.identity != column.identity || found.generated != column.generated;
+    Difference {
+        object,
+        expected: Some(column_text(column)),
+        actual: Some(column_text(found)),
+        severity: Severity::Review,
+        // Identity and generation cannot be converted in place without a human.
+        fix: if reshaped { Vec::new() } else { fixes },
+    }
+}
+
+/// Whether a foreign key's definition references `table`'s `column`.
+fn references(definition: &str, table: &str, column: &str) -> bool {
+    let Some((_, target)) = definition.split_once(" REFERENCES ") else {
+        return false;
+    };
+    let Some((referenced, columns)) = target.split_once('(') else {
+        return false;
+    };
+    let columns = columns.split(')').next().unwrap_or_default();
+    referenced == table && columns.split(',').any(|c| c.trim() == column)
+}
+
+pub(super) fn create_index(name: &str, definition: &str) -> String {
+    format!(
+        "{};",
+        definition.replacen(
+            " INDEX ON ",
+            &format!(" INDEX CONCURRENTLY IF NOT EXISTS {name} ON "),
+            1
+        )
+    )
+}
+
+/// The safe way to add a constraint, after dropping any of the same name: checks and foreign
+/// keys unchecked, then validated; unique keys over an index built concurrently.
+pub(super) fn add_constraint(table: &str, name: &str, constraint: &Constraint) -> String {
+    let drop = format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name};");
+    let definition = constraint
+        .definition
+        .strip_suffix(" NOT VALID")
+        .unwrap_or(&constraint.definition);
+    match constraint.kind {
+        'c' | 'f' => {
+            let validate = if constraint.validated {
+                format!("\nALTER TABLE {table} VALIDATE CONSTRAINT {name};")
+            } else {
+                String::new()
+            };
+            format!(
+                "{drop}\nALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID;{validate}"
+            )
+        }
+        'p' | 'u' if !definition.contains(" INCLUDE ") && !definition.contains(" WHERE ") => {
+            let (keyword, columns) = match definition.split_once(" (") {
+                Some((keyword, rest)) => (keyword, format!("({rest}")),
+                None => (definition, String::new()),
+            };
+            let index = name;
+            format!(
+                "{drop}\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {table} {columns};\nALTER TABLE {table} ADD CONSTRAINT {name} {keyword} USING INDEX {index};"
+            )
+        }
+        _ => format!("{drop}\nALTER TABLE {table} ADD CONSTRAINT {name} {definition};"),
+    }
+}
+
+fn object_phase(kind: ObjectKind) -> Phase {
+    match kind {
+        ObjectKind::Extension | ObjectKind::Schema | ObjectKind::Type | ObjectKind::Sequence => {
+            Phase::Objects
+        }
+        ObjectKind::ViewIndex => Phase::Indexes,
+        _ => Phase::Code,
+    }
+}
+
+/// An object's definition in a form that is a no-op where the object already exists.
+pub(super) fn create_object(kind: ObjectKind, object: &Object) -> Option<Fix> {
+    let definition = &object.definition;
+    let sql = match kind {
+        ObjectKind::Schema => {
+            definition.replacen("CREATE SCHEMA ", "CREATE SCHEMA IF NOT EXISTS ", 1)
+        }
+        ObjectKind::Sequence => definition
+            .replacen("CREATE SEQUENCE ", "CREATE SEQUENCE IF NOT EXISTS ", 1)
+            .replacen(
+                "CREATE UNLOGGED SEQUENCE ",
+                "CREATE UNLOGGED SEQUENCE IF NOT EXISTS ",
+                1,
+            ),
+        ObjectKind::Type => {
+            format!("DO $$ BEGIN {definition} EXCEPTION WHEN duplicate_object THEN NULL; END $$;")
+        }
+        ObjectKind::View => definition
+            .replacen("CREATE VIEW ", "CREATE OR REPLACE VIEW ", 1)
+            .replacen(
+                "CREATE MATERIALIZED VIEW ",
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS ",
+                1,
+            ),
+        ObjectKind::ViewIndex => {
+            definition.replacen(" INDEX ", " INDEX CONCURRENTLY IF NOT EXISTS ", 1)
+        }
+        ObjectKind::Trigger => {
+            definition.replacen("CREATE TRIGGER ", "CREATE OR REPLACE TRIGGER ", 1)
+        }
+        ObjectKind::Policy => format!("{}\n{definition}", object.drop),
+        ObjectKind::Extension
+        | ObjectKind::SequenceOwner
+        | ObjectKind::Function
+        | ObjectKind::RowSecurity
+        | ObjectKind::Comment => definition.clone(),
+    };
+    Some(fix(object_phase(kind), sql))
+}
+
+/// A changed object: replaced where PostgreSQL can do it in place; a type or a sequence needs a
+/// human.
+pub(super) fn replace_object(kind: ObjectKind, _name: &str, object: &Object) -> Option<Fix> {
+    match kind {
+        ObjectKind::Type | ObjectKind::Sequence | ObjectKind::Extension | ObjectKind::Schema => {
+            None
+        }
+        ObjectKind::View if object.definition.starts_with("CREATE MATERIALIZED") => Some(fix(
+            Phase::Code,
+            format!("{}\n{}", object.drop, object.definition),
+        )),
+        ObjectKind::ViewIndex => Some(fix(
+            Phase::Indexes,
+            format!(
+                "{}\n{}",
+                object.drop,
+                object
+                    .definition
+                    .replacen(" INDEX ", " INDEX CONCURRENTLY ", 1)
+            ),
+        )),
+        _ => create_object(kind, object),
+    }
+}
