@@ -321,3 +321,112 @@ fn no_password_in_any_output_whatever_its_form() {
         }
     }
 }
+
+/// A loopback TCP proxy in front of the test server that counts the client's turns: how many
+/// times the client sends after the server has answered, which is the number of round trips.
+struct TurnCounter {
+    port: u16,
+    turns: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TurnCounter {
+    fn start(server_port: u16) -> TurnCounter {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let turns = Arc::new(AtomicUsize::new(0));
+        let counted = turns.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", server_port)) else {
+                    return;
+                };
+                // Whether the last bytes went from the server to the client.
+                let server_spoke = Arc::new(Mutex::new(AtomicBool::new(true)));
+                let pump = |mut from: std::net::TcpStream,
+                            mut to: std::net::TcpStream,
+                            from_client: bool| {
+                    let server_spoke = server_spoke.clone();
+                    let counted = counted.clone();
+                    std::thread::spawn(move || {
+                        let mut buffer = [0u8; 65536];
+                        while let Ok(n) = from.read(&mut buffer) {
+                            if n == 0 {
+                                break;
+                            }
+                            {
+                                let spoke = server_spoke.lock().unwrap();
+                                if from_client && spoke.swap(false, Ordering::SeqCst) {
+                                    counted.fetch_add(1, Ordering::SeqCst);
+                                } else if !from_client {
+                                    spoke.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            if to.write_all(&buffer[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                pump(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                );
+                pump(server, client, false);
+            }
+        });
+        TurnCounter { port, turns }
+    }
+
+    /// The round trips `run` makes against a fresh database through the proxy.
+    fn count(&self, run: impl FnOnce(&str)) -> usize {
+        let db = test_database();
+        let url = url::Url::parse(db.url()).unwrap();
+        let through = format!(
+            "postgres://{}@127.0.0.1:{}/{}?sslmode=disable",
+            url.username(),
+            self.port,
+            db.name()
+        );
+        self.turns.store(0, std::sync::atomic::Ordering::SeqCst);
+        run(&through);
+        // The closing Terminate of a dropped connection may still be on its way.
+        std::thread::sleep(Duration::from_millis(200));
+        self.turns.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `migrate::startup` takes the pipelined path `Migrator::run_url` takes: a migration's guard,
+/// statements, history row and COMMIT in one round trip, not one round trip each.
+#[test]
+fn startup_sends_each_migration_in_one_round_trip_as_run_url_does() {
+    let server_port = url::Url::parse(test_database().url())
+        .unwrap()
+        .port()
+        .unwrap();
+    let proxy = TurnCounter::start(server_port);
+    let run_url = proxy.count(|url| {
+        let _ = Migrator::new(&BASIC).group_limit(1).run_url(url).unwrap();
+    });
+    let startup = proxy.count(|url| {
+        let mut settings = migrate::Settings::default();
+        settings.group_limit = 1;
+        let config = migrate::EnvConfig {
+            skip: false,
+            url: Some(url.to_owned()),
+            url_source: "DATABASE_URL",
+            settings,
+        };
+        assert!(migrate::startup_with(&BASIC, &config).is_ready());
+    });
+    assert!(run_url > 0);
+    assert_eq!(
+        startup, run_url,
+        "round trips of startup_with and of run_url for the same 3 migrations"
+    );
+}
