@@ -1,8 +1,9 @@
 //! The randomized search: seeded, replayable scenarios that draw a migration set, server and
 //! role settings, 1 to 8 replicas on both drivers (some through PgBouncer in transaction mode,
-//! some on borrowed clients, some cancelled at a random await point) and faults at random
-//! moments (backends terminated, a server restart, a table held by application traffic), then
-//! edits between runs, and check the runtime's invariants after each scenario:
+//! some on borrowed clients, some cancelled at a random moment, some in processes of their own,
+//! the test host calling `migrate::startup`, that are SIGKILLed or SIGSTOPped) and faults at
+//! random moments (backends terminated, a server restart, a table held by application traffic),
+//! then edits between runs, and check the runtime's invariants after each scenario:
 //! - each revision applied at most once, and applied exactly when the history says so;
 //! - the schema equals what the applied revisions build;
 //! - no advisory lock and no idle-in-transaction backend left;
@@ -12,9 +13,11 @@
 //! - once the faults stop, one clean run finishes the work (or stops with the one error its
 //!   state calls for), and never by running out of budget.
 //!
-//! `MIGRATE_CHAOS_SCENARIOS` (default 100, about two minutes) scenarios run from `MIGRATE_CHAOS_BASE` (default a
-//! fixed seed, so that CI replays the same search); `MIGRATE_CHAOS_SEED` replays one scenario.
-//! `scripts/chaos --scenarios N` runs more from a random base.
+//! `MIGRATE_CHAOS_SCENARIOS` (default 100, about three minutes) scenarios run from
+//! `MIGRATE_CHAOS_BASE` (default a fixed seed, so that CI replays the same search);
+//! `MIGRATE_CHAOS_SEED` replays one scenario. `scripts/chaos --scenarios N` runs more from a
+//! random base. The replicas in processes run the `runtime_host` example, which `cargo test`
+//! builds with the tests (`scripts/chaos` builds it first).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
