@@ -9,6 +9,8 @@
 //! migration marked `-- migrate:no-transaction`. Indexes on tables created in the same migration
 //! are fine.
 
+use squawk_syntax::ast;
+
 use super::{Op, on_existing};
 use crate::lint::classify::Detail;
 use crate::lint::{Finding, Level, Rule, StatementContext};
@@ -27,7 +29,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
                 Detail::Index(i) if !i.is_empty() => i.clone(),
                 _ => "the index".to_owned(),
             };
-            let concurrent = ctx.sql.replacen("INDEX", "INDEX CONCURRENTLY", 1).replacen("index", "index concurrently", 1);
+            let concurrent = with_concurrently(ctx.sql);
             Finding {
                 message: format!(
                     "CREATE INDEX on existing table `{}` takes a SHARE lock, which blocks every write to `{}` until {index} is built",
@@ -39,9 +41,28 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
         .collect()
 }
 
+/// The statement with `CONCURRENTLY` right after its `INDEX` keyword, found in the syntax tree:
+/// an index named `index_…`, a predicate mentioning 'INDEX' or another spelling of the keyword
+/// does not move it. The statement as written when it cannot be parsed alone.
+fn with_concurrently(sql: &str) -> String {
+    let keyword_end = crate::analysis::statements::parse_source(sql).and_then(|(parse, _)| {
+        parse.tree().stmts().find_map(|stmt| match stmt {
+            ast::Stmt::CreateIndex(create) => create
+                .index_token()
+                .map(|token| usize::from(token.text_range().end())),
+            _ => None,
+        })
+    });
+    // A token ends on a character boundary; `get` refuses anything else all the same.
+    match keyword_end.and_then(|end| Some((sql.get(..end)?, sql.get(end..)?))) {
+        Some((head, tail)) => format!("{head} CONCURRENTLY{tail}"),
+        None => sql.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{BASE, hits};
+    use super::super::test_support::{BASE, hits, lint};
 
     #[test]
     fn an_index_that_already_exists_is_not_built_again_by_if_not_exists() {
@@ -65,6 +86,41 @@ mod tests {
             ),
             ["m/1.sql:3"]
         );
+    }
+
+    /// The help's rewrite puts CONCURRENTLY after the INDEX keyword, whatever the index is
+    /// called (a name starting with "index" took the keyword's place) and however it is spelled.
+    #[test]
+    fn the_rewrite_adds_concurrently_after_the_index_keyword_only() {
+        for (statement, rewrite) in [
+            (
+                "CREATE INDEX index_users_on_email ON users (email)",
+                "CREATE INDEX CONCURRENTLY index_users_on_email ON users (email)",
+            ),
+            (
+                "create unique index idx_indexed on users (email)",
+                "create unique index CONCURRENTLY idx_indexed on users (email)",
+            ),
+            (
+                "CREATE INDEX\n  \"Index Über\" ON users USING btree (name) WHERE name <> 'INDEX'",
+                "CREATE INDEX CONCURRENTLY\n  \"Index Über\" ON users USING btree (name) WHERE name <> 'INDEX'",
+            ),
+            (
+                "CREATE INDEX ON users (email)",
+                "CREATE INDEX CONCURRENTLY ON users (email)",
+            ),
+        ] {
+            let diagnostics = lint(&[BASE, &format!("{statement};")]);
+            let help = diagnostics
+                .iter()
+                .find(|d| d.check == "require-concurrent-index-creation")
+                .and_then(|d| d.help.clone())
+                .unwrap_or_default();
+            let expected = format!(
+                "build it without blocking writes, in a migration of its own:\n-- migrate:no-transaction\n{rewrite};\n"
+            );
+            assert!(help.starts_with(&expected), "{statement}: {help}");
+        }
     }
 
     #[test]
