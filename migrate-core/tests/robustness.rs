@@ -254,3 +254,26 @@ fn only_transactional_migrations_on_new_tables_are_self_contained() {
         ]
     );
 }
+
+/// A parent listed twice is its file's error; the graph's own errors beside it (here two roots,
+/// and so two heads) are still reported, since the file's parents are known exactly.
+#[test]
+fn a_parent_listed_twice_hides_no_graph_error() {
+    let dir = TempDir::new("parent-twice");
+    dir.write("a.sql", b"-- revision: a\n-- parents: none\nSELECT 1;\n");
+    dir.write("b.sql", b"-- revision: b\n-- parents: none\nSELECT 1;\n");
+    dir.write("c.sql", b"-- revision: c\n-- parents: a, a\nSELECT 1;\n");
+    let analysis = dir.analyze();
+    let checks: Vec<&str> = analysis.diagnostics.iter().map(|d| d.check).collect();
+    assert_eq!(
+        checks,
+        ["invalid-header", "multiple-roots", "multiple-heads"],
+        "{:?}",
+        analysis.diagnostics
+    );
+    // An id that cannot be read takes its file out of the graph, and with it the findings that
+    // file's absence could cause (a dangling child, extra heads), but not two roots.
+    dir.write("c.sql", b"-- revision: c\n-- parents: a, b@d\nSELECT 1;\n");
+    let checks: Vec<&str> = dir.analyze().diagnostics.iter().map(|d| d.check).collect();
+    assert_eq!(checks, ["invalid-revision-id", "multiple-roots"]);
+}

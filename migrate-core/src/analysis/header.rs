@@ -198,9 +198,9 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
                 if duplicate(parents.is_some(), &mut errors) {
                     continue;
                 }
-                let before = errors.len();
-                parents = Some(parse_parents(path, value, value_pos, &mut errors));
-                parents_valid = errors.len() == before;
+                let (list, complete) = parse_parents(path, value, value_pos, &mut errors);
+                parents = Some(list);
+                parents_valid = complete;
             }
             "message" => {
                 if !duplicate(message.is_some(), &mut errors) {
@@ -280,15 +280,19 @@ fn check_id(path: &str, id: &str, pos: Pos, what: &str, errors: &mut Vec<Diagnos
     false
 }
 
+/// The parents, and whether the list is every parent the header means: an invalid id or a
+/// `none` among others leaves it incomplete; a parent listed twice does not (it is still known
+/// exactly, so the file keeps its place in the graph and the graph's own errors are reported).
 fn parse_parents(
     path: &str,
     value: &str,
     start: Pos,
     errors: &mut Vec<Diagnostic>,
-) -> Vec<(String, Pos)> {
+) -> (Vec<(String, Pos)>, bool) {
     if value.trim() == "none" {
-        return Vec::new();
+        return (Vec::new(), true);
     }
+    let mut complete = true;
     let mut parents: Vec<(String, Pos)> = Vec::new();
     // `start` is the position of the first non-blank character of `value`.
     let trimmed = value.trim_start();
@@ -311,9 +315,11 @@ fn parse_parents(
                 )
                 .with_help("write `-- parents: none` only for the first migration"),
             );
+            complete = false;
             continue;
         }
         if !check_id(path, id, pos, "parent", errors) {
+            complete = false;
             continue;
         }
         if parents.iter().any(|(p, _)| p == id) {
@@ -329,7 +335,7 @@ fn parse_parents(
         }
         parents.push((id.to_owned(), pos));
     }
-    parents
+    (parents, complete)
 }
 
 #[cfg(test)]

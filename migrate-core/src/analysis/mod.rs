@@ -272,13 +272,10 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintC
         Ok(_) => {}
         Err(errors) => analysis.diagnostics.extend(errors.into_iter().filter(|e| {
             // A file whose header could not be read at all is missing from the graph: its
-            // children look dangling and its branch looks like an extra head or root. Those
-            // findings would be noise; the ones it cannot explain are reported.
-            unplaced == 0
-                || !matches!(
-                    e.check,
-                    "dangling-parent" | "multiple-heads" | "multiple-roots"
-                )
+            // children look dangling and, were it a merge, its branches look like extra heads.
+            // Those findings would be noise; the ones it cannot explain (two roots, a cycle, a
+            // duplicate) are reported.
+            unplaced == 0 || !matches!(e.check, "dangling-parent" | "multiple-heads")
         })),
     }
     analysis
