@@ -622,3 +622,82 @@ fn a_self_contained_migration_locks_no_relation_that_existed_before_it() {
         }
     }
 }
+
+/// What `session-setting` flags outlives the migration's transaction on the server, and what it
+/// proposes does not: each statement runs in a transaction that commits, and the session is
+/// read afterwards. The linter flags exactly the statements whose effect is still there.
+#[test]
+fn session_settings_outlive_the_commit_exactly_when_the_linter_says() {
+    let db = test_database();
+    let mut admin = db.client();
+    admin
+        .batch_execute("DO $$ BEGIN CREATE ROLE migrate_gt_owner; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        .unwrap();
+    for (statement, probe, session_default) in [
+        (
+            "SET lock_timeout = 4321",
+            "current_setting('lock_timeout')",
+            "0",
+        ),
+        (
+            "SET LOCAL lock_timeout = 4321",
+            "current_setting('lock_timeout')",
+            "0",
+        ),
+        (
+            "SET search_path TO pg_catalog",
+            "current_setting('search_path')",
+            "\"$user\", public",
+        ),
+        (
+            "SET LOCAL search_path TO pg_catalog",
+            "current_setting('search_path')",
+            "\"$user\", public",
+        ),
+        (
+            "SET ROLE migrate_gt_owner",
+            "current_user::text",
+            "postgres",
+        ),
+        (
+            "SET LOCAL ROLE migrate_gt_owner",
+            "current_user::text",
+            "postgres",
+        ),
+        (
+            "SET TIME ZONE 'Asia/Kolkata'",
+            "current_setting('TimeZone')",
+            "UTC",
+        ),
+        (
+            "SET LOCAL TIME ZONE 'Asia/Kolkata'",
+            "current_setting('TimeZone')",
+            "UTC",
+        ),
+    ] {
+        let mut client = db.client();
+        client
+            .batch_execute(&format!("SET TIME ZONE 'UTC'; BEGIN; {statement}; COMMIT"))
+            .unwrap();
+        let after = rows(&mut client, &format!("SELECT {probe}"))[0][0].clone();
+        let outlives = after != session_default;
+        let flagged = in_migration_dir(
+            "CREATE TABLE t (id int);",
+            &format!("{statement};"),
+            |dir| {
+                migrate::lint_dir(dir, &migrate::lint::LintConfig::default())
+                    .iter()
+                    .any(|d| d.check == "session-setting")
+            },
+        );
+        assert_eq!(
+            flagged, outlives,
+            "{statement}: after the commit {probe} is {after}; flagged: {flagged}"
+        );
+        assert_eq!(
+            outlives,
+            !statement.contains("LOCAL"),
+            "{statement}: {after}"
+        );
+    }
+}

@@ -89,6 +89,20 @@ pub struct Classified {
     /// indexing or filling a table, and creating a type, domain, sequence or schema. Whether
     /// those tables are new is the walker's to judge ([`crate::lint::WalkedStatement`]).
     pub names_all_it_locks: bool,
+    /// A `SET`, `RESET`, `SET ROLE` or `SET SESSION AUTHORIZATION` of the session (not `LOCAL`):
+    /// it outlives the migration's transaction.
+    pub session_setting: Option<SessionSetting>,
+}
+
+/// A statement that changes the session's settings beyond its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSetting {
+    /// The same change, scoped to the transaction (`SET LOCAL …`); `None` when there is no one
+    /// statement for it (`RESET ALL`).
+    pub local: Option<String>,
+    /// `SET ROLE` / `SET SESSION AUTHORIZATION` (or their RESET): who runs the statements after
+    /// it, which the runner cannot put back.
+    pub identity: bool,
 }
 
 /// An object that changes its name (normalised names).
@@ -386,7 +400,60 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
     let mut out = classify_effects(stmt);
     out.indexed_columns = indexed_columns(stmt.syntax(), &out);
     out.names_all_it_locks = names_all_it_locks(stmt.syntax());
+    out.session_setting = session_setting(stmt.syntax());
     out
+}
+
+/// See [`Classified::session_setting`]. The rewrite is made at the tokens' positions: `LOCAL`
+/// after the `SET` keyword (in place of `SESSION` where it is written), and each `RESET` as the
+/// `SET LOCAL … TO DEFAULT` (or `NONE`) that means the same for one transaction.
+fn session_setting(node: &SyntaxNode) -> Option<SessionSetting> {
+    let whole = node.text().to_string();
+    // The parser keeps the terminating `;` inside the statement.
+    let text = whole.trim_end().trim_end_matches(';');
+    // Byte offsets within the statement's own text (a token's bounds are character bounds;
+    // `get` refuses anything else all the same).
+    let start = usize::from(node.text_range().start());
+    let relative = |at: usize| at.saturating_sub(start);
+    let identity = matches!(
+        node.kind(),
+        SyntaxKind::SET_ROLE
+            | SyntaxKind::SET_SESSION_AUTH
+            | SyntaxKind::RESET_ROLE
+            | SyntaxKind::RESET_SESSION_AUTH
+    );
+    let local = match node.kind() {
+        SyntaxKind::SET | SyntaxKind::SET_ROLE | SyntaxKind::SET_SESSION_AUTH => {
+            if child(node, SyntaxKind::LOCAL_SCOPE).is_some() {
+                return None;
+            }
+            match child(node, SyntaxKind::SESSION_SCOPE) {
+                Some(scope) => {
+                    let range = scope.text_range();
+                    Some(format!(
+                        "{}LOCAL{}",
+                        text.get(..relative(usize::from(range.start())))?,
+                        text.get(relative(usize::from(range.end()))..)?
+                    ))
+                }
+                None => {
+                    let set = node
+                        .children_with_tokens()
+                        .find(|t| t.kind() == SyntaxKind::SET_KW)?;
+                    let at = relative(usize::from(set.text_range().end()));
+                    Some(format!("{} LOCAL{}", text.get(..at)?, text.get(at..)?))
+                }
+            }
+        }
+        SyntaxKind::RESET => child(node, SyntaxKind::CONFIG_PARAMETER_REF)
+            .map(|name| format!("SET LOCAL {} TO DEFAULT", name.text())),
+        SyntaxKind::RESET_ROLE => Some("SET LOCAL ROLE NONE".to_owned()),
+        SyntaxKind::RESET_SESSION_AUTH => {
+            Some("SET LOCAL SESSION AUTHORIZATION DEFAULT".to_owned())
+        }
+        _ => return None,
+    };
+    Some(SessionSetting { local, identity })
 }
 
 /// See [`Classified::names_all_it_locks`]. A function is left out: creating one written in SQL

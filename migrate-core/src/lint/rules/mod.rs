@@ -16,6 +16,7 @@ mod renaming_table;
 mod require_concurrent_index_creation;
 mod require_concurrent_index_deletion;
 mod require_concurrent_reindex;
+mod session_setting;
 mod table_rewrite;
 mod transaction_control;
 mod unknown_statement;
@@ -29,6 +30,7 @@ use super::walker::{ResolvedEffect, StatementContext};
 /// Every rule, in the order their findings are reported for one statement.
 pub static ALL: &[&Rule] = &[
     &transaction_control::RULE,
+    &session_setting::RULE,
     &concurrently_in_transaction::RULE,
     &require_concurrent_index_creation::RULE,
     &require_concurrent_index_deletion::RULE,
