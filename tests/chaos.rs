@@ -617,7 +617,10 @@ fn check(env: &Env, seed: u64, scenario: &Scenario) -> Result<String, String> {
             std::thread::spawn(move || match fault {
                 Fault::Terminate { after } => {
                     std::thread::sleep(after);
-                    let _ = values(&admin, &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}' AND application_name LIKE 'chaos-%'"));
+                    // The server may be restarting under another fault: then there is nothing to end.
+                    if let Ok(mut admin) = postgres::Client::connect(&admin, postgres::NoTls) {
+                        let _ = admin.batch_execute(&format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}' AND application_name LIKE 'chaos-%'"));
+                    }
                 }
                 Fault::Restart { after, down } => {
                     std::thread::sleep(after);

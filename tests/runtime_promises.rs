@@ -414,8 +414,10 @@ fn startup_sends_each_migration_in_one_round_trip_as_run_url_does() {
         let _ = Migrator::new(&BASIC).group_limit(1).run_url(url).unwrap();
     });
     let startup = proxy.count(|url| {
-        let mut settings = migrate::Settings::default();
-        settings.group_limit = 1;
+        let settings = migrate::Settings {
+            group_limit: 1,
+            ..migrate::Settings::default()
+        };
         let config = migrate::EnvConfig {
             skip: false,
             url: Some(url.to_owned()),
