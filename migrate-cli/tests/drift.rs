@@ -691,3 +691,45 @@ fn a_database_with_no_history_is_compared_with_the_empty_schema() {
         .get(0);
     assert_eq!(tables, 0);
 }
+
+/// The history in a schema of its own (`MIGRATE_SCHEMA=ops`): that schema is the runner's, not
+/// the migrations', so a database the migrations built shows no drift, and its status (what a
+/// readiness probe reads, with the schema snapshot compared) passes.
+#[test]
+fn a_history_in_a_schema_of_its_own_is_no_drift() {
+    let _serial = serial();
+    let db = test_database();
+    let dir = Dir::copy_of("ops-schema", "migrations", |_| true);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .arg("--dir")
+            .arg(&dir.0)
+            .args(args)
+            .env("DATABASE_URL", db.url())
+            .env("MIGRATE_SCHEMA", "ops")
+            .env_remove("MIGRATION_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let apply = run(&["apply"]);
+    assert!(apply.status.success(), "{}", stderr(&apply));
+    let diff = run(&["diff"]);
+    assert_eq!(
+        stdout(&diff),
+        "no drift against the 12 applied revision(s)\n",
+        "{}",
+        stderr(&diff)
+    );
+    assert_eq!(diff.status.code(), Some(0));
+    let snapshot = run(&["snapshot"]);
+    assert!(snapshot.status.success(), "{}", stderr(&snapshot));
+    let status = run(&["status", "--json"]);
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["status"], "pass", "{report}");
+    assert_eq!(
+        report["schema_drift"],
+        serde_json::json!([]),
+        "compared with the snapshot: {report}"
+    );
+}

@@ -23,7 +23,8 @@ fn not_from_extension(class: &str, oid: &str) -> String {
 /// the rows after them find their table.
 fn queries(settings: &Settings) -> Vec<String> {
     // The history table and what belongs with it (the sequence of its digest, the function
-    // of its trigger) are the runner's, not the migrations'.
+    // of its trigger, and the schema it was created in: `MIGRATE_SCHEMA=ops`) are the
+    // runner's, not the migrations'.
     let (digest, changed) = crate::runtime::history::companion_objects(settings);
     let schema = escape_literal(&settings.schema);
     let relation = format!(
@@ -82,7 +83,7 @@ fn queries(settings: &Settings) -> Vec<String> {
         ),
         format!(
             "SELECT 'object', 'schema', quote_ident(n.nspname), 'CREATE SCHEMA ' || quote_ident(n.nspname) || ';', 'DROP SCHEMA IF EXISTS ' || quote_ident(n.nspname) || ';', NULL, n.oid::text \
-             FROM pg_namespace n WHERE {USER_NAMESPACE} AND n.nspname <> 'public' AND {}",
+             FROM pg_namespace n WHERE {USER_NAMESPACE} AND n.nspname <> 'public' AND n.nspname <> {schema} AND {}",
             not_from_extension("pg_namespace", "n.oid")
         ),
         format!(
