@@ -190,6 +190,10 @@ const TABLE_FREE_STATEMENTS: &[SyntaxKind] = &[
     SyntaxKind::SHOW,
     SyntaxKind::SET_ROLE,
     SyntaxKind::SET_SESSION_AUTH,
+    // Extended statistics: SHARE UPDATE EXCLUSIVE on their table, which no query or write
+    // waits for.
+    SyntaxKind::DROP_STATISTICS,
+    SyntaxKind::ALTER_STATISTICS,
     SyntaxKind::ANALYZE,
     SyntaxKind::NOTIFY,
     SyntaxKind::DISCARD,
@@ -819,12 +823,40 @@ fn classify_effects(stmt: &ast::Stmt) -> Classified {
                 out.unknown = true;
             }
         }
-        SyntaxKind::CREATE_TRIGGER => {
-            if let Some(on) = child(node, SyntaxKind::ON_RELATION) {
-                let table = descendant(&on, SyntaxKind::PATH_REF)
-                    .map(|p| name_of(&p))
-                    .unwrap_or_default();
-                out.effects.push(effect(Op::CreateTrigger, table));
+        SyntaxKind::CREATE_TRIGGER | SyntaxKind::DROP_TRIGGER | SyntaxKind::ALTER_TRIGGER => {
+            let op = match node.kind() {
+                SyntaxKind::CREATE_TRIGGER => Op::CreateTrigger,
+                SyntaxKind::DROP_TRIGGER => Op::DropTrigger,
+                _ => Op::AlterTrigger,
+            };
+            match child(node, SyntaxKind::ON_RELATION) {
+                Some(on) => {
+                    let table = descendant(&on, SyntaxKind::PATH_REF)
+                        .map(|p| name_of(&p))
+                        .unwrap_or_default();
+                    out.effects.push(effect(op, table));
+                }
+                None => out.unknown = true,
+            }
+        }
+        SyntaxKind::DROP_MATERIALIZED_VIEW => {
+            for view in node
+                .children()
+                .filter(|c| c.kind() == SyntaxKind::VIEW_REF)
+                .filter_map(|v| child(&v, SyntaxKind::PATH_REF))
+            {
+                out.effects
+                    .push(effect(Op::DropMaterializedView, name_of(&view)));
+            }
+        }
+        SyntaxKind::CREATE_STATISTICS => {
+            match child(node, SyntaxKind::FROM_TABLE)
+                .and_then(|from| descendant(&from, SyntaxKind::PATH_REF))
+            {
+                Some(table) => out
+                    .effects
+                    .push(effect(Op::CreateStatistics, name_of(&table))),
+                None => out.unknown = true,
             }
         }
         SyntaxKind::ALTER_INDEX => {
@@ -1177,6 +1209,9 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
             | SyntaxKind::DISABLE_RLS
             | SyntaxKind::FORCE_RLS
             | SyntaxKind::NO_FORCE_RLS => out.effects.push(effect(Op::RowSecurity, Detail::None)),
+            SyntaxKind::ALTER_CONSTRAINT => {
+                out.effects.push(effect(Op::AlterConstraint, Detail::None))
+            }
             SyntaxKind::ENABLE_TRIGGER
             | SyntaxKind::DISABLE_TRIGGER
             | SyntaxKind::ENABLE_ALWAYS_TRIGGER

@@ -157,7 +157,15 @@ pub enum Op {
     /// default, ACCESS EXCLUSIVE), held until commit.
     LockTable,
     CreateTrigger,
+    DropTrigger,
+    /// `ALTER TRIGGER … ON t RENAME TO …`.
+    AlterTrigger,
     EnableDisableTrigger,
+    DropMaterializedView,
+    /// `ALTER TABLE … ALTER CONSTRAINT` (deferrability of a foreign key).
+    AlterConstraint,
+    /// `CREATE STATISTICS … FROM t`.
+    CreateStatistics,
     /// `ALTER TABLE … ENABLE / DISABLE / FORCE / NO FORCE ROW LEVEL SECURITY`.
     RowSecurity,
     /// `CREATE / ALTER / DROP POLICY … ON t`.
@@ -503,6 +511,41 @@ pub static LOCK_MODEL: &[LockRow] = &[
         "CREATE TRIGGER t_trg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION noop()",
     ),
     row(
+        Op::DropTrigger,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "DROP TRIGGER t_noop ON t",
+    ),
+    row(
+        Op::AlterTrigger,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TRIGGER t_noop ON t RENAME TO t_noop_renamed",
+    ),
+    row(
+        Op::DropMaterializedView,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "DROP MATERIALIZED VIEW mv",
+    ),
+    row(
+        Op::AlterConstraint,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ALTER CONSTRAINT t_u_fk DEFERRABLE",
+    ),
+    row(
+        Op::CreateStatistics,
+        Some(ShareUpdateExclusive),
+        None,
+        Instant,
+        "CREATE STATISTICS t_ab ON a, b FROM t",
+    ),
+    row(
         Op::RowSecurity,
         Some(AccessExclusive),
         None,
@@ -620,7 +663,9 @@ pub fn example_relations(op: Op) -> (&'static str, Option<&'static str>) {
         Op::DropView => ("tv", None),
         Op::AddPrimaryKeyUsingIndex => ("q", None),
         Op::AlterIndexRename => ("t_a_idx", None),
-        Op::RefreshMaterializedView | Op::RefreshMaterializedViewConcurrently => ("mv", None),
+        Op::RefreshMaterializedView
+        | Op::RefreshMaterializedViewConcurrently
+        | Op::DropMaterializedView => ("mv", None),
         Op::AttachPartition => ("pt", Some("p2")),
         Op::DetachPartition | Op::DetachPartitionConcurrently => ("pt", Some("p1")),
         _ => ("t", None),

@@ -60,6 +60,19 @@ mod tests {
         );
     }
 
+    /// Common DDL of real migrations, each with its row in the lock model (checked on a live
+    /// server by `tests/lock_ground_truth.rs`).
+    #[test]
+    fn knows_triggers_materialized_views_constraint_changes_and_statistics() {
+        let statements = "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;\nCREATE TRIGGER users_touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch();\nALTER TRIGGER users_touch ON users RENAME TO users_touched;\nDROP TRIGGER IF EXISTS users_touched ON public.users;\nCREATE MATERIALIZED VIEW user_names AS SELECT name FROM users;\nDROP MATERIALIZED VIEW user_names;\nALTER TABLE posts ALTER CONSTRAINT posts_user_fk DEFERRABLE INITIALLY DEFERRED;\nCREATE STATISTICS users_stats ON email, name FROM users;\nALTER STATISTICS users_stats SET STATISTICS 500;\nDROP STATISTICS users_stats;";
+        let ops: Vec<String> = super::super::test_support::lint(&[BASE, statements])
+            .iter()
+            .filter(|d| d.check == "unknown-statement")
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(ops, Vec::<String>::new());
+    }
+
     #[test]
     fn passes_known_and_table_free_statements() {
         assert!(
