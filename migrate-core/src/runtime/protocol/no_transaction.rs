@@ -425,10 +425,11 @@ async fn drop_failed_builds<S: Session>(
     Ok(())
 }
 
-/// The settings a session may change with `SET` (all but the transaction's own and the role),
+/// The settings a session may change with `SET` (all but the transaction's own and the role;
+/// no backslash in the pattern, which `standard_conforming_strings = off` would read),
 /// with their current values: a snapshot to restore.
 const SESSION_SETTINGS_SQL: &str = "SELECT name, current_setting(name) FROM pg_settings \
-     WHERE context IN ('user', 'superuser') AND name NOT LIKE 'transaction\\_%' \
+     WHERE context IN ('user', 'superuser') AND name NOT LIKE 'transaction%' \
        AND name NOT IN ('role', 'session_authorization') ORDER BY name";
 
 async fn session_settings<S: Session>(client: &mut S) -> Option<Vec<(String, String)>> {
