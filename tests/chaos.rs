@@ -250,7 +250,7 @@ struct Scenario {
     tokio_final: bool,
 }
 
-const SETTINGS: [&str; 12] = [
+const SETTINGS: [&str; 13] = [
     "DateStyle = 'SQL, DMY'",
     "DateStyle = 'German, YMD'",
     "TimeZone = 'Asia/Kolkata'",
@@ -263,6 +263,7 @@ const SETTINGS: [&str; 12] = [
     "lock_timeout = '50ms'",
     "idle_in_transaction_session_timeout = '2s'",
     "extra_float_digits = 3",
+    "standard_conforming_strings = off",
 ];
 
 fn draw(seed: u64, pooler: bool) -> Scenario {
