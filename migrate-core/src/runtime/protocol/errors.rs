@@ -99,3 +99,18 @@ pub(super) fn reading_the_history(e: postgres::Error) -> Error {
         cause: Box::new(ServerError::from_postgres(&e)),
     }
 }
+
+/// An interrupted no-transaction migration (its `running` row) whose file is no longer the one
+/// it started with.
+pub(super) fn edited_while_interrupted(
+    migration: &Migration,
+    row: &crate::runtime::history::HistoryRow,
+) -> StepError {
+    StepError::Fatal(Error::EditedWhileInterrupted {
+        revision: migration.revision().to_owned(),
+        path: migration.path().to_owned(),
+        statements_done: row.statements_done,
+        recorded_checksum: row.checksum.to_string(),
+        file_checksum: migration.checksum().to_owned(),
+    })
+}

@@ -7,7 +7,7 @@ use std::time::Instant;
 use postgres::SimpleQueryMessage;
 use postgres_protocol::escape::escape_literal;
 
-use super::errors::{StepError, classify, one_line, statement_error};
+use super::errors::{StepError, classify, edited_while_interrupted, one_line, statement_error};
 use super::run::{Step, record_applied};
 use super::session::{Guard, first_value, millis, pg_millis};
 use super::{Applied, Migrator};
@@ -107,13 +107,7 @@ impl Migrator<'_> {
         if let Some(row) = row
             && row.checksum != next.checksum()
         {
-            return Err(StepError::Fatal(Error::EditedWhileInterrupted {
-                revision: next.revision().to_owned(),
-                path: next.path().to_owned(),
-                statements_done: row.statements_done,
-                recorded_checksum: row.checksum.to_string(),
-                file_checksum: next.checksum().to_owned(),
-            }));
+            return Err(edited_while_interrupted(next, row));
         }
         let resumed_at = row.map(|r| r.statements_done);
         // The server answered the statement after the last one done with an error.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::errors::{StepError, classify};
+use super::errors::{StepError, classify, edited_while_interrupted};
 use super::gate::{Gate, Round};
 use super::lock::LOCK_BUSY;
 use super::session::{Conn, Guard, first_value};
@@ -211,13 +211,7 @@ impl Migrator<'_> {
                 continue;
             };
             if row.checksum != migration.checksum() || !migration.no_transaction() {
-                return Err(StepError::Fatal(Error::EditedWhileInterrupted {
-                    revision: migration.revision().to_owned(),
-                    path: migration.path().to_owned(),
-                    statements_done: row.statements_done,
-                    recorded_checksum: row.checksum.to_string(),
-                    file_checksum: migration.checksum().to_owned(),
-                }));
+                return Err(edited_while_interrupted(migration, row));
             }
         }
         Ok(())
