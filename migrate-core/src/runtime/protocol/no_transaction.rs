@@ -327,25 +327,18 @@ async fn mark_failed_build<S: Session>(
     table: &str,
     before: &str,
 ) {
-    let found = client
-        .simple_query(&format!(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i \
-               JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE i.indrelid = to_regclass({}) AND NOT i.indisvalid AND i.indexrelid <> ALL ({}::oid[]) \
-               AND i.indexrelid NOT IN (SELECT index_relid FROM pg_stat_progress_create_index WHERE index_relid IS NOT NULL) \
-             ORDER BY i.indexrelid",
-            escape_literal(table),
+    let found = invalid_indexes(
+        client,
+        table,
+        &format!(
+            "i.indexrelid <> ALL ({}::oid[]) \
+             AND i.indexrelid NOT IN (SELECT index_relid FROM pg_stat_progress_create_index WHERE index_relid IS NOT NULL)",
             escape_literal(before)
-        ))
-        .await;
-    let leftovers: Vec<String> = match found {
-        Ok(messages) => messages
-            .iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-                _ => None,
-            })
-            .collect(),
+        ),
+    )
+    .await;
+    let leftovers = match found {
+        Ok(leftovers) => leftovers,
         Err(e) => {
             log::warn!(
                 "the INVALID index a failed attempt of {} ({}:{}) may have left was not looked for: {}",
@@ -387,24 +380,15 @@ async fn drop_failed_builds<S: Session>(
     table: &str,
     marker: &str,
 ) -> Result<(), StepError> {
-    let Ok(messages) = client
-        .simple_query(&format!(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i \
-               JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE i.indrelid = to_regclass({}) AND NOT i.indisvalid \
-               AND obj_description(i.indexrelid, 'pg_class') = {} ORDER BY i.indexrelid",
-            escape_literal(table),
-            escape_literal(marker)
-        ))
-        .await
-    else {
+    let condition = format!(
+        "obj_description(i.indexrelid, 'pg_class') = {}",
+        escape_literal(marker)
+    );
+    let Ok(leftovers) = invalid_indexes(client, table, &condition).await else {
         // The table's name does not resolve here: the statement itself reports it.
         return Ok(());
     };
-    for leftover in messages.iter().filter_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0),
-        _ => None,
-    }) {
+    for leftover in leftovers {
         log::warn!("dropping INVALID index {leftover}, left by a failed attempt of this statement");
         client
             .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {leftover}"))
@@ -417,6 +401,30 @@ async fn drop_failed_builds<S: Session>(
             })?;
     }
     Ok(())
+}
+
+/// The INVALID indexes of `table` (as the migration names it) that also meet `condition` (on
+/// `pg_index i`), schema-qualified and quoted, oldest first.
+async fn invalid_indexes<S: Session>(
+    client: &mut S,
+    table: &str,
+    condition: &str,
+) -> Result<Vec<String>, postgres::Error> {
+    let messages = client
+        .simple_query(&format!(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i \
+               JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE i.indrelid = to_regclass({}) AND NOT i.indisvalid AND {condition} ORDER BY i.indexrelid",
+            escape_literal(table)
+        ))
+        .await?;
+    Ok(messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The settings a session may change with `SET` (all but the transaction's own and the role;
