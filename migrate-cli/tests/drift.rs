@@ -75,6 +75,17 @@ fn files_in(dir: &Path, ending: &str) -> Vec<PathBuf> {
     files
 }
 
+/// Asserts that a run of the binary succeeded, showing what it printed when it did not.
+fn succeeded(run: &Output) {
+    assert!(run.status.success(), "{}{}", stdout(run), stderr(run));
+}
+
+/// Where `needle` starts in `text`; a panic showing `text` when it is not there.
+fn offset(text: &str, needle: &str) -> usize {
+    text.find(needle)
+        .unwrap_or_else(|| panic!("no `{needle}` in\n{text}"))
+}
+
 impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -180,10 +191,7 @@ fn the_seed_database_built_by_hand_is_reconciled_by_the_migration_diff_writes() 
     assert!(text.starts_with("-- revision: "), "{text}");
     assert!(text.contains("\n-- parents: 0003\n"), "{text}");
     assert!(text.contains("\n-- migrate:no-transaction\n"), "{text}");
-    let position = |needle: &str| {
-        text.find(needle)
-            .unwrap_or_else(|| panic!("no `{needle}` in\n{text}"))
-    };
+    let position = |needle: &str| offset(&text, needle);
     assert!(
         position("ALTER TABLE public.users ALTER COLUMN id TYPE uuid USING id::uuid;")
             < position(
@@ -221,13 +229,7 @@ fn the_seed_database_built_by_hand_is_reconciled_by_the_migration_diff_writes() 
         })
         .collect();
     std::fs::write(&file, reviewed).unwrap();
-    let applied = dir.migrate(&db, &["apply"]);
-    assert!(
-        applied.status.success(),
-        "{}{}",
-        stdout(&applied),
-        stderr(&applied)
-    );
+    succeeded(&dir.migrate(&db, &["apply"]));
 
     let clean = dir.migrate(&db, &["diff"]);
     assert_eq!(
@@ -252,6 +254,83 @@ fn the_seed_database_built_by_hand_is_reconciled_by_the_migration_diff_writes() 
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, String>(0), "zoë@example.fr");
     assert_eq!(rows[0].get::<_, String>(1), "sombre 🌙");
+    assert!(shadows(&db).is_empty(), "{:?}", shadows(&db));
+}
+
+/// Writes `files` (name, text) into a new directory.
+fn dir_with(name: &str, files: &[(&str, &str)]) -> Dir {
+    let dir = Dir::new(name);
+    for (file, text) in files {
+        std::fs::write(dir.0.join(file), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_key_dropped_under_a_foreign_key_is_restored_key_first_and_the_fix_replays_as_a_no_op() {
+    let _serial = serial();
+    let db = test_database();
+    let dir = dir_with(
+        "key-under-fk",
+        &[(
+            "0001_users_posts.sql",
+            "-- revision: 0001\n-- parents: none\n-- message: users and their posts\n\
+             CREATE TABLE users (id bigint PRIMARY KEY, nom text);\n\
+             CREATE TABLE posts (id bigint PRIMARY KEY, user_id bigint CONSTRAINT posts_user_fk REFERENCES users (id), titre text);\n",
+        )],
+    );
+    let applied = dir.migrate(&db, &["apply"]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    // By hand: the key goes, and the foreign key that needs it with it.
+    db.client()
+        .batch_execute(
+            "INSERT INTO users VALUES (1, 'Zoë'); INSERT INTO posts VALUES (1, 1, 'Größe 🧪');
+             ALTER TABLE users DROP CONSTRAINT users_pkey CASCADE;",
+        )
+        .unwrap();
+
+    let written = dir.migrate(&db, &["diff", "--write", dir.0.to_str().unwrap()]);
+    assert_eq!(written.status.code(), Some(1), "{}", stderr(&written));
+    let [file] = dir.files("_reconcile.sql").try_into().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let at = |needle: &str| offset(&text, needle);
+    assert!(
+        at("ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_pkey;")
+            < at(
+                "ADD CONSTRAINT posts_user_fk FOREIGN KEY (user_id) REFERENCES public.users(id) NOT VALID;"
+            ),
+        "{text}"
+    );
+    assert!(!text.contains("DROP CONSTRAINT"), "{text}");
+    let check = dir.migrate(&db, &["check"]);
+    assert!(check.status.success(), "{}", stdout(&check));
+
+    // Applied as written: no drift, and the next drift check replays it (into a shadow that
+    // already has both keys when it runs) without an error.
+    succeeded(&dir.migrate(&db, &["apply"]));
+    for _ in 0..2 {
+        let clean = dir.migrate(&db, &["diff"]);
+        assert_eq!(
+            (clean.status.code(), stdout(&clean).as_str()),
+            (Some(0), "no drift against the 2 applied revision(s)\n"),
+            "{}",
+            stderr(&clean)
+        );
+    }
+    // Strictly idempotent: applied again to the database that has the schema, each statement
+    // changes nothing, and nothing depending on the key is touched.
+    let before = schema_dump(&db);
+    let sql = text
+        .lines()
+        .filter(|l| !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for statement in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
+        db.client()
+            .batch_execute(statement)
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    assert_eq!(schema_dump(&db), before);
     assert!(shadows(&db).is_empty(), "{:?}", shadows(&db));
 }
 
@@ -289,13 +368,34 @@ fn databases_the_migrations_built_show_no_drift_and_pending_revisions_are_not_dr
     assert!(shadows(&db).is_empty());
 }
 
+/// The schema of a database as a tool other than this one sees it: `pg_dump --schema-only` of
+/// the server's own major when one is installed, else [`catalog_listing`].
+fn schema_dump(db: &TestDatabase) -> String {
+    let major: u32 = db
+        .client()
+        .query_one(
+            "SELECT current_setting('server_version_num')::int / 10000",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i32>(0) as u32;
+    let candidates = [
+        pg_harness::server_bin_dir().join("pg_dump"),
+        PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_dump")),
+    ];
+    match candidates.iter().find(|p| p.exists()) {
+        Some(pg_dump) => pg_dump_schema(pg_dump, db),
+        None => catalog_listing(db),
+    }
+}
+
 /// `pg_dump --schema-only` of a database, without its comment and blank lines, the per-run random key
 /// of its `\restrict` guard, and the runtime's own objects: the history table, the sequence that
 /// holds its digest and the function that resets it. A run that applies migrations creates the
 /// last two; `baseline --stamp` only writes a row, so they are no difference between the two
 /// databases' schemas.
-fn schema_dump(db: &TestDatabase) -> String {
-    let out = Command::new(pg_harness::server_bin_dir().join("pg_dump"))
+fn pg_dump_schema(pg_dump: &Path, db: &TestDatabase) -> String {
+    let out = Command::new(pg_dump)
         .args([
             "--schema-only",
             "--no-owner",
@@ -327,6 +427,107 @@ fn schema_dump(db: &TestDatabase) -> String {
     dump
 }
 
+/// Where no `pg_dump` of the server's major is installed (the npm registry's server packages
+/// ship none, and an older `pg_dump` refuses a newer server): every user object with the
+/// server's own description of it, one per line, written here independently of the catalog
+/// reader under test. The runtime's own objects are left out as in [`pg_dump_schema`].
+fn catalog_listing(db: &TestDatabase) -> String {
+    let user = "NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'";
+    let sql = format!(
+        "SET search_path = pg_catalog;
+         SELECT line FROM (
+           SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind || ' ' || c.relpersistence || coalesce(' ' || pg_get_partkeydef(c.oid), '')
+                  || coalesce(' ' || pg_get_expr(c.relpartbound, c.oid), '') AS line
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname {user} AND c.relkind <> 't'
+               AND c.relname NOT LIKE 'migrate_history%'
+           UNION ALL SELECT 'column ' || c.oid::regclass || '.' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
+                  || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+                  || ' identity=' || a.attidentity || ' generated=' || a.attgenerated
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attnum > 0 AND NOT a.attisdropped AND n.nspname {user} AND c.relname NOT LIKE 'migrate_history%'
+           UNION ALL SELECT 'constraint ' || coalesce(k.conrelid::regclass::text, k.contypid::regtype::text) || ' ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid)
+             FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname {user}
+           UNION ALL SELECT 'index ' || pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname {user} AND c.relname NOT LIKE 'migrate_history%'
+           UNION ALL SELECT 'function ' || pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname {user} AND p.proname <> 'migrate_history_changed'
+           UNION ALL SELECT 'view ' || c.oid::regclass || ' ' || pg_get_viewdef(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('v', 'm') AND n.nspname {user}
+           UNION ALL SELECT 'type ' || t.oid::regtype || ' ' || t.typtype || ' ' || format_type(t.typbasetype, t.typtypmod) || coalesce(' DEFAULT ' || t.typdefault, '')
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname {user} AND t.typtype IN ('e', 'd')
+           UNION ALL SELECT 'sequence ' || schemaname || '.' || sequencename || ' ' || data_type || ' ' || start_value || ' ' || increment_by
+             FROM pg_sequences WHERE sequencename NOT LIKE 'migrate_history%'
+           UNION ALL SELECT 'trigger ' || pg_get_triggerdef(g.oid) FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT g.tgisinternal AND n.nspname {user} AND c.relname NOT LIKE 'migrate_history%'
+         ) x ORDER BY line"
+    );
+    let mut listing = String::new();
+    for message in db.client().simple_query(&sql).unwrap() {
+        if let postgres::SimpleQueryMessage::Row(row) = message {
+            listing.push_str(row.get(0).unwrap_or_default());
+            listing.push('\n');
+        }
+    }
+    listing
+}
+
+/// Writes the baseline of `live` (stamped), applies it to a new database, and judges the two
+/// with [`schema_dump`]. Returns the baseline's text and what `baseline` printed.
+fn baseline_round_trip(live: &TestDatabase, name: &str) -> (String, String) {
+    let dir = Dir::new(name);
+    let target = dir.0.join("migrations");
+    let baseline = dir.migrate(
+        live,
+        &["baseline", "--into", target.to_str().unwrap(), "--stamp"],
+    );
+    assert!(baseline.status.success(), "{}", stderr(&baseline));
+    let written = Dir(target.clone());
+    let [file] = written.files("_baseline.sql").try_into().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let revision = file
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches("_baseline.sql")
+        .to_owned();
+    let printed = stdout(&baseline).replace(&file.display().to_string(), "FILE");
+
+    // The oracle: the schema of the live database and of one the baseline built.
+    let rebuilt = test_database();
+    let apply = written.migrate(&rebuilt, &["apply"]);
+    assert!(apply.status.success(), "{}", stderr(&apply));
+    let (expected, actual) = (schema_dump(live), schema_dump(&rebuilt));
+    if expected != actual {
+        let differing: Vec<_> = expected
+            .lines()
+            .zip(actual.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .collect();
+        panic!("the dumps differ: {differing:#?}\n{expected}");
+    }
+    assert_eq!(
+        printed.lines().nth(1),
+        Some(&*format!("stamped {revision} as applied"))
+    );
+
+    // Stamped: the live database is up to date with the baseline and does not drift from it.
+    let status = written.migrate(live, &["status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", stdout(&status));
+    let diff = written.migrate(live, &["diff"]);
+    assert_eq!(
+        stdout(&diff),
+        "no drift against the 1 applied revision(s)\n",
+        "{}",
+        stderr(&diff)
+    );
+    drop(written);
+    assert!(shadows(live).is_empty());
+    (text, printed)
+}
+
 #[test]
 fn a_baseline_of_the_large_schema_rebuilds_what_pg_dump_sees() {
     let _serial = serial();
@@ -339,57 +540,94 @@ fn a_baseline_of_the_large_schema_rebuilds_what_pg_dump_sees() {
             .batch_execute(&std::fs::read_to_string(file).unwrap())
             .unwrap();
     }
-    let dir = Dir::new("baseline");
-    let target = dir.0.join("migrations");
-    let baseline = dir.migrate(
-        &live,
-        &["baseline", "--into", target.to_str().unwrap(), "--stamp"],
-    );
-    assert!(baseline.status.success(), "{}", stderr(&baseline));
-    let written = Dir(target.clone());
-    let [file] = written.files("_baseline.sql").try_into().unwrap();
-    let revision = file
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .trim_end_matches("_baseline.sql")
-        .to_owned();
+    let dump = schema_dump(&live);
+    assert!(dump.contains("billing.monthly_revenue"), "{dump}");
+    assert!(dump.contains("billing.invoices_2025"), "{dump}");
+    let (_, printed) = baseline_round_trip(&live, "baseline");
     assert_eq!(
-        stdout(&baseline),
-        format!(
-            "wrote {}: 8 table(s), 35 other object(s); a database built from it has the live schema\nstamped {revision} as applied\n",
-            file.display()
+        printed.lines().next(),
+        Some(
+            "wrote FILE: 8 table(s), 35 other object(s); a database built from it has the live schema"
         )
     );
+}
 
-    // The oracle: pg_dump of the live database and of one the baseline built.
-    let rebuilt = test_database();
-    let apply = written.migrate(&rebuilt, &["apply"]);
-    assert!(apply.status.success(), "{}", stderr(&apply));
-    let (expected, actual) = (schema_dump(&live), schema_dump(&rebuilt));
-    assert!(expected.contains("CREATE MATERIALIZED VIEW billing.monthly_revenue"));
-    assert!(expected.contains("ATTACH PARTITION billing.invoices_2025"));
-    if expected != actual {
-        let differing: Vec<_> = expected
-            .lines()
-            .zip(actual.lines())
-            .filter(|(a, b)| a != b)
-            .take(10)
-            .collect();
-        panic!("pg_dump differs: {differing:#?}");
-    }
-
-    // Stamped: the live database is up to date with the baseline and does not drift from it.
-    let status = written.migrate(&live, &["status"]);
-    assert_eq!(status.status.code(), Some(0), "{}", stdout(&status));
-    let diff = written.migrate(&live, &["diff"]);
-    assert_eq!(
-        stdout(&diff),
-        "no drift against the 1 applied revision(s)\n"
+/// Functions that defaults, checks, generated columns, indexes and domains call, created before
+/// the tables that use them (tables before functions fails: "function … does not exist"); a
+/// SQL-standard function over a table under a view; a function returning a table's rows; and a
+/// default that calls a function reading its own table, the cycle pg_dump breaks with
+/// `ALTER … SET DEFAULT`.
+const FUNCTIONS_EVERYWHERE: &str = "
+    CREATE SCHEMA boutique;
+    CREATE FUNCTION boutique.code_aléatoire(len integer) RETURNS text LANGUAGE sql VOLATILE
+        AS $$ SELECT substr(md5(random()::text), 1, len) $$;
+    CREATE FUNCTION boutique.normalisé(t text) RETURNS text LANGUAGE sql IMMUTABLE RETURN lower(btrim(t));
+    CREATE FUNCTION boutique.positif(n numeric) RETURNS boolean LANGUAGE sql IMMUTABLE RETURN n > 0;
+    CREATE DOMAIN boutique.sku AS text CHECK (boutique.normalisé(VALUE) = VALUE);
+    CREATE TABLE boutique.article (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        code text NOT NULL DEFAULT boutique.code_aléatoire(8),
+        nom text NOT NULL,
+        clé text GENERATED ALWAYS AS (boutique.normalisé(nom)) STORED,
+        prix numeric CONSTRAINT prix_positif CHECK (boutique.positif(prix))
     );
-    drop(written);
-    assert!(shadows(&live).is_empty());
+    CREATE UNIQUE INDEX article_nom_unique ON boutique.article (boutique.normalisé(nom));
+    CREATE TABLE boutique.stock (sku boutique.sku PRIMARY KEY, article_id bigint REFERENCES boutique.article);
+    CREATE FUNCTION boutique.nombre_d_articles() RETURNS bigint LANGUAGE sql STABLE
+        BEGIN ATOMIC SELECT count(*) FROM boutique.article; END;
+    CREATE VIEW boutique.état AS SELECT boutique.nombre_d_articles() AS articles;
+    CREATE FUNCTION boutique.bon_marché(plafond numeric) RETURNS SETOF boutique.article LANGUAGE sql STABLE
+        AS $$ SELECT * FROM boutique.article WHERE prix < plafond $$;
+    CREATE VIEW boutique.petits_prix AS SELECT id, nom FROM boutique.bon_marché(10);
+    CREATE TABLE boutique.ticket (n integer, libellé text DEFAULT 'caisse 🧾');
+    CREATE FUNCTION boutique.ticket_suivant() RETURNS integer LANGUAGE sql
+        BEGIN ATOMIC SELECT coalesce(max(n), 0) + 1 FROM boutique.ticket; END;
+    ALTER TABLE boutique.ticket ALTER COLUMN n SET DEFAULT boutique.ticket_suivant();
+";
+
+#[test]
+fn a_baseline_creates_what_defaults_checks_indexes_and_views_call_before_them() {
+    let _serial = serial();
+    let live = test_database();
+    live.client().batch_execute(FUNCTIONS_EVERYWHERE).unwrap();
+    let (text, printed) = baseline_round_trip(&live, "functions-everywhere");
+    assert_eq!(
+        printed.lines().next(),
+        Some(
+            "wrote FILE: 3 table(s), 11 other object(s); a database built from it has the live schema"
+        ),
+        "{text}"
+    );
+    for (first, then) in [
+        // The function before the table whose default calls it.
+        (
+            "CREATE OR REPLACE FUNCTION boutique.\"code_aléatoire\"",
+            "CREATE TABLE boutique.article",
+        ),
+        // The cycle: the table without the default, the function, then the default.
+        (
+            "CREATE TABLE boutique.ticket",
+            "CREATE OR REPLACE FUNCTION boutique.ticket_suivant",
+        ),
+        (
+            "CREATE OR REPLACE FUNCTION boutique.ticket_suivant",
+            "ALTER TABLE boutique.ticket ALTER COLUMN n SET DEFAULT boutique.ticket_suivant();",
+        ),
+        // The view after the function it calls, the function after the table it reads.
+        (
+            "CREATE TABLE boutique.article",
+            "CREATE OR REPLACE FUNCTION boutique.nombre_d_articles",
+        ),
+        (
+            "CREATE OR REPLACE FUNCTION boutique.nombre_d_articles",
+            "CREATE VIEW boutique.\"état\"",
+        ),
+    ] {
+        assert!(
+            offset(&text, first) < offset(&text, then),
+            "{first} after {then}:\n{text}"
+        );
+    }
 }
 
 #[test]

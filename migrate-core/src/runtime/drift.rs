@@ -166,9 +166,21 @@ pub fn drop_active_shadows(application_name: &str) {
 }
 
 /// The rows with each object's oid (the last cell of a `table` or `object` row, which only
-/// orders a baseline) replaced by its rank: the same migrations give the same snapshot text on
-/// any server.
-fn creation_ranks(mut rows: Vec<crate::snapshot::Row>) -> Vec<crate::snapshot::Row> {
+/// orders a baseline) replaced by its rank, and without the oids of constraints and indexes and
+/// the dependencies between oids: the same migrations give the same snapshot text on any server.
+fn creation_ranks(rows: Vec<crate::snapshot::Row>) -> Vec<crate::snapshot::Row> {
+    let mut rows: Vec<_> = rows
+        .into_iter()
+        .filter(|row| !matches!(row.first(), Some(Some(tag)) if tag == "depends"))
+        .map(|mut row| {
+            match row.first() {
+                Some(Some(tag)) if tag == "constraint" => row.truncate(6),
+                Some(Some(tag)) if tag == "index" => row.truncate(5),
+                _ => {}
+            }
+            row
+        })
+        .collect();
     let ordered = |row: &crate::snapshot::Row| matches!(row.first(), Some(Some(tag)) if tag == "table" || tag == "object");
     let mut oids: Vec<u64> = rows
         .iter()
@@ -479,9 +491,7 @@ impl Migrator<'_> {
         let name = &self.settings().application_name;
         let target = connect(url, name)?;
         let mut shadow = Shadow::create(target, url, name)?;
-        let replay_failed = |e: postgres::Error| Error::Replay {
-            revision: "baseline".to_owned(),
-            path: "(the baseline being written)".to_owned(),
+        let replay_failed = |e: postgres::Error| Error::BaselineReplay {
             cause: Box::new(ServerError::from_postgres(&e)),
         };
         let mut transaction = shadow.client.transaction().map_err(replay_failed)?;

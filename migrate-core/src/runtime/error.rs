@@ -152,6 +152,9 @@ pub enum Error {
     /// The database has applied revisions the binary does not contain, so a drift check cannot
     /// replay what built it.
     CannotReplay { unknown: Vec<String> },
+    /// A baseline written from a live database failed when replayed into an empty one, on the
+    /// same server: its order or its rendering of an object is wrong.
+    BaselineReplay { cause: Box<ServerError> },
 }
 
 impl Error {
@@ -269,6 +272,10 @@ impl fmt::Display for Error {
                 f,
                 "replaying applied revision {revision} ({path}) into the shadow database failed: {cause}\n  help: the migrations no longer build what they built when they were applied (an extension or a role they need is missing on this server?); fix that, then diff again"
             ),
+            Error::BaselineReplay { cause } => write!(
+                f,
+                "a database built from the baseline failed on one of its statements: {cause}; nothing was written\n  help: this is a gap in the baseline's order or rendering; report it with the line above"
+            ),
             Error::CannotReplay { unknown } => write!(
                 f,
                 "the database has applied revisions this binary does not contain: {}\n  help: diff with a build (or a --dir) that contains them",
@@ -289,8 +296,30 @@ impl std::error::Error for Error {
         match self {
             Error::Migration { cause, .. }
             | Error::Database { cause, .. }
-            | Error::Replay { cause, .. } => Some(&**cause),
+            | Error::Replay { cause, .. }
+            | Error::BaselineReplay { cause } => Some(&**cause),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_baseline_that_does_not_replay_is_not_blamed_on_the_server() {
+        let error = Error::BaselineReplay {
+            cause: Box::new(ServerError {
+                code: "42883".to_owned(),
+                message: "function public.next_code() does not exist".to_owned(),
+                detail: None,
+                hint: None,
+            }),
+        };
+        assert_eq!(
+            error.to_string(),
+            "a database built from the baseline failed on one of its statements: SQLSTATE 42883: function public.next_code() does not exist; nothing was written\n  help: this is a gap in the baseline's order or rendering; report it with the line above"
+        );
     }
 }

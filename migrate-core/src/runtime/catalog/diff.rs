@@ -6,8 +6,9 @@
 //! already has the schema: replayed into the next drift check's shadow database, or applied to a
 //! fresh environment, it changes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use super::depend;
 use super::difference::{Difference, Fix, Phase, Severity, fix};
 use super::fixes::{
     add_column, add_constraint, change_column, create_index, create_object, replace_object,
@@ -18,10 +19,15 @@ use super::{Catalog, Constraint, Object, ObjectKind, Table};
 /// The differences that make `actual` what `expected` describes: tables in name order, then
 /// the other objects by kind and name.
 pub fn diff(expected: &Catalog, actual: &Catalog) -> Vec<Difference> {
+    let order = Order {
+        create: depend::positions(expected),
+        drop: depend::positions(actual),
+    };
     let mut out = Vec::new();
     for (name, want) in &expected.tables {
         match actual.tables.get(name) {
             None => out.push(Difference {
+                position: order.create(&depend::table_node(name, want)),
                 object: format!("table {name}"),
                 expected: Some(format!("{} column(s)", want.columns.len())),
                 actual: None,
@@ -31,12 +37,13 @@ pub fn diff(expected: &Catalog, actual: &Catalog) -> Vec<Difference> {
                     super::render::create_table(name, want, true),
                 )],
             }),
-            Some(have) => diff_table(name, want, have, actual, &mut out),
+            Some(have) => diff_table(name, want, have, actual, &order, &mut out),
         }
     }
     for (name, have) in &actual.tables {
         if !expected.tables.contains_key(name) {
             out.push(Difference {
+                position: order.drop(&depend::table_node(name, have)),
                 object: format!("table {name}"),
                 expected: None,
                 actual: Some(format!("{} column(s)", have.columns.len())),
@@ -50,8 +57,25 @@ pub fn diff(expected: &Catalog, actual: &Catalog) -> Vec<Difference> {
             });
         }
     }
-    diff_objects(&expected.objects, &actual.objects, &mut out);
+    diff_objects(&expected.objects, &actual.objects, &order, &mut out);
     out
+}
+
+/// Where each difference's fixes go within their phase: what is created in the order of the
+/// catalog the migrations build, what is dropped in the reverse order of the database's.
+struct Order {
+    create: HashMap<String, usize>,
+    drop: HashMap<String, usize>,
+}
+
+impl Order {
+    fn create(&self, node: &str) -> usize {
+        self.create.get(node).copied().unwrap_or(0)
+    }
+
+    fn drop(&self, node: &str) -> usize {
+        usize::MAX - self.drop.get(node).copied().unwrap_or(0)
+    }
 }
 
 fn diff_table(
@@ -59,8 +83,11 @@ fn diff_table(
     want: &Table,
     have: &Table,
     actual: &Catalog,
+    order: &Order,
     out: &mut Vec<Difference>,
 ) {
+    let created = order.create(&depend::table_node(table, want));
+    let dropped = order.drop(&depend::table_node(table, have));
     let shape = |t: &Table| {
         let mut text = Vec::new();
         if t.unlogged {
@@ -76,6 +103,7 @@ fn diff_table(
     };
     if shape(want) != shape(have) {
         out.push(Difference {
+            position: created,
             object: format!("table {table}"),
             expected: Some(shape(want)).filter(|s| !s.is_empty()),
             actual: Some(shape(have)).filter(|s| !s.is_empty()),
@@ -88,9 +116,9 @@ fn diff_table(
     for column in want.columns.iter().filter(|_| !partition) {
         let object = format!("column {table}.{}", column.name);
         match have.columns.iter().find(|c| c.name == column.name) {
-            None => out.push(add_column(table, column, object)),
+            None => out.push(add_column(table, column, object).at(created)),
             Some(found) if found != column => {
-                out.push(change_column(table, column, found, actual, object));
+                out.push(change_column(table, column, found, actual, object).at(created));
             }
             Some(_) => {}
         }
@@ -98,6 +126,7 @@ fn diff_table(
     for found in have.columns.iter().filter(|_| !partition) {
         if !want.columns.iter().any(|c| c.name == found.name) {
             out.push(Difference {
+                position: dropped,
                 object: format!("column {table}.{}", found.name),
                 expected: None,
                 actual: Some(column_text(found)),
@@ -118,19 +147,29 @@ fn diff_table(
             .map(|(n, c)| (n.clone(), c.definition.clone()))
             .collect()
     };
+    let tables = Pair { want, have };
     diff_named(
         table,
         Named::Constraint(&want.constraints),
         &constraints(want),
         &constraints(have),
+        (&tables, order),
         out,
     );
-    diff_named(table, Named::Index, &want.indexes, &have.indexes, out);
+    diff_named(
+        table,
+        Named::Index,
+        &want.indexes,
+        &have.indexes,
+        (&tables, order),
+        out,
+    );
     let schema = table.split_once('.').map_or("public", |(s, _)| s);
     for (name, definition) in &want.indexes {
         let same = have.indexes.get(name) == Some(definition);
         if same && !want.invalid_indexes.contains(name) && have.invalid_indexes.contains(name) {
             out.push(Difference {
+                position: order.create(&depend::index_node(table, name, want)),
                 object: format!("index {table}.{name}"),
                 expected: Some("valid".to_owned()),
                 actual: Some("INVALID (an index build that failed or was interrupted)".to_owned()),
@@ -154,7 +193,24 @@ enum Named<'a> {
     Constraint(&'a BTreeMap<String, Constraint>),
 }
 
+/// The table as the migrations build it and as the database has it.
+struct Pair<'a> {
+    want: &'a Table,
+    have: &'a Table,
+}
+
 impl Named<'_> {
+    /// The node of the object named `name` in `table` (see [`depend`]).
+    fn node(&self, table_name: &str, name: &str, table: &Table) -> String {
+        match self {
+            Named::Index => depend::index_node(table_name, name, table),
+            Named::Constraint(_) => match table.constraints.get(name) {
+                Some(constraint) => depend::constraint_node(table_name, name, constraint),
+                None => String::new(),
+            },
+        }
+    }
+
     fn label(&self) -> &'static str {
         match self {
             Named::Index => "index",
@@ -174,13 +230,10 @@ impl Named<'_> {
                 ),
             ),
             Named::Index => fix(Phase::Indexes, create_index(name, definition)),
-            Named::Constraint(constraints) => fix(
-                Phase::Constraints,
-                constraints
-                    .get(name)
-                    .map(|c| add_constraint(table, name, c))
-                    .unwrap_or_default(),
-            ),
+            Named::Constraint(constraints) => match constraints.get(name) {
+                Some(constraint) => add_constraint(table, name, constraint, replacing),
+                None => fix(Phase::Keys, String::new()),
+            },
         }
     }
 
@@ -193,7 +246,7 @@ impl Named<'_> {
             // RENAME CONSTRAINT has no IF EXISTS: the block makes it a no-op where the old name
             // is gone.
             Named::Constraint(_) => fix(
-                Phase::Constraints,
+                Phase::Keys,
                 format!(
                     "DO $$ BEGIN ALTER TABLE {table} RENAME CONSTRAINT {old} TO {name}; EXCEPTION WHEN undefined_object THEN NULL; END $$;"
                 ),
@@ -221,6 +274,7 @@ fn diff_named(
     named: Named<'_>,
     want: &BTreeMap<String, String>,
     have: &BTreeMap<String, String>,
+    (tables, order): (&Pair<'_>, &Order),
     out: &mut Vec<Difference>,
 ) {
     let kind = named.label();
@@ -232,9 +286,11 @@ fn diff_named(
     let mut renamed_from = Vec::new();
     for (name, definition) in want {
         let object = format!("{kind} {table}.{name}");
+        let position = order.create(&named.node(table, name, tables.want));
         match have.get(name) {
             Some(found) if found == definition => {}
             Some(found) => out.push(Difference {
+                position,
                 object,
                 expected: Some(definition.clone()),
                 actual: Some(found.clone()),
@@ -248,6 +304,7 @@ fn diff_named(
                 if let Some((old, _)) = rename {
                     renamed_from.push((*old).clone());
                     out.push(Difference {
+                        position,
                         object,
                         expected: Some(definition.clone()),
                         actual: Some(format!("the same, named {old}")),
@@ -257,6 +314,7 @@ fn diff_named(
                     continue;
                 }
                 out.push(Difference {
+                    position,
                     object,
                     expected: Some(definition.clone()),
                     actual: None,
@@ -271,6 +329,7 @@ fn diff_named(
             continue;
         }
         out.push(Difference {
+            position: order.drop(&named.node(table, name, tables.have)),
             object: format!("{kind} {table}.{name}"),
             expected: None,
             actual: Some(found.clone()),
@@ -284,14 +343,17 @@ fn diff_named(
 fn diff_objects(
     want: &BTreeMap<(ObjectKind, String), Object>,
     have: &BTreeMap<(ObjectKind, String), Object>,
+    order: &Order,
     out: &mut Vec<Difference>,
 ) {
     for ((kind, name), object) in want {
         let label = format!("{kind} {name}");
+        let position = order.create(&depend::object_node(*kind, name, object));
         match have.get(&(*kind, name.clone())) {
             Some(found) if found.definition == object.definition => {
                 if *kind == ObjectKind::Extension && found.version != object.version {
                     out.push(Difference {
+                        position,
                         object: label,
                         expected: object.version.clone().map(|v| format!("version {v}")),
                         actual: found.version.clone().map(|v| format!("version {v}")),
@@ -313,6 +375,7 @@ fn diff_objects(
                 }
             }
             Some(found) => out.push(Difference {
+                position,
                 object: label,
                 expected: Some(object.definition.clone()),
                 actual: Some(found.definition.clone()),
@@ -320,6 +383,7 @@ fn diff_objects(
                 fix: replace_object(*kind, name, object).into_iter().collect(),
             }),
             None => out.push(Difference {
+                position,
                 object: label,
                 expected: Some(object.definition.clone()),
                 actual: None,
@@ -331,6 +395,7 @@ fn diff_objects(
     for ((kind, name), found) in have {
         if !want.contains_key(&(*kind, name.clone())) {
             out.push(Difference {
+                position: order.drop(&depend::object_node(*kind, name, found)),
                 object: format!("{kind} {name}"),
                 expected: None,
                 actual: Some(found.definition.clone()),

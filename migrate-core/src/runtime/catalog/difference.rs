@@ -38,7 +38,10 @@ pub enum Phase {
     ChangeTypes,
     /// Defaults, backfills and NOT NULL.
     ColumnSettings,
-    Constraints,
+    /// Checks, primary keys, unique keys and exclusions, and renamed constraints.
+    Keys,
+    /// Foreign keys, once the keys they reference exist.
+    ForeignKeys,
     Indexes,
     /// Functions, views, triggers, row security, policies and comments.
     Code,
@@ -66,9 +69,16 @@ pub struct Difference {
     /// The SQL that would make the database what the migrations build, in this project's safe
     /// forms; empty when it cannot be written without a human.
     pub fix: Vec<Fix>,
+    /// Where its fixes go within their phase of a reconciling migration: the server's
+    /// dependency order (see `depend`), reversed for drops.
+    pub(crate) position: usize,
 }
 
 impl Difference {
+    pub(super) fn at(self, position: usize) -> Difference {
+        Difference { position, ..self }
+    }
+
     /// The fix as one SQL text, `None` when there is none.
     pub fn fix_sql(&self) -> Option<String> {
         (!self.fix.is_empty()).then(|| {

@@ -3,7 +3,7 @@
 //! built concurrently, objects created or replaced so that a second run is a no-op.
 
 use super::difference::{Difference, Fix, Phase, Severity, fix};
-use super::render::{column_text, quote_ident};
+use super::render::{column_text, quote_ident, quote_literal};
 use super::{Catalog, Column, Constraint, Object, ObjectKind};
 
 /// Whether a default calls one of the built-in volatile functions.
@@ -85,6 +85,7 @@ pub(super) fn add_column(table: &str, column: &Column, object: String) -> Differ
         }
     }
     Difference {
+        position: 0,
         object,
         expected: Some(column_text(column)),
         actual: None,
@@ -126,10 +127,7 @@ pub(super) fn change_column(
                         Phase::DropDependents,
                         format!("ALTER TABLE {other} DROP CONSTRAINT IF EXISTS {constraint};"),
                     ));
-                    fixes.push(fix(
-                        Phase::Constraints,
-                        add_constraint(other, constraint, definition),
-                    ));
+                    fixes.push(add_constraint(other, constraint, definition, false));
                 }
             }
         }
@@ -177,6 +175,7 @@ pub(super) fn change_column(
     }
     let reshaped = found.identity != column.identity || found.generated != column.generated;
     Difference {
+        position: 0,
         object,
         expected: Some(column_text(column)),
         actual: Some(column_text(found)),
@@ -209,24 +208,66 @@ pub(super) fn create_index(name: &str, definition: &str) -> String {
     )
 }
 
-/// The safe way to add a constraint, after dropping any of the same name: checks and foreign
-/// keys unchecked, then validated; unique keys over an index built concurrently.
-pub(super) fn add_constraint(table: &str, name: &str, constraint: &Constraint) -> String {
-    let drop = format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name};");
+/// The identifier `quote_ident` printed, as the catalog stores it.
+fn unquoted(name: &str) -> String {
+    match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => name.to_owned(),
+    }
+}
+
+/// The phase a constraint is added in: keys before the foreign keys that need them.
+fn constraint_phase(constraint: &Constraint) -> Phase {
+    if constraint.kind == 'f' {
+        Phase::ForeignKeys
+    } else {
+        Phase::Keys
+    }
+}
+
+/// A constraint the database lacks, or has under `name` with another definition (`replacing`),
+/// in its safe form: checks and foreign keys unchecked, then validated; unique keys over an
+/// index built concurrently. Strictly idempotent: on a database that has the constraint as the
+/// migrations build it, every statement is a no-op, also when foreign keys depend on its index
+/// (a drop and a re-add would fail there, and would change what depends on it elsewhere).
+pub(super) fn add_constraint(
+    table: &str,
+    name: &str,
+    constraint: &Constraint,
+    replacing: bool,
+) -> Fix {
     let definition = constraint
         .definition
         .strip_suffix(" NOT VALID")
         .unwrap_or(&constraint.definition);
+    let this = format!(
+        "SELECT FROM pg_catalog.pg_constraint WHERE conrelid = {}::pg_catalog.regclass AND conname = {}",
+        quote_literal(table),
+        quote_literal(&unquoted(name))
+    );
+    let mut sql = Vec::new();
+    if replacing {
+        // The definition as the catalog read prints it: with `search_path = pg_catalog`.
+        sql.push(format!(
+            "DO $fix$ DECLARE saved text := pg_catalog.current_setting('search_path'); differs boolean; BEGIN \
+             PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true); \
+             differs := EXISTS ({this} AND regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '') <> {}); \
+             PERFORM pg_catalog.set_config('search_path', saved, true); \
+             IF differs THEN ALTER TABLE {table} DROP CONSTRAINT {name}; END IF; END $fix$;",
+            quote_literal(definition)
+        ));
+    }
+    let add_if_missing = |statement: String| {
+        format!("DO $fix$ BEGIN IF NOT EXISTS ({this}) THEN {statement} END IF; END $fix$;")
+    };
     match constraint.kind {
         'c' | 'f' => {
-            let validate = if constraint.validated {
-                format!("\nALTER TABLE {table} VALIDATE CONSTRAINT {name};")
-            } else {
-                String::new()
-            };
-            format!(
-                "{drop}\nALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID;{validate}"
-            )
+            sql.push(add_if_missing(format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID;"
+            )));
+            if constraint.validated {
+                sql.push(format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name};"));
+            }
         }
         'p' | 'u' if !definition.contains(" INCLUDE ") && !definition.contains(" WHERE ") => {
             let (keyword, columns) = match definition.split_once(" (") {
@@ -234,12 +275,18 @@ pub(super) fn add_constraint(table: &str, name: &str, constraint: &Constraint) -
                 None => (definition, String::new()),
             };
             let index = name;
-            format!(
-                "{drop}\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {table} {columns};\nALTER TABLE {table} ADD CONSTRAINT {name} {keyword} USING INDEX {index};"
-            )
+            sql.push(format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {index} ON {table} {columns};"
+            ));
+            sql.push(add_if_missing(format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {name} {keyword} USING INDEX {index};"
+            )));
         }
-        _ => format!("{drop}\nALTER TABLE {table} ADD CONSTRAINT {name} {definition};"),
+        _ => sql.push(add_if_missing(format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {name} {definition};"
+        ))),
     }
+    fix(constraint_phase(constraint), sql.join("\n"))
 }
 
 fn object_phase(kind: ObjectKind) -> Phase {

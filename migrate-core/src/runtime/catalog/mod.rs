@@ -9,6 +9,7 @@
 //! Left out: the system schemas, objects that belong to an extension (`pg_depend` deptype `e`),
 //! constraints, indexes and triggers that partitions inherit, and the history table.
 
+mod depend;
 mod diff;
 mod difference;
 mod fixes;
@@ -51,6 +52,8 @@ pub struct Constraint {
     pub validated: bool,
     /// `p` primary key, `u` unique, `c` check, `f` foreign key, `x` exclusion.
     pub kind: char,
+    /// The constraint's oid (0 when read from a snapshot), for the dependency order.
+    pub(crate) order: u64,
 }
 
 /// A table or a partitioned table.
@@ -64,6 +67,8 @@ pub struct Table {
     pub indexes: BTreeMap<String, String>,
     /// Indexes left INVALID (a `CREATE INDEX CONCURRENTLY` that failed or was interrupted).
     pub invalid_indexes: BTreeSet<String>,
+    /// Index name -> its oid (0 when read from a snapshot), for the dependency order.
+    pub(crate) index_order: BTreeMap<String, u64>,
     pub unlogged: bool,
     /// `pg_get_partkeydef` of a partitioned table: `RANGE (issued_on)`.
     pub partition_key: Option<String>,
@@ -131,6 +136,9 @@ pub struct Catalog {
     /// Objects this model does not render (rules, foreign tables, aggregates, operators…), as
     /// `kind name`: a baseline cannot recreate them.
     pub unrenderable: Vec<String>,
+    /// `pg_depend` between the objects above, as (dependent, what it requires) node names: see
+    /// [`depend`]. Empty for a catalog read from a snapshot.
+    pub(crate) dependencies: Vec<(String, String)>,
 }
 
 #[cfg(test)]
@@ -177,7 +185,7 @@ mod tests {
             lines,
             [
                 "column public.posts.user_id [review]: migrations build uuid; the database has character varying(36) => -- review: the database has character varying(36) here; check the USING clause (most type changes rewrite the table)\nALTER TABLE public.posts ALTER COLUMN user_id TYPE uuid USING user_id::uuid;",
-                "constraint public.posts.posts_user_fk [safe]: migrations build FOREIGN KEY (user_id) REFERENCES public.users(id); the database has (absent) => ALTER TABLE public.posts DROP CONSTRAINT IF EXISTS posts_user_fk;\nALTER TABLE public.posts ADD CONSTRAINT posts_user_fk FOREIGN KEY (user_id) REFERENCES public.users(id) NOT VALID;\nALTER TABLE public.posts VALIDATE CONSTRAINT posts_user_fk;",
+                "constraint public.posts.posts_user_fk [safe]: migrations build FOREIGN KEY (user_id) REFERENCES public.users(id); the database has (absent) => DO $fix$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE conrelid = 'public.posts'::pg_catalog.regclass AND conname = 'posts_user_fk') THEN ALTER TABLE public.posts ADD CONSTRAINT posts_user_fk FOREIGN KEY (user_id) REFERENCES public.users(id) NOT VALID; END IF; END $fix$;\nALTER TABLE public.posts VALIDATE CONSTRAINT posts_user_fk;",
                 "column public.users.id [review]: migrations build uuid NOT NULL; the database has character varying(36) NOT NULL => -- review: the database has character varying(36) here; check the USING clause (most type changes rewrite the table)\nALTER TABLE public.users ALTER COLUMN id TYPE uuid USING id::uuid;",
                 "column public.users.created_at [review]: migrations build timestamp with time zone DEFAULT now() NOT NULL; the database has timestamp without time zone DEFAULT now() NOT NULL => -- review: the database has timestamp without time zone here; check the USING clause (most type changes rewrite the table)\nALTER TABLE public.users ALTER COLUMN created_at TYPE timestamp with time zone USING created_at::timestamp with time zone;",
                 "column public.users.plan [safe]: migrations build text DEFAULT 'free'::text; the database has (absent) => ALTER TABLE public.users ADD COLUMN IF NOT EXISTS plan text DEFAULT 'free'::text;",

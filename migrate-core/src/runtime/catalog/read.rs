@@ -65,13 +65,13 @@ fn queries(settings: &Settings) -> Vec<String> {
              WHERE a.attnum > 0 AND NOT a.attisdropped AND {tables} ORDER BY c.oid, a.attnum"
         ),
         format!(
-            "SELECT 'constraint', c.oid::regclass::text, quote_ident(k.conname), pg_get_constraintdef(k.oid), k.convalidated::text, k.contype::text \
+            "SELECT 'constraint', c.oid::regclass::text, quote_ident(k.conname), pg_get_constraintdef(k.oid), k.convalidated::text, k.contype::text, k.oid::text \
              {from} JOIN pg_constraint k ON k.conrelid = c.oid WHERE k.conislocal AND k.conparentid = 0 AND {tables}"
         ),
         // An index of a partitioned table prints as `ON ONLY`, which would create it without the
         // partitions' indexes: written without it, it builds them too.
         format!(
-            "SELECT 'index', c.oid::regclass::text, quote_ident(i.relname), replace(replace(pg_get_indexdef(i.oid), ' INDEX ' || quote_ident(i.relname) || ' ON ', ' INDEX ON '), ' INDEX ON ONLY ', ' INDEX ON '), x.indisvalid::text \
+            "SELECT 'index', c.oid::regclass::text, quote_ident(i.relname), replace(replace(pg_get_indexdef(i.oid), ' INDEX ' || quote_ident(i.relname) || ' ON ', ' INDEX ON '), ' INDEX ON ONLY ', ' INDEX ON '), x.indisvalid::text, i.oid::text \
              {from} JOIN pg_index x ON x.indrelid = c.oid JOIN pg_class i ON i.oid = x.indexrelid \
              WHERE NOT i.relispartition AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.conrelid = c.oid) AND {tables}"
         ),
@@ -179,6 +179,14 @@ fn queries(settings: &Settings) -> Vec<String> {
             escape_literal(&settings.table),
             escape_literal(&settings.schema)
         ),
+        // What depends on what, between the objects above: the creation order.
+        format!(
+            "SELECT DISTINCT 'depends', CASE WHEN d.deptype = 'a' AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+                 AND (SELECT s.relkind FROM pg_class s WHERE s.oid = d.objid) = 'S' THEN 'owned:' || d.objid ELSE {} END, {} \
+             FROM pg_depend d WHERE d.deptype IN ('n', 'a') AND d.objid >= 16384 AND d.refobjid >= 16384",
+            dependency_node("d.classid", "d.objid"),
+            dependency_node("d.refclassid", "d.refobjid"),
+        ),
         // What this model cannot recreate.
         format!(
             "SELECT 'unrenderable', CASE c.relkind WHEN 'f' THEN 'foreign table ' ELSE 'table ' END || c.oid::regclass::text {from} WHERE c.relkind = 'f' AND {relation} \
@@ -194,6 +202,30 @@ fn queries(settings: &Settings) -> Vec<String> {
             not_from_extension("pg_event_trigger", "v.oid"),
         ),
     ]
+}
+
+/// The SQL naming the object at (`class`, `oid`) as the catalog's nodes name it (see
+/// [`super::depend`]): a part folded into its whole (a constraint's index into the constraint, a
+/// view's rewrite rule into the view, a table's row type into the table, an array type into its
+/// element), an extension's member into the extension, and a column default as itself, so that
+/// a cycle through it can be broken.
+fn dependency_node(class: &str, oid: &str) -> String {
+    format!(
+        "coalesce((SELECT 'pg_extension:' || e.refobjid FROM pg_depend e WHERE e.classid = {class} AND e.objid = {oid} AND e.deptype = 'e' LIMIT 1), \
+           CASE {class} \
+             WHEN 'pg_class'::regclass THEN (SELECT CASE WHEN r.relkind IN ('i', 'I') THEN coalesce((SELECT 'pg_constraint:' || k.oid FROM pg_constraint k \
+                   WHERE k.conindid = r.oid AND k.contype IN ('p', 'u', 'x') LIMIT 1), 'pg_class:' || r.oid) \
+                 WHEN r.relkind = 'c' THEN 'pg_type:' || r.reltype ELSE 'pg_class:' || r.oid END FROM pg_class r WHERE r.oid = {oid}) \
+             WHEN 'pg_attrdef'::regclass THEN (SELECT 'default:' || ad.adrelid || ':' || quote_ident(a.attname) FROM pg_attrdef ad \
+                   JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum WHERE ad.oid = {oid}) \
+             WHEN 'pg_constraint'::regclass THEN (SELECT CASE WHEN k.contypid <> 0 THEN 'pg_type:' || k.contypid ELSE 'pg_constraint:' || k.oid END \
+                   FROM pg_constraint k WHERE k.oid = {oid}) \
+             WHEN 'pg_type'::regclass THEN (SELECT CASE WHEN t.typrelid <> 0 AND (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) <> 'c' \
+                   THEN 'pg_class:' || t.typrelid WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN 'pg_type:' || t.typelem ELSE 'pg_type:' || t.oid END \
+                   FROM pg_type t WHERE t.oid = {oid}) \
+             WHEN 'pg_rewrite'::regclass THEN (SELECT 'pg_class:' || w.ev_class FROM pg_rewrite w WHERE w.oid = {oid}) \
+             ELSE {class}::regclass::text || ':' || {oid} END)"
+    )
 }
 
 fn object_kind(name: &str) -> Option<ObjectKind> {
@@ -316,7 +348,18 @@ impl Catalog {
                         });
                     }
                 }
-                ("constraint", [Some(table), Some(name), Some(definition), validated, kind]) => {
+                // A snapshot holds no oid of a constraint or an index.
+                (
+                    "constraint",
+                    [
+                        Some(table),
+                        Some(name),
+                        Some(definition),
+                        validated,
+                        kind,
+                        oid @ ..,
+                    ],
+                ) => {
                     if let Some(entry) = catalog.tables.get_mut(table) {
                         entry.constraints.insert(
                             name.clone(),
@@ -324,13 +367,17 @@ impl Catalog {
                                 definition: definition.clone(),
                                 validated: flag(validated),
                                 kind: first_char(kind).unwrap_or('c'),
+                                order: oid.first().map_or(0, order),
                             },
                         );
                     }
                 }
-                ("index", [Some(table), Some(name), Some(definition), valid]) => {
+                ("index", [Some(table), Some(name), Some(definition), valid, oid @ ..]) => {
                     if let Some(entry) = catalog.tables.get_mut(table) {
                         entry.indexes.insert(name.clone(), definition.clone());
+                        entry
+                            .index_order
+                            .insert(name.clone(), oid.first().map_or(0, order));
                         if !flag(valid) {
                             entry.invalid_indexes.insert(name.clone());
                         }
@@ -356,6 +403,9 @@ impl Catalog {
                     }
                 }
                 ("unrenderable", [Some(what)]) => catalog.unrenderable.push(what.clone()),
+                ("depends", [Some(node), Some(required)]) if node != required => {
+                    catalog.dependencies.push((node.clone(), required.clone()))
+                }
                 _ => {}
             }
         }

@@ -106,10 +106,9 @@ impl fmt::Display for BaselineError {
 
 impl std::error::Error for BaselineError {}
 
-/// The statements that create `catalog`'s schema in an empty database, in dependency order:
-/// extensions, schemas, types, sequences, tables, functions, keys, foreign keys, indexes,
-/// views, triggers, row security, policies, comments. Objects it cannot render are an error
-/// unless `allow_partial`, which lists them in a comment instead.
+/// The statements that create `catalog`'s schema in an empty database, in the server's own
+/// dependency order (see [`super::depend`]), the comments last. Objects it cannot render are an
+/// error unless `allow_partial`, which lists them in a comment instead.
 pub fn baseline_sql(catalog: &Catalog, allow_partial: bool) -> Result<String, BaselineError> {
     if !catalog.unrenderable.is_empty() && !allow_partial {
         return Err(BaselineError {
@@ -120,64 +119,18 @@ pub fn baseline_sql(catalog: &Catalog, allow_partial: bool) -> Result<String, Ba
     for what in &catalog.unrenderable {
         out.push(format!("-- not recreated here, write it by hand: {what}"));
     }
-    // Function bodies may name tables and views created after them.
+    // A function's body that is a string is not read until it runs: it may name tables and
+    // views created after it.
     out.push("SET LOCAL check_function_bodies = off;".to_owned());
-    let objects = |kind: ObjectKind| {
-        let mut list: Vec<_> = catalog
-            .objects
-            .iter()
-            .filter(move |((k, _), _)| *k == kind)
-            .map(|(_, o)| o)
-            .collect();
-        list.sort_by_key(|o| o.order);
-        list.into_iter().map(|o| o.definition.clone())
-    };
-    for kind in [
-        ObjectKind::Extension,
-        ObjectKind::Schema,
-        ObjectKind::Type,
-        ObjectKind::Sequence,
-    ] {
-        out.extend(objects(kind));
-    }
-    // Parents before their partitions, then in creation order.
-    let mut tables: Vec<_> = catalog.tables.iter().collect();
-    tables.sort_by_key(|(_, t)| (t.partition_of.is_some(), t.order));
-    for (name, table) in &tables {
-        out.push(create_table(name, table, false));
-    }
-    out.extend(objects(ObjectKind::SequenceOwner));
-    out.extend(objects(ObjectKind::Function));
-    for foreign in [false, true] {
-        for (name, table) in &tables {
-            for (constraint, definition) in &table.constraints {
-                if (definition.kind == 'f') == foreign {
-                    out.push(format!(
-                        "ALTER TABLE {name} ADD CONSTRAINT {constraint} {};",
-                        definition.definition
-                    ));
-                }
-            }
-        }
-    }
-    for (_, table) in &tables {
-        for (index, definition) in &table.indexes {
-            out.push(format!(
-                "{};",
-                definition.replacen(" INDEX ON ", &format!(" INDEX {index} ON "), 1)
-            ));
-        }
-    }
-    for kind in [
-        ObjectKind::View,
-        ObjectKind::ViewIndex,
-        ObjectKind::Trigger,
-        ObjectKind::RowSecurity,
-        ObjectKind::Policy,
-        ObjectKind::Comment,
-    ] {
-        out.extend(objects(kind));
-    }
+    out.extend(super::depend::creation_order(catalog));
+    let mut comments: Vec<_> = catalog
+        .objects
+        .iter()
+        .filter(|((kind, _), _)| *kind == ObjectKind::Comment)
+        .map(|(_, o)| o)
+        .collect();
+    comments.sort_by_key(|o| o.order);
+    out.extend(comments.into_iter().map(|o| o.definition.clone()));
     Ok(out.join("\n") + "\n")
 }
 
@@ -189,7 +142,7 @@ pub fn fix_migration(header: &str, differences: &[Difference]) -> String {
         .iter()
         .flat_map(|d| d.fix.iter().map(move |f| (f.phase, d, f)))
         .collect();
-    fixes.sort_by_key(|(phase, _, _)| *phase);
+    fixes.sort_by_key(|(phase, difference, _)| (*phase, difference.position));
     let mut out = String::from(header);
     out.push_str("-- migrate:no-transaction\n\n");
     out.push_str(
