@@ -362,6 +362,25 @@ fn using_expressions_rewrite_exactly_when_the_linter_says() {
     assert!(mismatches.is_empty(), "{mismatches:?}");
 }
 
+/// The lint for the server the tests run on: its version-dependent facts follow that server.
+fn server_lint() -> &'static migrate::lint::LintConfig {
+    static CONFIG: std::sync::OnceLock<migrate::lint::LintConfig> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let major: i32 = test_database()
+            .client()
+            .query_one(
+                "SELECT current_setting('server_version_num')::int / 10000",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        migrate::lint::LintConfig {
+            target_version: major as u32,
+            ..migrate::lint::LintConfig::default()
+        }
+    })
+}
+
 /// Whether `statement` rewrites `table` on the server (run in a transaction rolled back after),
 /// and whether the linter flags it with `rule` in a migration that follows one running `setup`.
 fn server_and_linter(
@@ -379,7 +398,7 @@ fn server_and_linter(
     client.batch_execute("ROLLBACK").unwrap();
 
     let flagged = in_migration_dir(setup, &format!("{statement};"), |dir| {
-        migrate::lint_dir(dir, &migrate::lint::LintConfig::default())
+        migrate::lint_dir(dir, server_lint())
             .iter()
             .any(|d| d.check == rule)
     });
@@ -685,7 +704,7 @@ fn session_settings_outlive_the_commit_exactly_when_the_linter_says() {
             "CREATE TABLE t (id int);",
             &format!("{statement};"),
             |dir| {
-                migrate::lint_dir(dir, &migrate::lint::LintConfig::default())
+                migrate::lint_dir(dir, server_lint())
                     .iter()
                     .any(|d| d.check == "session-setting")
             },

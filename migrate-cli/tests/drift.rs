@@ -436,13 +436,13 @@ fn catalog_listing(db: &TestDatabase) -> String {
     let sql = format!(
         "SET search_path = pg_catalog;
          SELECT line FROM (
-           SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind || ' ' || c.relpersistence || coalesce(' ' || pg_get_partkeydef(c.oid), '')
+           SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind::text || ' ' || c.relpersistence::text || coalesce(' ' || pg_get_partkeydef(c.oid), '')
                   || coalesce(' ' || pg_get_expr(c.relpartbound, c.oid), '') AS line
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname {user} AND c.relkind <> 't'
                AND c.relname NOT LIKE 'migrate_history%'
            UNION ALL SELECT 'column ' || c.oid::regclass || '.' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
                   || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
-                  || ' identity=' || a.attidentity || ' generated=' || a.attgenerated
+                  || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attnum > 0 AND NOT a.attisdropped AND n.nspname {user} AND c.relname NOT LIKE 'migrate_history%'
@@ -451,10 +451,10 @@ fn catalog_listing(db: &TestDatabase) -> String {
            UNION ALL SELECT 'index ' || pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname {user} AND c.relname NOT LIKE 'migrate_history%'
            UNION ALL SELECT 'function ' || pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-             WHERE n.nspname {user} AND p.proname <> 'migrate_history_changed'
+             WHERE n.nspname {user} AND p.prokind IN ('f', 'p') AND p.proname <> 'migrate_history_changed'
            UNION ALL SELECT 'view ' || c.oid::regclass || ' ' || pg_get_viewdef(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind IN ('v', 'm') AND n.nspname {user}
-           UNION ALL SELECT 'type ' || t.oid::regtype || ' ' || t.typtype || ' ' || format_type(t.typbasetype, t.typtypmod) || coalesce(' DEFAULT ' || t.typdefault, '')
+           UNION ALL SELECT 'type ' || t.oid::regtype || ' ' || t.typtype::text || ' ' || format_type(t.typbasetype, t.typtypmod) || coalesce(' DEFAULT ' || t.typdefault, '')
              FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname {user} AND t.typtype IN ('e', 'd')
            UNION ALL SELECT 'sequence ' || schemaname || '.' || sequencename || ' ' || data_type || ' ' || start_value || ' ' || increment_by
              FROM pg_sequences WHERE sequencename NOT LIKE 'migrate_history%'

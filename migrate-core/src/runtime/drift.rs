@@ -167,7 +167,8 @@ pub fn drop_active_shadows(application_name: &str) {
 
 /// The rows with each object's oid (the last cell of a `table` or `object` row, which only
 /// orders a baseline) replaced by its rank, and without the oids of constraints and indexes and
-/// the dependencies between oids: the same migrations give the same snapshot text on any server.
+/// the dependencies between oids, in a set order: the same migrations give the same snapshot text
+/// on any server.
 fn creation_ranks(rows: Vec<crate::snapshot::Row>) -> Vec<crate::snapshot::Row> {
     let mut rows: Vec<_> = rows
         .into_iter()
@@ -197,6 +198,29 @@ fn creation_ranks(rows: Vec<crate::snapshot::Row>) -> Vec<crate::snapshot::Row> 
             *cell = Some((rank + 1).to_string());
         }
     }
+    // The server returns some of them in no set order (a scan of `pg_description` or
+    // `pg_constraint`): each kind of row in its place, then by content. A table's columns keep
+    // their `attnum` order.
+    let mut kinds: Vec<Option<String>> = Vec::new();
+    for row in &rows {
+        let kind = row.first().cloned().flatten();
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let place = |row: &crate::snapshot::Row| {
+        let kind = row.first().cloned().flatten();
+        kinds.iter().position(|k| *k == kind).unwrap_or(0)
+    };
+    rows.sort_by(|a, b| {
+        place(a).cmp(&place(b)).then_with(|| {
+            if matches!(a.first(), Some(Some(tag)) if tag == "column") {
+                std::cmp::Ordering::Equal
+            } else {
+                a.cmp(b)
+            }
+        })
+    });
     rows
 }
 

@@ -64,9 +64,11 @@ fn queries(settings: &Settings) -> Vec<String> {
                LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
              WHERE a.attnum > 0 AND NOT a.attisdropped AND {tables} ORDER BY c.oid, a.attnum"
         ),
+        // NOT NULL is a column's (`attnotnull`): PostgreSQL 18 also lists it in `pg_constraint`,
+        // and 17 a domain's, as constraints of type `n`.
         format!(
             "SELECT 'constraint', c.oid::regclass::text, quote_ident(k.conname), pg_get_constraintdef(k.oid), k.convalidated::text, k.contype::text, k.oid::text \
-             {from} JOIN pg_constraint k ON k.conrelid = c.oid WHERE k.conislocal AND k.conparentid = 0 AND {tables}"
+             {from} JOIN pg_constraint k ON k.conrelid = c.oid WHERE k.conislocal AND k.conparentid = 0 AND k.contype <> 'n' AND {tables}"
         ),
         // An index of a partitioned table prints as `ON ONLY`, which would create it without the
         // partitions' indexes: written without it, it builds them too.
@@ -96,7 +98,7 @@ fn queries(settings: &Settings) -> Vec<String> {
                || CASE WHEN t.typcollation <> b.typcollation THEN ' COLLATE ' || (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) \
                     FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) ELSE '' END \
                || coalesce(' DEFAULT ' || t.typdefault, '') || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END \
-               || coalesce((SELECT string_agg(' CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid), '' ORDER BY k.conname) FROM pg_constraint k WHERE k.contypid = t.oid), '') || ';', \
+               || coalesce((SELECT string_agg(' CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid), '' ORDER BY k.conname) FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype <> 'n'), '') || ';', \
                'DROP DOMAIN IF EXISTS ' || t.oid::regtype::text || ';', NULL, t.oid::text \
              FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_type b ON b.oid = t.typbasetype \
              WHERE t.typtype = 'd' AND {USER_NAMESPACE} AND {}",
