@@ -335,6 +335,40 @@ fn a_key_dropped_under_a_foreign_key_is_restored_key_first_and_the_fix_replays_a
 }
 
 #[test]
+fn a_role_a_migration_created_is_the_servers_and_the_shadow_replays_around_it() {
+    let _serial = serial();
+    let db = test_database();
+    // Roles belong to the server, not to a database: a name of this run's own.
+    let role = format!("lecteur_{}", std::process::id());
+    let dir = dir_with(
+        "role",
+        &[(
+            "0001_notes_reader.sql",
+            &format!(
+                "-- revision: 0001\n-- parents: none\n-- message: notes and a read-only role\n\
+                 CREATE TABLE notes (id bigint PRIMARY KEY, texte text DEFAULT 'à lire 📖');\n\
+                 CREATE ROLE {role} NOLOGIN;\n\
+                 GRANT SELECT ON notes TO {role};\n"
+            ),
+        )],
+    );
+    succeeded(&dir.migrate(&db, &["apply"]));
+    let diff = dir.migrate(&db, &["diff"]);
+    let snapshot = dir.migrate(&db, &["snapshot"]);
+    db.client()
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
+    assert_eq!(
+        (diff.status.code(), stdout(&diff).as_str()),
+        (Some(0), "no drift against the 1 applied revision(s)\n"),
+        "{}",
+        stderr(&diff)
+    );
+    succeeded(&snapshot);
+    assert!(shadows(&db).is_empty(), "{:?}", shadows(&db));
+}
+
+#[test]
 fn databases_the_migrations_built_show_no_drift_and_pending_revisions_are_not_drift() {
     let _serial = serial();
     for (source, applied) in [("migrations", 12), ("tests/migrations/large", 4)] {

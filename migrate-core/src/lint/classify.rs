@@ -54,8 +54,8 @@ pub struct Classified {
     pub columns: Vec<(String, String)>,
     /// `CREATE INDEX`: the index and its table.
     pub creates_index: Option<(String, String)>,
-    /// Constraints a created table or ALTER TABLE defines: (name, table, referenced table).
-    pub foreign_keys: Vec<(Option<String>, String, String)>,
+    /// The foreign keys a created table or an ALTER TABLE defines.
+    pub foreign_keys: Vec<ForeignKey>,
     /// Uses CONCURRENTLY (cannot run in a transaction block).
     pub concurrently: bool,
     /// A DO block or a function call: opaque, assumed to scan what it touches.
@@ -222,6 +222,74 @@ fn lock_mode(node: &SyntaxNode) -> LockMode {
 
 fn children(node: &SyntaxNode) -> impl Iterator<Item = SyntaxNode> {
     node.children()
+}
+
+/// A foreign key a statement defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub name: Option<String>,
+    pub table: String,
+    /// Its own columns, in `table`.
+    pub columns: Vec<String>,
+    pub references: String,
+    /// The columns it references; empty where it names none (the referenced table's primary
+    /// key).
+    pub referenced_columns: Vec<String>,
+}
+
+/// The foreign key `node` defines (a table's `FOREIGN KEY (…) REFERENCES …` or a column's
+/// `REFERENCES …`) on `table`; `column` is the column a `REFERENCES` is written on, when the
+/// tree does not hold it around the constraint (`ADD COLUMN`).
+fn foreign_key(node: &SyntaxNode, table: &str, column: Option<&str>) -> Option<ForeignKey> {
+    let references = referenced_table(node)?;
+    let names = |list: &SyntaxNode| -> Vec<String> {
+        list.children()
+            .map(|c| name_of(&c))
+            .filter(|n| !n.is_empty())
+            .collect()
+    };
+    let (mut columns, mut referenced_columns) = (Vec::new(), Vec::new());
+    let mut past_references = false;
+    for element in node.children_with_tokens() {
+        if element.kind() == SyntaxKind::REFERENCES_KW {
+            past_references = true;
+        }
+        let Some(list) = element.as_node() else {
+            continue;
+        };
+        if matches!(
+            list.kind(),
+            SyntaxKind::COLUMN_LIST | SyntaxKind::FOREIGN_KEY_COLUMN_LIST
+        ) {
+            if past_references {
+                referenced_columns = names(list);
+            } else {
+                columns = names(list);
+            }
+        }
+    }
+    if node.kind() == SyntaxKind::REFERENCES_CONSTRAINT {
+        columns = node
+            .ancestors()
+            .find(|a| a.kind() == SyntaxKind::COLUMN)
+            .and_then(|c| child(&c, SyntaxKind::COLUMN_NAME))
+            .map(|n| name_of(&n))
+            .or_else(|| column.map(str::to_owned))
+            .into_iter()
+            .collect();
+        if referenced_columns.is_empty() {
+            referenced_columns = child(node, SyntaxKind::COLUMN_NAME_REF)
+                .map(|n| vec![name_of(&n)])
+                .unwrap_or_default();
+        }
+    }
+    Some(ForeignKey {
+        name: constraint_name(node),
+        table: table.to_owned(),
+        columns,
+        references,
+        referenced_columns,
+    })
 }
 
 fn child(node: &SyntaxNode, kind: SyntaxKind) -> Option<SyntaxNode> {
@@ -636,12 +704,9 @@ fn classify_effects(stmt: &ast::Stmt) -> Classified {
                     n.kind() == SyntaxKind::REFERENCES_CONSTRAINT
                         || n.kind() == SyntaxKind::FOREIGN_KEY_CONSTRAINT
                 }) {
-                    if let Some(other) = referenced_table(&reference) {
-                        out.foreign_keys.push((
-                            constraint_name(&reference),
-                            table.clone(),
-                            other.clone(),
-                        ));
+                    if let Some(key) = foreign_key(&reference, &table, None) {
+                        let other = key.references.clone();
+                        out.foreign_keys.push(key);
                         if other != table {
                             out.effects.push(Effect {
                                 op: Op::AddColumnReferences,
@@ -964,9 +1029,8 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                 out.columns.push((column.clone(), ty));
                 if let Some(reference) = descendant(&action, SyntaxKind::REFERENCES_CONSTRAINT) {
                     let other = referenced_table(&reference);
-                    if let Some(other) = &other {
-                        out.foreign_keys.push((None, table.clone(), other.clone()));
-                    }
+                    out.foreign_keys
+                        .extend(foreign_key(&reference, &table, Some(&column)));
                     // With a default every existing row gets a value, and each one is checked
                     // against the other table (measured: both tables scanned).
                     let op = if default.is_some() {
@@ -1071,10 +1135,8 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                 match constraint.kind() {
                     SyntaxKind::FOREIGN_KEY_CONSTRAINT => {
                         let other = referenced_table(&constraint);
-                        if let Some(other) = &other {
-                            out.foreign_keys
-                                .push((name.clone(), table.clone(), other.clone()));
-                        }
+                        out.foreign_keys
+                            .extend(foreign_key(&constraint, &table, None));
                         let op = if not_valid {
                             Op::AddForeignKeyNotValid
                         } else {

@@ -121,6 +121,9 @@ pub enum Op {
     AddColumnCheck,
     AlterColumnTypeRewrite,
     AlterColumnTypeCompatible,
+    /// A type change that keeps the rows, on a column of a foreign key (either side): the key is
+    /// dropped and made again, under ACCESS EXCLUSIVE on both of its tables.
+    AlterKeyColumnType,
     SetNotNull,
     DropNotNullOrDefault,
     SetStatisticsOrStorage,
@@ -319,6 +322,13 @@ pub static LOCK_MODEL: &[LockRow] = &[
         None,
         Instant,
         "ALTER TABLE t ALTER COLUMN v TYPE varchar(20)",
+    ),
+    row(
+        Op::AlterKeyColumnType,
+        Some(AccessExclusive),
+        Some(AccessExclusive),
+        Instant,
+        "ALTER TABLE t ALTER COLUMN u_id TYPE int",
     ),
     row(
         Op::SetNotNull,
@@ -657,7 +667,8 @@ pub fn example_relations(op: Op) -> (&'static str, Option<&'static str>) {
         | Op::AddForeignKey
         | Op::AddForeignKeyNotValid
         | Op::ValidateForeignKey
-        | Op::DropForeignKey => ("t", Some("u")),
+        | Op::DropForeignKey
+        | Op::AlterKeyColumnType => ("t", Some("u")),
         Op::DropTableCascade => ("u", Some("t")),
         Op::DropTable => ("p2", None),
         Op::DropView => ("tv", None),

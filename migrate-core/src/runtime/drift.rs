@@ -224,8 +224,21 @@ fn creation_ranks(rows: Vec<crate::snapshot::Row>) -> Vec<crate::snapshot::Row> 
     rows
 }
 
+/// Whether `error` is a cluster-wide object (a role, a tablespace) that already exists on the
+/// shadow's server: the shadow shares its server's roles and tablespaces, and the migration that
+/// created one ran there when it was applied. The server names the routine that refused it, so
+/// a duplicate object of the database itself (a real error of the migrations) is not mistaken
+/// for one.
+fn exists_on_the_server(error: &postgres::Error) -> bool {
+    super::error::db_error(error).is_some_and(|db| {
+        db.code().code() == "42710"
+            && matches!(db.routine(), Some("CreateRole" | "CreateTableSpace"))
+    })
+}
+
 /// Runs `migrations`, in order, on `shadow`: each transactional one in one transaction, each
-/// no-transaction one statement by statement.
+/// no-transaction one statement by statement. A statement that creates a role or a tablespace
+/// the server already has is skipped: the shadow's database is new, its server is not.
 fn replay(migrations: &[&Migration], shadow: &mut Client) -> Result<Vec<String>, Error> {
     let mut replayed = Vec::new();
     for migration in migrations {
@@ -234,15 +247,41 @@ fn replay(migrations: &[&Migration], shadow: &mut Client) -> Result<Vec<String>,
             path: migration.path().to_owned(),
             cause: Box::new(ServerError::from_postgres(&e)),
         };
+        let skipped = |sql: &str| {
+            log::info!(
+                "replaying {}: the server already has what `{}` creates; skipped",
+                migration.revision(),
+                sql.trim()
+            );
+        };
         if migration.no_transaction() {
             for statement in migration.statements() {
-                shadow
-                    .batch_execute(migration.statement_sql(statement))
-                    .map_err(failed)?;
+                let sql = migration.statement_sql(statement);
+                match shadow.batch_execute(sql) {
+                    Err(e) if exists_on_the_server(&e) => skipped(sql),
+                    done => done.map_err(failed)?,
+                }
             }
         } else {
             let mut transaction = shadow.transaction().map_err(failed)?;
-            transaction.batch_execute(migration.sql()).map_err(failed)?;
+            for statement in migration.statements() {
+                let sql = migration.statement_sql(statement);
+                transaction
+                    .batch_execute("SAVEPOINT migrate_replay")
+                    .map_err(failed)?;
+                match transaction.batch_execute(sql) {
+                    Err(e) if exists_on_the_server(&e) => {
+                        skipped(sql);
+                        transaction
+                            .batch_execute("ROLLBACK TO SAVEPOINT migrate_replay")
+                            .map_err(failed)?;
+                    }
+                    done => done.map_err(failed)?,
+                }
+                transaction
+                    .batch_execute("RELEASE SAVEPOINT migrate_replay")
+                    .map_err(failed)?;
+            }
             transaction.commit().map_err(failed)?;
         }
         replayed.push(migration.revision().to_owned());

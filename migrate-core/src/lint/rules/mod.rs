@@ -10,6 +10,7 @@ mod concurrently_in_transaction;
 mod constraint_missing_not_valid;
 mod disallowed_unique_constraint;
 mod drop_constraint_locks_both_tables;
+mod key_column_type_locks_both_tables;
 mod lock_held_across_slow_statement;
 mod renaming_column;
 mod renaming_table;
@@ -49,6 +50,7 @@ pub static ALL: &[&Rule] = &[
     &ban_drop_table::RULE,
     &table_rewrite::RULE,
     &drop_constraint_locks_both_tables::RULE,
+    &key_column_type_locks_both_tables::RULE,
     &unknown_statement::RULE,
 ];
 
