@@ -15,7 +15,7 @@ use migrate::lint::model::{
 use pg_harness::test_database;
 use postgres::{Client, SimpleQueryMessage};
 
-const RELATIONS: &[&str] = &["t", "u", "mv", "pt", "p1", "p2", "q", "t_a_idx", "tv"];
+const RELATIONS: &[&str] = &["t", "u", "mv", "pt", "p1", "p2", "q", "t_a_idx", "tv", "w"];
 
 fn rows(client: &mut Client, query: &str) -> Vec<Vec<String>> {
     client

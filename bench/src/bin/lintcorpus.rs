@@ -221,6 +221,8 @@ struct Judged {
     squawk: bool,
     squawk_any: bool,
     squawk_with_timeouts: bool,
+    /// Flagged `unknown-statement`: the lock model does not know the statement.
+    unknown: bool,
 }
 
 /// Rules that judge a statement's locks and cost. Left out, as in the figures: the
@@ -237,6 +239,7 @@ const OUR_LOCK_RULES: &[&str] = &[
     "require-concurrent-reindex",
     "table-rewrite",
     "drop-constraint-locks-both-tables",
+    "key-column-type-locks-both-tables",
 ];
 
 /// squawk's rules on locks and cost, by the same measure.
@@ -335,6 +338,7 @@ fn main() {
         };
         let findings = findings_of(&[OUR_LOCK_RULES]);
         let findings_any = findings_of(&[OUR_LOCK_RULES, OUR_COMPATIBILITY_RULES]);
+        let unknown = findings_of(&[&["unknown-statement"]]);
 
         let db = cluster.create_database();
         let mut client = db.client();
@@ -449,6 +453,7 @@ fn main() {
                     label,
                     ours: findings.iter().any(|(path, line)| path == &file_name && statement_lines.contains(line)),
                     ours_any: findings_any.iter().any(|(path, line)| path == &file_name && statement_lines.contains(line)),
+                    unknown: unknown.iter().any(|(path, line)| path == &file_name && statement_lines.contains(line)),
                     squawk: flags(SQUAWK_LOCK_RULES),
                     squawk_any: flags(SQUAWK_LOCK_RULES) || flags(SQUAWK_COMPATIBILITY_RULES),
                     squawk_with_timeouts: flags(SQUAWK_LOCK_RULES) || flags(SQUAWK_TIMEOUT_RULES),
@@ -536,6 +541,16 @@ fn report(judged: &[Judged], skipped: &[String]) {
     println!("\nfalse flags (flagged by migrate, the server saw no stall):");
     for j in judged.iter().filter(|j| j.ours && !lenient(j)) {
         println!("  {} {}:{} {:?} {}", j.repository, j.migration, j.line, j.label, j.text);
+    }
+    // What the lock model does not know, by the statement's first words.
+    let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
+    for j in judged.iter().filter(|j| j.unknown) {
+        let words: Vec<String> = j.text.split_whitespace().take(3).map(str::to_uppercase).collect();
+        *unknown.entry(words.join(" ")).or_default() += 1;
+    }
+    println!("\nstatements the lock model does not know (unknown-statement): {}", unknown.values().sum::<usize>());
+    for (words, count) in &unknown {
+        println!("  {count} × {words} …");
     }
     println!("\nnot replayed:");
     for s in skipped {

@@ -73,6 +73,10 @@ pub struct Classified {
     /// (table, column) pairs an index this statement builds covers: an index, a primary key,
     /// a unique constraint. A type change of such a column rebuilds the index.
     pub indexed_columns: Vec<(String, String)>,
+    /// `CREATE INDEX`: each column of its table it reads, and whether an expression or the
+    /// predicate reads it (`lower(keyword)`, `WHERE NOT processed`): a type change of such a
+    /// column builds the index again even when the rows stay, which a plain column's does not.
+    pub index_reads: Vec<(String, bool)>,
     /// `ADD COLUMN … DEFAULT f(…)`: the column and the functions its default calls, for the
     /// walker to judge against the functions the migrations created.
     pub default_calls: Vec<(String, Vec<String>)>,
@@ -558,6 +562,31 @@ fn names_all_it_locks(node: &SyntaxNode) -> bool {
     }
 }
 
+/// What `CREATE INDEX` reads of its table: see [`Classified::index_reads`]. An item that is an
+/// expression is a function call or parenthesized, so it holds a `(` token; a column with its
+/// operator class, collation or order does not.
+fn index_reads(node: &SyntaxNode) -> Vec<(String, bool)> {
+    let names = |n: &SyntaxNode| -> Vec<String> {
+        n.descendants()
+            .filter(|d| d.kind() == SyntaxKind::NAME_REF)
+            .map(|d| name_of(&d))
+            .collect()
+    };
+    let mut reads = Vec::new();
+    if let Some(items) = child(node, SyntaxKind::PARTITION_ITEM_LIST) {
+        for item in items.children() {
+            let computed = item
+                .descendants_with_tokens()
+                .any(|t| t.kind() == SyntaxKind::L_PAREN);
+            reads.extend(names(&item).into_iter().map(|c| (c, computed)));
+        }
+    }
+    if let Some(predicate) = child(node, SyntaxKind::WHERE_CLAUSE) {
+        reads.extend(names(&predicate).into_iter().map(|c| (c, true)));
+    }
+    reads
+}
+
 /// The columns the indexes a statement builds cover (function names inside an expression
 /// index come along: they name no column, so they never match one).
 fn indexed_columns(node: &SyntaxNode, classified: &Classified) -> Vec<(String, String)> {
@@ -731,6 +760,7 @@ fn classify_effects(stmt: &ast::Stmt) -> Classified {
                 .map(|i| name_of(&i))
                 .unwrap_or_default();
             out.creates_index = Some((index.clone(), table.clone()));
+            out.index_reads = index_reads(node);
             let op = if concurrently {
                 Op::CreateIndexConcurrently
             } else {

@@ -124,6 +124,9 @@ pub enum Op {
     /// A type change that keeps the rows, on a column of a foreign key (either side): the key is
     /// dropped and made again, under ACCESS EXCLUSIVE on both of its tables.
     AlterKeyColumnType,
+    /// A type change that keeps the rows, on a column an index reads in an expression or its
+    /// predicate: that index is built again, reading every row under ACCESS EXCLUSIVE.
+    AlterColumnTypeRebuildsIndex,
     SetNotNull,
     DropNotNullOrDefault,
     SetStatisticsOrStorage,
@@ -329,6 +332,13 @@ pub static LOCK_MODEL: &[LockRow] = &[
         Some(AccessExclusive),
         Instant,
         "ALTER TABLE t ALTER COLUMN u_id TYPE int",
+    ),
+    row(
+        Op::AlterColumnTypeRebuildsIndex,
+        Some(AccessExclusive),
+        None,
+        Scan,
+        "ALTER TABLE w ALTER COLUMN k TYPE text",
     ),
     row(
         Op::SetNotNull,
@@ -657,6 +667,9 @@ CREATE TABLE q (a int);
 INSERT INTO q SELECT g FROM generate_series(1, 500) AS g;
 CREATE UNIQUE INDEX q_a_uidx ON q (a);
 CREATE VIEW tv AS SELECT a FROM q;
+CREATE TABLE w (k varchar(10));
+INSERT INTO w SELECT 'k' || g FROM generate_series(1, 500) AS g;
+CREATE INDEX w_lower_k ON w (lower(k));
 ANALYZE";
 
 /// Which relations a row's example locks: (the model's `table`, the model's `other`).
@@ -673,6 +686,7 @@ pub fn example_relations(op: Op) -> (&'static str, Option<&'static str>) {
         Op::DropTable => ("p2", None),
         Op::DropView => ("tv", None),
         Op::AddPrimaryKeyUsingIndex => ("q", None),
+        Op::AlterColumnTypeRebuildsIndex => ("w", None),
         Op::AlterIndexRename => ("t_a_idx", None),
         Op::RefreshMaterializedView
         | Op::RefreshMaterializedViewConcurrently

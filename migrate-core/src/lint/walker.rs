@@ -38,8 +38,11 @@ pub struct SchemaFacts {
     pub volatile_functions: BTreeSet<String>,
     /// Domain -> its base type and whether it checks values.
     pub domains: BTreeMap<String, (String, bool)>,
+    /// Index -> the columns of its table it reads, each with whether an expression or the
+    /// predicate reads it.
+    pub index_reads: BTreeMap<String, Vec<(String, bool)>>,
     /// (table, column) of a foreign key, on either side -> the table at its other end. A type
-    /// change of such a column checks the key again.
+    /// change of such a column makes the key again.
     pub key_columns: BTreeMap<(String, String), String>,
 }
 
@@ -60,6 +63,57 @@ impl SchemaFacts {
 }
 
 impl SchemaFacts {
+    /// The indexes of `table` an expression or a predicate of which reads `column`: a type
+    /// change of the column builds them again (measured: even `varchar` to `text`).
+    pub fn computing_indexes(&self, table: &str, column: &str) -> Vec<String> {
+        self.indexes
+            .iter()
+            .filter(|(index, on)| {
+                *on == table
+                    && self.index_reads.get(*index).is_some_and(|reads| {
+                        reads.iter().any(|(c, computed)| *computed && c == column)
+                    })
+            })
+            .map(|(index, _)| index.clone())
+            .collect()
+    }
+
+    /// Forgets what the server drops with a column: the indexes that read it.
+    fn drop_column(&mut self, table: &str, column: &str) {
+        let dropped: Vec<String> = self
+            .indexes
+            .iter()
+            .filter(|(index, on)| {
+                *on == table
+                    && self
+                        .index_reads
+                        .get(*index)
+                        .is_some_and(|reads| reads.iter().any(|(c, _)| c == column))
+            })
+            .map(|(index, _)| index.clone())
+            .collect();
+        for index in dropped {
+            self.indexes.remove(&index);
+            self.index_reads.remove(&index);
+        }
+        self.columns.remove(&(table.to_owned(), column.to_owned()));
+    }
+
+    /// Forgets what the server drops with a table: its columns and indexes.
+    fn drop_table(&mut self, table: &str) {
+        let dropped: Vec<String> = self
+            .indexes
+            .iter()
+            .filter(|(_, on)| *on == table)
+            .map(|(index, _)| index.clone())
+            .collect();
+        for index in dropped {
+            self.indexes.remove(&index);
+            self.index_reads.remove(&index);
+        }
+        self.columns.retain(|(t, _), _| t != table);
+    }
+
     /// The tables reading `relation` reads: itself, or through a view, the tables under it.
     fn tables_under(&self, relation: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -409,6 +463,12 @@ fn resolve(
             // at its other end as well.
             if effect.op == Op::AlterColumnTypeCompatible
                 && let Detail::TypeChange { column, .. } = &effect.detail
+                && !facts.computing_indexes(&effect.table, column).is_empty()
+            {
+                effect.op = Op::AlterColumnTypeRebuildsIndex;
+            }
+            if effect.op == Op::AlterColumnTypeCompatible
+                && let Detail::TypeChange { column, .. } = &effect.detail
                 && let Some(other) = facts
                     .key_columns
                     .get(&(effect.table.clone(), column.clone()))
@@ -475,6 +535,9 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
     }
     if let Some((index, table)) = &classified.creates_index {
         facts.indexes.insert(index.clone(), table.clone());
+        facts
+            .index_reads
+            .insert(index.clone(), classified.index_reads.clone());
     }
     for key in &classified.foreign_keys {
         facts
@@ -542,7 +605,10 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
                 facts.constraints.remove(&key);
             }
             (
-                Op::AlterColumnTypeRewrite | Op::AlterColumnTypeCompatible | Op::AlterKeyColumnType,
+                Op::AlterColumnTypeRewrite
+                | Op::AlterColumnTypeCompatible
+                | Op::AlterKeyColumnType
+                | Op::AlterColumnTypeRebuildsIndex,
                 _,
             ) => {
                 if let Detail::TypeChange {
@@ -557,8 +623,15 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
             (Op::DropIndex | Op::DropIndexConcurrently, _) => {
                 if let Detail::Index(index) = &effect.detail {
                     facts.indexes.remove(index);
+                    facts.index_reads.remove(index);
                 }
             }
+            (Op::DropColumn, _) => {
+                if let Detail::Column(column) = &effect.detail {
+                    facts.drop_column(&effect.table, column);
+                }
+            }
+            (Op::DropTable | Op::DropTableCascade, _) => facts.drop_table(&effect.table),
             _ => {}
         }
     }
@@ -633,6 +706,13 @@ fn follow_rename(
             rekey(&mut facts.key_columns, |(t, c)| {
                 (t == table && c == from).then(|| (t.clone(), to.clone()))
             });
+            for (index, reads) in facts.index_reads.iter_mut() {
+                if facts.indexes.get(index) == Some(table) {
+                    for (column, _) in reads.iter_mut().filter(|(c, _)| c == from) {
+                        column.clone_from(to);
+                    }
+                }
+            }
             for ((t, _), constraint) in facts.constraints.iter_mut() {
                 if t == table && constraint.not_null_column.as_ref() == Some(from) {
                     constraint.not_null_column = Some(to.clone());
@@ -647,6 +727,7 @@ fn follow_rename(
         Rename::Index { from, to } => {
             let index = |i: &String| (i == from).then(|| to.clone());
             rekey(&mut facts.indexes, index);
+            rekey(&mut facts.index_reads, index);
             rekey(created_indexes, index);
         }
         Rename::Type { from, to } => {

@@ -77,6 +77,39 @@ mod tests {
         );
     }
 
+    /// An index goes with its column or its table: `IF NOT EXISTS` of the same name builds it
+    /// again (a miss on crates.io's migrations, where `DROP COLUMN id` had dropped it).
+    #[test]
+    fn an_index_dropped_with_its_column_or_table_is_built_again_by_if_not_exists() {
+        let created = "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email) WHERE name <> '';";
+        for drop in [
+            "-- migrate:allow ban-drop-column: moved to profiles\nALTER TABLE users DROP COLUMN name;",
+            "-- migrate:allow ban-drop-column: moved to profiles\nALTER TABLE users DROP COLUMN email;",
+        ] {
+            let steps = [
+                BASE,
+                created,
+                drop,
+                "CREATE INDEX IF NOT EXISTS users_email_idx ON users (id);",
+            ];
+            assert_eq!(
+                hits(&steps, "require-concurrent-index-creation"),
+                ["m/3.sql:3"],
+                "{drop}"
+            );
+        }
+        let steps = [
+            BASE,
+            "CREATE TABLE tags (id int, label text);\nCREATE INDEX tags_label ON tags (label);",
+            "-- migrate:allow ban-drop-table: replaced\nDROP TABLE tags;\nCREATE TABLE labels (id int, label text);",
+            "CREATE INDEX IF NOT EXISTS tags_label ON users (name);",
+        ];
+        assert_eq!(
+            hits(&steps, "require-concurrent-index-creation"),
+            ["m/3.sql:3"]
+        );
+    }
+
     #[test]
     fn flags_an_index_on_an_existing_table() {
         assert_eq!(
