@@ -202,7 +202,11 @@ fn every_row_of_the_lock_model_matches_a_live_server() {
         }
     }
     let mut mismatches = Vec::new();
-    for row in LOCK_MODEL {
+    let major = server_lint().target_version;
+    for row in LOCK_MODEL
+        .iter()
+        .filter(|r| migrate::lint::model::first_version(r.op) <= major)
+    {
         // A fresh fixture per row: some examples change or drop it even after a rollback
         // (CONCURRENTLY statements commit).
         let db = test_database();

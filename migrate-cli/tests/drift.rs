@@ -402,17 +402,21 @@ fn databases_the_migrations_built_show_no_drift_and_pending_revisions_are_not_dr
     assert!(shadows(&db).is_empty());
 }
 
-/// The schema of a database as a tool other than this one sees it: `pg_dump --schema-only` of
-/// the server's own major when one is installed, else [`catalog_listing`].
-fn schema_dump(db: &TestDatabase) -> String {
-    let major: u32 = db
-        .client()
+/// The server's major version.
+fn server_major(db: &TestDatabase) -> u32 {
+    db.client()
         .query_one(
             "SELECT current_setting('server_version_num')::int / 10000",
             &[],
         )
         .unwrap()
-        .get::<_, i32>(0) as u32;
+        .get::<_, i32>(0) as u32
+}
+
+/// The schema of a database as a tool other than this one sees it: `pg_dump --schema-only` of
+/// the server's own major when one is installed, else [`catalog_listing`].
+fn schema_dump(db: &TestDatabase) -> String {
+    let major = server_major(db);
     let candidates = [
         pg_harness::server_bin_dir().join("pg_dump"),
         PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_dump")),
@@ -662,6 +666,68 @@ fn a_baseline_creates_what_defaults_checks_indexes_and_views_call_before_them() 
             "{first} after {then}:\n{text}"
         );
     }
+}
+
+/// PostgreSQL 18's virtual generated columns (`VIRTUAL`, the kind a column gets when it names
+/// none): a baseline makes them virtual again, and `diff --write` adds a missing one as virtual
+/// (instant: nothing is written), which the lint accepts for a target of 18. The servers before
+/// 18 have no such column: there the test says so and checks nothing.
+#[test]
+fn virtual_generated_columns_stay_virtual_in_a_baseline_and_a_reconciling_migration() {
+    let _serial = serial();
+    let live = test_database();
+    if server_major(&live) < 18 {
+        eprintln!(
+            "PostgreSQL {} has no virtual generated column",
+            server_major(&live)
+        );
+        return;
+    }
+    live.client()
+        .batch_execute(
+            "CREATE TABLE ligne (prix numeric, quantité int,
+                 total numeric GENERATED ALWAYS AS (prix * quantité) VIRTUAL,
+                 double numeric GENERATED ALWAYS AS (prix * 2),
+                 taxe numeric GENERATED ALWAYS AS (prix / 5) STORED);",
+        )
+        .unwrap();
+    let (text, _) = baseline_round_trip(&live, "virtual");
+    assert_eq!(text.matches(") VIRTUAL").count(), 2, "{text}");
+    assert_eq!(text.matches(") STORED").count(), 1, "{text}");
+
+    let db = test_database();
+    let dir = dir_with(
+        "virtual-reconcile",
+        &[
+            ("migrate.toml", "target_postgres = 18\n"),
+            (
+                "0001_ligne.sql",
+                "-- revision: 0001\n-- parents: none\n-- message: lines and their total\n\
+                 CREATE TABLE ligne (prix numeric, quantité int, total numeric GENERATED ALWAYS AS (prix * quantité) VIRTUAL);\n",
+            ),
+        ],
+    );
+    succeeded(&dir.migrate(&db, &["apply"]));
+    db.client()
+        .batch_execute("ALTER TABLE ligne DROP COLUMN total")
+        .unwrap();
+    let written = dir.migrate(&db, &["diff", "--write", dir.0.to_str().unwrap()]);
+    assert_eq!(written.status.code(), Some(1), "{}", stderr(&written));
+    let [file] = dir.files("_reconcile.sql").try_into().unwrap();
+    let fix = std::fs::read_to_string(&file).unwrap();
+    offset(
+        &fix,
+        "ALTER TABLE public.ligne ADD COLUMN IF NOT EXISTS total numeric GENERATED ALWAYS AS (",
+    );
+    offset(&fix, ") VIRTUAL;");
+    succeeded(&dir.migrate(&db, &["apply"]));
+    let clean = dir.migrate(&db, &["diff"]);
+    assert_eq!(
+        (clean.status.code(), stdout(&clean).as_str()),
+        (Some(0), "no drift against the 2 applied revision(s)\n"),
+        "{}",
+        stderr(&clean)
+    );
 }
 
 #[test]

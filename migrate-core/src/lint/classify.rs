@@ -1049,8 +1049,15 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                 let generated = descendant(&action, SyntaxKind::GENERATED_CONSTRAINT);
                 let not_null = descendant(&action, SyntaxKind::NOT_NULL_CONSTRAINT).is_some()
                     || descendant(&action, SyntaxKind::PRIMARY_KEY_CONSTRAINT).is_some();
+                // PostgreSQL 18's virtual generated column (`VIRTUAL`, or no kind at all) is
+                // computed when read: nothing is written. Identity and STORED fill every row.
+                let virtual_column = generated.as_ref().is_some_and(|g| {
+                    !g.descendants_with_tokens().any(|t| {
+                        matches!(t.kind(), SyntaxKind::STORED_KW | SyntaxKind::IDENTITY_KW)
+                    })
+                });
                 let rewrites = is_serial(&ty)
-                    || generated.is_some()
+                    || (generated.is_some() && !virtual_column)
                     || default.as_ref().is_some_and(calls_volatile);
                 if let Some(default) = &default {
                     out.default_calls
@@ -1088,6 +1095,11 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                 if rewrites {
                     out.effects
                         .push(effect(Op::AddColumnVolatileDefault, Detail::Column(column)));
+                } else if virtual_column {
+                    out.effects.push(effect(
+                        Op::AddColumnVirtualGenerated,
+                        Detail::Column(column),
+                    ));
                 } else if not_null && default.is_none() {
                     out.effects
                         .push(effect(Op::AddColumn, Detail::RequiredColumn(column)));

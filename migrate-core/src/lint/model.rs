@@ -110,6 +110,9 @@ pub enum Op {
     ReindexConcurrently,
     AddColumn,
     AddColumnVolatileDefault,
+    /// `ADD COLUMN … GENERATED ALWAYS AS (…) VIRTUAL` (PostgreSQL 18+): computed when read,
+    /// nothing written. Before 18 the server refuses it.
+    AddColumnVirtualGenerated,
     AddColumnReferences,
     /// `ADD COLUMN … DEFAULT x REFERENCES …`: every row's value is checked against the other
     /// table under the locks (without a default the new column is empty and nothing is checked).
@@ -325,6 +328,13 @@ pub static LOCK_MODEL: &[LockRow] = &[
         None,
         Instant,
         "ALTER TABLE t ALTER COLUMN v TYPE varchar(20)",
+    ),
+    row(
+        Op::AddColumnVirtualGenerated,
+        Some(AccessExclusive),
+        None,
+        Instant,
+        "ALTER TABLE t ADD COLUMN g int GENERATED ALWAYS AS (a * 2) VIRTUAL",
     ),
     row(
         Op::AlterKeyColumnType,
@@ -697,6 +707,14 @@ pub fn example_relations(op: Op) -> (&'static str, Option<&'static str>) {
     }
 }
 
+/// The first PostgreSQL major version that accepts a row's statement.
+pub fn first_version(op: Op) -> u32 {
+    match op {
+        Op::AddColumnVirtualGenerated => 18,
+        _ => 0,
+    }
+}
+
 /// The row for `op`, adjusted to the target PostgreSQL major version.
 pub fn lookup(op: Op, target_version: u32) -> LockRow {
     let mut row = LOCK_MODEL
@@ -750,10 +768,13 @@ mod tests {
             } else {
                 format!("-- migrate:no-transaction\n{};", row.example)
             };
-            let plan = lock_plan(
-                &migrations(&[GROUND_TRUTH_FIXTURE, &example]),
-                &LintConfig::default(),
-            );
+            // Judged for a server that accepts the statement.
+            let default = LintConfig::default();
+            let config = LintConfig {
+                target_version: default.target_version.max(first_version(row.op)),
+                ..default
+            };
+            let plan = lock_plan(&migrations(&[GROUND_TRUTH_FIXTURE, &example]), &config);
             let effects: Vec<_> = plan[1].iter().flat_map(|s| s.effects.iter()).collect();
             let effect = effects.iter().find(|e| e.effect.op == row.op);
             let ops: Vec<Op> = effects.iter().map(|e| e.effect.op).collect();

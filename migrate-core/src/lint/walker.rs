@@ -422,6 +422,13 @@ fn resolve(
     {
         effect.table = index_table(index).unwrap_or_else(|| format!("(table of index {index})"));
     }
+    // Before 18 a virtual generated column does not exist: judged as the stored one the target
+    // has.
+    if effect.op == Op::AddColumnVirtualGenerated
+        && target_version < super::model::first_version(Op::AddColumnVirtualGenerated)
+    {
+        effect.op = Op::AddColumnVolatileDefault;
+    }
     let constraint = |effect: &Effect| match &effect.detail {
         Detail::Constraint {
             name: Some(name), ..

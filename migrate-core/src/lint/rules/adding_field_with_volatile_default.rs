@@ -1,7 +1,9 @@
 //! # adding-field-with-volatile-default
 //!
 //! **What**: `ADD COLUMN` with a volatile default (`random()`, `gen_random_uuid()`,
-//! `clock_timestamp()`, `nextval()`…), a `serial` type, an identity or a stored generated column.
+//! `clock_timestamp()`, `nextval()`…), a `serial` type, an identity or a stored generated column
+//! (a virtual one, PostgreSQL 18's default kind, is computed when read and writes nothing: it
+//! passes when the target is 18 or later).
 //!
 //! **Why it stalls traffic**: every row needs its own value, so PostgreSQL rewrites the table and
 //! all its indexes under ACCESS EXCLUSIVE. (A constant or `now()` default is instant since 11.)
@@ -55,6 +57,29 @@ mod tests {
             ),
             ["m/2.sql:3", "m/2.sql:5"]
         );
+    }
+
+    #[test]
+    fn a_virtual_generated_column_writes_nothing_from_postgresql_18() {
+        let body = "ALTER TABLE users ADD COLUMN l int GENERATED ALWAYS AS (length(name)) VIRTUAL;\nALTER TABLE users ADD COLUMN m int GENERATED ALWAYS AS (length(email));\nALTER TABLE users ADD COLUMN s int GENERATED ALWAYS AS (length(name)) STORED;";
+        let hits_on = |version: u32| -> Vec<String> {
+            let config = crate::lint::LintConfig {
+                target_version: version,
+                ..crate::lint::LintConfig::default()
+            };
+            crate::lint::lint_migrations(
+                &super::super::test_support::migrations(&[BASE, body]),
+                &config,
+            )
+            .iter()
+            .filter(|d| d.check == "adding-field-with-volatile-default")
+            .filter_map(|d| d.location.as_ref().map(|l| l.line))
+            .map(|line| line.to_string())
+            .collect()
+        };
+        assert_eq!(hits_on(18), ["5"]);
+        // Before 18 the server has no virtual column: judged as the stored one.
+        assert_eq!(hits_on(17), ["3", "4", "5"]);
     }
 
     #[test]

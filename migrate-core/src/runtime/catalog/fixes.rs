@@ -25,6 +25,15 @@ pub(super) fn add_column(table: &str, column: &Column, object: String) -> Differ
     let mut fixes = Vec::new();
     let mut severity = Severity::Safe;
     match (&column.default, column.generated, column.identity) {
+        // Computed when read (PostgreSQL 18): nothing is written.
+        (Some(expression), Some('v'), _) => {
+            fixes.push(fix(
+                Phase::AddColumns,
+                format!(
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {definition} GENERATED ALWAYS AS ({expression}) VIRTUAL;"
+                ),
+            ));
+        }
         (Some(expression), Some('s'), _) => {
             // Computed for every row: a rewrite, whatever the form.
             severity = Severity::Review;

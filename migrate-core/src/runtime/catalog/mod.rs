@@ -32,13 +32,13 @@ pub struct Column {
     /// `format_type`: `character varying(255)`, `timestamp with time zone`, `uuid`…
     pub data_type: String,
     pub not_null: bool,
-    /// The default expression, or a stored generated column's expression.
+    /// The default expression, or a generated column's expression.
     pub default: Option<String>,
     /// `a` (always) or `d` (by default) for an identity column.
     pub identity: Option<char>,
     /// The identity sequence's name and options, as `CREATE TABLE` takes them.
     pub identity_options: Option<String>,
-    /// `s` for a stored generated column.
+    /// `s` for a stored generated column, `v` for a virtual one (PostgreSQL 18).
     pub generated: Option<char>,
     /// The column's collation when it is not its type's.
     pub collation: Option<String>,

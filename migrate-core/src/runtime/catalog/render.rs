@@ -184,10 +184,10 @@ pub(crate) fn column_text(column: &Column) -> String {
     if let Some(collation) = &column.collation {
         text.push_str(&format!(" COLLATE {collation}"));
     }
-    if column.generated == Some('s') {
-        if let Some(expression) = &column.default {
-            text.push_str(&format!(" GENERATED ALWAYS AS ({expression}) STORED"));
-        }
+    if let (Some(kind @ ('s' | 'v')), Some(expression)) = (column.generated, &column.default) {
+        // `v`: PostgreSQL 18's virtual column, computed when read.
+        let kind = if kind == 's' { "STORED" } else { "VIRTUAL" };
+        text.push_str(&format!(" GENERATED ALWAYS AS ({expression}) {kind}"));
     } else if let Some(default) = &column.default {
         text.push_str(&format!(" DEFAULT {default}"));
     }
