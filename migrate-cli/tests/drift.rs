@@ -80,6 +80,20 @@ fn succeeded(run: &Output) {
     assert!(run.status.success(), "{}{}", stdout(run), stderr(run));
 }
 
+/// Asserts that `diff` finds the database to be what its `applied` revisions build.
+fn no_drift(dir: &Dir, db: &TestDatabase, applied: usize) {
+    let clean = dir.migrate(db, &["diff"]);
+    assert_eq!(
+        (clean.status.code(), stdout(&clean)),
+        (
+            Some(0),
+            format!("no drift against the {applied} applied revision(s)\n")
+        ),
+        "{}",
+        stderr(&clean)
+    );
+}
+
 /// Where `needle` starts in `text`; a panic showing `text` when it is not there.
 fn offset(text: &str, needle: &str) -> usize {
     text.find(needle)
@@ -309,13 +323,7 @@ fn a_key_dropped_under_a_foreign_key_is_restored_key_first_and_the_fix_replays_a
     // already has both keys when it runs) without an error.
     succeeded(&dir.migrate(&db, &["apply"]));
     for _ in 0..2 {
-        let clean = dir.migrate(&db, &["diff"]);
-        assert_eq!(
-            (clean.status.code(), stdout(&clean).as_str()),
-            (Some(0), "no drift against the 2 applied revision(s)\n"),
-            "{}",
-            stderr(&clean)
-        );
+        no_drift(&dir, &db, 2);
     }
     // Strictly idempotent: applied again to the database that has the schema, each statement
     // changes nothing, and nothing depending on the key is touched.
@@ -721,13 +729,7 @@ fn virtual_generated_columns_stay_virtual_in_a_baseline_and_a_reconciling_migrat
     );
     offset(&fix, ") VIRTUAL;");
     succeeded(&dir.migrate(&db, &["apply"]));
-    let clean = dir.migrate(&db, &["diff"]);
-    assert_eq!(
-        (clean.status.code(), stdout(&clean).as_str()),
-        (Some(0), "no drift against the 2 applied revision(s)\n"),
-        "{}",
-        stderr(&clean)
-    );
+    no_drift(&dir, &db, 2);
 }
 
 #[test]
