@@ -120,6 +120,17 @@ mod tests {
         );
     }
 
+    /// PostgreSQL 17's `MERGE … RETURNING` parses, and is judged as the backfill it is.
+    #[test]
+    fn flags_a_merge_backfill_with_returning_after_an_alter() {
+        let body = "ALTER TABLE users ADD COLUMN score int;\nMERGE INTO posts p USING users u ON p.user_id = u.id WHEN MATCHED THEN UPDATE SET title = 'Grüße' WHEN NOT MATCHED THEN INSERT (id, user_id) VALUES (u.id, u.id) RETURNING merge_action(), p.id;";
+        assert_eq!(
+            hits(&[BASE, body], "lock-held-across-slow-statement"),
+            ["m/1.sql:4"]
+        );
+        assert!(hits(&[BASE, body], "unknown-statement").is_empty());
+    }
+
     #[test]
     fn flags_a_backfill_after_row_security_or_a_policy() {
         // Both take ACCESS EXCLUSIVE (measured on the server, see the lock model), held to commit.
