@@ -421,15 +421,18 @@ fn server_major(db: &TestDatabase) -> u32 {
         .get::<_, i32>(0) as u32
 }
 
-/// The schema of a database as a tool other than this one sees it: `pg_dump --schema-only` of
-/// the server's own major when one is installed, else [`catalog_listing`].
+/// The schema of a database as a tool other than this one sees it: `pg_dump --schema-only` (the
+/// one `MIGRATE_PG_DUMP` names, else the server's own major's) when there is one, else
+/// [`catalog_listing`].
 fn schema_dump(db: &TestDatabase) -> String {
     let major = server_major(db);
+    // `MIGRATE_PG_DUMP`: a pg_dump at least as new as every server (scripts/postgres-versions).
     let candidates = [
-        pg_harness::server_bin_dir().join("pg_dump"),
-        PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_dump")),
+        std::env::var_os("MIGRATE_PG_DUMP").map(PathBuf::from),
+        Some(pg_harness::server_bin_dir().join("pg_dump")),
+        Some(PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_dump"))),
     ];
-    match candidates.iter().find(|p| p.exists()) {
+    match candidates.iter().flatten().find(|p| p.exists()) {
         Some(pg_dump) => pg_dump_schema(pg_dump, db),
         None => catalog_listing(db),
     }
@@ -473,8 +476,8 @@ fn pg_dump_schema(pg_dump: &Path, db: &TestDatabase) -> String {
     dump
 }
 
-/// Where no `pg_dump` of the server's major is installed (the npm registry's server packages
-/// ship none, and an older `pg_dump` refuses a newer server): every user object with the
+/// Where no `pg_dump` that reads the server is at hand (the npm registry's server packages ship
+/// none, and an older `pg_dump` refuses a newer server): every user object with the
 /// server's own description of it, one per line, written here independently of the catalog
 /// reader under test. The runtime's own objects are left out as in [`pg_dump_schema`].
 fn catalog_listing(db: &TestDatabase) -> String {
