@@ -36,5 +36,11 @@ pub use migrate_core::runtime::{connect_async, startup_async, startup_with_async
 #[cfg(feature = "cli")]
 pub use migrate_core::cli;
 
+/// Test databases: one per test, cloned from a template the migrations ran into once.
+#[cfg(feature = "testing")]
+pub use migrate_core::testing;
+#[cfg(feature = "testing")]
+pub use migrate_macros::test;
+
 #[doc(hidden)]
 pub use migrate_core::__private;

@@ -430,7 +430,9 @@ fn schema_dump(db: &TestDatabase) -> String {
     let candidates = [
         std::env::var_os("MIGRATE_PG_DUMP").map(PathBuf::from),
         Some(pg_harness::server_bin_dir().join("pg_dump")),
-        Some(PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/pg_dump"))),
+        Some(PathBuf::from(format!(
+            "/usr/lib/postgresql/{major}/bin/pg_dump"
+        ))),
     ];
     match candidates.iter().flatten().find(|p| p.exists()) {
         Some(pg_dump) => pg_dump_schema(pg_dump, db),

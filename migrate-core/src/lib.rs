@@ -13,6 +13,8 @@ mod packed;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod snapshot;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(any(feature = "analysis", feature = "runtime"))]
 mod volatile;
 

@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "testing")]
+mod test_attribute;
+
 use migrate_core::analysis::config::LintOverrides;
 use migrate_core::analysis::{Analysis, Diagnostic, analyze_dir_configured};
 use migrate_core::lint::{Level, LintConfig};
@@ -192,4 +195,31 @@ fn expand(analysis: &Analysis, written: &str, has_build_script: bool, span: Span
             ::migrate::__private::Packed::new(#index, &[#(#sql),*]);
         ::migrate::__private::migrations_embedded(&PACKED, #target_postgres, #snapshot, #history_digest)
     })
+}
+
+/// A test that gets a database of its own, migrated (the `testing` feature of `migrate`):
+///
+/// ```ignore
+/// #[migrate::test(MIGRATIONS)]
+/// fn signs_up(db: migrate::testing::TestDatabase) {
+///     let mut client = db.client().unwrap();
+///     // …
+/// }
+///
+/// #[migrate::test(MIGRATIONS, fixtures("users"))]
+/// async fn lists_users(db: migrate::testing::TestDatabase) {
+///     let client = db.connect_async().await.unwrap();
+///     // …
+/// }
+/// ```
+///
+/// A fixture `users` is the file `fixtures/users.sql` beside the test's source file (else beside
+/// the crate's `Cargo.toml`), embedded at compile time and applied after the migrations.
+#[cfg(feature = "testing")]
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    let caller_dir = proc_macro::Span::call_site()
+        .local_file()
+        .and_then(|file| Some(file.parent()?.to_path_buf()));
+    test_attribute::expand(args.into(), item.into(), caller_dir).into()
 }

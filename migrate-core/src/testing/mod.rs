@@ -1,0 +1,234 @@
+//! Test databases: a fresh database per test, cloned from a template the real runtime migrated
+//! once (the `testing` feature).
+//!
+//! The server comes from `MIGRATE_TEST_DATABASE_URL`, else `DATABASE_URL`: a role that may create
+//! databases, on a server kept for tests (the databases this module creates and drops are named
+//! `migrate_tpl_…` and `migrate_test_…`; nothing else is touched).
+//!
+//! The first test that needs the migrations creates `migrate_tpl_<digest>`, where the digest
+//! covers every migration's checksum and the history table's place, and migrates it with
+//! [`Migrator`], history table included. It does so under an advisory lock taken in the URL's
+//! database, so that test threads and processes build it once; a template whose build was cut
+//! short is not marked complete, and the next test builds it again. Every test then gets
+//! `CREATE DATABASE migrate_test_… TEMPLATE migrate_tpl_<digest>`: a copy, in milliseconds.
+//!
+//! A test database is dropped when its [`TestDatabase`] goes out of scope, unless the test is
+//! failing (the thread is panicking): then it is kept, and its name is printed. Test databases
+//! and templates older than a day are removed by the first test of each process.
+
+mod template;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use postgres_protocol::escape::escape_identifier;
+
+use crate::Migrations;
+use crate::runtime::Error;
+use crate::runtime::connect::{connect, redact};
+use crate::runtime::error::database_error;
+
+/// Test databases: `migrate_test_<unix seconds>_<process>_<counter>`.
+pub const TEST_PREFIX: &str = "migrate_test_";
+
+/// The `application_name` of this module's connections.
+const APPLICATION_NAME: &str = "migrate-testing";
+
+/// The server the tests run on: `MIGRATE_TEST_DATABASE_URL`, else `DATABASE_URL`.
+pub fn server_url() -> Result<String, Error> {
+    ["MIGRATE_TEST_DATABASE_URL", "DATABASE_URL"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        .ok_or_else(|| Error::InvalidConfig {
+            name: "MIGRATE_TEST_DATABASE_URL".to_owned(),
+            value: String::new(),
+            reason: "neither it nor DATABASE_URL is set; set it to a server kept for tests, as a role that may create databases (postgres://user:password@localhost:5432/postgres)".to_owned(),
+        })
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> Result<String, Error> {
+    let mut parsed = url::Url::parse(url).map_err(|e| Error::InvalidConfig {
+        name: "MIGRATE_TEST_DATABASE_URL".to_owned(),
+        value: redact(url),
+        reason: format!("{e}; test databases need a postgres:// URL"),
+    })?;
+    parsed.set_path(&format!("/{database}"));
+    Ok(parsed.to_string())
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// A database of one test's own, migrated: dropped when it goes out of scope, kept (and named on
+/// stderr) when the test fails.
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+    url: String,
+    server_url: String,
+    /// Drops the database when it goes out of scope: false for the handle `#[migrate::test]`
+    /// passes to the test, while it keeps the owner to judge the outcome.
+    owner: bool,
+}
+
+impl TestDatabase {
+    /// A new database on the server of [`server_url`], with every migration of `migrations`
+    /// applied (and recorded in its history, as in production).
+    pub fn create(migrations: &'static Migrations) -> Result<TestDatabase, Error> {
+        let server_url = server_url()?;
+        crate::runtime::outside_async_runtime(|| TestDatabase::create_on(migrations, &server_url))?
+    }
+
+    fn create_on(migrations: &'static Migrations, server_url: &str) -> Result<TestDatabase, Error> {
+        let mut admin = connect(server_url, APPLICATION_NAME)?;
+        template::remove_stale_once(&mut admin, &template::name(migrations));
+        let template = template::ensure(&mut admin, migrations, server_url)?;
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "{TEST_PREFIX}{}_{}_{}",
+            unix_seconds(),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE {}",
+                escape_identifier(&name),
+                escape_identifier(&template)
+            ))
+            .map_err(database_error("creating a test database from the template"))?;
+        Ok(TestDatabase {
+            url: with_database(server_url, &name)?,
+            name,
+            server_url: server_url.to_owned(),
+            owner: true,
+        })
+    }
+
+    /// The database's name: `migrate_test_…`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A connection string for the database, with the server's credentials.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A new blocking connection to the database. In an `async` test, use
+    /// [`TestDatabase::connect_async`].
+    pub fn client(&self) -> Result<postgres::Client, Error> {
+        connect(&self.url, APPLICATION_NAME)
+    }
+
+    /// A new connection on the caller's tokio runtime (its task is spawned there).
+    #[cfg(feature = "tokio")]
+    pub async fn connect_async(&self) -> Result<tokio_postgres::Client, Error> {
+        crate::runtime::connect_async(&self.url, APPLICATION_NAME).await
+    }
+
+    /// Runs `sql` (a fixture: rows the test starts from) in one transaction.
+    pub fn apply_fixture(&self, name: &str, sql: &str) -> Result<(), Error> {
+        let url = self.url.clone();
+        crate::runtime::outside_async_runtime(move || {
+            let mut client = connect(&url, APPLICATION_NAME)?;
+            let mut transaction = client
+                .transaction()
+                .map_err(database_error("starting the fixture's transaction"))?;
+            transaction
+                .batch_execute(sql)
+                .map_err(|e| Error::Database {
+                    action: format!("applying the fixture `{name}`"),
+                    cause: Box::new(crate::runtime::ServerError::from_postgres(&e)),
+                })?;
+            transaction
+                .commit()
+                .map_err(database_error("committing the fixture"))
+        })?
+    }
+
+    /// A handle on the same database that leaves it in place when dropped: what
+    /// `#[migrate::test]` gives the test, keeping the owner to drop or keep the database by the
+    /// test's outcome.
+    #[doc(hidden)]
+    pub fn handle(&self) -> TestDatabase {
+        TestDatabase {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            server_url: self.server_url.clone(),
+            owner: false,
+        }
+    }
+
+    /// Keeps the database for inspection, and says so on stderr.
+    pub fn keep(mut self) {
+        self.report_kept();
+        self.owner = false;
+    }
+
+    fn report_kept(&self) {
+        eprintln!(
+            "migrate::testing: the test failed; its database {} is kept for inspection ({}); it is removed after a day",
+            self.name,
+            redact(&self.url)
+        );
+    }
+
+    fn drop_database(&self) -> Result<(), Error> {
+        let mut admin = connect(&self.server_url, APPLICATION_NAME)?;
+        template::drop_database(&mut admin, &self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
+        if std::thread::panicking() {
+            self.report_kept();
+            return;
+        }
+        match crate::runtime::outside_async_runtime(|| self.drop_database()) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => eprintln!(
+                "migrate::testing: could not drop the test database {}: {e}",
+                self.name
+            ),
+        }
+    }
+}
+
+/// What a test returned: `()`, or a `Result` whose `Err` fails the test (and keeps its database).
+pub trait TestOutcome {
+    fn failed(&self) -> bool;
+}
+
+impl TestOutcome for () {
+    fn failed(&self) -> bool {
+        false
+    }
+}
+
+impl<T, E> TestOutcome for Result<T, E> {
+    fn failed(&self) -> bool {
+        self.is_err()
+    }
+}
+
+/// Runs an `async` test's body on a runtime of its own (what `#[migrate::test]` expands to).
+#[cfg(feature = "tokio")]
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(future),
+        Err(e) => panic!("migrate::testing: could not start a tokio runtime for the test: {e}"),
+    }
+}

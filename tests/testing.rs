@@ -1,0 +1,269 @@
+//! `#[migrate::test]` on a real server. The `host_*` tests are ignored in a plain run: the
+//! driver tests run them in a process of their own, on 8 threads, against a server of the
+//! harness, then check the server: one template, every test database gone, or kept and named
+//! when its test failed.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use migrate::testing::TestDatabase;
+
+static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!("tests/migrations/basic");
+
+const SIGN: &str = "migrate-host-history";
+
+/// Inserts the same key as every other test, sees only its own row, and prints its database's
+/// history (revision and time of each row) for the driver to compare.
+fn own_row_only(client: &mut postgres::Client, test: &str) {
+    let email = format!("{test}@example.fr");
+    client
+        .execute(
+            "INSERT INTO users (id, email, name) VALUES (1, $1, 'Jürgen')",
+            &[&email],
+        )
+        .unwrap();
+    let rows: Vec<String> = client
+        .query("SELECT email FROM users", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, [email]);
+    let history: String = client
+        .query_one(
+            "SELECT string_agg(revision || '@' || (extract(epoch FROM applied_at) * 1000000)::bigint, ',' ORDER BY revision) FROM migrate_history",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    println!("{SIGN} {history}");
+}
+
+async fn own_row_only_async(client: &tokio_postgres::Client, test: &str) {
+    let email = format!("{test}@example.fr");
+    client
+        .execute(
+            "INSERT INTO users (id, email, name) VALUES (1, $1, 'Jürgen')",
+            &[&email],
+        )
+        .await
+        .unwrap();
+    let rows: Vec<String> = client
+        .query("SELECT email FROM users", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, [email]);
+    let history: String = client
+        .query_one(
+            "SELECT string_agg(revision || '@' || (extract(epoch FROM applied_at) * 1000000)::bigint, ',' ORDER BY revision) FROM migrate_history",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    println!("{SIGN} {history}");
+}
+
+/// Pairs of tests, one blocking and one async each.
+macro_rules! host_tests {
+    ($($blocking:ident $asynchronous:ident)*) => {$(
+        #[migrate::test(MIGRATIONS)]
+        #[ignore = "run by the driver tests of this file, against their server"]
+        fn $blocking(db: TestDatabase) {
+            own_row_only(&mut db.client().unwrap(), stringify!($blocking));
+        }
+
+        #[migrate::test(MIGRATIONS)]
+        #[ignore = "run by the driver tests of this file, against their server"]
+        async fn $asynchronous(db: TestDatabase) {
+            let client = db.connect_async().await.unwrap();
+            own_row_only_async(&client, stringify!($asynchronous)).await;
+        }
+    )*};
+}
+
+host_tests! {
+    host_blocking_01 host_async_01 host_blocking_02 host_async_02 host_blocking_03 host_async_03
+    host_blocking_04 host_async_04 host_blocking_05 host_async_05 host_blocking_06 host_async_06
+    host_blocking_07 host_async_07 host_blocking_08 host_async_08 host_blocking_09 host_async_09
+    host_blocking_10 host_async_10 host_blocking_11 host_async_11 host_blocking_12 host_async_12
+    host_blocking_13 host_async_13 host_blocking_14 host_async_14 host_blocking_15 host_async_15
+    host_blocking_16 host_async_16 host_blocking_17 host_async_17 host_blocking_18 host_async_18
+    host_blocking_19 host_async_19 host_blocking_20 host_async_20 host_blocking_21 host_async_21
+    host_blocking_22 host_async_22 host_blocking_23 host_async_23 host_blocking_24 host_async_24
+}
+
+#[migrate::test(MIGRATIONS, fixtures("zoe"))]
+#[ignore = "run by the driver tests of this file, against their server"]
+fn fixture_host(db: TestDatabase) {
+    let name: String = db
+        .client()
+        .unwrap()
+        .query_one("SELECT name FROM users WHERE id = 7", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "Zoë 🦊");
+}
+
+#[migrate::test(MIGRATIONS)]
+#[ignore = "run by the driver tests of this file, against their server"]
+fn failing_host(db: TestDatabase) {
+    own_row_only(&mut db.client().unwrap(), "failing_host");
+    panic!("this test fails on purpose");
+}
+
+#[migrate::test(MIGRATIONS)]
+#[ignore = "run by the driver tests of this file, against their server"]
+async fn failing_result_host(db: TestDatabase) -> Result<(), String> {
+    let client = db.connect_async().await.unwrap();
+    own_row_only_async(&client, "failing_result_host").await;
+    Err("this test fails on purpose, by its result".to_owned())
+}
+
+/// The driver tests share the server's list of databases: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The server the host tests run on: the harness's (its maintenance database).
+fn server_url() -> String {
+    match std::env::var("MIGRATE_TEST_DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => pg_harness::shared_cluster().url("postgres"),
+    }
+}
+
+/// This test binary, running `filter` among the ignored tests on 8 threads against the server.
+fn run_hosts(url: &str, filter: &[&str]) -> Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--test-threads", "8", "--nocapture"])
+        .args(filter)
+        .env("MIGRATE_TEST_DATABASE_URL", url)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn databases(admin: &mut postgres::Client, prefix: &str) -> Vec<String> {
+    admin
+        .query(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1",
+            &[&prefix],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_template() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let url = server_url();
+    let mut admin = pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30));
+    let run = run_hosts(&url, &["host_"]);
+    let output = text(&run);
+    assert!(run.status.success(), "{output}");
+    let passed = output
+        .lines()
+        .filter(|l| l.starts_with("test host_") && l.ends_with(" ok"))
+        .count();
+    assert_eq!(passed, 48, "{output}");
+
+    // Every database's history is the template's, to the microsecond: the migrations ran once.
+    let histories: BTreeSet<&str> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix(SIGN).map(str::trim))
+        .collect();
+    assert_eq!(histories.len(), 1, "{histories:?}");
+    let templates = databases(&mut admin, "migrate_tpl_");
+    let [template] = templates.as_slice() else {
+        panic!("templates: {templates:?}");
+    };
+    let template_url = format!(
+        "{}/{template}",
+        url.rsplit_once('/')
+            .map_or(url.as_str(), |(server, _)| server)
+    );
+    let mut template_client =
+        pg_harness::connect_with_retry(&template_url, std::time::Duration::from_secs(30));
+    let history: String = template_client
+        .query_one(
+            "SELECT string_agg(revision || '@' || (extract(epoch FROM applied_at) * 1000000)::bigint, ',' ORDER BY revision) FROM migrate_history",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    drop(template_client);
+    assert_eq!(histories.first().copied(), Some(history.as_str()));
+    assert!(history.starts_with("0001@"), "{history}");
+
+    // Nothing left: no test database, no session of the tests.
+    assert_eq!(databases(&mut admin, "migrate_test_"), Vec::<String>::new());
+    let sessions: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrate-testing'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(sessions, 0);
+
+    // A test with a fixture starts from its rows.
+    let fixture = run_hosts(&url, &["--exact", "fixture_host"]);
+    assert!(fixture.status.success(), "{}", text(&fixture));
+    assert_eq!(databases(&mut admin, "migrate_test_"), Vec::<String>::new());
+}
+
+#[test]
+fn a_failing_test_keeps_its_database_and_names_it() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let url = server_url();
+    let mut admin = pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30));
+    for test in ["failing_host", "failing_result_host"] {
+        let run = run_hosts(&url, &["--exact", test]);
+        let output = text(&run);
+        assert!(!run.status.success(), "{output}");
+        let kept: Vec<&str> = output
+            .lines()
+            .filter_map(|l| l.strip_prefix("migrate::testing: the test failed; its database "))
+            .collect();
+        let [line] = kept.as_slice() else {
+            panic!("{output}");
+        };
+        let name = line.split_whitespace().next().unwrap_or_default();
+        assert!(
+            line.starts_with(&format!("{name} is kept for inspection (postgres://")),
+            "{line}"
+        );
+        assert!(line.ends_with("); it is removed after a day"), "{line}");
+        assert_eq!(databases(&mut admin, "migrate_test_"), [name]);
+        // The kept database holds what the test did.
+        let kept_url = format!(
+            "{}/{name}",
+            url.rsplit_once('/')
+                .map_or(url.as_str(), |(server, _)| server)
+        );
+        let mut kept =
+            pg_harness::connect_with_retry(&kept_url, std::time::Duration::from_secs(30));
+        let email: String = kept
+            .query_one("SELECT email FROM users", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(email, format!("{test}@example.fr"));
+        drop(kept);
+        admin
+            .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .unwrap();
+    }
+}
