@@ -342,6 +342,61 @@ fn a_key_dropped_under_a_foreign_key_is_restored_key_first_and_the_fix_replays_a
     assert!(shadows(&db).is_empty(), "{:?}", shadows(&db));
 }
 
+/// What a reconciling migration recreates comes in the server's dependency order across the
+/// kinds of objects: a function before the domain, the check, the default and the index that
+/// call it; a default calling a function that reads its own table after that function; a missing
+/// table with its foreign keys and indexes.
+#[test]
+fn a_reconciling_migration_creates_functions_before_what_calls_them() {
+    let _serial = serial();
+    let db = test_database();
+    let dir = dir_with(
+        "functions-first",
+        &[(
+            "0001_mesures.sql",
+            "-- revision: 0001\n-- parents: none\n-- message: measures and their checks\n\
+             CREATE FUNCTION est_positif(int) RETURNS boolean LANGUAGE sql IMMUTABLE RETURN $1 > 0;\n\
+             CREATE DOMAIN positif AS int CHECK (est_positif(VALUE));\n\
+             CREATE TABLE base (id int PRIMARY KEY);\n\
+             CREATE TABLE mesures (id int CHECK (est_positif(id)), valeur positif, unité text DEFAULT 'mètre', base_id int REFERENCES base);\n\
+             CREATE INDEX mesures_valeur ON mesures (valeur);\n\
+             CREATE FUNCTION compte() RETURNS bigint LANGUAGE sql STABLE BEGIN ATOMIC SELECT count(*) FROM base; END;\n\
+             ALTER TABLE base ADD COLUMN rang bigint DEFAULT compte();\n\
+             CREATE INDEX base_positif ON base ((est_positif(id)));\n",
+        )],
+    );
+    succeeded(&dir.migrate(&db, &["apply"]));
+    db.client()
+        .batch_execute(
+            "DROP INDEX base_positif; ALTER TABLE base DROP COLUMN rang; DROP FUNCTION compte();
+             DROP TABLE mesures; DROP DOMAIN positif; DROP FUNCTION est_positif(int);",
+        )
+        .unwrap();
+    let written = dir.migrate(&db, &["diff", "--write", dir.0.to_str().unwrap()]);
+    assert_eq!(written.status.code(), Some(1), "{}", stderr(&written));
+    let [file] = dir.files("_reconcile.sql").try_into().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let function = offset(&text, "CREATE OR REPLACE FUNCTION public.est_positif");
+    for user in [
+        "CREATE DOMAIN public.positif",
+        "CREATE TABLE IF NOT EXISTS public.mesures",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS base_positif",
+    ] {
+        assert!(function < offset(&text, user), "{user}:\n{text}");
+    }
+    assert!(
+        offset(&text, "CREATE OR REPLACE FUNCTION public.compte")
+            < offset(
+                &text,
+                "ADD COLUMN IF NOT EXISTS rang bigint DEFAULT public.compte()"
+            ),
+        "{text}"
+    );
+    succeeded(&dir.migrate(&db, &["apply"]));
+    no_drift(&dir, &db, 2);
+    no_drift(&dir, &db, 2);
+}
+
 #[test]
 fn a_role_a_migration_created_is_the_servers_and_the_shadow_replays_around_it() {
     let _serial = serial();
@@ -607,7 +662,7 @@ fn a_baseline_of_the_large_schema_rebuilds_what_pg_dump_sees() {
 /// the tables that use them (tables before functions fails: "function … does not exist"); a
 /// SQL-standard function over a table under a view; a function returning a table's rows; and a
 /// default that calls a function reading its own table, the cycle pg_dump breaks with
-/// `ALTER … SET DEFAULT`.
+/// `ALTER … SET DEFAULT`; an older table with a column of a newer table's row type, in an array.
 const FUNCTIONS_EVERYWHERE: &str = "
     CREATE SCHEMA boutique;
     CREATE FUNCTION boutique.code_aléatoire(len integer) RETURNS text LANGUAGE sql VOLATILE
@@ -630,10 +685,12 @@ const FUNCTIONS_EVERYWHERE: &str = "
     CREATE FUNCTION boutique.bon_marché(plafond numeric) RETURNS SETOF boutique.article LANGUAGE sql STABLE
         AS $$ SELECT * FROM boutique.article WHERE prix < plafond $$;
     CREATE VIEW boutique.petits_prix AS SELECT id, nom FROM boutique.bon_marché(10);
+    CREATE TABLE boutique.historique (id int);
     CREATE TABLE boutique.ticket (n integer, libellé text DEFAULT 'caisse 🧾');
     CREATE FUNCTION boutique.ticket_suivant() RETURNS integer LANGUAGE sql
         BEGIN ATOMIC SELECT coalesce(max(n), 0) + 1 FROM boutique.ticket; END;
     ALTER TABLE boutique.ticket ALTER COLUMN n SET DEFAULT boutique.ticket_suivant();
+    ALTER TABLE boutique.historique ADD COLUMN paniers boutique.article[];
 ";
 
 #[test]
@@ -645,7 +702,7 @@ fn a_baseline_creates_what_defaults_checks_indexes_and_views_call_before_them() 
     assert_eq!(
         printed.lines().next(),
         Some(
-            "wrote FILE: 3 table(s), 11 other object(s); a database built from it has the live schema"
+            "wrote FILE: 4 table(s), 11 other object(s); a database built from it has the live schema"
         ),
         "{text}"
     );

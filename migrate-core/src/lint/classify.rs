@@ -1096,6 +1096,11 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                     out.effects
                         .push(effect(Op::AddColumnVolatileDefault, Detail::Column(column)));
                 } else if virtual_column {
+                    // Nothing is written, but NOT NULL is checked on every row (measured on 18).
+                    if not_null {
+                        out.effects
+                            .push(effect(Op::SetNotNull, Detail::Column(column.clone())));
+                    }
                     out.effects.push(effect(
                         Op::AddColumnVirtualGenerated,
                         Detail::Column(column),

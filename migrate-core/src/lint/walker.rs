@@ -19,6 +19,9 @@ pub struct ConstraintFact {
     /// For `CHECK (col IS NOT NULL)`: the column.
     pub not_null_column: Option<String>,
     pub validated: bool,
+    /// For a foreign key: its columns on both sides, as [`SchemaFacts::key_columns`] holds them
+    /// while it exists.
+    pub key_columns: Vec<(String, String)>,
 }
 
 /// What the migrations so far created: carried from one migration to the next.
@@ -562,16 +565,31 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
                 .key_columns
                 .insert((key.references.clone(), column.clone()), key.table.clone());
         }
-        if let Some(name) = &key.name {
-            facts.constraints.insert(
-                (key.table.clone(), name.clone()),
-                ConstraintFact {
-                    references: Some(key.references.clone()),
-                    not_null_column: None,
-                    validated: true,
-                },
-            );
-        }
+        let key_columns: Vec<(String, String)> = key
+            .columns
+            .iter()
+            .map(|c| (key.table.clone(), c.clone()))
+            .chain(
+                key.referenced_columns
+                    .iter()
+                    .map(|c| (key.references.clone(), c.clone())),
+            )
+            .collect();
+        // Unnamed, it gets PostgreSQL's name: `<table>_<columns>_fkey`.
+        let table_name = key.table.rsplit('.').next().unwrap_or(&key.table);
+        let name = key
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{table_name}_{}_fkey", key.columns.join("_")));
+        facts.constraints.insert(
+            (key.table.clone(), name),
+            ConstraintFact {
+                references: Some(key.references.clone()),
+                not_null_column: None,
+                validated: true,
+                key_columns,
+            },
+        );
     }
     for resolved in effects {
         let effect = &resolved.effect;
@@ -595,6 +613,7 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
                         references: None,
                         not_null_column,
                         validated: effect.op == Op::AddCheck,
+                        key_columns: Vec::new(),
                     },
                 );
             }
@@ -609,7 +628,11 @@ fn record_facts(classified: &Classified, effects: &[ResolvedEffect], facts: &mut
                 }
             }
             (Op::DropCheckConstraint | Op::DropForeignKey, Some(key)) => {
-                facts.constraints.remove(&key);
+                if let Some(dropped) = facts.constraints.remove(&key) {
+                    for column in dropped.key_columns {
+                        facts.key_columns.remove(&column);
+                    }
+                }
             }
             (
                 Op::AlterColumnTypeRewrite

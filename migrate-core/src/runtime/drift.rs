@@ -228,11 +228,15 @@ fn creation_ranks(rows: Vec<crate::snapshot::Row>) -> Vec<crate::snapshot::Row> 
 /// shadow's server: the shadow shares its server's roles and tablespaces, and the migration that
 /// created one ran there when it was applied. The server names the routine that refused it, so
 /// a duplicate object of the database itself (a real error of the migrations) is not mistaken
-/// for one.
+/// for one; inside a DO block the block's other work would be lost with it, so that stays an
+/// error.
 fn exists_on_the_server(error: &postgres::Error) -> bool {
+    // `where` is the PL/pgSQL context: set when the statement ran inside a DO block or a
+    // function, whose other statements must not be skipped with it.
     super::error::db_error(error).is_some_and(|db| {
         db.code().code() == "42710"
             && matches!(db.routine(), Some("CreateRole" | "CreateTableSpace"))
+            && db.where_().is_none()
     })
 }
 

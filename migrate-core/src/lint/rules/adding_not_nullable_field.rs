@@ -1,6 +1,8 @@
 //! # adding-not-nullable-field
 //!
-//! **What**: `ALTER COLUMN ... SET NOT NULL` on an existing table.
+//! **What**: `ALTER COLUMN ... SET NOT NULL` on an existing table, and PostgreSQL 18's
+//! `ADD COLUMN … GENERATED ALWAYS AS (…) VIRTUAL NOT NULL` (nothing is written, but every row is
+//! checked).
 //!
 //! **Why it stalls traffic**: ACCESS EXCLUSIVE (reads wait too) while every row is checked.
 //! From PostgreSQL 12 the scan is skipped when a valid `CHECK (col IS NOT NULL)` exists, which
@@ -37,6 +39,26 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{BASE, hits};
+
+    /// Measured on PostgreSQL 18: a virtual column writes nothing, but its NOT NULL reads every
+    /// row under ACCESS EXCLUSIVE.
+    #[test]
+    fn a_virtual_column_that_is_not_null_checks_every_row() {
+        let body = "ALTER TABLE users ADD COLUMN l int GENERATED ALWAYS AS (length(name)) VIRTUAL NOT NULL;\nALTER TABLE users ADD COLUMN m int GENERATED ALWAYS AS (length(email)) VIRTUAL;";
+        let config = crate::lint::LintConfig {
+            target_version: 18,
+            ..crate::lint::LintConfig::default()
+        };
+        let lines: Vec<usize> = crate::lint::lint_migrations(
+            &super::super::test_support::migrations(&[BASE, body]),
+            &config,
+        )
+        .iter()
+        .filter(|d| d.check == "adding-not-nullable-field")
+        .filter_map(|d| d.location.as_ref().map(|l| l.line))
+        .collect();
+        assert_eq!(lines, [3]);
+    }
 
     #[test]
     fn flags_set_not_null() {

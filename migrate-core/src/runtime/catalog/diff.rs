@@ -32,10 +32,7 @@ pub fn diff(expected: &Catalog, actual: &Catalog) -> Vec<Difference> {
                 expected: Some(format!("{} column(s)", want.columns.len())),
                 actual: None,
                 severity: Severity::Safe,
-                fix: vec![fix(
-                    Phase::CreateTables,
-                    super::render::create_table(name, want, true),
-                )],
+                fix: create_missing_table(name, want),
             }),
             Some(have) => diff_table(name, want, have, actual, &order, &mut out),
         }
@@ -61,6 +58,38 @@ pub fn diff(expected: &Catalog, actual: &Catalog) -> Vec<Difference> {
     out
 }
 
+/// A table the database lacks: created with its checks and keys, then its foreign keys and its
+/// indexes, each in its own phase.
+fn create_missing_table(name: &str, table: &Table) -> Vec<Fix> {
+    let mut fixes = vec![fix(
+        Phase::CreateTables,
+        super::render::create_table(name, table, true),
+    )];
+    for (constraint, definition) in &table.constraints {
+        if definition.kind == 'f' {
+            fixes.push(add_constraint(name, constraint, definition, false));
+        }
+    }
+    for (index, definition) in &table.indexes {
+        fixes.push(fix(Phase::Indexes, create_index(index, definition)));
+    }
+    fixes
+}
+
+/// The schema part of a qualified table name as the catalog prints it (`public.users`,
+/// `"my.schema"."Order Items"`): up to the first dot outside double quotes.
+fn schema_of(table: &str) -> &str {
+    let mut quoted = false;
+    for (at, c) in table.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => return &table[..at],
+            _ => {}
+        }
+    }
+    "public"
+}
+
 /// Where each difference's fixes go within their phase: what is created in the order of the
 /// catalog the migrations build, what is dropped in the reverse order of the database's.
 struct Order {
@@ -71,6 +100,15 @@ struct Order {
 impl Order {
     fn create(&self, node: &str) -> usize {
         self.create.get(node).copied().unwrap_or(0)
+    }
+
+    /// Where a column's fixes go: with its table, or, when its default calls a function that
+    /// needs the table (the cycle a baseline breaks with `SET DEFAULT`), after that function.
+    fn column(&self, table: &str, column: &str, table_position: usize) -> usize {
+        self.create
+            .get(&format!("default:{table}.{column}"))
+            .copied()
+            .unwrap_or(table_position)
     }
 
     fn drop(&self, node: &str) -> usize {
@@ -116,9 +154,19 @@ fn diff_table(
     for column in want.columns.iter().filter(|_| !partition) {
         let object = format!("column {table}.{}", column.name);
         match have.columns.iter().find(|c| c.name == column.name) {
-            None => out.push(add_column(table, column, object).at(created)),
+            None => out.push(add_column(table, column, object).at(order.column(
+                table,
+                &column.name,
+                created,
+            ))),
             Some(found) if found != column => {
-                out.push(change_column(table, column, found, actual, object).at(created));
+                out.push(
+                    change_column(table, column, found, actual, object).at(order.column(
+                        table,
+                        &column.name,
+                        created,
+                    )),
+                );
             }
             Some(_) => {}
         }
@@ -147,7 +195,17 @@ fn diff_table(
             .map(|(n, c)| (n.clone(), c.definition.clone()))
             .collect()
     };
-    let tables = Pair { want, have };
+    let referenced = actual.tables.values().any(|other| {
+        other
+            .constraints
+            .values()
+            .any(|c| c.kind == 'f' && c.definition.contains(&format!(" REFERENCES {table}(")))
+    });
+    let tables = Pair {
+        want,
+        have,
+        referenced,
+    };
     diff_named(
         table,
         Named::Constraint(&want.constraints),
@@ -164,7 +222,7 @@ fn diff_table(
         (&tables, order),
         out,
     );
-    let schema = table.split_once('.').map_or("public", |(s, _)| s);
+    let schema = schema_of(table);
     for (name, definition) in &want.indexes {
         let same = have.indexes.get(name) == Some(definition);
         if same && !want.invalid_indexes.contains(name) && have.invalid_indexes.contains(name) {
@@ -197,6 +255,8 @@ enum Named<'a> {
 struct Pair<'a> {
     want: &'a Table,
     have: &'a Table,
+    /// Foreign keys of the database reference the table.
+    referenced: bool,
 }
 
 impl Named<'_> {
@@ -220,8 +280,18 @@ impl Named<'_> {
 
     /// Adds the object the migrations build under `name`; `replacing` drops the database's
     /// own of that name first (a constraint's add always does).
-    fn add(&self, table: &str, schema: &str, name: &str, definition: &str, replacing: bool) -> Fix {
-        match self {
+    /// `None` when it needs a human: a key that foreign keys of the database depend on, changed
+    /// (dropping it would fail, and the foreign keys would have to be made again around it).
+    fn add(
+        &self,
+        table: &str,
+        schema: &str,
+        name: &str,
+        definition: &str,
+        replacing: bool,
+        referenced: bool,
+    ) -> Option<Fix> {
+        Some(match self {
             Named::Index if replacing => fix(
                 Phase::Indexes,
                 format!(
@@ -231,10 +301,15 @@ impl Named<'_> {
             ),
             Named::Index => fix(Phase::Indexes, create_index(name, definition)),
             Named::Constraint(constraints) => match constraints.get(name) {
+                Some(constraint)
+                    if replacing && referenced && matches!(constraint.kind, 'p' | 'u' | 'x') =>
+                {
+                    return None;
+                }
                 Some(constraint) => add_constraint(table, name, constraint, replacing),
-                None => fix(Phase::Keys, String::new()),
+                None => return None,
             },
-        }
+        })
     }
 
     fn rename(&self, table: &str, schema: &str, old: &str, name: &str) -> Fix {
@@ -278,7 +353,7 @@ fn diff_named(
     out: &mut Vec<Difference>,
 ) {
     let kind = named.label();
-    let schema = table.split_once('.').map_or("public", |(s, _)| s);
+    let schema = schema_of(table);
     let unmatched_have: Vec<(&String, &String)> = have
         .iter()
         .filter(|(name, _)| !want.contains_key(*name))
@@ -295,7 +370,10 @@ fn diff_named(
                 expected: Some(definition.clone()),
                 actual: Some(found.clone()),
                 severity: Severity::Review,
-                fix: vec![named.add(table, schema, name, definition, true)],
+                fix: named
+                    .add(table, schema, name, definition, true, tables.referenced)
+                    .into_iter()
+                    .collect(),
             }),
             None => {
                 let rename = unmatched_have
@@ -319,7 +397,10 @@ fn diff_named(
                     expected: Some(definition.clone()),
                     actual: None,
                     severity: Severity::Safe,
-                    fix: vec![named.add(table, schema, name, definition, false)],
+                    fix: named
+                        .add(table, schema, name, definition, false, tables.referenced)
+                        .into_iter()
+                        .collect(),
                 });
             }
         }
@@ -403,5 +484,18 @@ fn diff_objects(
                 fix: vec![fix(Phase::Destructive, found.drop.clone())],
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::schema_of;
+
+    #[test]
+    fn the_schema_of_a_table_is_read_outside_quotes() {
+        assert_eq!(schema_of("public.users"), "public");
+        assert_eq!(schema_of("\"my.schema\".\"Order Items\""), "\"my.schema\"");
+        assert_eq!(schema_of("\"Größe.é\".t"), "\"Größe.é\"");
+        assert_eq!(schema_of("users"), "public");
     }
 }

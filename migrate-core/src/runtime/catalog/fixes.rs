@@ -27,10 +27,17 @@ pub(super) fn add_column(table: &str, column: &Column, object: String) -> Differ
     match (&column.default, column.generated, column.identity) {
         // Computed when read (PostgreSQL 18): nothing is written.
         (Some(expression), Some('v'), _) => {
+            // NOT NULL is checked on every row, under ACCESS EXCLUSIVE.
+            let not_null = if column.not_null {
+                severity = Severity::Review;
+                " NOT NULL"
+            } else {
+                ""
+            };
             fixes.push(fix(
                 Phase::AddColumns,
                 format!(
-                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {definition} GENERATED ALWAYS AS ({expression}) VIRTUAL;"
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {definition} GENERATED ALWAYS AS ({expression}) VIRTUAL{not_null};"
                 ),
             ));
         }

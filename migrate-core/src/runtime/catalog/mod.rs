@@ -203,6 +203,35 @@ mod tests {
         );
     }
 
+    /// A key that foreign keys of the database depend on, changed: dropping it would fail
+    /// (2BP01), so the fix is left to a human.
+    #[test]
+    fn a_changed_key_that_foreign_keys_depend_on_needs_a_human() {
+        let expected_db = pg_harness::test_database();
+        let actual_db = pg_harness::test_database();
+        let child = "CREATE TABLE enfant (a int, b int, CONSTRAINT enfant_fk FOREIGN KEY (a, b) REFERENCES parent (a, b));";
+        expected_db
+            .client()
+            .batch_execute(&format!(
+                "CREATE TABLE parent (a int NOT NULL, b int NOT NULL, CONSTRAINT parent_ab UNIQUE (a, b)); {child}"
+            ))
+            .unwrap();
+        actual_db
+            .client()
+            .batch_execute(&format!(
+                "CREATE TABLE parent (a int NOT NULL, b int NOT NULL, CONSTRAINT parent_ab UNIQUE NULLS NOT DISTINCT (a, b)); {child}"
+            ))
+            .unwrap();
+        let lines = report(&mut expected_db.client(), &mut actual_db.client());
+        assert_eq!(
+            lines,
+            [
+                "constraint public.parent.parent_ab [review]: migrations build UNIQUE (a, b); the database has UNIQUE NULLS NOT DISTINCT (a, b) => "
+            ],
+            "{lines:#?}"
+        );
+    }
+
     #[test]
     fn an_index_left_invalid_by_a_failed_concurrent_build_is_drift() {
         let expected_db = pg_harness::test_database();

@@ -209,7 +209,8 @@ fn queries(settings: &Settings) -> Vec<String> {
 /// The SQL naming the object at (`class`, `oid`) as the catalog's nodes name it (see
 /// [`super::depend`]): a part folded into its whole (a constraint's index into the constraint, a
 /// view's rewrite rule into the view, a table's row type into the table, an array type into its
-/// element), an extension's member into the extension, and a column default as itself, so that
+/// element, itself folded so), an extension's member into the extension, and a column default as
+/// itself, so that
 /// a cycle through it can be broken.
 fn dependency_node(class: &str, oid: &str) -> String {
     format!(
@@ -223,7 +224,11 @@ fn dependency_node(class: &str, oid: &str) -> String {
              WHEN 'pg_constraint'::regclass THEN (SELECT CASE WHEN k.contypid <> 0 THEN 'pg_type:' || k.contypid ELSE 'pg_constraint:' || k.oid END \
                    FROM pg_constraint k WHERE k.oid = {oid}) \
              WHEN 'pg_type'::regclass THEN (SELECT CASE WHEN t.typrelid <> 0 AND (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) <> 'c' \
-                   THEN 'pg_class:' || t.typrelid WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN 'pg_type:' || t.typelem ELSE 'pg_type:' || t.oid END \
+                   THEN 'pg_class:' || t.typrelid \
+                   WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN (SELECT CASE WHEN e.typrelid <> 0 AND (SELECT r.relkind FROM pg_class r WHERE r.oid = e.typrelid) <> 'c' \
+                     THEN 'pg_class:' || e.typrelid ELSE coalesce((SELECT 'pg_extension:' || x.refobjid FROM pg_depend x WHERE x.classid = 'pg_type'::regclass \
+                     AND x.objid = e.oid AND x.deptype = 'e' LIMIT 1), 'pg_type:' || e.oid) END FROM pg_type e WHERE e.oid = t.typelem) \
+                   ELSE 'pg_type:' || t.oid END \
                    FROM pg_type t WHERE t.oid = {oid}) \
              WHEN 'pg_rewrite'::regclass THEN (SELECT 'pg_class:' || w.ev_class FROM pg_rewrite w WHERE w.oid = {oid}) \
              ELSE {class}::regclass::text || ':' || {oid} END)"

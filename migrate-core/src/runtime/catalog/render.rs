@@ -142,7 +142,7 @@ pub fn fix_migration(header: &str, differences: &[Difference]) -> String {
         .iter()
         .flat_map(|d| d.fix.iter().map(move |f| (f.phase, d, f)))
         .collect();
-    fixes.sort_by_key(|(phase, difference, _)| (*phase, difference.position));
+    fixes.sort_by_key(|(phase, difference, _)| fix_order(*phase, difference.position));
     let mut out = String::from(header);
     out.push_str("-- migrate:no-transaction\n\n");
     out.push_str(
@@ -161,8 +161,11 @@ pub fn fix_migration(header: &str, differences: &[Difference]) -> String {
         out.push('\n');
     }
     for (fix_phase, difference, fix) in fixes {
-        if phase != Some(fix_phase) {
-            phase = Some(fix_phase);
+        // A blank line between the drops of dependents, the changes, the foreign keys and the
+        // drops.
+        let band = fix_order(fix_phase, 0).0;
+        if phase != Some(band) {
+            phase = Some(band);
             out.push('\n');
         }
         if fix_phase == Phase::Destructive {
@@ -176,6 +179,22 @@ pub fn fix_migration(header: &str, differences: &[Difference]) -> String {
         }
     }
     out
+}
+
+/// Where a fix goes in the reconciling migration. Foreign keys that stand in the way of a type
+/// change are dropped first, and every foreign key is added last, once the keys it references
+/// exist and the columns on both sides have their types. Everything else follows the server's
+/// dependency order of what the migrations build (a function before the domain, the default,
+/// the check or the index that calls it), then, for one table, its phases. Drops come at the
+/// very end, dependents first.
+fn fix_order(phase: Phase, position: usize) -> (u8, usize, Phase) {
+    let band = match phase {
+        Phase::DropDependents => 0,
+        Phase::ForeignKeys => 2,
+        Phase::Destructive => 3,
+        _ => 1,
+    };
+    (band, position, phase)
 }
 
 /// A column's type, collation, default or generation, NOT NULL and identity, as in a CREATE TABLE.
