@@ -83,7 +83,115 @@ fn generate() {
         .expect("write main.rs");
         let _ = std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"), dir.join("Cargo.lock"));
     }
+    test_database_crate(&sets);
     println!("bench: sets written under {}", sets.display());
+}
+
+/// How many tests each way of getting a test database runs.
+const TESTS: usize = 100;
+
+/// The crate that times test databases three ways on the 200-migration set: `#[migrate::test]`
+/// (a copy of a template), a database migrated for each test with `Migrator`, and sqlx 0.8's
+/// `#[sqlx::test]` (which migrates each one). Each test inserts a row and reads it back.
+fn test_database_crate(sets: &Path) {
+    // sqlx reads `<version>_<description>.sql`, versions from 1; the same statements.
+    let sqlx_set = sets.join("sqlx-200");
+    std::fs::create_dir_all(&sqlx_set).expect("create the sqlx set");
+    for i in 0..200 {
+        let path = sqlx_set.join(format!("{:04}_step.sql", i + 1));
+        let text = format!("CREATE TABLE bench_{i} (id bigint PRIMARY KEY, v text);\n");
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(path, text).expect("write a sqlx migration");
+        }
+    }
+    let dir = root().join("testdb");
+    std::fs::create_dir_all(dir.join("tests")).expect("create the test crate");
+    let migrate_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("workspace path");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"testdb-bench\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n[dependencies]\nmigrate = {{ path = {:?}, features = [\"testing\", \"tokio\"] }}\nsqlx = {{ version = \"~0.8\", default-features = false, features = [\"runtime-tokio\", \"postgres\", \"migrate\", \"macros\"] }}\ntokio = {{ version = \"1\", features = [\"rt\", \"macros\"] }}\npostgres = \"0.19\"\n\n[workspace]\n",
+            migrate_path.display().to_string()
+        ),
+    )
+    .expect("write Cargo.toml");
+    std::fs::create_dir_all(dir.join("src")).expect("create src");
+    std::fs::write(dir.join("src/lib.rs"), "").expect("write lib.rs");
+    let tests = |make: &dyn Fn(usize) -> String| (0..TESTS).map(make).collect::<Vec<_>>().join("\n");
+    let embed = "static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!(\"../sets/migrate-200\");\n";
+    std::fs::write(
+        dir.join("tests/migrate_clone.rs"),
+        format!(
+            "{embed}\n{}",
+            tests(&|i| format!(
+                "#[migrate::test(MIGRATIONS)]\nfn t{i:03}(db: migrate::testing::TestDatabase) {{\n    let mut c = db.client().unwrap();\n    c.batch_execute(\"INSERT INTO bench_0 VALUES (1, 'x')\").unwrap();\n    assert_eq!(c.query(\"SELECT id FROM bench_0\", &[]).unwrap().len(), 1);\n}}\n"
+            ))
+        ),
+    )
+    .expect("write migrate_clone.rs");
+    std::fs::write(
+        dir.join("tests/migrate_each.rs"),
+        format!(
+            "{embed}\nfn fresh(name: &str) {{\n    let server = std::env::var(\"DATABASE_URL\").unwrap();\n    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();\n    let db = format!(\"each_{{}}_{{name}}\", std::process::id());\n    admin.batch_execute(&format!(\"CREATE DATABASE {{db}}\")).unwrap();\n    let url = format!(\"{{}}/{{db}}\", server.rsplit_once('/').unwrap().0);\n    migrate::Migrator::new(&MIGRATIONS).run_url(&url).unwrap();\n    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();\n    c.batch_execute(\"INSERT INTO bench_0 VALUES (1, 'x')\").unwrap();\n    assert_eq!(c.query(\"SELECT id FROM bench_0\", &[]).unwrap().len(), 1);\n    drop(c);\n    admin.batch_execute(&format!(\"DROP DATABASE {{db}} WITH (FORCE)\")).unwrap();\n}}\n\n{}",
+            tests(&|i| format!("#[test]\nfn t{i:03}() {{\n    fresh(\"t{i:03}\");\n}}\n"))
+        ),
+    )
+    .expect("write migrate_each.rs");
+    std::fs::write(
+        dir.join("tests/sqlx_test.rs"),
+        tests(&|i| format!(
+            "#[sqlx::test(migrations = \"../sets/sqlx-200\")]\nasync fn t{i:03}(pool: sqlx::PgPool) {{\n    sqlx::query(\"INSERT INTO bench_0 VALUES (1, 'x')\").execute(&pool).await.unwrap();\n    assert_eq!(sqlx::query(\"SELECT id FROM bench_0\").fetch_all(&pool).await.unwrap().len(), 1);\n}}\n"
+        )),
+    )
+    .expect("write sqlx_test.rs");
+}
+
+/// One test file of the test-database crate run on one thread: the seconds libtest reports.
+fn run_test_file(url: &str, file: &str) -> f64 {
+    let out = Command::new("cargo")
+        .args(["test", "--quiet", "--release", "--manifest-path"])
+        .arg(root().join("testdb/Cargo.toml"))
+        .args(["--test", file, "--", "--test-threads", "1"])
+        .env("DATABASE_URL", url)
+        .env("MIGRATE_TEST_DATABASE_URL", url)
+        .output()
+        .expect("run cargo test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{file}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text.lines()
+        .find_map(|l| l.split("finished in ").nth(1))
+        .and_then(|t| t.trim_end_matches('s').parse().ok())
+        .expect("libtest's time")
+}
+
+fn test_databases(cluster: &Cluster) {
+    header(&format!("Test databases: {TESTS} tests of the 200-migration set, one thread, {RUNS} runs; time per test (ms)"));
+    let url = cluster.url("postgres");
+    let status = Command::new("cargo")
+        .args(["test", "--quiet", "--release", "--no-run", "--manifest-path"])
+        .arg(root().join("testdb/Cargo.toml"))
+        .status()
+        .expect("build the test crate");
+    assert!(status.success(), "the test-database crate did not build");
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let per_test = |seconds: f64| seconds * 1000.0 / TESTS as f64;
+    let (mut cold, mut warm, mut each, mut sqlx) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        // The first run of a set builds its template: once, then every later run copies it.
+        for row in admin.query("SELECT datname FROM pg_database WHERE starts_with(datname, 'migrate_tpl_')", &[]).expect("list templates") {
+            let name: String = row.get(0);
+            admin.batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).expect("drop a template");
+        }
+        cold.push(per_test(run_test_file(&url, "migrate_clone")));
+        warm.push(per_test(run_test_file(&url, "migrate_clone")));
+        each.push(per_test(run_test_file(&url, "migrate_each")));
+        sqlx.push(per_test(run_test_file(&url, "sqlx_test")));
+    }
+    println!("| way | median | min | max |\n|---|---|---|---|");
+    row("`#[migrate::test]`: a copy of the template (built by the run's first test)", cold, "ms");
+    row("`#[migrate::test]`: a copy of the template (already built)", warm, "ms");
+    row("a database migrated for each test (`Migrator::run_url`)", each, "ms");
+    row("sqlx 0.8 `#[sqlx::test]` (migrates each test's database)", sqlx, "ms");
 }
 
 fn stats(mut values: Vec<f64>) -> (f64, f64, f64) {
@@ -430,6 +538,9 @@ fn run() {
     }
     if wanted("size") {
         host_size();
+    }
+    if wanted("testdb") {
+        test_databases(&cluster);
     }
 }
 

@@ -155,6 +155,8 @@ pub enum Error {
     /// A baseline written from a live database failed when replayed into an empty one, on the
     /// same server: its order or its rendering of an object is wrong.
     BaselineReplay { cause: Box<ServerError> },
+    /// A test database was asked for, and no server is configured for tests.
+    NoTestServer,
 }
 
 impl Error {
@@ -275,6 +277,10 @@ impl fmt::Display for Error {
             Error::BaselineReplay { cause } => write!(
                 f,
                 "a database built from the baseline failed on one of its statements: {cause}; nothing was written\n  help: this is a gap in the baseline's order or rendering; report it with the line above"
+            ),
+            Error::NoTestServer => write!(
+                f,
+                "no server for test databases: neither MIGRATE_TEST_DATABASE_URL nor DATABASE_URL is set\n  help: set MIGRATE_TEST_DATABASE_URL to a server kept for tests, as a role that may create databases (postgres://user:password@localhost:5432/postgres)"
             ),
             Error::CannotReplay { unknown } => write!(
                 f,

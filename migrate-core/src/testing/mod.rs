@@ -36,14 +36,14 @@ const APPLICATION_NAME: &str = "migrate-testing";
 
 /// The server the tests run on: `MIGRATE_TEST_DATABASE_URL`, else `DATABASE_URL`.
 pub fn server_url() -> Result<String, Error> {
+    server_url_from(|name| std::env::var(name).ok())
+}
+
+fn server_url_from(variable: impl Fn(&str) -> Option<String>) -> Result<String, Error> {
     ["MIGRATE_TEST_DATABASE_URL", "DATABASE_URL"]
         .into_iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-        .ok_or_else(|| Error::InvalidConfig {
-            name: "MIGRATE_TEST_DATABASE_URL".to_owned(),
-            value: String::new(),
-            reason: "neither it nor DATABASE_URL is set; set it to a server kept for tests, as a role that may create databases (postgres://user:password@localhost:5432/postgres)".to_owned(),
-        })
+        .find_map(|name| variable(name).filter(|v| !v.trim().is_empty()))
+        .ok_or(Error::NoTestServer)
 }
 
 /// `url` with its database replaced by `database`.
@@ -230,5 +230,61 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     {
         Ok(runtime) => runtime.block_on(future),
         Err(e) => panic!("migrate::testing: could not start a tokio runtime for the test: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_is_the_test_url_then_the_database_url_and_its_absence_says_what_to_set() {
+        let from = |pairs: &'static [(&str, &str)]| {
+            server_url_from(move |name| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        assert_eq!(
+            from(&[
+                ("DATABASE_URL", "postgres://app@db/app"),
+                (
+                    "MIGRATE_TEST_DATABASE_URL",
+                    "postgres://t@localhost/postgres"
+                )
+            ])
+            .unwrap(),
+            "postgres://t@localhost/postgres"
+        );
+        assert_eq!(
+            from(&[
+                ("DATABASE_URL", "postgres://app@db/app"),
+                ("MIGRATE_TEST_DATABASE_URL", " ")
+            ])
+            .unwrap(),
+            "postgres://app@db/app"
+        );
+        assert_eq!(
+            from(&[]).unwrap_err().to_string(),
+            "no server for test databases: neither MIGRATE_TEST_DATABASE_URL nor DATABASE_URL is set\n  help: set MIGRATE_TEST_DATABASE_URL to a server kept for tests, as a role that may create databases (postgres://user:password@localhost:5432/postgres)"
+        );
+    }
+
+    #[test]
+    fn a_test_database_url_keeps_the_server_and_its_credentials() {
+        assert_eq!(
+            with_database(
+                "postgres://u:p%C3%A9@db:5433/postgres?sslmode=require",
+                "migrate_test_1_2_3"
+            )
+            .unwrap(),
+            "postgres://u:p%C3%A9@db:5433/migrate_test_1_2_3?sslmode=require"
+        );
+        let refused = with_database("host=db password=geheim", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(!refused.contains("geheim"), "{refused}");
     }
 }

@@ -213,20 +213,20 @@ mod tests {
         expected_db
             .client()
             .batch_execute(&format!(
-                "CREATE TABLE parent (a int NOT NULL, b int NOT NULL, CONSTRAINT parent_ab UNIQUE (a, b)); {child}"
+                "CREATE TABLE parent (a int NOT NULL, b int NOT NULL, c text, CONSTRAINT parent_ab UNIQUE (a, b)); {child}"
             ))
             .unwrap();
         actual_db
             .client()
             .batch_execute(&format!(
-                "CREATE TABLE parent (a int NOT NULL, b int NOT NULL, CONSTRAINT parent_ab UNIQUE NULLS NOT DISTINCT (a, b)); {child}"
+                "CREATE TABLE parent (a int NOT NULL, b int NOT NULL, c text, CONSTRAINT parent_ab UNIQUE (a, b) INCLUDE (c)); {child}"
             ))
             .unwrap();
         let lines = report(&mut expected_db.client(), &mut actual_db.client());
         assert_eq!(
             lines,
             [
-                "constraint public.parent.parent_ab [review]: migrations build UNIQUE (a, b); the database has UNIQUE NULLS NOT DISTINCT (a, b) => "
+                "constraint public.parent.parent_ab [review]: migrations build UNIQUE (a, b); the database has UNIQUE (a, b) INCLUDE (c) => "
             ],
             "{lines:#?}"
         );
