@@ -175,8 +175,9 @@ fn catalog_of(url: &str) -> migrate::catalog::Catalog {
 #[test]
 fn dropping_the_run_at_every_await_point_keeps_every_promise() {
     let runtime = common::driver::runtime();
-    let reference = test_database();
-    let _ = Migrator::new(&CANCEL).run_url(reference.url()).unwrap();
+    // What a clean run builds: a test database the migrations ran into.
+    let reference =
+        migrate::testing::TestDatabase::create_on(&CANCEL, &pg_harness::server_url()).unwrap();
     let expected = catalog_of(reference.url());
     for borrowed in [true, false] {
         let mut finished_at = None;

@@ -129,10 +129,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The server the host tests run on: the harness's (its maintenance database).
 fn server_url() -> String {
-    match std::env::var("MIGRATE_TEST_DATABASE_URL") {
-        Ok(url) => url,
-        Err(_) => pg_harness::shared_cluster().url("postgres"),
-    }
+    pg_harness::server_url()
 }
 
 /// This test binary, running `filter` among the ignored tests on 8 threads against the server.

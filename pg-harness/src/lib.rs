@@ -442,6 +442,15 @@ pub fn connect_with_retry(url: &str, budget: Duration) -> postgres::Client {
     }
 }
 
+/// The URL of the server's maintenance database that [`test_database`] creates databases on:
+/// `MIGRATE_TEST_DATABASE_URL` when set, else this process's shared throwaway cluster's.
+pub fn server_url() -> String {
+    match std::env::var("MIGRATE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => shared_cluster().url("postgres"),
+    }
+}
+
 /// A fresh database for one test: on `MIGRATE_TEST_DATABASE_URL`'s server when set (its user
 /// must be allowed to create databases), else on this process's shared throwaway cluster.
 pub fn test_database() -> TestDatabase {

@@ -84,7 +84,19 @@ impl TestDatabase {
         crate::runtime::outside_async_runtime(|| TestDatabase::create_on(migrations, &server_url))?
     }
 
-    fn create_on(migrations: &'static Migrations, server_url: &str) -> Result<TestDatabase, Error> {
+    /// [`TestDatabase::create`] on the server at `server_url` (a role that may create
+    /// databases), for a host that finds its test server another way.
+    pub fn create_on(
+        migrations: &'static Migrations,
+        server_url: &str,
+    ) -> Result<TestDatabase, Error> {
+        crate::runtime::outside_async_runtime(|| TestDatabase::create_here(migrations, server_url))?
+    }
+
+    fn create_here(
+        migrations: &'static Migrations,
+        server_url: &str,
+    ) -> Result<TestDatabase, Error> {
         let mut admin = connect(server_url, APPLICATION_NAME)?;
         template::remove_stale_once(&mut admin, &template::name(migrations));
         let template = template::ensure(&mut admin, migrations, server_url)?;
