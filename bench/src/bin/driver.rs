@@ -187,7 +187,6 @@ fn test_databases(cluster: &Cluster) {
         each.push(per_test(run_test_file(&url, "migrate_each")));
         sqlx.push(per_test(run_test_file(&url, "sqlx_test")));
     }
-    println!("| way | median | min | max |\n|---|---|---|---|");
     row("`#[migrate::test]`: a copy of the template (built by the run's first test)", cold, "ms");
     row("`#[migrate::test]`: a copy of the template (already built)", warm, "ms");
     row("a database migrated for each test (`Migrator::run_url`)", each, "ms");
