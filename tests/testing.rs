@@ -168,6 +168,15 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let url = server_url();
     let mut admin = pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30));
+    // What runs of long ago left: a kept test database and a template of other migrations. The
+    // first test of the process removes both.
+    for statement in [
+        "CREATE DATABASE migrate_test_1000000000_1_1",
+        "CREATE DATABASE migrate_tpl_00000000000000000000",
+        "COMMENT ON DATABASE migrate_tpl_00000000000000000000 IS 'migrate test template, complete; built at 1000000000'",
+    ] {
+        admin.batch_execute(statement).unwrap();
+    }
     let run = run_hosts(&url, &["host_"]);
     let output = text(&run);
     assert!(run.status.success(), "{output}");
@@ -216,10 +225,28 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
         .get(0);
     assert_eq!(sessions, 0);
 
-    // A test with a fixture starts from its rows.
+    // A build cut short (killed before it was marked complete, a table missing): the next test
+    // builds it again, and a test with a fixture starts from its rows.
+    admin
+        .batch_execute(&format!("COMMENT ON DATABASE {template} IS NULL"))
+        .unwrap();
+    let mut template_client =
+        pg_harness::connect_with_retry(&template_url, std::time::Duration::from_secs(30));
+    template_client.batch_execute("DROP TABLE posts").unwrap();
+    drop(template_client);
     let fixture = run_hosts(&url, &["--exact", "fixture_host"]);
     assert!(fixture.status.success(), "{}", text(&fixture));
     assert_eq!(databases(&mut admin, "migrate_test_"), Vec::<String>::new());
+    let mut template_client =
+        pg_harness::connect_with_retry(&template_url, std::time::Duration::from_secs(30));
+    let posts: i64 = template_client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'posts'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(posts, 1, "the template was built again");
 }
 
 #[test]
