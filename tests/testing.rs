@@ -216,13 +216,21 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
 
     // Nothing left: no test database, no session of the tests.
     assert_eq!(databases(&mut admin, "migrate_test_"), Vec::<String>::new());
-    let sessions: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrate-testing'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    // The process has exited; its backends end a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let sessions = loop {
+        let sessions: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrate-testing'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if sessions == 0 || std::time::Instant::now() > deadline {
+            break sessions;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(sessions, 0);
 
     // A build cut short (killed before it was marked complete, a table missing): the next test

@@ -18,6 +18,7 @@
 
 mod template;
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -64,6 +65,34 @@ fn unix_seconds() -> u64 {
         .as_secs()
 }
 
+/// Connections to the servers' maintenance databases, kept between the tests of a process: a
+/// new connection for each copy and each drop costs a good part of what the copy does.
+static ADMINS: Mutex<Vec<(String, postgres::Client)>> = Mutex::new(Vec::new());
+
+/// Runs `work` on a connection to `server_url` from [`ADMINS`] (a new one when none is free),
+/// and keeps the connection for the next test unless the work failed.
+fn with_admin<T>(
+    server_url: &str,
+    work: impl FnOnce(&mut postgres::Client) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let admins = || ADMINS.lock().unwrap_or_else(|e| e.into_inner());
+    let pooled = {
+        let mut pool = admins();
+        pool.iter()
+            .position(|(url, _)| url == server_url)
+            .map(|at| pool.swap_remove(at).1)
+    };
+    let mut client = match pooled {
+        Some(client) if !client.is_closed() => client,
+        _ => connect(server_url, APPLICATION_NAME)?,
+    };
+    let done = work(&mut client);
+    if done.is_ok() && !client.is_closed() {
+        admins().push((server_url.to_owned(), client));
+    }
+    done
+}
+
 /// A database of one test's own, migrated: dropped when it goes out of scope, kept (and named on
 /// stderr) when the test fails.
 #[derive(Debug)]
@@ -97,9 +126,6 @@ impl TestDatabase {
         migrations: &'static Migrations,
         server_url: &str,
     ) -> Result<TestDatabase, Error> {
-        let mut admin = connect(server_url, APPLICATION_NAME)?;
-        template::remove_stale_once(&mut admin, &template::name(migrations));
-        let template = template::ensure(&mut admin, migrations, server_url)?;
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "{TEST_PREFIX}{}_{}_{}",
@@ -107,13 +133,17 @@ impl TestDatabase {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {} TEMPLATE {}",
-                escape_identifier(&name),
-                escape_identifier(&template)
-            ))
-            .map_err(database_error("creating a test database from the template"))?;
+        with_admin(server_url, |admin| {
+            template::remove_stale_once(admin, &template::name(migrations));
+            let template = template::ensure(admin, migrations, server_url)?;
+            admin
+                .batch_execute(&format!(
+                    "CREATE DATABASE {} TEMPLATE {}",
+                    escape_identifier(&name),
+                    escape_identifier(&template)
+                ))
+                .map_err(database_error("creating a test database from the template"))
+        })?;
         Ok(TestDatabase {
             url: with_database(server_url, &name)?,
             name,
@@ -192,8 +222,9 @@ impl TestDatabase {
     }
 
     fn drop_database(&self) -> Result<(), Error> {
-        let mut admin = connect(&self.server_url, APPLICATION_NAME)?;
-        template::drop_database(&mut admin, &self.name)
+        with_admin(&self.server_url, |admin| {
+            template::drop_database(admin, &self.name)
+        })
     }
 }
 
