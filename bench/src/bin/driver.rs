@@ -51,6 +51,9 @@ fn generate() {
         write_set(&sets.join(format!("migrate-{name}")), count, false, table);
         write_set(&sets.join(format!("refinery-{name}")), count, true, table);
     }
+    // What an application's migrations look like more often: each a table with a key to the
+    // one before, an index and a few rows.
+    write_set(&sets.join("migrate-app-200"), 200, false, app_migration);
     let stall = |_: usize| "ALTER TABLE stall ADD COLUMN note text;\n".to_owned();
     write_set(&sets.join("migrate-stall"), 1, false, stall);
     write_set(&sets.join("refinery-stall"), 1, true, stall);
@@ -87,6 +90,14 @@ fn generate() {
     println!("bench: sets written under {}", sets.display());
 }
 
+/// Migration `i` of the application-like set.
+fn app_migration(i: usize) -> String {
+    let reference = if i == 0 { String::new() } else { format!(" REFERENCES app_{} (id)", i - 1) };
+    format!(
+        "CREATE TABLE app_{i} (id bigint PRIMARY KEY, parent_id bigint{reference}, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());\nCREATE INDEX app_{i}_name ON app_{i} (name);\nINSERT INTO app_{i} (id, name) SELECT g, 'ligne ' || g FROM generate_series(1, 50) g;\n"
+    )
+}
+
 /// How many tests each way of getting a test database runs.
 const TESTS: usize = 100;
 
@@ -95,13 +106,18 @@ const TESTS: usize = 100;
 /// `#[sqlx::test]` (which migrates each one). Each test inserts a row and reads it back.
 fn test_database_crate(sets: &Path) {
     // sqlx reads `<version>_<description>.sql`, versions from 1; the same statements.
-    let sqlx_set = sets.join("sqlx-200");
-    std::fs::create_dir_all(&sqlx_set).expect("create the sqlx set");
-    for i in 0..200 {
-        let path = sqlx_set.join(format!("{:04}_step.sql", i + 1));
-        let text = format!("CREATE TABLE bench_{i} (id bigint PRIMARY KEY, v text);\n");
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            std::fs::write(path, text).expect("write a sqlx migration");
+    for (name, body) in [
+        ("sqlx-200", &(|i: usize| format!("CREATE TABLE bench_{i} (id bigint PRIMARY KEY, v text);\n")) as &dyn Fn(usize) -> String),
+        ("sqlx-app-200", &app_migration),
+    ] {
+        let set = sets.join(name);
+        std::fs::create_dir_all(&set).expect("create a sqlx set");
+        for i in 0..200 {
+            let path = set.join(format!("{:04}_step.sql", i + 1));
+            let text = body(i);
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                std::fs::write(path, text).expect("write a sqlx migration");
+            }
         }
     }
     let dir = root().join("testdb");
@@ -118,32 +134,38 @@ fn test_database_crate(sets: &Path) {
     std::fs::create_dir_all(dir.join("src")).expect("create src");
     std::fs::write(dir.join("src/lib.rs"), "").expect("write lib.rs");
     let tests = |make: &dyn Fn(usize) -> String| (0..TESTS).map(make).collect::<Vec<_>>().join("\n");
-    let embed = "static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!(\"../sets/migrate-200\");\n";
-    std::fs::write(
-        dir.join("tests/migrate_clone.rs"),
-        format!(
-            "{embed}\n{}",
+    for (suffix, migrate_set, sqlx_set, table) in [("", "migrate-200", "sqlx-200", "bench_0"), ("_app", "migrate-app-200", "sqlx-app-200", "app_0")] {
+        let embed = format!("static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!(\"../sets/{migrate_set}\");\n");
+        let work = format!("INSERT INTO {table} (id) VALUES (100000)");
+        let read = format!("SELECT id FROM {table} WHERE id = 100000");
+        std::fs::write(
+            dir.join(format!("tests/migrate_clone{suffix}.rs")),
+            format!(
+                "{embed}\n{}",
+                tests(&|i| format!(
+                    "#[migrate::test(MIGRATIONS)]\nfn t{i:03}(db: migrate::testing::TestDatabase) {{\n    let mut c = db.client().unwrap();\n    c.batch_execute(\"{work}\").unwrap();\n    assert_eq!(c.query(\"{read}\", &[]).unwrap().len(), 1);\n}}\n"
+                ))
+            ),
+        )
+        .expect("write migrate_clone.rs");
+        std::fs::write(
+            dir.join(format!("tests/migrate_each{suffix}.rs")),
+            format!(
+                "{embed}\nfn fresh(name: &str) {{\n    let server = std::env::var(\"DATABASE_URL\").unwrap();\n    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();\n    let db = format!(\"each_{{}}_{{name}}\", std::process::id());\n    admin.batch_execute(&format!(\"CREATE DATABASE {{db}}\")).unwrap();\n    let url = format!(\"{{}}/{{db}}\", server.rsplit_once('/').unwrap().0);\n    let _ = migrate::Migrator::new(&MIGRATIONS).run_url(&url).unwrap();\n    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();\n    c.batch_execute(\"{work}\").unwrap();\n    assert_eq!(c.query(\"{read}\", &[]).unwrap().len(), 1);\n    drop(c);\n    admin.batch_execute(&format!(\"DROP DATABASE {{db}} WITH (FORCE)\")).unwrap();\n}}\n\n{}",
+                tests(&|i| format!("#[test]\nfn t{i:03}() {{\n    fresh(\"t{i:03}\");\n}}\n"))
+            ),
+        )
+        .expect("write migrate_each.rs");
+        std::fs::write(
+            dir.join(format!("tests/sqlx_test{suffix}.rs")),
             tests(&|i| format!(
-                "#[migrate::test(MIGRATIONS)]\nfn t{i:03}(db: migrate::testing::TestDatabase) {{\n    let mut c = db.client().unwrap();\n    c.batch_execute(\"INSERT INTO bench_0 VALUES (1, 'x')\").unwrap();\n    assert_eq!(c.query(\"SELECT id FROM bench_0\", &[]).unwrap().len(), 1);\n}}\n"
-            ))
-        ),
-    )
-    .expect("write migrate_clone.rs");
-    std::fs::write(
-        dir.join("tests/migrate_each.rs"),
-        format!(
-            "{embed}\nfn fresh(name: &str) {{\n    let server = std::env::var(\"DATABASE_URL\").unwrap();\n    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();\n    let db = format!(\"each_{{}}_{{name}}\", std::process::id());\n    admin.batch_execute(&format!(\"CREATE DATABASE {{db}}\")).unwrap();\n    let url = format!(\"{{}}/{{db}}\", server.rsplit_once('/').unwrap().0);\n    migrate::Migrator::new(&MIGRATIONS).run_url(&url).unwrap();\n    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();\n    c.batch_execute(\"INSERT INTO bench_0 VALUES (1, 'x')\").unwrap();\n    assert_eq!(c.query(\"SELECT id FROM bench_0\", &[]).unwrap().len(), 1);\n    drop(c);\n    admin.batch_execute(&format!(\"DROP DATABASE {{db}} WITH (FORCE)\")).unwrap();\n}}\n\n{}",
-            tests(&|i| format!("#[test]\nfn t{i:03}() {{\n    fresh(\"t{i:03}\");\n}}\n"))
-        ),
-    )
-    .expect("write migrate_each.rs");
-    std::fs::write(
-        dir.join("tests/sqlx_test.rs"),
-        tests(&|i| format!(
-            "#[sqlx::test(migrations = \"../sets/sqlx-200\")]\nasync fn t{i:03}(pool: sqlx::PgPool) {{\n    sqlx::query(\"INSERT INTO bench_0 VALUES (1, 'x')\").execute(&pool).await.unwrap();\n    assert_eq!(sqlx::query(\"SELECT id FROM bench_0\").fetch_all(&pool).await.unwrap().len(), 1);\n}}\n"
-        )),
-    )
-    .expect("write sqlx_test.rs");
+                "#[sqlx::test(migrations = \"../sets/{sqlx_set}\")]\nasync fn t{i:03}(pool: sqlx::PgPool) {{\n    sqlx::query(\"{work}\").execute(&pool).await.unwrap();\n    assert_eq!(sqlx::query(\"{read}\").fetch_all(&pool).await.unwrap().len(), 1);\n}}\n"
+            )),
+        )
+        .expect("write sqlx_test.rs");
+    }
+    // The tests read their sets at compile time: a build script makes cargo follow them.
+    std::fs::write(dir.join("build.rs"), "fn main() {\n    for set in [\"migrate-200\", \"migrate-app-200\"] {\n        println!(\"cargo:rerun-if-changed=../sets/{set}\");\n    }\n}\n").expect("write build.rs");
 }
 
 /// One test file of the test-database crate run on one thread: the seconds libtest reports.
@@ -165,7 +187,6 @@ fn run_test_file(url: &str, file: &str) -> f64 {
 }
 
 fn test_databases(cluster: &Cluster) {
-    header(&format!("Test databases: {TESTS} tests of the 200-migration set, one thread, {RUNS} runs; time per test (ms)"));
     let url = cluster.url("postgres");
     let status = Command::new("cargo")
         .args(["test", "--quiet", "--release", "--no-run", "--manifest-path"])
@@ -175,22 +196,28 @@ fn test_databases(cluster: &Cluster) {
     assert!(status.success(), "the test-database crate did not build");
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let per_test = |seconds: f64| seconds * 1000.0 / TESTS as f64;
-    let (mut cold, mut warm, mut each, mut sqlx) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        // The first run of a set builds its template: once, then every later run copies it.
-        for row in admin.query("SELECT datname FROM pg_database WHERE starts_with(datname, 'migrate_tpl_')", &[]).expect("list templates") {
-            let name: String = row.get(0);
-            admin.batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).expect("drop a template");
+    for (suffix, set) in [
+        ("", "200 migrations, each a table"),
+        ("_app", "200 migrations, each a table with a key to the one before, an index and 50 rows"),
+    ] {
+        header(&format!("Test databases: {TESTS} tests, one thread, {RUNS} runs, on {set}; time per test"));
+        let (mut cold, mut warm, mut each, mut sqlx) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            // The first run of a set builds its template: once, then every later run copies it.
+            for row in admin.query("SELECT datname FROM pg_database WHERE starts_with(datname, 'migrate_tpl_')", &[]).expect("list templates") {
+                let name: String = row.get(0);
+                admin.batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).expect("drop a template");
+            }
+            cold.push(per_test(run_test_file(&url, &format!("migrate_clone{suffix}"))));
+            warm.push(per_test(run_test_file(&url, &format!("migrate_clone{suffix}"))));
+            each.push(per_test(run_test_file(&url, &format!("migrate_each{suffix}"))));
+            sqlx.push(per_test(run_test_file(&url, &format!("sqlx_test{suffix}"))));
         }
-        cold.push(per_test(run_test_file(&url, "migrate_clone")));
-        warm.push(per_test(run_test_file(&url, "migrate_clone")));
-        each.push(per_test(run_test_file(&url, "migrate_each")));
-        sqlx.push(per_test(run_test_file(&url, "sqlx_test")));
+        row("`#[migrate::test]`: a copy of the template (built by the run's first test)", cold, "ms");
+        row("`#[migrate::test]`: a copy of the template (already built)", warm, "ms");
+        row("a database migrated for each test (`Migrator::run_url`)", each, "ms");
+        row("sqlx 0.8 `#[sqlx::test]` (migrates each test's database)", sqlx, "ms");
     }
-    row("`#[migrate::test]`: a copy of the template (built by the run's first test)", cold, "ms");
-    row("`#[migrate::test]`: a copy of the template (already built)", warm, "ms");
-    row("a database migrated for each test (`Migrator::run_url`)", each, "ms");
-    row("sqlx 0.8 `#[sqlx::test]` (migrates each test's database)", sqlx, "ms");
 }
 
 fn stats(mut values: Vec<f64>) -> (f64, f64, f64) {

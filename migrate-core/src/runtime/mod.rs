@@ -19,6 +19,7 @@ pub use connect::connect_async;
 pub use drift::Drift;
 pub use error::{Error, ServerError};
 pub use history::HistoryRow;
+#[cfg(feature = "testing")]
 pub(crate) use protocol::outside_async_runtime;
 pub use protocol::{Applied, Migrator, Report};
 pub use startup::{Outcome, startup, startup_with};
