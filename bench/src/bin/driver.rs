@@ -134,9 +134,9 @@ fn test_database_crate(sets: &Path) {
     std::fs::create_dir_all(dir.join("src")).expect("create src");
     std::fs::write(dir.join("src/lib.rs"), "").expect("write lib.rs");
     let tests = |make: &dyn Fn(usize) -> String| (0..TESTS).map(make).collect::<Vec<_>>().join("\n");
-    for (suffix, migrate_set, sqlx_set, table) in [("", "migrate-200", "sqlx-200", "bench_0"), ("_app", "migrate-app-200", "sqlx-app-200", "app_0")] {
+    for (suffix, migrate_set, sqlx_set, table, column) in [("", "migrate-200", "sqlx-200", "bench_0", "v"), ("_app", "migrate-app-200", "sqlx-app-200", "app_0", "name")] {
         let embed = format!("static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!(\"../sets/{migrate_set}\");\n");
-        let work = format!("INSERT INTO {table} (id) VALUES (100000)");
+        let work = format!("INSERT INTO {table} (id, {column}) VALUES (100000, 'x')");
         let read = format!("SELECT id FROM {table} WHERE id = 100000");
         std::fs::write(
             dir.join(format!("tests/migrate_clone{suffix}.rs")),
@@ -196,10 +196,15 @@ fn test_databases(cluster: &Cluster) {
     assert!(status.success(), "the test-database crate did not build");
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let per_test = |seconds: f64| seconds * 1000.0 / TESTS as f64;
+    // `BENCH_TESTDB_SET=plain` or `app`: one of the two sets.
+    let only = std::env::var("BENCH_TESTDB_SET").unwrap_or_default();
     for (suffix, set) in [
         ("", "200 migrations, each a table"),
         ("_app", "200 migrations, each a table with a key to the one before, an index and 50 rows"),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(suffix, _)| only.is_empty() || (only == "app") == (*suffix == "_app"))
+    {
         header(&format!("Test databases: {TESTS} tests, one thread, {RUNS} runs, on {set}; time per test"));
         let (mut cold, mut warm, mut each, mut sqlx) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..RUNS {
