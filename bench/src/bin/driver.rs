@@ -196,6 +196,8 @@ fn test_databases(cluster: &Cluster) {
     assert!(status.success(), "the test-database crate did not build");
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let per_test = |seconds: f64| seconds * 1000.0 / TESTS as f64;
+    // `BENCH_TESTDB_RUNS`: fewer runs (each is 400 tests).
+    let runs = std::env::var("BENCH_TESTDB_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(RUNS);
     // `BENCH_TESTDB_SET=plain` or `app`: one of the two sets.
     let only = std::env::var("BENCH_TESTDB_SET").unwrap_or_default();
     for (suffix, set) in [
@@ -205,9 +207,9 @@ fn test_databases(cluster: &Cluster) {
     .into_iter()
     .filter(|(suffix, _)| only.is_empty() || (only == "app") == (*suffix == "_app"))
     {
-        header(&format!("Test databases: {TESTS} tests, one thread, {RUNS} runs, on {set}; time per test"));
+        header(&format!("Test databases: {TESTS} tests, one thread, {runs} runs, on {set}; time per test"));
         let (mut cold, mut warm, mut each, mut sqlx) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..RUNS {
+        for _ in 0..runs {
             // The first run of a set builds its template: once, then every later run copies it.
             for row in admin.query("SELECT datname FROM pg_database WHERE starts_with(datname, 'migrate_tpl_')", &[]).expect("list templates") {
                 let name: String = row.get(0);
