@@ -124,6 +124,14 @@ async fn failing_result_host(db: TestDatabase) -> Result<(), String> {
     Err("this test fails on purpose, by its result".to_owned())
 }
 
+#[migrate::test(MIGRATIONS)]
+#[ignore = "run by the driver tests of this file, against their server"]
+#[should_panic(expected = "on purpose")]
+fn expected_panic_host(db: TestDatabase) {
+    own_row_only(&mut db.client().unwrap(), "expected_panic_host");
+    panic!("this test panics on purpose, and passes by it");
+}
+
 /// The driver tests share the server's list of databases: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -262,6 +270,15 @@ fn a_failing_test_keeps_its_database_and_names_it() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let url = server_url();
     let mut admin = pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30));
+    // A test that passes by panicking leaves nothing.
+    let run = run_hosts(&url, &["--exact", "expected_panic_host"]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        !text(&run).contains("is kept for inspection"),
+        "{}",
+        text(&run)
+    );
+    assert_eq!(databases(&mut admin, "migrate_test_"), Vec::<String>::new());
     for test in ["failing_host", "failing_result_host"] {
         let run = run_hosts(&url, &["--exact", test]);
         let output = text(&run);

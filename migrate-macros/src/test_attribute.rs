@@ -136,6 +136,11 @@ fn expand_function(
     let mut body_signature = signature.clone();
     body_signature.ident = Ident::new("__migrate_test_body", name.span());
     let block = &function.block;
+    // A test expected to panic passes by panicking: its database goes all the same.
+    let expects_panic = attributes
+        .iter()
+        .any(|a| a.path().is_ident("should_panic"))
+        .then(|| quote!(database.expect_panic();));
     let call = if signature.asyncness.is_some() {
         quote!(::migrate::testing::block_on(__migrate_test_body(handle)))
     } else {
@@ -146,8 +151,10 @@ fn expand_function(
         #(#attributes)*
         #visibility fn #name() #output {
             #body_signature #block
-            let database = ::migrate::testing::TestDatabase::create(&#migrations)
+            #[allow(unused_mut)]
+            let mut database = ::migrate::testing::TestDatabase::create(&#migrations)
                 .unwrap_or_else(|e| ::core::panic!("migrate::testing: no database for this test: {}", e));
+            #expects_panic
             let handle = database.handle();
             #(#fixtures)*
             let outcome = #call;

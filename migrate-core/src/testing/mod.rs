@@ -103,6 +103,9 @@ pub struct TestDatabase {
     /// Drops the database when it goes out of scope: false for the handle `#[migrate::test]`
     /// passes to the test, while it keeps the owner to judge the outcome.
     owner: bool,
+    /// Keeps the database when the thread panics (a failing test); not for a test that is
+    /// expected to panic (`#[should_panic]`).
+    keep_on_panic: bool,
 }
 
 impl TestDatabase {
@@ -149,6 +152,7 @@ impl TestDatabase {
             name,
             server_url: server_url.to_owned(),
             owner: true,
+            keep_on_panic: true,
         })
     }
 
@@ -204,7 +208,15 @@ impl TestDatabase {
             url: self.url.clone(),
             server_url: self.server_url.clone(),
             owner: false,
+            keep_on_panic: false,
         }
+    }
+
+    /// For a test expected to panic (`#[should_panic]`): its panic is a pass, and the database
+    /// is dropped all the same.
+    #[doc(hidden)]
+    pub fn expect_panic(&mut self) {
+        self.keep_on_panic = false;
     }
 
     /// Keeps the database for inspection, and says so on stderr.
@@ -233,7 +245,7 @@ impl Drop for TestDatabase {
         if !self.owner {
             return;
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() && self.keep_on_panic {
             self.report_kept();
             return;
         }
