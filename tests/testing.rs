@@ -132,6 +132,41 @@ fn expected_panic_host(db: TestDatabase) {
     panic!("this test panics on purpose, and passes by it");
 }
 
+static FAILING: migrate::Migrations = migrate::embed_migrations!("tests/migrations/failing");
+
+/// A set whose migration fails is built once per process: the next test gets the same error at
+/// once, and the server sees no other transaction (the ids show it).
+#[test]
+#[ignore = "run by the driver tests of this file, against their server"]
+fn failed_build_host() {
+    let mut admin = postgres::Client::connect(&pg_harness::server_url(), postgres::NoTls).unwrap();
+    let xid = |admin: &mut postgres::Client| -> i64 {
+        admin
+            .query_one("SELECT txid_current()", &[])
+            .unwrap()
+            .get(0)
+    };
+    let before = xid(&mut admin);
+    let first = TestDatabase::create(&FAILING).unwrap_err().to_string();
+    let between = xid(&mut admin);
+    let second = TestDatabase::create(&FAILING).unwrap_err().to_string();
+    let after = xid(&mut admin);
+    assert!(first.starts_with("migration 0002 failed at "), "{first}");
+    assert_eq!(second, first);
+    assert!(between > before + 2, "{before} {between}");
+    assert_eq!(after, between + 1);
+}
+
+/// A blocking client in an async test is refused with a message, not an abort of the binary.
+#[migrate::test(MIGRATIONS)]
+#[ignore = "run by the driver tests of this file, against their server"]
+async fn blocking_client_in_async_host(db: TestDatabase) {
+    assert_eq!(
+        db.client().err().map(|e| e.to_string()).unwrap_or_default(),
+        "TestDatabase::client() is a blocking connection, and this test runs on a tokio runtime, where its first query would abort the test binary\n  help: use `db.connect_async().await` in an async test"
+    );
+}
+
 /// The driver tests share the server's list of databases: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -270,6 +305,10 @@ fn a_failing_test_keeps_its_database_and_names_it() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let url = server_url();
     let mut admin = pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30));
+    for test in ["failed_build_host", "blocking_client_in_async_host"] {
+        let run = run_hosts(&url, &["--exact", test]);
+        assert!(run.status.success(), "{}", text(&run));
+    }
     // A test that passes by panicking leaves nothing.
     let run = run_hosts(&url, &["--exact", "expected_panic_host"]);
     assert!(run.status.success(), "{}", text(&run));

@@ -387,6 +387,24 @@ impl std::fmt::Display for ConnectError {
     }
 }
 
+/// `url` (a `postgres://` URL) pointed at `database`: its path replaced, and any `dbname` of its
+/// query removed, which would win over the path and reach the database the URL named.
+pub(crate) fn url_for_database(url: &str, database: &str) -> Result<String, url::ParseError> {
+    let mut parsed = url::Url::parse(url)?;
+    parsed.set_path(&format!("/{database}"));
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(key, _)| !key.eq_ignore_ascii_case("dbname"))
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok(parsed.to_string())
+}
+
 /// One connection attempt to `url` (TLS per its `sslmode`), with an error that names the target
 /// without its password. For status checks, readiness probes and the operator CLI.
 pub fn connect(url: &str, application_name: &str) -> Result<postgres::Client, Error> {

@@ -43,15 +43,13 @@ impl Drift {
 
 /// `url` with its database name replaced.
 fn with_database(url: &str, database: &str) -> Result<String, Error> {
-    let mut parsed = url::Url::parse(url).map_err(|e| Error::InvalidConfig {
+    super::connect::url_for_database(url, database).map_err(|e| Error::InvalidConfig {
         name: "database URL".to_owned(),
         value: redact(url),
         reason: format!(
             "{e}; the drift check needs a postgres:// URL to reach its shadow database"
         ),
-    })?;
-    parsed.set_path(&format!("/{database}"));
-    Ok(parsed.to_string())
+    })
 }
 
 fn new_shadow_name(now: SystemTime) -> String {
@@ -592,6 +590,16 @@ mod tests {
         assert_eq!(
             with_database("postgres://u:p@db:5433/app?sslmode=require", "s").unwrap(),
             "postgres://u:p@db:5433/s?sslmode=require"
+        );
+        // A `dbname` in the query would win over the path: the shadow's replay would run in
+        // the database the URL names.
+        assert_eq!(
+            with_database("postgres://u@db/app?dbname=app&sslmode=require", "s").unwrap(),
+            "postgres://u@db/s?sslmode=require"
+        );
+        assert_eq!(
+            with_database("postgres://u@db/?DBNAME=app", "s").unwrap(),
+            "postgres://u@db/s"
         );
         let refused = with_database("host=db dbname=app", "s").unwrap_err();
         assert!(!refused.to_string().contains("p@"), "{refused}");

@@ -157,6 +157,8 @@ pub enum Error {
     BaselineReplay { cause: Box<ServerError> },
     /// A test database was asked for, and no server is configured for tests.
     NoTestServer,
+    /// A blocking client of a test database, asked for on a tokio runtime (an async test).
+    BlockingClientInAsyncTest,
 }
 
 impl Error {
@@ -277,6 +279,10 @@ impl fmt::Display for Error {
             Error::BaselineReplay { cause } => write!(
                 f,
                 "a database built from the baseline failed on one of its statements: {cause}; nothing was written\n  help: this is a gap in the baseline's order or rendering; report it with the line above"
+            ),
+            Error::BlockingClientInAsyncTest => write!(
+                f,
+                "TestDatabase::client() is a blocking connection, and this test runs on a tokio runtime, where its first query would abort the test binary\n  help: use `db.connect_async().await` in an async test"
             ),
             Error::NoTestServer => write!(
                 f,

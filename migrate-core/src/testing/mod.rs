@@ -49,13 +49,11 @@ fn server_url_from(variable: impl Fn(&str) -> Option<String>) -> Result<String, 
 
 /// `url` with its database replaced by `database`.
 fn with_database(url: &str, database: &str) -> Result<String, Error> {
-    let mut parsed = url::Url::parse(url).map_err(|e| Error::InvalidConfig {
-        name: "MIGRATE_TEST_DATABASE_URL".to_owned(),
+    crate::runtime::connect::url_for_database(url, database).map_err(|e| Error::InvalidConfig {
+        name: "the test server's URL".to_owned(),
         value: redact(url),
         reason: format!("{e}; test databases need a postgres:// URL"),
-    })?;
-    parsed.set_path(&format!("/{database}"));
-    Ok(parsed.to_string())
+    })
 }
 
 fn unix_seconds() -> u64 {
@@ -136,19 +134,31 @@ impl TestDatabase {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
+        // Refused before anything is created on the server.
+        let url = with_database(server_url, &name)?;
         with_admin(server_url, |admin| {
             template::remove_stale_once(admin, &template::name(migrations));
-            let template = template::ensure(admin, migrations, server_url)?;
-            admin
-                .batch_execute(&format!(
+            let copy = |admin: &mut postgres::Client, template: &str| {
+                admin.batch_execute(&format!(
                     "CREATE DATABASE {} TEMPLATE {}",
                     escape_identifier(&name),
-                    escape_identifier(&template)
+                    escape_identifier(template)
                 ))
-                .map_err(database_error("creating a test database from the template"))
+            };
+            let template = template::ensure(admin, migrations, server_url)?;
+            match copy(admin, &template) {
+                // Removed since this process built or found it (by another's clean-up): again.
+                Err(e) if e.code().map(|c| c.code()) == Some("3D000") => {
+                    template::forget(&template);
+                    let template = template::ensure(admin, migrations, server_url)?;
+                    copy(admin, &template)
+                }
+                copied => copied,
+            }
+            .map_err(database_error("creating a test database from the template"))
         })?;
         Ok(TestDatabase {
-            url: with_database(server_url, &name)?,
+            url,
             name,
             server_url: server_url.to_owned(),
             owner: true,
@@ -169,6 +179,10 @@ impl TestDatabase {
     /// A new blocking connection to the database. In an `async` test, use
     /// [`TestDatabase::connect_async`].
     pub fn client(&self) -> Result<postgres::Client, Error> {
+        // Its queries would start a runtime inside the test's, and abort the test binary.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::BlockingClientInAsyncTest);
+        }
         connect(&self.url, APPLICATION_NAME)
     }
 

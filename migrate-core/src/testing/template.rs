@@ -2,7 +2,7 @@
 //! advisory lock, marked complete only when its migrations all ran; and the removal of what old
 //! runs left on the server.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, Once};
 
 use postgres::Client;
@@ -45,6 +45,17 @@ fn rows(client: &mut Client, sql: &str, action: &str) -> Result<Vec<Vec<Option<S
     Ok(crate::runtime::catalog::rows(&messages).collect())
 }
 
+/// Templates this process found complete or built.
+static READY: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Templates whose migrations failed in this process, with the error.
+static FAILED: Mutex<BTreeMap<String, Error>> = Mutex::new(BTreeMap::new());
+
+/// Forgets that `name` was ready: another process removed it.
+pub(super) fn forget(name: &str) {
+    READY.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+}
+
 /// The name of the template for `migrations`.
 pub(super) fn name(migrations: &Migrations) -> String {
     format!("{TEMPLATE_PREFIX}{}", digest(migrations))
@@ -56,8 +67,11 @@ pub(super) fn ensure(
     migrations: &'static Migrations,
     server_url: &str,
 ) -> Result<String, Error> {
-    static READY: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let name = name(migrations);
+    // A build that failed fails the same way for every later test: once per process.
+    if let Some(failed) = FAILED.lock().unwrap_or_else(|e| e.into_inner()).get(&name) {
+        return Err(failed.clone());
+    }
     let ready = |set: &Mutex<BTreeSet<String>>| {
         set.lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -74,6 +88,13 @@ pub(super) fn ensure(
         ))
         .map_err(database_error("waiting for the template's build lock"))?;
     let built = build_unless_complete(admin, migrations, server_url, &name);
+    if let Err(Failed::Migrations(e)) = &built {
+        FAILED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), e.clone());
+    }
+    let built = built.map_err(Failed::into_error);
     let unlocked = admin
         .batch_execute(&format!("SELECT pg_advisory_unlock({key})"))
         .map_err(database_error("releasing the template's build lock"));
@@ -86,12 +107,32 @@ pub(super) fn ensure(
     Ok(name)
 }
 
+/// Why a template could not be built: its migrations (the same every time), or the server.
+enum Failed {
+    Migrations(Error),
+    Server(Error),
+}
+
+impl Failed {
+    fn into_error(self) -> Error {
+        match self {
+            Failed::Migrations(e) | Failed::Server(e) => e,
+        }
+    }
+}
+
+impl From<Error> for Failed {
+    fn from(e: Error) -> Failed {
+        Failed::Server(e)
+    }
+}
+
 fn build_unless_complete(
     admin: &mut Client,
     migrations: &'static Migrations,
     server_url: &str,
     name: &str,
-) -> Result<(), Error> {
+) -> Result<(), Failed> {
     let found = rows(
         admin,
         &format!(
@@ -122,7 +163,11 @@ fn build_unless_complete(
     let migrated = Migrator::new(migrations).run_url(&with_database(server_url, name)?);
     if let Err(e) = migrated {
         let _ = drop_database(admin, name);
-        return Err(e);
+        // A migration that fails fails again; a lost connection may not.
+        return Err(match e {
+            Error::Migration { .. } | Error::ChecksumMismatch { .. } => Failed::Migrations(e),
+            e => Failed::Server(e),
+        });
     }
     admin
         .batch_execute(&format!(
@@ -130,7 +175,8 @@ fn build_unless_complete(
             escape_identifier(name),
             escape_literal(&format!("{COMPLETE}{}", unix_seconds()))
         ))
-        .map_err(database_error("marking the template complete"))
+        .map_err(database_error("marking the template complete"))?;
+    Ok(())
 }
 
 /// Drops a database, ending its sessions first (PostgreSQL 13+: `WITH (FORCE)`).
