@@ -13,58 +13,40 @@ static MIGRATIONS: migrate::Migrations = migrate::embed_migrations!("tests/migra
 
 const SIGN: &str = "migrate-host-history";
 
+/// The same primary key in every test's database.
+const INSERT_SHARED_KEY: &str = "INSERT INTO users (id, email, name) VALUES (1, $1, 'Jürgen')";
+const EMAILS: &str = "SELECT email FROM users";
+/// A database's history: each revision with the microsecond it was applied at.
+const HISTORY: &str = "SELECT string_agg(revision || '@' || (extract(epoch FROM applied_at) * 1000000)::bigint, ',' ORDER BY revision) FROM migrate_history";
+
 /// Inserts the same key as every other test, sees only its own row, and prints its database's
 /// history (revision and time of each row) for the driver to compare.
 fn own_row_only(client: &mut postgres::Client, test: &str) {
     let email = format!("{test}@example.fr");
-    client
-        .execute(
-            "INSERT INTO users (id, email, name) VALUES (1, $1, 'Jürgen')",
-            &[&email],
-        )
-        .unwrap();
+    client.execute(INSERT_SHARED_KEY, &[&email]).unwrap();
     let rows: Vec<String> = client
-        .query("SELECT email FROM users", &[])
+        .query(EMAILS, &[])
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
     assert_eq!(rows, [email]);
-    let history: String = client
-        .query_one(
-            "SELECT string_agg(revision || '@' || (extract(epoch FROM applied_at) * 1000000)::bigint, ',' ORDER BY revision) FROM migrate_history",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let history: String = client.query_one(HISTORY, &[]).unwrap().get(0);
     println!("{SIGN} {history}");
 }
 
 async fn own_row_only_async(client: &tokio_postgres::Client, test: &str) {
     let email = format!("{test}@example.fr");
-    client
-        .execute(
-            "INSERT INTO users (id, email, name) VALUES (1, $1, 'Jürgen')",
-            &[&email],
-        )
-        .await
-        .unwrap();
+    client.execute(INSERT_SHARED_KEY, &[&email]).await.unwrap();
     let rows: Vec<String> = client
-        .query("SELECT email FROM users", &[])
+        .query(EMAILS, &[])
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
     assert_eq!(rows, [email]);
-    let history: String = client
-        .query_one(
-            "SELECT string_agg(revision || '@' || (extract(epoch FROM applied_at) * 1000000)::bigint, ',' ORDER BY revision) FROM migrate_history",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let history: String = client.query_one(HISTORY, &[]).await.unwrap().get(0);
     println!("{SIGN} {history}");
 }
 
@@ -246,13 +228,7 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
     );
     let mut template_client =
         pg_harness::connect_with_retry(&template_url, std::time::Duration::from_secs(30));
-    let history: String = template_client
-        .query_one(
-            "SELECT string_agg(revision || '@' || (extract(epoch FROM applied_at) * 1000000)::bigint, ',' ORDER BY revision) FROM migrate_history",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let history: String = template_client.query_one(HISTORY, &[]).unwrap().get(0);
     drop(template_client);
     assert_eq!(histories.first().copied(), Some(history.as_str()));
     assert!(history.starts_with("0001@"), "{history}");
@@ -344,10 +320,7 @@ fn a_failing_test_keeps_its_database_and_names_it() {
         );
         let mut kept =
             pg_harness::connect_with_retry(&kept_url, std::time::Duration::from_secs(30));
-        let email: String = kept
-            .query_one("SELECT email FROM users", &[])
-            .unwrap()
-            .get(0);
+        let email: String = kept.query_one(EMAILS, &[]).unwrap().get(0);
         assert_eq!(email, format!("{test}@example.fr"));
         drop(kept);
         admin

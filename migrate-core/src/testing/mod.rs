@@ -63,6 +63,12 @@ fn unix_seconds() -> u64 {
         .as_secs()
 }
 
+/// A lock on what this process keeps between tests. A test that panicked while holding it left
+/// nothing half-done (each change is one insert or remove), so its poison is ignored.
+fn locked<T>(kept: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    kept.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Connections to the servers' maintenance databases, kept between the tests of a process: a
 /// new connection for each copy and each drop costs a good part of what the copy does.
 static ADMINS: Mutex<Vec<(String, postgres::Client)>> = Mutex::new(Vec::new());
@@ -73,7 +79,7 @@ fn with_admin<T>(
     server_url: &str,
     work: impl FnOnce(&mut postgres::Client) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let admins = || ADMINS.lock().unwrap_or_else(|e| e.into_inner());
+    let admins = || locked(&ADMINS);
     let pooled = {
         let mut pool = admins();
         pool.iter()

@@ -9,7 +9,7 @@ use postgres::Client;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use sha2::{Digest, Sha256};
 
-use super::{TEST_PREFIX, unix_seconds, with_database};
+use super::{TEST_PREFIX, locked, unix_seconds, with_database};
 use crate::Migrations;
 use crate::runtime::error::database_error;
 use crate::runtime::{Error, Migrator};
@@ -53,7 +53,7 @@ static FAILED: Mutex<BTreeMap<String, Error>> = Mutex::new(BTreeMap::new());
 
 /// Forgets that `name` was ready: another process removed it.
 pub(super) fn forget(name: &str) {
-    READY.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+    locked(&READY).remove(name);
 }
 
 /// The name of the template for `migrations`.
@@ -69,15 +69,10 @@ pub(super) fn ensure(
 ) -> Result<String, Error> {
     let name = name(migrations);
     // A build that failed fails the same way for every later test: once per process.
-    if let Some(failed) = FAILED.lock().unwrap_or_else(|e| e.into_inner()).get(&name) {
+    if let Some(failed) = locked(&FAILED).get(&name) {
         return Err(failed.clone());
     }
-    let ready = |set: &Mutex<BTreeSet<String>>| {
-        set.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&name)
-    };
-    if ready(&READY) {
+    if locked(&READY).contains(&name) {
         return Ok(name);
     }
     // Advisory locks belong to a database: every test process takes this one in the URL's.
@@ -89,10 +84,7 @@ pub(super) fn ensure(
         .map_err(database_error("waiting for the template's build lock"))?;
     let built = build_unless_complete(admin, migrations, server_url, &name);
     if let Err(Failed::Migrations(e)) = &built {
-        FAILED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.clone(), e.clone());
+        locked(&FAILED).insert(name.clone(), e.clone());
     }
     let built = built.map_err(Failed::into_error);
     let unlocked = admin
@@ -100,10 +92,7 @@ pub(super) fn ensure(
         .map_err(database_error("releasing the template's build lock"));
     built?;
     unlocked?;
-    READY
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(name.clone());
+    locked(&READY).insert(name.clone());
     Ok(name)
 }
 
