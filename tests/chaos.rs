@@ -152,7 +152,7 @@ fn load(seed: u64, phase: &str, set: &[Drawn]) -> (&'static Migrations, std::pat
         let i = i + 1;
         std::fs::write(dir.join(format!("{}_chaos.sql", revision(i))), sql_of(i, m)).unwrap();
     }
-    let analysis = migrate::analysis::analyze_dir(&dir, "chaos");
+    let analysis = migrate::analysis::check::analyze_dir(&dir, "chaos");
     let errors: Vec<String> = analysis
         .diagnostics
         .iter()

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use migrate::lint::model::{
-    ALL_MODES, Cost, GROUND_TRUTH_FIXTURE, GROUND_TRUTH_TABLESPACE, LOCK_MODEL, LockMode, LockRow,
-    example_relations,
+use migrate::lint::ground_truth::{
+    GROUND_TRUTH_FIXTURE, GROUND_TRUTH_TABLESPACE, example_relations,
 };
+use migrate::lint::locks::{ALL_MODES, Cost, LOCK_MODEL, LockMode, LockRow};
 use pg_harness::test_database;
 use postgres::{Client, SimpleQueryMessage};
 
@@ -205,7 +205,7 @@ fn every_row_of_the_lock_model_matches_a_live_server() {
     let major = server_lint().target_version;
     for row in LOCK_MODEL
         .iter()
-        .filter(|r| migrate::lint::model::first_version(r.op) <= major)
+        .filter(|r| migrate::lint::locks::first_version(r.op) <= major)
     {
         // A fresh fixture per row: some examples change or drop it even after a rollback
         // (CONCURRENTLY statements commit).
@@ -566,7 +566,7 @@ fn in_migration_dir<T>(setup: &str, change: &str, f: impl FnOnce(&std::path::Pat
 /// Whether the lint judges `body`, run after the fixture, a self-contained migration.
 fn judged_self_contained(body: &str) -> bool {
     let analysis = in_migration_dir(GROUND_TRUTH_FIXTURE, body, |dir| {
-        migrate::analysis::analyze_dir(dir, "m")
+        migrate::analysis::check::analyze_dir(dir, "m")
     });
     assert_eq!(
         analysis.migrations.len(),

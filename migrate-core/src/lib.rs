@@ -6,10 +6,9 @@
 pub mod analysis;
 #[cfg(feature = "cli")]
 pub mod cli;
-mod embedded;
 #[cfg(feature = "analysis")]
 pub mod lint;
-mod packed;
+mod migration;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod snapshot;
@@ -18,7 +17,7 @@ pub mod testing;
 #[cfg(any(feature = "analysis", feature = "runtime"))]
 mod volatile;
 
-pub use embedded::{Migration, Migrations, Statement};
+pub use migration::{Migration, Migrations, Statement};
 
 /// Lowercase hex of a digest: the form every checksum and key takes in files and tables.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -33,13 +32,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::embedded::{
+    pub use crate::migration::packed::check_format as check_pack_format;
+    #[cfg(feature = "analysis")]
+    pub use crate::migration::packed::{FORMAT as PACK_FORMAT, encode_analyzed as pack};
+    pub use crate::migration::{
         MigrationParts, Packed, history_digest_hex, migration, migrations, migrations_embedded,
         migrations_for, migrations_with_snapshot,
     };
-    pub use crate::packed::check_format as check_pack_format;
-    #[cfg(feature = "analysis")]
-    pub use crate::packed::{FORMAT as PACK_FORMAT, encode_analyzed as pack};
 }
 
 #[cfg(feature = "analysis")]
@@ -51,5 +50,5 @@ pub fn lint_dir(
     config: &lint::LintConfig,
 ) -> Vec<analysis::Diagnostic> {
     let dir = dir.as_ref();
-    analysis::analyze_dir_with(dir, &dir.display().to_string(), config).diagnostics
+    analysis::check::analyze_dir_with(dir, &dir.display().to_string(), config).diagnostics
 }

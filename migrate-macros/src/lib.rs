@@ -7,8 +7,9 @@ use std::path::PathBuf;
 #[cfg(feature = "testing")]
 mod test_attribute;
 
-use migrate_core::analysis::config::LintOverrides;
-use migrate_core::analysis::{Analysis, Diagnostic, analyze_dir_configured};
+use migrate_core::analysis::Diagnostic;
+use migrate_core::analysis::check::{Analysis, analyze_dir_configured};
+use migrate_core::lint::config::LintOverrides;
 use migrate_core::lint::{Level, LintConfig};
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};

@@ -30,7 +30,7 @@ fn main() {
         std::env::var("MIGRATE_TEST_SET").as_deref(),
     ) {
         (Ok(dir), _) => {
-            let analysis = migrate::analysis::analyze_dir(std::path::Path::new(&dir), &dir);
+            let analysis = migrate::analysis::check::analyze_dir(std::path::Path::new(&dir), &dir);
             Box::leak(Box::new(migrate::Migrations::from_analysis(&analysis)))
         }
         (_, Ok("slow")) => &SLOW,

@@ -2,7 +2,7 @@
 //! `embed_migrations!` runs it inside the compiler; `lint_dir` and the tests run it directly.
 
 #[cfg(feature = "analysis")]
-pub mod config;
+pub mod check;
 pub mod diagnostic;
 pub mod graph;
 pub mod header;
@@ -40,109 +40,22 @@ pub struct AnalyzedMigration {
 }
 
 #[cfg(feature = "analysis")]
-/// The outcome of analysing a directory: the migrations in application order when the graph is
-/// sound, every finding, and every file read (so the caller can make the build depend on them).
+/// What reading a directory gave: its migrations in application order (only when every file and
+/// the graph are sound; empty otherwise), every finding, and every file read (so the caller can
+/// make the build depend on them).
 #[derive(Debug, Clone, Default)]
-pub struct Analysis {
+pub struct Directory {
     pub migrations: Vec<AnalyzedMigration>,
     pub diagnostics: Vec<Diagnostic>,
     pub files: Vec<PathBuf>,
-    /// The lint configuration the statements were judged with.
-    pub lint: crate::lint::LintConfig,
-    /// The directory's schema snapshot, when it was taken for exactly these migrations.
-    pub snapshot: Option<String>,
 }
 
 #[cfg(feature = "analysis")]
-impl Analysis {
-    pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(Diagnostic::is_error)
-    }
-}
-
-#[cfg(feature = "analysis")]
-/// Analyses every `*.sql` file directly inside `dir` with the default lint configuration.
+/// Reads every `*.sql` file directly inside `dir`: headers, statements and the revision graph.
 /// `display_dir` is how the directory is named in messages (typically the path the user wrote in
-/// `embed_migrations!`).
-pub fn analyze_dir(dir: &Path, display_dir: &str) -> Analysis {
-    analyze_dir_with(dir, display_dir, &crate::lint::LintConfig::default())
-}
-
-#[cfg(feature = "analysis")]
-/// [`analyze_dir`] with the lint settings of the directory's `migrate.toml` (when it has one),
-/// overridden by `overrides`: what `embed_migrations!`, `migrate check` and `migrate lint` run.
-/// The file, when present, is among the files read (a change to it rebuilds the host).
-pub fn analyze_dir_configured(
-    dir: &Path,
-    display_dir: &str,
-    overrides: &config::LintOverrides,
-) -> Analysis {
-    let display = display_dir.trim_end_matches('/');
-    match config::read_config(dir, display) {
-        Ok((mut lint, present)) => {
-            if let Err(message) = overrides.apply(&mut lint) {
-                let mut analysis = Analysis::default();
-                analysis
-                    .diagnostics
-                    .push(Diagnostic::error("invalid-config", None, message));
-                return analysis;
-            }
-            let mut analysis = analyze_dir_with(dir, display_dir, &lint);
-            if present {
-                analysis.files.push(dir.join(config::CONFIG_FILE));
-            }
-            read_snapshot(dir, display, &mut analysis);
-            analysis
-        }
-        Err(diagnostics) => Analysis {
-            diagnostics,
-            ..Analysis::default()
-        },
-    }
-}
-
-#[cfg(feature = "analysis")]
-/// Takes the directory's schema snapshot when it was taken for these migrations; a stale one is
-/// a warning and is left out, so that nothing compares the database with an outdated schema.
-fn read_snapshot(dir: &Path, display: &str, analysis: &mut Analysis) {
-    use crate::snapshot::{SNAPSHOT_FILE, key, key_of};
-    let path = dir.join(SNAPSHOT_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return;
-    };
-    analysis.files.push(path);
-    if analysis.has_errors() {
-        return;
-    }
-    let current = key(analysis.migrations.iter().map(|m| m.checksum.as_str()));
-    let location = Some(Location::new(format!("{display}/{SNAPSHOT_FILE}"), 1, 1));
-    match key_of(&text) {
-        Some(taken) if taken == current => analysis.snapshot = Some(text),
-        taken => analysis.diagnostics.push(
-            Diagnostic::warning(
-                "stale-snapshot",
-                location,
-                if taken.is_some() {
-                    "the schema snapshot was taken for other migrations than these: drift checks do not use it".to_owned()
-                } else {
-                    "this is not a schema snapshot `migrate snapshot` wrote: drift checks do not use it".to_owned()
-                },
-            )
-            .with_help(format!(
-                "run `migrate --dir {display} snapshot` to take it again, or delete it"
-            )),
-        ),
-    }
-}
-
-#[cfg(feature = "analysis")]
-/// [`analyze_dir`] with an explicit lint configuration. The lint runs once the files and the
-/// graph are sound (it needs the application order).
-pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintConfig) -> Analysis {
-    let mut analysis = Analysis {
-        lint: lint.clone(),
-        ..Analysis::default()
-    };
+/// `embed_migrations!`). The lint is not run here: see [`check`].
+pub fn read_directory(dir: &Path, display_dir: &str) -> Directory {
+    let mut analysis = Directory::default();
     let display_dir = display_dir.trim_end_matches('/');
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -261,12 +174,6 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &crate::lint::LintC
                 .into_iter()
                 .filter_map(|i| slots.get_mut(i).and_then(Option::take))
                 .collect();
-            let (diagnostics, self_contained) =
-                crate::lint::lint_and_judge(&analysis.migrations, lint);
-            analysis.diagnostics.extend(diagnostics);
-            for (migration, judged) in analysis.migrations.iter_mut().zip(self_contained) {
-                migration.self_contained = judged && !migration.header.no_transaction;
-            }
         }
         // The lint needs every migration of the chain; it runs once the files are fixed.
         Ok(_) => {}
@@ -294,7 +201,7 @@ enum FileAnalysis {
 fn read_file(
     path: &str,
     fs_path: &Path,
-    analysis: &mut Analysis,
+    analysis: &mut Directory,
 ) -> Option<source::NormalizedText> {
     let bytes = match std::fs::read(fs_path) {
         Ok(bytes) => {

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use crate::Migrations;
-use crate::analysis::config::LintOverrides;
 use crate::analysis::source::one_line;
+use crate::lint::config::LintOverrides;
 use crate::runtime::catalog::{self, Difference};
 use crate::runtime::{Drift, Error, Migrator, connect};
 
@@ -160,7 +160,7 @@ fn annotate_findings(path: &Path, sql: &str) -> Option<String> {
     let file = path.file_name()?.to_str()?;
     let display = dir.display().to_string();
     let analysis =
-        crate::analysis::analyze_dir_configured(dir, &display, &LintOverrides::default());
+        crate::analysis::check::analyze_dir_configured(dir, &display, &LintOverrides::default());
     let mut flagged: Vec<(usize, &'static str)> = analysis
         .diagnostics
         .iter()

@@ -30,8 +30,8 @@ use serde_json::json;
 
 use crate::Migrations;
 use crate::analysis::analyze_text;
-use crate::analysis::config::LintOverrides;
 use crate::analysis::statements::one_line;
+use crate::lint::config::LintOverrides;
 use crate::lint::{LintConfig, lock_plan};
 use crate::runtime::{EnvConfig, Error, Health, Migrator, Status, connect};
 
@@ -691,10 +691,10 @@ pub(crate) fn checked_analysis(
     err: &mut dyn Write,
     not_done: &str,
     help: &str,
-) -> (crate::analysis::Analysis, bool) {
+) -> (crate::analysis::check::Analysis, bool) {
     let display = dir.display().to_string();
     let analysis =
-        crate::analysis::analyze_dir_configured(dir, &display, &LintOverrides::default());
+        crate::analysis::check::analyze_dir_configured(dir, &display, &LintOverrides::default());
     if !analysis.has_errors() {
         return (analysis, true);
     }
@@ -794,7 +794,8 @@ mod tests {
         if let Some(config) = config {
             std::fs::write(dir.join("migrate.toml"), config).unwrap();
         }
-        let analysis = crate::analysis::analyze_dir_configured(&dir, "m", &Default::default());
+        let analysis =
+            crate::analysis::check::analyze_dir_configured(&dir, "m", &Default::default());
         let migrations = Migrations::from_analysis(&analysis);
         let status = Status::compute(&migrations, Some(&[]));
         let mut out = Vec::new();

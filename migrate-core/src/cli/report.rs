@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::analysis::config::LintOverrides;
 use crate::analysis::{Diagnostic, Severity};
+use crate::lint::config::LintOverrides;
 
 /// How `lint` prints its findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,7 +28,7 @@ pub(crate) fn lint(
     err: &mut dyn Write,
 ) -> u8 {
     let findings: Vec<Diagnostic> =
-        crate::analysis::analyze_dir_configured(dir, &dir.display().to_string(), overrides)
+        crate::analysis::check::analyze_dir_configured(dir, &dir.display().to_string(), overrides)
             .diagnostics;
     let _ = match format {
         LintFormat::Text => text(&findings, dir, out),

@@ -4,7 +4,7 @@
 use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 
-use super::model::{ALL_MODES, LockMode, Op};
+use super::locks::{ALL_MODES, LockMode, Op};
 
 /// One effect of a statement on a table.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,18 +3,22 @@
 //! stalls live traffic. Rules live one per file under `rules/`.
 
 pub mod classify;
-pub mod model;
+pub mod config;
+pub mod facts;
+pub mod ground_truth;
+pub mod locks;
+pub mod rule;
 pub mod rules;
+pub mod types;
 mod walker;
-
-use std::collections::BTreeMap;
 
 use crate::analysis::{AnalyzedMigration, Diagnostic, Location, Severity};
 
-pub use walker::{
-    ResolvedEffect, SchemaFacts, StatementContext, WalkedStatement, type_change_is_compatible,
-    type_change_is_compatible_in,
-};
+pub use config::LintConfig;
+pub use facts::SchemaFacts;
+pub use rule::{Finding, Level, ResolvedEffect, Rule, StatementContext};
+pub use types::{type_change_is_compatible, type_change_is_compatible_in};
+pub use walker::WalkedStatement;
 
 /// Every statement of every migration with the locks it takes and what it costs: the lock
 /// summary an operator sees before applying (`plan`), and what the ground-truth test checks.
@@ -27,69 +31,6 @@ pub fn lock_plan(
         .iter()
         .map(|m| walker::walk(m, &mut facts, config))
         .collect()
-}
-
-/// How a rule's findings are reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Error,
-    Warning,
-    Off,
-}
-
-/// What a project can configure: the target PostgreSQL major version and each rule's level.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LintConfig {
-    pub target_version: u32,
-    pub levels: BTreeMap<String, Level>,
-}
-
-impl Default for LintConfig {
-    fn default() -> LintConfig {
-        LintConfig {
-            target_version: crate::embedded::DEFAULT_TARGET_POSTGRES,
-            levels: BTreeMap::new(),
-        }
-    }
-}
-
-impl LintConfig {
-    /// The configured level, else the rule's default (an error for every rule but
-    /// `unknown-statement`).
-    pub fn level(&self, rule: &str) -> Level {
-        self.levels
-            .get(rule)
-            .copied()
-            .unwrap_or_else(|| rules::find(rule).map_or(Level::Error, |r| r.default_level))
-    }
-
-    /// Sets a rule's level; the rule id must exist.
-    pub fn set_level(&mut self, rule: &str, level: Level) -> Result<(), String> {
-        if rules::find(rule).is_none() {
-            return Err(format!(
-                "unknown lint rule `{rule}`; known rules: {}",
-                rules::ids().join(", ")
-            ));
-        }
-        self.levels.insert(rule.to_owned(), level);
-        Ok(())
-    }
-}
-
-/// A rule's verdict on one statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub message: String,
-    pub help: String,
-}
-
-/// One lint rule: its id, a one-line summary, and its check.
-pub struct Rule {
-    pub id: &'static str,
-    pub summary: &'static str,
-    pub check: fn(&StatementContext<'_>) -> Vec<Finding>,
-    /// The level when the project does not set one.
-    pub default_level: Level,
 }
 
 /// An `-- migrate:allow <rule>: <reason>` comment.

@@ -12,7 +12,7 @@
 //! later migrations.
 
 use super::{Op, column_of, on_existing};
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "adding-field-with-volatile-default",

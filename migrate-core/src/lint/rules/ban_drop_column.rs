@@ -9,7 +9,7 @@
 //! `-- migrate:allow ban-drop-column: <which release stopped using it>`.
 
 use super::{Op, column_of, on_existing};
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "ban-drop-column",

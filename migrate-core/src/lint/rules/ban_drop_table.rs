@@ -8,7 +8,7 @@
 //! `-- migrate:allow ban-drop-table: <reason>`.
 
 use super::{Op, on_existing};
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "ban-drop-table",

@@ -17,7 +17,7 @@
 
 use super::{Op, column_of, on_existing};
 use crate::lint::classify::Detail;
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "changing-column-type",

@@ -8,7 +8,7 @@
 //! **Instead**: mark the migration `-- migrate:no-transaction` (and keep such statements in a
 //! migration of their own).
 
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "concurrently-in-transaction",

@@ -11,7 +11,7 @@
 
 use super::{Op, on_existing};
 use crate::lint::classify::Detail;
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "constraint-missing-not-valid",
@@ -62,7 +62,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
             // the check runs under the union of every action's locks.
             let on_table = ctx.strongest_on(table).or(e.row.table);
             let locks = match (&e.effect.other, ctx.strongest_on(e.effect.other.as_deref().unwrap_or_default()).or(e.row.other)) {
-                (Some(other), Some(mode)) if on_table == Some(crate::lint::model::LockMode::AccessExclusive) => format!("ACCESS EXCLUSIVE on `{table}` and {} on `{other}`, which blocks every read and write of `{table}` and every write to `{other}`", mode.sql_name()),
+                (Some(other), Some(mode)) if on_table == Some(crate::lint::locks::LockMode::AccessExclusive) => format!("ACCESS EXCLUSIVE on `{table}` and {} on `{other}`, which blocks every read and write of `{table}` and every write to `{other}`", mode.sql_name()),
                 (Some(other), Some(mode)) => format!("{} on `{table}` and {} on `{other}`, which blocks every write to both", on_table.map_or("", |m| m.sql_name()), mode.sql_name()),
                 _ => format!("{} on `{table}`, which {}", on_table.map_or("", |m| m.sql_name()), on_table.map_or("", |m| m.blocks())),
             };

@@ -10,7 +10,7 @@
 //! **Instead**: keep the drop alone in its migration.
 
 use super::{Op, on_existing};
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "drop-constraint-locks-both-tables",

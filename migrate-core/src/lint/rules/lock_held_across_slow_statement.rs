@@ -20,7 +20,7 @@
 //! **Instead**: split the migration; run the slow part in its own migration (a backfill in
 //! batches).
 
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "lock-held-across-slow-statement",

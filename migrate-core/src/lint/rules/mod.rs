@@ -23,10 +23,9 @@ mod transaction_control;
 mod unknown_statement;
 mod validate_in_same_transaction;
 
-use super::Rule;
 use super::classify::Effect;
-use super::model::Op;
-use super::walker::{ResolvedEffect, StatementContext};
+use super::locks::Op;
+use super::rule::{ResolvedEffect, Rule, StatementContext};
 
 /// Every rule, in the order their findings are reported for one statement.
 pub static ALL: &[&Rule] = &[

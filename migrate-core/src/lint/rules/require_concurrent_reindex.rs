@@ -8,7 +8,7 @@
 //! **Instead**: `REINDEX ... CONCURRENTLY` (PostgreSQL 12+) in a no-transaction migration.
 
 use super::{Op, on_existing};
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "require-concurrent-reindex",

@@ -14,7 +14,7 @@
 //! the session's settings when it ends), but not its role, which the runner cannot restore: move
 //! the statements that need another role into a transactional migration with `SET LOCAL ROLE`.
 
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "session-setting",

@@ -11,7 +11,7 @@
 //! materialized views with a unique index.
 
 use super::{Op, on_existing};
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "table-rewrite",

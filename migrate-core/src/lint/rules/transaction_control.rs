@@ -9,7 +9,7 @@
 //! **Instead**: remove it; split the file into several migrations, or mark it
 //! `-- migrate:no-transaction` to run statement by statement.
 
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "transaction-control",

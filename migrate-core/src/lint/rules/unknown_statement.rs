@@ -12,7 +12,7 @@
 //! it with `-- migrate:allow unknown-statement: <reason>`. A warning by default; a project may
 //! raise it to an error or turn it off.
 
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "unknown-statement",

@@ -10,8 +10,8 @@
 //! **Instead**: move the `VALIDATE CONSTRAINT` into the next migration.
 
 use crate::lint::classify::Detail;
-use crate::lint::model::{LockMode, Op};
-use crate::lint::{Finding, Level, Rule, StatementContext};
+use crate::lint::locks::{LockMode, Op};
+use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
 pub const RULE: Rule = Rule {
     id: "validate-in-same-transaction",

@@ -9,6 +9,7 @@
 //! Left out: the system schemas, objects that belong to an extension (`pg_depend` deptype `e`),
 //! constraints, indexes and triggers that partitions inherit, and the history table.
 
+mod baseline;
 mod depend;
 mod diff;
 mod difference;
@@ -19,10 +20,11 @@ mod render;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+pub use baseline::{BaselineError, baseline_sql};
 pub use diff::diff;
 pub use difference::{Difference, Fix, Phase, Severity};
 pub(crate) use read::rows;
-pub use render::{BaselineError, baseline_sql, fix_migration};
+pub use render::fix_migration;
 
 /// A column, as `pg_attribute` and `pg_attrdef` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,51 +1,9 @@
-//! The migrations as `embed_migrations!` bakes them into the binary: static data only.
+//! The set of migrations a binary carries, in the order they are applied: a slice, or the
+//! packed form `embed_migrations!` bakes in, decoded on first use.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
-/// One statement of a migration: its byte range in the SQL (without the `;`) and where it starts
-/// in the file, so that a runtime error can name the line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Statement {
-    pub start: usize,
-    pub end: usize,
-    pub line: usize,
-    pub column: usize,
-    /// `CREATE INDEX CONCURRENTLY`'s index (schema-qualified when its table is).
-    pub concurrent_index: Option<&'static str>,
-    /// Any `CREATE INDEX CONCURRENTLY`'s table, as written (named index or not).
-    pub concurrent_table: Option<&'static str>,
-    /// `IF [NOT] EXISTS`: safe to run again after a crash.
-    pub rerunnable: bool,
-}
-
-/// One embedded migration.
-#[derive(Debug, Clone, Copy)]
-pub struct Migration {
-    parts: MigrationParts,
-}
-
-/// The fields of an embedded migration, filled in by `embed_migrations!`.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub struct MigrationParts {
-    pub revision: &'static str,
-    pub parents: &'static [&'static str],
-    pub message: Option<&'static str>,
-    pub no_transaction: bool,
-    pub lock_timeout: Option<Duration>,
-    pub statement_timeout: Option<Duration>,
-    pub path: &'static str,
-    pub sql: &'static str,
-    pub statements: &'static [Statement],
-    pub checksum: &'static str,
-    pub self_contained: bool,
-}
-
-#[doc(hidden)]
-pub const fn migration(parts: MigrationParts) -> Migration {
-    Migration { parts }
-}
+use super::record::Migration;
 
 #[doc(hidden)]
 pub const fn migrations(list: &'static [Migration]) -> Migrations {
@@ -115,70 +73,6 @@ pub fn history_digest_hex<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)
     crate::hex(&hasher.finalize())
 }
 
-impl Migration {
-    /// Its parents and statements, once [`crate::packed::decode`] has all of them in place.
-    pub(crate) fn set_lists(
-        &mut self,
-        parents: &'static [&'static str],
-        statements: &'static [Statement],
-    ) {
-        self.parts.parents = parents;
-        self.parts.statements = statements;
-    }
-
-    pub fn revision(&self) -> &'static str {
-        self.parts.revision
-    }
-    /// Empty for the first migration.
-    pub fn parents(&self) -> &'static [&'static str] {
-        self.parts.parents
-    }
-    pub fn message(&self) -> Option<&'static str> {
-        self.parts.message
-    }
-    /// `-- migrate:no-transaction`: run statement by statement, outside a transaction.
-    pub fn no_transaction(&self) -> bool {
-        self.parts.no_transaction
-    }
-    /// `-- migrate:lock-timeout`, overriding the runner's default.
-    pub fn lock_timeout(&self) -> Option<Duration> {
-        self.parts.lock_timeout
-    }
-    /// `-- migrate:statement-timeout`, overriding the runner's default.
-    pub fn statement_timeout(&self) -> Option<Duration> {
-        self.parts.statement_timeout
-    }
-    /// The file it came from, relative to the crate that embedded it.
-    pub fn path(&self) -> &'static str {
-        self.parts.path
-    }
-    /// The whole file, line endings normalised to LF.
-    pub fn sql(&self) -> &'static str {
-        self.parts.sql
-    }
-    pub fn statements(&self) -> &'static [Statement] {
-        self.parts.statements
-    }
-    /// The text of one statement.
-    pub fn statement_sql(&self, statement: &Statement) -> &'static str {
-        self.parts
-            .sql
-            .get(statement.start..statement.end)
-            .unwrap_or("")
-    }
-    /// Hex SHA-256 of [`Migration::sql`].
-    pub fn checksum(&self) -> &'static str {
-        self.parts.checksum
-    }
-    /// Transactional, and every statement touches only tables the migration creates (as the
-    /// lint judged it at compile time), so it locks no relation that existed before it and no
-    /// query of live traffic can wait behind it: the runner commits a run of such migrations in
-    /// one transaction.
-    pub fn self_contained(&self) -> bool {
-        self.parts.self_contained
-    }
-}
-
 /// Every migration of a directory, in the order they are applied (topological, ties broken by
 /// revision id). Built by `embed_migrations!`.
 #[derive(Debug, Clone, Copy)]
@@ -198,7 +92,7 @@ enum List {
     Packed(&'static Packed),
 }
 
-/// The migrations `embed_migrations!` embeds, in the compact form of [`crate::packed`], and the
+/// The migrations `embed_migrations!` embeds, in the compact form of [`super::packed`], and the
 /// list decoded from it on first use. The macro puts it in a `static` of its own.
 #[doc(hidden)]
 pub struct Packed {
@@ -218,7 +112,7 @@ impl Packed {
 
     fn list(&'static self) -> &'static [Migration] {
         self.decoded.get_or_init(|| {
-            crate::packed::decode(self.index, self.sql)
+            super::packed::decode(self.index, self.sql)
                 .unwrap_or_else(|malformed| {
                     // The macro and this code are one version (the format is checked when the
                     // host compiles), so this is a bug, reported rather than a panic at startup.
@@ -294,59 +188,6 @@ impl IntoIterator for &Migrations {
     type IntoIter = std::slice::Iter<'static, Migration>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
-    }
-}
-
-/// Migrations read from a directory at run time, by the standalone `migrate` command: the same
-/// data `embed_migrations!` bakes in (revisions, order, checksums, statements), so both write the
-/// same history rows.
-#[cfg(feature = "cli")]
-impl Migrations {
-    /// Builds the set from an analysis without errors. The texts are leaked to get the
-    /// `'static` lifetime embedded migrations have: a command reads its directory once.
-    pub fn from_analysis(analysis: &crate::analysis::Analysis) -> Migrations {
-        fn leak(text: &str) -> &'static str {
-            Box::leak(text.to_owned().into_boxed_str())
-        }
-        let list: Vec<Migration> = analysis
-            .migrations
-            .iter()
-            .map(|m| {
-                let statements: Vec<Statement> = m
-                    .statements
-                    .iter()
-                    .map(|parsed| &parsed.span)
-                    .map(|s| Statement {
-                        start: s.start,
-                        end: s.end,
-                        line: s.line,
-                        column: s.column,
-                        concurrent_index: s.concurrent_index.as_deref().map(leak),
-                        concurrent_table: s.concurrent_table.as_deref().map(leak),
-                        rerunnable: s.rerunnable,
-                    })
-                    .collect();
-                let parents: Vec<&'static str> = m.header.parent_ids().map(leak).collect();
-                migration(MigrationParts {
-                    revision: leak(&m.header.revision),
-                    parents: Box::leak(parents.into_boxed_slice()),
-                    message: m.header.message.as_deref().map(leak),
-                    no_transaction: m.header.no_transaction,
-                    lock_timeout: m.header.lock_timeout,
-                    statement_timeout: m.header.statement_timeout,
-                    path: leak(&m.path),
-                    sql: leak(&m.sql),
-                    statements: Box::leak(statements.into_boxed_slice()),
-                    checksum: leak(&m.checksum),
-                    self_contained: m.self_contained,
-                })
-            })
-            .collect();
-        migrations_with_snapshot(
-            Box::leak(list.into_boxed_slice()),
-            analysis.lint.target_version,
-            analysis.snapshot.as_deref().map(leak),
-        )
     }
 }
 

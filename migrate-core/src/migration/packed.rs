@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use crate::embedded::{Migration, MigrationParts, Statement};
+use super::record::{Migration, MigrationParts, Statement, migration};
 
 /// The version of the format. The macro's output checks it at compile time
 /// ([`check_format`]), so a binary never holds a description its runtime reads differently.
@@ -274,7 +274,7 @@ pub fn decode(
             });
         }
         ends.push((parents.len(), statements.len()));
-        migrations.push(crate::embedded::migration(MigrationParts {
+        migrations.push(migration(MigrationParts {
             revision,
             parents: &[],
             message,
@@ -457,7 +457,7 @@ mod embedded_directories {
     use std::path::Path;
 
     use crate::Migrations;
-    use crate::analysis::analyze_dir_configured;
+    use crate::analysis::check::analyze_dir_configured;
 
     /// What the macro embeds for each directory of migrations in the repository reads back as
     /// the same migrations the standalone command builds from the directory: every field of

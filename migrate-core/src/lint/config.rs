@@ -14,9 +14,51 @@
 
 use std::path::Path;
 
-use super::diagnostic::{Diagnostic, Location};
-use super::source::LineIndex;
-use crate::lint::{Level, LintConfig};
+use std::collections::BTreeMap;
+
+use super::rule::Level;
+use super::rules;
+use crate::analysis::diagnostic::{Diagnostic, Location};
+use crate::analysis::source::LineIndex;
+
+/// What a project can configure: the target PostgreSQL major version and each rule's level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintConfig {
+    pub target_version: u32,
+    pub levels: BTreeMap<String, Level>,
+}
+
+impl Default for LintConfig {
+    fn default() -> LintConfig {
+        LintConfig {
+            target_version: crate::migration::DEFAULT_TARGET_POSTGRES,
+            levels: BTreeMap::new(),
+        }
+    }
+}
+
+impl LintConfig {
+    /// The configured level, else the rule's default (an error for every rule but
+    /// `unknown-statement`).
+    pub fn level(&self, rule: &str) -> Level {
+        self.levels
+            .get(rule)
+            .copied()
+            .unwrap_or_else(|| rules::find(rule).map_or(Level::Error, |r| r.default_level))
+    }
+
+    /// Sets a rule's level; the rule id must exist.
+    pub fn set_level(&mut self, rule: &str, level: Level) -> Result<(), String> {
+        if rules::find(rule).is_none() {
+            return Err(format!(
+                "unknown lint rule `{rule}`; known rules: {}",
+                rules::ids().join(", ")
+            ));
+        }
+        self.levels.insert(rule.to_owned(), level);
+        Ok(())
+    }
+}
 
 /// The file's name, inside the migrations directory.
 pub const CONFIG_FILE: &str = "migrate.toml";

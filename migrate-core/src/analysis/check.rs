@@ -1,0 +1,176 @@
+//! The check of a migrations directory: read it, then lint it with the directory's settings.
+//! What `embed_migrations!`, `migrate check` and `migrate lint` run.
+
+use std::path::{Path, PathBuf};
+
+use super::{AnalyzedMigration, Diagnostic, Location};
+use crate::lint::config::{CONFIG_FILE, LintConfig, LintOverrides, read_config};
+
+/// The outcome of checking a directory: the migrations in application order when the graph is
+/// sound, every finding, and every file read (so the caller can make the build depend on them).
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    pub migrations: Vec<AnalyzedMigration>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub files: Vec<PathBuf>,
+    /// The lint configuration the statements were judged with.
+    pub lint: LintConfig,
+    /// The directory's schema snapshot, when it was taken for exactly these migrations.
+    pub snapshot: Option<String>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Analyses every `*.sql` file directly inside `dir` with the default lint configuration.
+/// `display_dir` is how the directory is named in messages (typically the path the user wrote in
+/// `embed_migrations!`).
+pub fn analyze_dir(dir: &Path, display_dir: &str) -> Analysis {
+    analyze_dir_with(dir, display_dir, &LintConfig::default())
+}
+
+/// [`analyze_dir`] with the lint settings of the directory's `migrate.toml` (when it has one),
+/// overridden by `overrides`: what `embed_migrations!`, `migrate check` and `migrate lint` run.
+/// The file, when present, is among the files read (a change to it rebuilds the host).
+pub fn analyze_dir_configured(
+    dir: &Path,
+    display_dir: &str,
+    overrides: &LintOverrides,
+) -> Analysis {
+    let display = display_dir.trim_end_matches('/');
+    match read_config(dir, display) {
+        Ok((mut lint, present)) => {
+            if let Err(message) = overrides.apply(&mut lint) {
+                let mut analysis = Analysis::default();
+                analysis
+                    .diagnostics
+                    .push(Diagnostic::error("invalid-config", None, message));
+                return analysis;
+            }
+            let mut analysis = analyze_dir_with(dir, display_dir, &lint);
+            if present {
+                analysis.files.push(dir.join(CONFIG_FILE));
+            }
+            read_snapshot(dir, display, &mut analysis);
+            analysis
+        }
+        Err(diagnostics) => Analysis {
+            diagnostics,
+            ..Analysis::default()
+        },
+    }
+}
+
+/// Takes the directory's schema snapshot when it was taken for these migrations; a stale one is
+/// a warning and is left out, so that nothing compares the database with an outdated schema.
+fn read_snapshot(dir: &Path, display: &str, analysis: &mut Analysis) {
+    use crate::snapshot::{SNAPSHOT_FILE, key, key_of};
+    let path = dir.join(SNAPSHOT_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    analysis.files.push(path);
+    if analysis.has_errors() {
+        return;
+    }
+    let current = key(analysis.migrations.iter().map(|m| m.checksum.as_str()));
+    let location = Some(Location::new(format!("{display}/{SNAPSHOT_FILE}"), 1, 1));
+    match key_of(&text) {
+        Some(taken) if taken == current => analysis.snapshot = Some(text),
+        taken => analysis.diagnostics.push(
+            Diagnostic::warning(
+                "stale-snapshot",
+                location,
+                if taken.is_some() {
+                    "the schema snapshot was taken for other migrations than these: drift checks do not use it".to_owned()
+                } else {
+                    "this is not a schema snapshot `migrate snapshot` wrote: drift checks do not use it".to_owned()
+                },
+            )
+            .with_help(format!(
+                "run `migrate --dir {display} snapshot` to take it again, or delete it"
+            )),
+        ),
+    }
+}
+
+/// [`analyze_dir`] with an explicit lint configuration. The lint runs once the files and the
+/// graph are sound (it needs the application order).
+pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &LintConfig) -> Analysis {
+    let read = super::read_directory(dir, display_dir);
+    let mut analysis = Analysis {
+        migrations: read.migrations,
+        diagnostics: read.diagnostics,
+        files: read.files,
+        lint: lint.clone(),
+        snapshot: None,
+    };
+    // Only a sound directory has its migrations in order.
+    if !analysis.migrations.is_empty() {
+        let (diagnostics, self_contained) = crate::lint::lint_and_judge(&analysis.migrations, lint);
+        analysis.diagnostics.extend(diagnostics);
+        for (migration, judged) in analysis.migrations.iter_mut().zip(self_contained) {
+            migration.self_contained = judged && !migration.header.no_transaction;
+        }
+    }
+    analysis
+}
+
+/// Migrations read from a directory at run time, by the standalone `migrate` command: the same
+/// data `embed_migrations!` bakes in (revisions, order, checksums, statements), so both write the
+/// same history rows.
+#[cfg(feature = "cli")]
+impl crate::Migrations {
+    /// Builds the set from an analysis without errors. The texts are leaked to get the
+    /// `'static` lifetime embedded migrations have: a command reads its directory once.
+    pub fn from_analysis(analysis: &Analysis) -> crate::Migrations {
+        fn leak(text: &str) -> &'static str {
+            Box::leak(text.to_owned().into_boxed_str())
+        }
+        use crate::migration::{
+            Migration, MigrationParts, Statement, migration, migrations_with_snapshot,
+        };
+        let list: Vec<Migration> = analysis
+            .migrations
+            .iter()
+            .map(|m| {
+                let statements: Vec<Statement> = m
+                    .statements
+                    .iter()
+                    .map(|parsed| &parsed.span)
+                    .map(|s| Statement {
+                        start: s.start,
+                        end: s.end,
+                        line: s.line,
+                        column: s.column,
+                        concurrent_index: s.concurrent_index.as_deref().map(leak),
+                        concurrent_table: s.concurrent_table.as_deref().map(leak),
+                        rerunnable: s.rerunnable,
+                    })
+                    .collect();
+                let parents: Vec<&'static str> = m.header.parent_ids().map(leak).collect();
+                migration(MigrationParts {
+                    revision: leak(&m.header.revision),
+                    parents: Box::leak(parents.into_boxed_slice()),
+                    message: m.header.message.as_deref().map(leak),
+                    no_transaction: m.header.no_transaction,
+                    lock_timeout: m.header.lock_timeout,
+                    statement_timeout: m.header.statement_timeout,
+                    path: leak(&m.path),
+                    sql: leak(&m.sql),
+                    statements: Box::leak(statements.into_boxed_slice()),
+                    checksum: leak(&m.checksum),
+                    self_contained: m.self_contained,
+                })
+            })
+            .collect();
+        migrations_with_snapshot(
+            Box::leak(list.into_boxed_slice()),
+            analysis.lint.target_version,
+            analysis.snapshot.as_deref().map(leak),
+        )
+    }
+}
