@@ -114,6 +114,39 @@ fn expected_panic_host(db: TestDatabase) {
     panic!("this test panics on purpose, and passes by it");
 }
 
+/// A process that asks for a second database gets the next one copied ahead: a spare appears
+/// on the server while its tests run, and a later test takes it under its own name.
+#[test]
+#[ignore = "run by the driver tests of this file, against their server"]
+fn spares_host() {
+    let mut admin = postgres::Client::connect(&pg_harness::server_url(), postgres::NoTls).unwrap();
+    let spares = |admin: &mut postgres::Client| databases(admin, "migrate_spare_");
+    let first = TestDatabase::create(&MIGRATIONS).unwrap();
+    let second = TestDatabase::create(&MIGRATIONS).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while spares(&mut admin).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no spare copies were made"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ready = spares(&mut admin);
+    let third = TestDatabase::create(&MIGRATIONS).unwrap();
+    assert!(
+        third.name().starts_with("migrate_test_"),
+        "{}",
+        third.name()
+    );
+    let left: Vec<String> = spares(&mut admin)
+        .into_iter()
+        .filter(|s| ready.contains(s))
+        .collect();
+    assert_eq!(left.len(), 1, "one of {ready:?} was taken: {left:?}");
+    own_row_only(&mut third.client().unwrap(), "spares_host");
+    drop((first, second, third));
+}
+
 static FAILING: migrate::Migrations = migrate::embed_migrations!("tests/migrations/failing");
 
 /// A set whose migration fails is built once per process: the next test gets the same error at
@@ -202,6 +235,10 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
     ] {
         admin.batch_execute(statement).unwrap();
     }
+    // A spare copy whose maker was killed: no session has its process id.
+    admin
+        .batch_execute("CREATE DATABASE migrate_spare_999999_1000000000_1")
+        .unwrap();
     let run = run_hosts(&url, &["host_"]);
     let output = text(&run);
     assert!(run.status.success(), "{output}");
@@ -233,8 +270,12 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
     assert_eq!(histories.first().copied(), Some(history.as_str()));
     assert!(history.starts_with("0001@"), "{history}");
 
-    // Nothing left: no test database, no session of the tests.
+    // Nothing left: no test database, no spare, no session of the tests.
     assert_eq!(databases(&mut admin, "migrate_test_"), Vec::<String>::new());
+    assert_eq!(
+        databases(&mut admin, "migrate_spare_"),
+        Vec::<String>::new()
+    );
     // The process has exited; its backends end a moment later.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let sessions = loop {
@@ -274,6 +315,20 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
         .unwrap()
         .get(0);
     assert_eq!(posts, 1, "the template was built again");
+}
+
+#[test]
+fn a_process_copies_ahead_and_leaves_no_spare_when_it_exits() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let url = server_url();
+    let mut admin = pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30));
+    let run = run_hosts(&url, &["--exact", "spares_host"]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(
+        databases(&mut admin, "migrate_spare_"),
+        Vec::<String>::new()
+    );
+    assert_eq!(databases(&mut admin, "migrate_test_"), Vec::<String>::new());
 }
 
 #[test]

@@ -168,32 +168,44 @@ fn test_database_crate(sets: &Path) {
     std::fs::write(dir.join("build.rs"), "fn main() {\n    for set in [\"migrate-200\", \"migrate-app-200\"] {\n        println!(\"cargo:rerun-if-changed=../sets/{set}\");\n    }\n}\n").expect("write build.rs");
 }
 
-/// One test file of the test-database crate run on one thread: the seconds libtest reports.
-fn run_test_file(url: &str, file: &str) -> f64 {
+/// The test binaries of the test-database crate, by test file: built once, then run directly.
+fn test_binaries() -> Vec<(String, PathBuf)> {
     let out = Command::new("cargo")
-        .args(["test", "--quiet", "--release", "--manifest-path"])
+        .args(["test", "--quiet", "--release", "--no-run", "--message-format=json", "--manifest-path"])
         .arg(root().join("testdb/Cargo.toml"))
-        .args(["--test", file, "--", "--test-threads", "1"])
+        .output()
+        .expect("build the test crate");
+    assert!(out.status.success(), "the test-database crate did not build: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["profile"]["test"] == true)
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?.to_owned();
+            Some((name, PathBuf::from(message["executable"].as_str()?)))
+        })
+        .collect()
+}
+
+/// One test file of the test-database crate run on one thread: the seconds from its start to
+/// its exit, so that what a process finishes before it exits (background drops) counts.
+fn run_test_file(binaries: &[(String, PathBuf)], url: &str, file: &str) -> f64 {
+    let binary = &binaries.iter().find(|(name, _)| name == file).expect("a test binary per file").1;
+    let started = Instant::now();
+    let out = Command::new(binary)
+        .args(["--test-threads", "1", "--quiet"])
         .env("DATABASE_URL", url)
         .env("MIGRATE_TEST_DATABASE_URL", url)
         .output()
-        .expect("run cargo test");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{file}: {text}{}", String::from_utf8_lossy(&out.stderr));
-    text.lines()
-        .find_map(|l| l.split("finished in ").nth(1))
-        .and_then(|t| t.trim_end_matches('s').parse().ok())
-        .expect("libtest's time")
+        .expect("run the test binary");
+    let took = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{file}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    took
 }
 
 fn test_databases(cluster: &Cluster) {
     let url = cluster.url("postgres");
-    let status = Command::new("cargo")
-        .args(["test", "--quiet", "--release", "--no-run", "--manifest-path"])
-        .arg(root().join("testdb/Cargo.toml"))
-        .status()
-        .expect("build the test crate");
-    assert!(status.success(), "the test-database crate did not build");
+    let binaries = test_binaries();
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let per_test = |seconds: f64| seconds * 1000.0 / TESTS as f64;
     // `BENCH_TESTDB_RUNS`: fewer runs (each is 400 tests).
@@ -215,10 +227,10 @@ fn test_databases(cluster: &Cluster) {
                 let name: String = row.get(0);
                 admin.batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)")).expect("drop a template");
             }
-            cold.push(per_test(run_test_file(&url, &format!("migrate_clone{suffix}"))));
-            warm.push(per_test(run_test_file(&url, &format!("migrate_clone{suffix}"))));
-            each.push(per_test(run_test_file(&url, &format!("migrate_each{suffix}"))));
-            sqlx.push(per_test(run_test_file(&url, &format!("sqlx_test{suffix}"))));
+            cold.push(per_test(run_test_file(&binaries, &url, &format!("migrate_clone{suffix}"))));
+            warm.push(per_test(run_test_file(&binaries, &url, &format!("migrate_clone{suffix}"))));
+            each.push(per_test(run_test_file(&binaries, &url, &format!("migrate_each{suffix}"))));
+            sqlx.push(per_test(run_test_file(&binaries, &url, &format!("sqlx_test{suffix}"))));
         }
         row("`#[migrate::test]`: a copy of the template (built by the run's first test)", cold, "ms");
         row("`#[migrate::test]`: a copy of the template (already built)", warm, "ms");

@@ -3,7 +3,7 @@
 //!
 //! The server comes from `MIGRATE_TEST_DATABASE_URL`, else `DATABASE_URL`: a role that may create
 //! databases, on a server kept for tests (the databases this module creates and drops are named
-//! `migrate_tpl_…` and `migrate_test_…`; nothing else is touched).
+//! `migrate_tpl_…`, `migrate_test_…` and `migrate_spare_…`; nothing else is touched).
 //!
 //! The first test that needs the migrations creates `migrate_tpl_<digest>`, where the digest
 //! covers every migration's checksum and the history table's place, and migrates it with
@@ -15,9 +15,15 @@
 //! A test database is dropped when its [`TestDatabase`] goes out of scope, unless the test is
 //! failing (the thread is panicking): then it is kept, and its name is printed. Test databases
 //! and templates older than a day are removed by the first test of each process.
+//!
+//! A process that runs several tests copies the template ahead of them and drops their
+//! databases behind them, in the background (`background.rs`), and finishes both before it
+//! exits.
 
+mod background;
 mod template;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -97,6 +103,59 @@ fn with_admin<T>(
     done
 }
 
+/// Once per process: removes what earlier runs left (old test databases and templates, but
+/// `current`; spares of processes that are gone). A failure is reported and does not stop the
+/// test.
+fn clean_up_once(admin: &mut postgres::Client, current: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let cleaned = template::remove_stale(admin, current)
+            .and_then(|()| background::remove_orphaned_spares(admin));
+        if let Err(e) = cleaned {
+            eprintln!("migrate::testing: could not remove old test databases: {e}");
+        }
+    });
+}
+
+/// `CREATE DATABASE name TEMPLATE template`, with the copy strategy that is fastest on the
+/// server: `FILE_COPY` (PostgreSQL 15+) where `fsync` is off, as on a server kept for tests, where
+/// it copies a template of 200 tables in about 23 ms against 36 ms for the default `WAL_LOG`;
+/// the default where `fsync` is on, since `FILE_COPY` then waits for two checkpoints.
+fn copy_statement(
+    admin: &mut postgres::Client,
+    server_url: &str,
+    name: &str,
+    template: &str,
+) -> Result<String, Error> {
+    static FILE_COPY: Mutex<BTreeMap<String, bool>> = Mutex::new(BTreeMap::new());
+    let known = locked(&FILE_COPY).get(server_url).copied();
+    let file_copy = match known {
+        Some(known) => known,
+        None => {
+            let answer = admin
+                .simple_query(
+                    "SELECT current_setting('server_version_num')::int >= 150000 \
+                     AND current_setting('fsync') = 'off'",
+                )
+                .map_err(database_error(
+                    "reading the server's version and fsync setting",
+                ))?;
+            let file_copy = crate::runtime::catalog::rows(&answer)
+                .next()
+                .and_then(|row| row.into_iter().next().flatten())
+                .is_some_and(|v| v == "t");
+            locked(&FILE_COPY).insert(server_url.to_owned(), file_copy);
+            file_copy
+        }
+    };
+    Ok(format!(
+        "CREATE DATABASE {} TEMPLATE {}{}",
+        escape_identifier(name),
+        escape_identifier(template),
+        if file_copy { " STRATEGY FILE_COPY" } else { "" }
+    ))
+}
+
 /// A database of one test's own, migrated: dropped when it goes out of scope, kept (and named on
 /// stderr) when the test fails.
 #[derive(Debug)]
@@ -143,25 +202,26 @@ impl TestDatabase {
         // Refused before anything is created on the server.
         let url = with_database(server_url, &name)?;
         with_admin(server_url, |admin| {
-            template::remove_stale_once(admin, &template::name(migrations));
-            let copy = |admin: &mut postgres::Client, template: &str| {
-                admin.batch_execute(&format!(
-                    "CREATE DATABASE {} TEMPLATE {}",
-                    escape_identifier(&name),
-                    escape_identifier(template)
-                ))
-            };
+            clean_up_once(admin, &template::name(migrations));
             let template = template::ensure(admin, migrations, server_url)?;
+            if background::take_spare(admin, server_url, &template, &name).is_some() {
+                return Ok(());
+            }
+            let copy = |admin: &mut postgres::Client, template: &str| {
+                let sql = copy_statement(admin, server_url, &name, template)?;
+                admin
+                    .batch_execute(&sql)
+                    .map_err(database_error("creating a test database from the template"))
+            };
             match copy(admin, &template) {
                 // Removed since this process built or found it (by another's clean-up): again.
-                Err(e) if e.code().map(|c| c.code()) == Some("3D000") => {
+                Err(Error::Database { cause, .. }) if cause.code == "3D000" => {
                     template::forget(&template);
                     let template = template::ensure(admin, migrations, server_url)?;
                     copy(admin, &template)
                 }
                 copied => copied,
             }
-            .map_err(database_error("creating a test database from the template"))
         })?;
         Ok(TestDatabase {
             url,
@@ -267,6 +327,11 @@ impl Drop for TestDatabase {
         }
         if std::thread::panicking() && self.keep_on_panic {
             self.report_kept();
+            return;
+        }
+        // In the background, so that the next test need not wait; the process waits for it
+        // before it exits.
+        if background::drop_later(&self.server_url, self.name.clone()).is_ok() {
             return;
         }
         match crate::runtime::outside_async_runtime(|| self.drop_database()) {

@@ -3,7 +3,7 @@
 //! runs left on the server.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 
 use postgres::Client;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
@@ -186,19 +186,9 @@ pub(super) fn drop_database(admin: &mut Client, name: &str) -> Result<(), Error>
     }
 }
 
-/// Once per process: removes the test databases (kept ones included) and the templates older
-/// than a day, but `current` (which other processes may be copying). A failure is reported and
-/// does not stop the test.
-pub(super) fn remove_stale_once(admin: &mut Client, current: &str) {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if let Err(e) = remove_stale(admin, current) {
-            eprintln!("migrate::testing: could not remove old test databases: {e}");
-        }
-    });
-}
-
-fn remove_stale(admin: &mut Client, current: &str) -> Result<(), Error> {
+/// Removes the test databases (kept ones included) and the templates older than a day, but
+/// `current` (which other processes may be copying).
+pub(super) fn remove_stale(admin: &mut Client, current: &str) -> Result<(), Error> {
     let now = unix_seconds();
     let found = rows(
         admin,
@@ -237,7 +227,7 @@ mod tests {
         assert_eq!(a.len(), 20);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert!(format!("{TEMPLATE_PREFIX}{a}").len() <= 63);
-        static EMPTY: Migrations = crate::embedded::migrations(&[]);
+        static EMPTY: Migrations = crate::migration::migrations(&[]);
         assert_ne!(a, digest(&EMPTY));
     }
 }

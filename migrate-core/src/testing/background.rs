@@ -1,0 +1,351 @@
+//! What a process does beside its tests, so that a test waits for neither: dropping the
+//! databases of tests that passed, and copying the template ahead of the next test (a spare,
+//! renamed to the test's name when a test takes it).
+//!
+//! Spares are only made once a process has asked twice for the same template: a process that
+//! runs one test (one process per test, as nextest runs them) copies exactly once. Everything
+//! still queued is finished before the process exits (an `atexit` hook): spares are dropped and
+//! pending drops done. A spare's name carries the server process id of the connection that made
+//! it, so the spares of a process that was killed are removed by the next one, whose clean-up
+//! finds that connection gone.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use postgres::Client;
+use postgres_protocol::escape::escape_identifier;
+
+use super::{APPLICATION_NAME, locked, template, unix_seconds};
+use crate::runtime::Error;
+use crate::runtime::connect::connect;
+use crate::runtime::error::database_error;
+
+/// Spares: `migrate_spare_<server process id of their maker>_<unix seconds>_<counter>`.
+pub const SPARE_PREFIX: &str = "migrate_spare_";
+
+/// Spares kept ready (or being made) per template: enough that a test thread finds one while the
+/// next are made.
+const SPARES: usize = 2;
+
+/// Threads making spares, each on a connection of its own: two copies at once keep up with a
+/// test thread where one does not (a copy costs the server more than a short test does).
+const FILLERS: usize = 2;
+
+/// How long the exit hook waits for what is still queued before it gives up on it.
+const EXIT_BOUND: Duration = Duration::from_secs(60);
+
+/// The background work for one server.
+struct Server {
+    drops: Option<Sender<String>>,
+    dropper: Option<JoinHandle<()>>,
+    spares: Arc<Spares>,
+    fillers: Vec<JoinHandle<()>>,
+}
+
+/// The spares of one server, shared with the thread that makes them.
+struct Spares {
+    state: Mutex<SpareState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct SpareState {
+    /// Ready spares, as (template, spare).
+    ready: Vec<(String, String)>,
+    /// Spares of the wanted template being made.
+    making: usize,
+    /// The template to keep spares of: the last one asked for twice.
+    wanted: Option<String>,
+    /// How many times this process asked for each template.
+    asked: BTreeMap<String, u32>,
+    /// The process is exiting: make no more, drop what is ready.
+    stopping: bool,
+}
+
+static SERVERS: Mutex<BTreeMap<String, Server>> = Mutex::new(BTreeMap::new());
+
+/// Takes a ready spare of `template` for the test database `name`, and asks for the next one.
+/// `None` when none is ready: the caller copies the template itself.
+pub(super) fn take_spare(
+    admin: &mut Client,
+    server_url: &str,
+    template: &str,
+    name: &str,
+) -> Option<()> {
+    let spare = with_server(server_url, |server| {
+        let mut state = locked(&server.spares.state);
+        let asked = state.asked.entry(template.to_owned()).or_default();
+        *asked += 1;
+        if *asked >= 2 {
+            state.wanted = Some(template.to_owned());
+        }
+        let at = state.ready.iter().position(|(t, _)| t == template);
+        let spare = at.map(|at| state.ready.swap_remove(at).1);
+        server.spares.changed.notify_all();
+        spare
+    })
+    .flatten()?;
+    let renamed = admin.batch_execute(&format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        escape_identifier(&spare),
+        escape_identifier(name)
+    ));
+    match renamed {
+        Ok(()) => Some(()),
+        Err(e) => {
+            // Gone (another process's clean-up) or in use: the caller copies instead.
+            log::debug!("migrate::testing: a spare copy could not be taken: {e}");
+            None
+        }
+    }
+}
+
+/// Drops the database `name` in the background; the process waits for it before exiting.
+/// Gives the name back when it cannot be queued: the caller drops it itself.
+pub(super) fn drop_later(server_url: &str, name: String) -> Result<(), String> {
+    match with_server(server_url, |server| server.drops.clone()).flatten() {
+        Some(drops) => drops.send(name).map_err(|e| e.0),
+        None => Err(name),
+    }
+}
+
+/// Set when the process starts exiting: nothing new is started in the background then.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Runs `work` on the background of `server_url`, started on first use. `None` when the
+/// process is exiting or the background could not start.
+fn with_server<T>(server_url: &str, work: impl FnOnce(&mut Server) -> T) -> Option<T> {
+    static HOOKED: OnceLock<bool> = OnceLock::new();
+    if !*HOOKED.get_or_init(register_exit_hook) {
+        return None;
+    }
+    let mut servers = locked(&SERVERS);
+    if EXITING.load(Ordering::SeqCst) {
+        return None;
+    }
+    if !servers.contains_key(server_url) {
+        servers.insert(server_url.to_owned(), start(server_url)?);
+    }
+    servers.get_mut(server_url).map(work)
+}
+
+fn start(server_url: &str) -> Option<Server> {
+    let (drops, queue) = channel();
+    let url = server_url.to_owned();
+    let dropper = std::thread::Builder::new()
+        .name("migrate-testing-drops".to_owned())
+        .spawn(move || drop_each(&url, queue))
+        .ok()?;
+    let spares = Arc::new(Spares {
+        state: Mutex::new(SpareState::default()),
+        changed: Condvar::new(),
+    });
+    let fillers = (0..FILLERS)
+        .filter_map(|_| {
+            let url = server_url.to_owned();
+            let shared = Arc::clone(&spares);
+            std::thread::Builder::new()
+                .name("migrate-testing-spares".to_owned())
+                .spawn(move || fill(&url, &shared))
+                .ok()
+        })
+        .collect();
+    Some(Server {
+        drops: Some(drops),
+        dropper: Some(dropper),
+        spares,
+        fillers,
+    })
+}
+
+/// A connection for background work: its statements are bounded, so that the exit never hangs
+/// on a lock.
+fn background_connection(server_url: &str) -> Result<Client, Error> {
+    let mut client = connect(server_url, APPLICATION_NAME)?;
+    client
+        .batch_execute("SET lock_timeout = '30s'; SET statement_timeout = '5min'")
+        .map_err(database_error(
+            "setting the background connection's timeouts",
+        ))?;
+    Ok(client)
+}
+
+fn drop_each(server_url: &str, queue: Receiver<String>) {
+    let mut client: Option<Client> = None;
+    for name in queue {
+        let dropped = match client.as_mut().filter(|c| !c.is_closed()) {
+            Some(client) => template::drop_database(client, &name),
+            None => background_connection(server_url).and_then(|mut fresh| {
+                let dropped = template::drop_database(&mut fresh, &name);
+                client = Some(fresh);
+                dropped
+            }),
+        };
+        if let Err(e) = dropped {
+            eprintln!("migrate::testing: could not drop the test database {name}: {e}");
+        }
+    }
+}
+
+/// Keeps [`SPARES`] copies of the wanted template ready until the process exits, then drops
+/// the ones no test took.
+fn fill(server_url: &str, spares: &Spares) {
+    let mut client: Option<(Client, String)> = None;
+    let mut counter = 0u64;
+    while let Some(template) = next_to_make(spares) {
+        counter += 1;
+        let made = make_spare(&mut client, server_url, &template, counter);
+        let mut state = locked(&spares.state);
+        state.making -= 1;
+        match made {
+            // Made while the process began to exit: nobody takes it.
+            Ok(spare) if state.stopping => {
+                drop(state);
+                if let Some((admin, _)) = client.as_mut() {
+                    let _ = template::drop_database(admin, &spare);
+                }
+            }
+            Ok(spare) => state.ready.push((template, spare)),
+            Err(e) => {
+                log::debug!("migrate::testing: no spare copy of {template}: {e}");
+                // No connection, or the template is gone or being rebuilt: tests copy for
+                // themselves, and the next one asks again.
+                state.wanted = None;
+                state.asked.remove(&template);
+            }
+        }
+    }
+    let ready = std::mem::take(&mut locked(&spares.state).ready);
+    for (_, spare) in ready {
+        if let Some((admin, _)) = client.as_mut() {
+            let _ = template::drop_database(admin, &spare);
+        }
+    }
+}
+
+/// Copies `template` to a new spare, on the filler's connection (made again when lost).
+fn make_spare(
+    client: &mut Option<(Client, String)>,
+    server_url: &str,
+    template: &str,
+    counter: u64,
+) -> Result<String, Error> {
+    if client.as_ref().is_none_or(|(c, _)| c.is_closed()) {
+        let mut fresh = background_connection(server_url)?;
+        let pid = backend_pid(&mut fresh)?;
+        *client = Some((fresh, pid));
+    }
+    let Some((admin, maker)) = client.as_mut() else {
+        return Err(Error::NoTestServer);
+    };
+    let spare = format!("{SPARE_PREFIX}{maker}_{}_{counter}", unix_seconds());
+    let sql = super::copy_statement(admin, server_url, &spare, template)?;
+    admin
+        .batch_execute(&sql)
+        .map_err(database_error("copying the template ahead of a test"))?;
+    Ok(spare)
+}
+
+/// Waits until a spare of the wanted template is short, and counts it as being made; `None`
+/// once the process is exiting.
+fn next_to_make(spares: &Spares) -> Option<String> {
+    let mut state = locked(&spares.state);
+    loop {
+        if state.stopping {
+            return None;
+        }
+        if let Some(wanted) = state.wanted.clone() {
+            let ready = state.ready.iter().filter(|(t, _)| *t == wanted).count();
+            if ready + state.making < SPARES {
+                state.making += 1;
+                return Some(wanted);
+            }
+        }
+        state = spares
+            .changed
+            .wait(state)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// The server process id of `client`'s session: a spare's name carries its maker's.
+fn backend_pid(client: &mut Client) -> Result<String, Error> {
+    let rows = client
+        .simple_query("SELECT pg_backend_pid()")
+        .map_err(database_error("reading the connection's process id"))?;
+    Ok(crate::runtime::catalog::rows(&rows)
+        .next()
+        .and_then(|row| row.into_iter().next().flatten())
+        .unwrap_or_default())
+}
+
+/// Removes the spares whose maker's connection is gone: a process that was killed left them.
+pub(super) fn remove_orphaned_spares(admin: &mut Client) -> Result<(), Error> {
+    let orphans = admin
+        .simple_query(&format!(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, '{SPARE_PREFIX}') \
+             AND split_part(substr(datname, {start}), '_', 1) NOT IN \
+             (SELECT pid::text FROM pg_stat_activity WHERE application_name = '{APPLICATION_NAME}')",
+            start = SPARE_PREFIX.len() + 1
+        ))
+        .map_err(database_error("listing the spare copies left"))?;
+    for name in
+        crate::runtime::catalog::rows(&orphans).filter_map(|row| row.into_iter().next().flatten())
+    {
+        // One another process is renaming refuses: it is not an orphan.
+        let _ = template::drop_database(admin, &name);
+    }
+    Ok(())
+}
+
+unsafe extern "C" {
+    /// The C library's exit hook: libtest returns from `main` (or calls `exit`) when the tests
+    /// are done, and Rust runs no destructor of a static then.
+    fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+}
+
+fn register_exit_hook() -> bool {
+    // SAFETY: `finish_at_exit` is a plain function that lives as long as the process.
+    unsafe { atexit(finish_at_exit) == 0 }
+}
+
+extern "C" fn finish_at_exit() {
+    // A panic must not cross into C: whatever goes wrong here is reported and ignored.
+    let _ = std::panic::catch_unwind(finish);
+}
+
+/// Stops making spares, drops them and finishes the queued drops, within [`EXIT_BOUND`].
+fn finish() {
+    let servers = {
+        let mut servers = locked(&SERVERS);
+        EXITING.store(true, Ordering::SeqCst);
+        std::mem::take(&mut *servers)
+    };
+    let (done, finished) = channel();
+    let waiter = std::thread::spawn(move || {
+        for (_, mut server) in servers {
+            {
+                let mut state = locked(&server.spares.state);
+                state.stopping = true;
+                server.spares.changed.notify_all();
+            }
+            // Closing the queue ends the dropper once it has dropped everything in it.
+            server.drops = None;
+            for thread in server.fillers.drain(..).chain(server.dropper.take()) {
+                let _ = thread.join();
+            }
+        }
+        let _ = done.send(());
+    });
+    if finished.recv_timeout(EXIT_BOUND).is_err() {
+        eprintln!(
+            "migrate::testing: test databases were still being dropped after {} s; the next run removes them",
+            EXIT_BOUND.as_secs()
+        );
+    }
+    drop(waiter);
+}
