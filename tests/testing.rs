@@ -114,37 +114,80 @@ fn expected_panic_host(db: TestDatabase) {
     panic!("this test panics on purpose, and passes by it");
 }
 
-/// A process that asks for a second database gets the next one copied ahead: a spare appears
-/// on the server while its tests run, and a later test takes it under its own name.
+/// A process that asks for a second database gets the next ones copied ahead: spares appear on
+/// the server while its tests run, and a later test takes one under its own name (the same
+/// database: the same oid). A spare someone is connected to cannot be renamed: the test copies
+/// the template itself, and that spare is dropped, not left behind.
 #[test]
 #[ignore = "run by the driver tests of this file, against their server"]
 fn spares_host() {
-    let mut admin = postgres::Client::connect(&pg_harness::server_url(), postgres::NoTls).unwrap();
-    let spares = |admin: &mut postgres::Client| databases(admin, "migrate_spare_");
+    let server = pg_harness::server_url();
+    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    let oid = |admin: &mut postgres::Client, name: &str| -> i64 {
+        admin
+            .query_one(
+                "SELECT oid::int8 FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let two_spares = |admin: &mut postgres::Client| -> Vec<(String, i64)> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while databases(admin, "migrate_spare_").len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no spare copies were made"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // A spare is listed once its copy commits, a moment before its maker hands it out.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        databases(admin, "migrate_spare_")
+            .into_iter()
+            .map(|name| {
+                let oid = oid(admin, &name);
+                (name, oid)
+            })
+            .collect()
+    };
     let first = TestDatabase::create(&MIGRATIONS).unwrap();
     let second = TestDatabase::create(&MIGRATIONS).unwrap();
+    let ready = two_spares(&mut admin);
+    let third = TestDatabase::create(&MIGRATIONS).unwrap();
+    let taken = oid(&mut admin, third.name());
+    assert!(
+        ready.iter().any(|(_, oid)| *oid == taken),
+        "{} ({taken}) is not one of {ready:?}",
+        third.name()
+    );
+    own_row_only(&mut third.client().unwrap(), "spares_host");
+
+    let ready = two_spares(&mut admin);
+    let held: Vec<postgres::Client> = ready
+        .iter()
+        .map(|(name, _)| {
+            let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+            postgres::Client::connect(&url, postgres::NoTls).unwrap()
+        })
+        .collect();
+    let fourth = TestDatabase::create(&MIGRATIONS).unwrap();
+    let copied = oid(&mut admin, fourth.name());
+    assert!(ready.iter().all(|(_, oid)| *oid != copied), "{ready:?}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while spares(&mut admin).len() < 2 {
+    loop {
+        let left = databases(&mut admin, "migrate_spare_");
+        if ready.iter().any(|(name, _)| !left.contains(name)) {
+            break;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "no spare copies were made"
+            "the spare that could not be taken is still there: {left:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let ready = spares(&mut admin);
-    let third = TestDatabase::create(&MIGRATIONS).unwrap();
-    assert!(
-        third.name().starts_with("migrate_test_"),
-        "{}",
-        third.name()
-    );
-    let left: Vec<String> = spares(&mut admin)
-        .into_iter()
-        .filter(|s| ready.contains(s))
-        .collect();
-    assert_eq!(left.len(), 1, "one of {ready:?} was taken: {left:?}");
-    own_row_only(&mut third.client().unwrap(), "spares_host");
-    drop((first, second, third));
+    drop(held);
+    drop((first, second, third, fourth));
 }
 
 static FAILING: migrate::Migrations = migrate::embed_migrations!("tests/migrations/failing");

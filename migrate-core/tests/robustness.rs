@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use migrate_core::analysis::check::{Analysis, analyze_dir};
 use migrate_core::analysis::graph::{GraphNode, check_graph};
 use migrate_core::analysis::header::parse_header;
 use migrate_core::analysis::source::normalize;
 use migrate_core::analysis::statements::split_statements;
-use migrate_core::analysis::check::{Analysis, analyze_dir};
 use proptest::prelude::*;
 
 struct TempDir(PathBuf);

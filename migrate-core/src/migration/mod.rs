@@ -6,7 +6,9 @@ mod record;
 mod set;
 
 pub use record::{Migration, MigrationParts, Statement, migration};
+#[cfg(feature = "analysis")]
+pub(crate) use set::DEFAULT_TARGET_POSTGRES;
 pub use set::{
-    DEFAULT_TARGET_POSTGRES, Migrations, Packed, history_digest_hex, migrations,
-    migrations_embedded, migrations_for, migrations_with_snapshot,
+    Migrations, Packed, history_digest_hex, migrations, migrations_embedded, migrations_for,
+    migrations_with_snapshot,
 };

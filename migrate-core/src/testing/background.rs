@@ -2,16 +2,17 @@
 //! databases of tests that passed, and copying the template ahead of the next test (a spare,
 //! renamed to the test's name when a test takes it).
 //!
-//! Spares are only made once a process has asked twice for the same template: a process that
-//! runs one test (one process per test, as nextest runs them) copies exactly once. Everything
-//! still queued is finished before the process exits (an `atexit` hook): spares are dropped and
-//! pending drops done. A spare's name carries the server process id of the connection that made
-//! it, so the spares of a process that was killed are removed by the next one, whose clean-up
-//! finds that connection gone.
+//! Nothing runs in the background until a process has asked twice for the same template: a
+//! process that runs one test (one process per test, as nextest runs them) copies once and drops
+//! inline. Everything still queued is finished before the process exits (an `atexit` hook):
+//! spares are dropped and pending drops done. A spare's name carries the server process id and
+//! start time of the session that made it, so the spares of a process that was killed are
+//! removed by the next one, whose clean-up finds that session gone.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,12 +20,12 @@ use std::time::Duration;
 use postgres::Client;
 use postgres_protocol::escape::escape_identifier;
 
-use super::{APPLICATION_NAME, locked, template, unix_seconds};
+use super::{APPLICATION_NAME, locked, template};
 use crate::runtime::Error;
 use crate::runtime::connect::connect;
 use crate::runtime::error::database_error;
 
-/// Spares: `migrate_spare_<server process id of their maker>_<unix seconds>_<counter>`.
+/// Spares: `migrate_spare_<maker's server process id>_<its session's start, unix seconds>_<n>`.
 pub const SPARE_PREFIX: &str = "migrate_spare_";
 
 /// Spares kept ready (or being made) per template: enough that a test thread finds one while the
@@ -38,9 +39,13 @@ const FILLERS: usize = 2;
 /// How long the exit hook waits for what is still queued before it gives up on it.
 const EXIT_BOUND: Duration = Duration::from_secs(60);
 
+/// Drops queued at most: a test that finds the queue full drops its database itself, so that
+/// fast tests on many threads cannot pile up copies on the server.
+const QUEUED_DROPS: usize = 4;
+
 /// The background work for one server.
 struct Server {
-    drops: Option<Sender<String>>,
+    drops: Option<SyncSender<String>>,
     dropper: Option<JoinHandle<()>>,
     spares: Arc<Spares>,
     fillers: Vec<JoinHandle<()>>,
@@ -60,29 +65,38 @@ struct SpareState {
     making: usize,
     /// The template to keep spares of: the last one asked for twice.
     wanted: Option<String>,
-    /// How many times this process asked for each template.
-    asked: BTreeMap<String, u32>,
     /// The process is exiting: make no more, drop what is ready.
     stopping: bool,
 }
 
 static SERVERS: Mutex<BTreeMap<String, Server>> = Mutex::new(BTreeMap::new());
 
-/// Takes a ready spare of `template` for the test database `name`, and asks for the next one.
-/// `None` when none is ready: the caller copies the template itself.
+/// How many times this process asked for each (server, template).
+static ASKED: Mutex<BTreeMap<(String, String), u32>> = Mutex::new(BTreeMap::new());
+
+/// Takes a ready spare of `template` for the test database `name`, and asks for the next ones
+/// once this process has asked for the template twice. `None` when none is ready: the caller
+/// copies the template itself.
 pub(super) fn take_spare(
     admin: &mut Client,
     server_url: &str,
     template: &str,
     name: &str,
 ) -> Option<()> {
-    let spare = with_server(server_url, |server| {
+    let asked = {
+        let mut asked = locked(&ASKED);
+        let count = asked
+            .entry((server_url.to_owned(), template.to_owned()))
+            .or_default();
+        *count += 1;
+        *count
+    };
+    if asked < 2 {
+        return None;
+    }
+    let spare = with_server(server_url, true, |server| {
         let mut state = locked(&server.spares.state);
-        let asked = state.asked.entry(template.to_owned()).or_default();
-        *asked += 1;
-        if *asked >= 2 {
-            state.wanted = Some(template.to_owned());
-        }
+        state.wanted = Some(template.to_owned());
         let at = state.ready.iter().position(|(t, _)| t == template);
         let spare = at.map(|at| state.ready.swap_remove(at).1);
         server.spares.changed.notify_all();
@@ -97,44 +111,69 @@ pub(super) fn take_spare(
     match renamed {
         Ok(()) => Some(()),
         Err(e) => {
-            // Gone (another process's clean-up) or in use: the caller copies instead.
-            log::debug!("migrate::testing: a spare copy could not be taken: {e}");
+            // Gone (another process's clean-up), or someone connected to it: the caller copies
+            // instead, and the spare, no longer anyone's, is dropped.
+            report(&format!(
+                "a spare copy of the template could not be taken ({e}); the test copies it itself"
+            ));
+            if let Err(spare) = drop_later(server_url, spare) {
+                let _ = template::drop_database(admin, &spare);
+            }
             None
         }
     }
 }
 
-/// Drops the database `name` in the background; the process waits for it before exiting.
-/// Gives the name back when it cannot be queued: the caller drops it itself.
+/// Drops the database `name` in the background, once the background runs (a process that asked
+/// for a template twice) and while its queue has room; the process waits for it before exiting.
+/// Gives the name back otherwise: the caller drops it itself.
 pub(super) fn drop_later(server_url: &str, name: String) -> Result<(), String> {
-    match with_server(server_url, |server| server.drops.clone()).flatten() {
-        Some(drops) => drops.send(name).map_err(|e| e.0),
+    match with_server(server_url, false, |server| server.drops.clone()).flatten() {
+        Some(drops) => drops.try_send(name).map_err(|e| match e {
+            TrySendError::Full(name) | TrySendError::Disconnected(name) => name,
+        }),
         None => Err(name),
     }
+}
+
+/// A line on the process's stderr, past the test harness's capture: background threads inherit
+/// the capture of the test that started them, which is thrown away when that test passes.
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "migrate::testing: {line}");
 }
 
 /// Set when the process starts exiting: nothing new is started in the background then.
 static EXITING: AtomicBool = AtomicBool::new(false);
 
-/// Runs `work` on the background of `server_url`, started on first use. `None` when the
-/// process is exiting or the background could not start.
-fn with_server<T>(server_url: &str, work: impl FnOnce(&mut Server) -> T) -> Option<T> {
-    static HOOKED: OnceLock<bool> = OnceLock::new();
-    if !*HOOKED.get_or_init(register_exit_hook) {
-        return None;
-    }
+/// Runs `work` on the background of `server_url`, started first when `start_it`. `None` when it
+/// does not run (not started, the process is exiting, or its threads could not start).
+fn with_server<T>(
+    server_url: &str,
+    start_it: bool,
+    work: impl FnOnce(&mut Server) -> T,
+) -> Option<T> {
     let mut servers = locked(&SERVERS);
     if EXITING.load(Ordering::SeqCst) {
         return None;
     }
     if !servers.contains_key(server_url) {
+        if !start_it || !*HOOKED.get_or_init(register_exit_hook) {
+            return None;
+        }
         servers.insert(server_url.to_owned(), start(server_url)?);
     }
     servers.get_mut(server_url).map(work)
 }
 
+/// Whether the exit hook is in place (a background is only started once it is).
+static HOOKED: OnceLock<bool> = OnceLock::new();
+
+/// The process that registered the exit hook: a child made by `fork` inherits the hook, but not
+/// the threads it would wait for.
+static HOOKED_BY: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 fn start(server_url: &str) -> Option<Server> {
-    let (drops, queue) = channel();
+    let (drops, queue) = sync_channel(QUEUED_DROPS);
     let url = server_url.to_owned();
     let dropper = std::thread::Builder::new()
         .name("migrate-testing-drops".to_owned())
@@ -186,7 +225,7 @@ fn drop_each(server_url: &str, queue: Receiver<String>) {
             }),
         };
         if let Err(e) = dropped {
-            eprintln!("migrate::testing: could not drop the test database {name}: {e}");
+            report(&format!("could not drop the test database {name}: {e}"));
         }
     }
 }
@@ -205,25 +244,34 @@ fn fill(server_url: &str, spares: &Spares) {
             // Made while the process began to exit: nobody takes it.
             Ok(spare) if state.stopping => {
                 drop(state);
-                if let Some((admin, _)) = client.as_mut() {
-                    let _ = template::drop_database(admin, &spare);
-                }
+                drop_spare(&mut client, server_url, &spare);
             }
             Ok(spare) => state.ready.push((template, spare)),
             Err(e) => {
                 log::debug!("migrate::testing: no spare copy of {template}: {e}");
                 // No connection, or the template is gone or being rebuilt: tests copy for
-                // themselves, and the next one asks again.
-                state.wanted = None;
-                state.asked.remove(&template);
+                // themselves until the next one asks again.
+                if state.wanted.as_deref() == Some(template.as_str()) {
+                    state.wanted = None;
+                }
             }
         }
     }
     let ready = std::mem::take(&mut locked(&spares.state).ready);
     for (_, spare) in ready {
-        if let Some((admin, _)) = client.as_mut() {
-            let _ = template::drop_database(admin, &spare);
-        }
+        drop_spare(&mut client, server_url, &spare);
+    }
+}
+
+/// Drops a spare no test took, on the filler's connection or, when that is gone, a new one.
+fn drop_spare(client: &mut Option<(Client, String)>, server_url: &str, spare: &str) {
+    let dropped = match client.as_mut().filter(|(c, _)| !c.is_closed()) {
+        Some((admin, _)) => template::drop_database(admin, spare),
+        None => background_connection(server_url)
+            .and_then(|mut fresh| template::drop_database(&mut fresh, spare)),
+    };
+    if let Err(e) = dropped {
+        report(&format!("could not drop the spare copy {spare}: {e}"));
     }
 }
 
@@ -242,7 +290,7 @@ fn make_spare(
     let Some((admin, maker)) = client.as_mut() else {
         return Err(Error::NoTestServer);
     };
-    let spare = format!("{SPARE_PREFIX}{maker}_{}_{counter}", unix_seconds());
+    let spare = format!("{SPARE_PREFIX}{maker}_{counter}");
     let sql = super::copy_statement(admin, server_url, &spare, template)?;
     admin
         .batch_execute(&sql)
@@ -272,10 +320,14 @@ fn next_to_make(spares: &Spares) -> Option<String> {
     }
 }
 
-/// The server process id of `client`'s session: a spare's name carries its maker's.
+/// `<server process id>_<start, unix seconds>` of `client`'s session: a spare's name carries its
+/// maker's, which no other session has while the maker lives.
 fn backend_pid(client: &mut Client) -> Result<String, Error> {
     let rows = client
-        .simple_query("SELECT pg_backend_pid()")
+        .simple_query(
+            "SELECT pid || '_' || extract(epoch FROM backend_start)::bigint \
+             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+        )
         .map_err(database_error("reading the connection's process id"))?;
     Ok(crate::runtime::catalog::rows(&rows)
         .next()
@@ -288,8 +340,8 @@ pub(super) fn remove_orphaned_spares(admin: &mut Client) -> Result<(), Error> {
     let orphans = admin
         .simple_query(&format!(
             "SELECT datname FROM pg_database WHERE starts_with(datname, '{SPARE_PREFIX}') \
-             AND split_part(substr(datname, {start}), '_', 1) NOT IN \
-             (SELECT pid::text FROM pg_stat_activity WHERE application_name = '{APPLICATION_NAME}')",
+             AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE starts_with(substr(datname, {start}), \
+             pid || '_' || extract(epoch FROM backend_start)::bigint || '_'))",
             start = SPARE_PREFIX.len() + 1
         ))
         .map_err(database_error("listing the spare copies left"))?;
@@ -309,6 +361,7 @@ unsafe extern "C" {
 }
 
 fn register_exit_hook() -> bool {
+    HOOKED_BY.store(std::process::id(), Ordering::SeqCst);
     // SAFETY: `finish_at_exit` is a plain function that lives as long as the process.
     unsafe { atexit(finish_at_exit) == 0 }
 }
@@ -320,21 +373,24 @@ extern "C" fn finish_at_exit() {
 
 /// Stops making spares, drops them and finishes the queued drops, within [`EXIT_BOUND`].
 fn finish() {
-    let servers = {
+    if HOOKED_BY.load(Ordering::SeqCst) != std::process::id() {
+        return;
+    }
+    let mut servers = {
         let mut servers = locked(&SERVERS);
         EXITING.store(true, Ordering::SeqCst);
         std::mem::take(&mut *servers)
     };
+    // Every server stops first, then the process waits for them all.
+    for server in servers.values_mut() {
+        locked(&server.spares.state).stopping = true;
+        server.spares.changed.notify_all();
+        // Closing the queue ends the dropper once it has dropped everything in it.
+        server.drops = None;
+    }
     let (done, finished) = channel();
     let waiter = std::thread::spawn(move || {
-        for (_, mut server) in servers {
-            {
-                let mut state = locked(&server.spares.state);
-                state.stopping = true;
-                server.spares.changed.notify_all();
-            }
-            // Closing the queue ends the dropper once it has dropped everything in it.
-            server.drops = None;
+        for server in servers.values_mut() {
             for thread in server.fillers.drain(..).chain(server.dropper.take()) {
                 let _ = thread.join();
             }
@@ -342,10 +398,10 @@ fn finish() {
         let _ = done.send(());
     });
     if finished.recv_timeout(EXIT_BOUND).is_err() {
-        eprintln!(
-            "migrate::testing: test databases were still being dropped after {} s; the next run removes them",
+        report(&format!(
+            "test databases were still being dropped after {} s; a later run removes them after a day",
             EXIT_BOUND.as_secs()
-        );
+        ));
     }
     drop(waiter);
 }

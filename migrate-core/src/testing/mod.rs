@@ -18,7 +18,7 @@
 //!
 //! A process that runs several tests copies the template ahead of them and drops their
 //! databases behind them, in the background (`background.rs`), and finishes both before it
-//! exits.
+//! exits: a passing test's database may outlive the test by a moment, never the process.
 
 mod background;
 mod template;
