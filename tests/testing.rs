@@ -122,7 +122,7 @@ fn expected_panic_host(db: TestDatabase) {
 #[ignore = "run by the driver tests of this file, against their server"]
 fn spares_host() {
     let server = pg_harness::server_url();
-    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    let mut admin = connect(&server, None);
     let oid = |admin: &mut postgres::Client, name: &str| -> i64 {
         admin
             .query_one(
@@ -166,10 +166,7 @@ fn spares_host() {
     let ready = two_spares(&mut admin);
     let held: Vec<postgres::Client> = ready
         .iter()
-        .map(|(name, _)| {
-            let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
-            postgres::Client::connect(&url, postgres::NoTls).unwrap()
-        })
+        .map(|(name, _)| connect(&server, Some(name)))
         .collect();
     let fourth = TestDatabase::create(&MIGRATIONS).unwrap();
     let copied = oid(&mut admin, fourth.name());
@@ -197,7 +194,7 @@ static FAILING: migrate::Migrations = migrate::embed_migrations!("tests/migratio
 #[test]
 #[ignore = "run by the driver tests of this file, against their server"]
 fn failed_build_host() {
-    let mut admin = postgres::Client::connect(&pg_harness::server_url(), postgres::NoTls).unwrap();
+    let mut admin = connect(&pg_harness::server_url(), None);
     let xid = |admin: &mut postgres::Client| -> i64 {
         admin
             .query_one("SELECT txid_current()", &[])
@@ -244,6 +241,18 @@ fn run_hosts(url: &str, filter: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A connection to the server at `url`, or to its database `database`.
+fn connect(url: &str, database: Option<&str>) -> postgres::Client {
+    let url = match database {
+        Some(database) => format!(
+            "{}/{database}",
+            url.rsplit_once('/').map_or(url, |(server, _)| server)
+        ),
+        None => url.to_owned(),
+    };
+    pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30))
+}
+
 fn databases(admin: &mut postgres::Client, prefix: &str) -> Vec<String> {
     admin
         .query(
@@ -268,7 +277,7 @@ fn text(output: &Output) -> String {
 fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_template() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let url = server_url();
-    let mut admin = pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30));
+    let mut admin = connect(&url, None);
     // What runs of long ago left: a kept test database and a template of other migrations. The
     // first test of the process removes both.
     for statement in [
@@ -301,13 +310,7 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
     let [template] = templates.as_slice() else {
         panic!("templates: {templates:?}");
     };
-    let template_url = format!(
-        "{}/{template}",
-        url.rsplit_once('/')
-            .map_or(url.as_str(), |(server, _)| server)
-    );
-    let mut template_client =
-        pg_harness::connect_with_retry(&template_url, std::time::Duration::from_secs(30));
+    let mut template_client = connect(&url, Some(template.as_str()));
     let history: String = template_client.query_one(HISTORY, &[]).unwrap().get(0);
     drop(template_client);
     assert_eq!(histories.first().copied(), Some(history.as_str()));
@@ -341,15 +344,13 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
     admin
         .batch_execute(&format!("COMMENT ON DATABASE {template} IS NULL"))
         .unwrap();
-    let mut template_client =
-        pg_harness::connect_with_retry(&template_url, std::time::Duration::from_secs(30));
+    let mut template_client = connect(&url, Some(template.as_str()));
     template_client.batch_execute("DROP TABLE posts").unwrap();
     drop(template_client);
     let fixture = run_hosts(&url, &["--exact", "fixture_host"]);
     assert!(fixture.status.success(), "{}", text(&fixture));
     assert_eq!(databases(&mut admin, "migrate_test_"), Vec::<String>::new());
-    let mut template_client =
-        pg_harness::connect_with_retry(&template_url, std::time::Duration::from_secs(30));
+    let mut template_client = connect(&url, Some(template.as_str()));
     let posts: i64 = template_client
         .query_one(
             "SELECT count(*) FROM pg_tables WHERE tablename = 'posts'",
@@ -364,7 +365,7 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
 fn a_process_copies_ahead_and_leaves_no_spare_when_it_exits() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let url = server_url();
-    let mut admin = pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30));
+    let mut admin = connect(&url, None);
     let run = run_hosts(&url, &["--exact", "spares_host"]);
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(
@@ -378,7 +379,7 @@ fn a_process_copies_ahead_and_leaves_no_spare_when_it_exits() {
 fn a_failing_test_keeps_its_database_and_names_it() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let url = server_url();
-    let mut admin = pg_harness::connect_with_retry(&url, std::time::Duration::from_secs(30));
+    let mut admin = connect(&url, None);
     for test in ["failed_build_host", "blocking_client_in_async_host"] {
         let run = run_hosts(&url, &["--exact", test]);
         assert!(run.status.success(), "{}", text(&run));
@@ -411,13 +412,7 @@ fn a_failing_test_keeps_its_database_and_names_it() {
         assert!(line.ends_with("); it is removed after a day"), "{line}");
         assert_eq!(databases(&mut admin, "migrate_test_"), [name]);
         // The kept database holds what the test did.
-        let kept_url = format!(
-            "{}/{name}",
-            url.rsplit_once('/')
-                .map_or(url.as_str(), |(server, _)| server)
-        );
-        let mut kept =
-            pg_harness::connect_with_retry(&kept_url, std::time::Duration::from_secs(30));
+        let mut kept = connect(&url, Some(name));
         let email: String = kept.query_one(EMAILS, &[]).unwrap().get(0);
         assert_eq!(email, format!("{test}@example.fr"));
         drop(kept);

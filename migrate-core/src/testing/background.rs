@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -20,7 +20,7 @@ use std::time::Duration;
 use postgres::Client;
 use postgres_protocol::escape::escape_identifier;
 
-use super::{APPLICATION_NAME, locked, template};
+use super::{APPLICATION_NAME, locked, rows, template, value};
 use crate::runtime::Error;
 use crate::runtime::connect::connect;
 use crate::runtime::error::database_error;
@@ -170,7 +170,7 @@ static HOOKED: OnceLock<bool> = OnceLock::new();
 
 /// The process that registered the exit hook: a child made by `fork` inherits the hook, but not
 /// the threads it would wait for.
-static HOOKED_BY: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static HOOKED_BY: AtomicU32 = AtomicU32::new(0);
 
 fn start(server_url: &str) -> Option<Server> {
     let (drops, queue) = sync_channel(QUEUED_DROPS);
@@ -201,50 +201,73 @@ fn start(server_url: &str) -> Option<Server> {
     })
 }
 
-/// A connection for background work: its statements are bounded, so that the exit never hangs
-/// on a lock.
-fn background_connection(server_url: &str) -> Result<Client, Error> {
-    let mut client = connect(server_url, APPLICATION_NAME)?;
-    client
-        .batch_execute("SET lock_timeout = '30s'; SET statement_timeout = '5min'")
-        .map_err(database_error(
-            "setting the background connection's timeouts",
-        ))?;
-    Ok(client)
+/// A background thread's connection, made (again) when it is needed and gone: its statements
+/// are bounded, so that the exit never hangs on a lock.
+#[derive(Default)]
+struct Session {
+    client: Option<Client>,
+    /// `<server process id>_<start, unix seconds>` of the session: a spare's name carries its
+    /// maker's, which no other session has while the maker lives.
+    id: String,
+}
+
+impl Session {
+    /// The connection, and the session's id.
+    fn client(&mut self, server_url: &str) -> Result<(&mut Client, &str), Error> {
+        let client = match self.client.take() {
+            Some(client) if !client.is_closed() => client,
+            _ => {
+                let mut fresh = connect(server_url, APPLICATION_NAME)?;
+                fresh
+                    .batch_execute("SET lock_timeout = '30s'; SET statement_timeout = '5min'")
+                    .map_err(database_error(
+                        "setting the background connection's timeouts",
+                    ))?;
+                self.id = value(
+                    &mut fresh,
+                    "SELECT pid || '_' || extract(epoch FROM backend_start)::bigint \
+                     FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                    "reading the connection's process id",
+                )?
+                .unwrap_or_default();
+                fresh
+            }
+        };
+        Ok((self.client.insert(client), &self.id))
+    }
+
+    fn drop_database(&mut self, server_url: &str, name: &str, what: &str) {
+        let dropped = self
+            .client(server_url)
+            .and_then(|(client, _)| template::drop_database(client, name));
+        if let Err(e) = dropped {
+            report(&format!("could not drop the {what} {name}: {e}"));
+        }
+    }
 }
 
 fn drop_each(server_url: &str, queue: Receiver<String>) {
-    let mut client: Option<Client> = None;
+    let mut session = Session::default();
     for name in queue {
-        let dropped = match client.as_mut().filter(|c| !c.is_closed()) {
-            Some(client) => template::drop_database(client, &name),
-            None => background_connection(server_url).and_then(|mut fresh| {
-                let dropped = template::drop_database(&mut fresh, &name);
-                client = Some(fresh);
-                dropped
-            }),
-        };
-        if let Err(e) = dropped {
-            report(&format!("could not drop the test database {name}: {e}"));
-        }
+        session.drop_database(server_url, &name, "test database");
     }
 }
 
 /// Keeps [`SPARES`] copies of the wanted template ready until the process exits, then drops
 /// the ones no test took.
 fn fill(server_url: &str, spares: &Spares) {
-    let mut client: Option<(Client, String)> = None;
+    let mut session = Session::default();
     let mut counter = 0u64;
     while let Some(template) = next_to_make(spares) {
         counter += 1;
-        let made = make_spare(&mut client, server_url, &template, counter);
+        let made = make_spare(&mut session, server_url, &template, counter);
         let mut state = locked(&spares.state);
         state.making -= 1;
         match made {
             // Made while the process began to exit: nobody takes it.
             Ok(spare) if state.stopping => {
                 drop(state);
-                drop_spare(&mut client, server_url, &spare);
+                session.drop_database(server_url, &spare, "spare copy");
             }
             Ok(spare) => state.ready.push((template, spare)),
             Err(e) => {
@@ -259,42 +282,20 @@ fn fill(server_url: &str, spares: &Spares) {
     }
     let ready = std::mem::take(&mut locked(&spares.state).ready);
     for (_, spare) in ready {
-        drop_spare(&mut client, server_url, &spare);
+        session.drop_database(server_url, &spare, "spare copy");
     }
 }
 
-/// Drops a spare no test took, on the filler's connection or, when that is gone, a new one.
-fn drop_spare(client: &mut Option<(Client, String)>, server_url: &str, spare: &str) {
-    let dropped = match client.as_mut().filter(|(c, _)| !c.is_closed()) {
-        Some((admin, _)) => template::drop_database(admin, spare),
-        None => background_connection(server_url)
-            .and_then(|mut fresh| template::drop_database(&mut fresh, spare)),
-    };
-    if let Err(e) = dropped {
-        report(&format!("could not drop the spare copy {spare}: {e}"));
-    }
-}
-
-/// Copies `template` to a new spare, on the filler's connection (made again when lost).
+/// Copies `template` to a new spare, on the filler's connection.
 fn make_spare(
-    client: &mut Option<(Client, String)>,
+    session: &mut Session,
     server_url: &str,
     template: &str,
     counter: u64,
 ) -> Result<String, Error> {
-    if client.as_ref().is_none_or(|(c, _)| c.is_closed()) {
-        let mut fresh = background_connection(server_url)?;
-        let pid = backend_pid(&mut fresh)?;
-        *client = Some((fresh, pid));
-    }
-    let Some((admin, maker)) = client.as_mut() else {
-        return Err(Error::NoTestServer);
-    };
+    let (admin, maker) = session.client(server_url)?;
     let spare = format!("{SPARE_PREFIX}{maker}_{counter}");
-    let sql = super::copy_statement(admin, server_url, &spare, template)?;
-    admin
-        .batch_execute(&sql)
-        .map_err(database_error("copying the template ahead of a test"))?;
+    super::copy_template(admin, server_url, &spare, template)?;
     Ok(spare)
 }
 
@@ -320,33 +321,21 @@ fn next_to_make(spares: &Spares) -> Option<String> {
     }
 }
 
-/// `<server process id>_<start, unix seconds>` of `client`'s session: a spare's name carries its
-/// maker's, which no other session has while the maker lives.
-fn backend_pid(client: &mut Client) -> Result<String, Error> {
-    let rows = client
-        .simple_query(
-            "SELECT pid || '_' || extract(epoch FROM backend_start)::bigint \
-             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-        )
-        .map_err(database_error("reading the connection's process id"))?;
-    Ok(crate::runtime::catalog::rows(&rows)
-        .next()
-        .and_then(|row| row.into_iter().next().flatten())
-        .unwrap_or_default())
-}
-
 /// Removes the spares whose maker's connection is gone: a process that was killed left them.
 pub(super) fn remove_orphaned_spares(admin: &mut Client) -> Result<(), Error> {
-    let orphans = admin
-        .simple_query(&format!(
+    let orphans = rows(
+        admin,
+        &format!(
             "SELECT datname FROM pg_database WHERE starts_with(datname, '{SPARE_PREFIX}') \
              AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE starts_with(substr(datname, {start}), \
              pid || '_' || extract(epoch FROM backend_start)::bigint || '_'))",
             start = SPARE_PREFIX.len() + 1
-        ))
-        .map_err(database_error("listing the spare copies left"))?;
-    for name in
-        crate::runtime::catalog::rows(&orphans).filter_map(|row| row.into_iter().next().flatten())
+        ),
+        "listing the spare copies left",
+    )?;
+    for name in orphans
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
     {
         // One another process is renaming refuses: it is not an orphan.
         let _ = template::drop_database(admin, &name);

@@ -117,43 +117,58 @@ fn clean_up_once(admin: &mut postgres::Client, current: &str) {
     });
 }
 
+/// The rows of `sql`, as text cells.
+fn rows(
+    client: &mut postgres::Client,
+    sql: &str,
+    action: &str,
+) -> Result<Vec<Vec<Option<String>>>, Error> {
+    let messages = client.simple_query(sql).map_err(database_error(action))?;
+    Ok(crate::runtime::catalog::rows(&messages).collect())
+}
+
+/// The first cell of the first row of `sql`.
+fn value(client: &mut postgres::Client, sql: &str, action: &str) -> Result<Option<String>, Error> {
+    Ok(rows(client, sql, action)?
+        .into_iter()
+        .next()
+        .and_then(|row| row.into_iter().next().flatten()))
+}
+
 /// `CREATE DATABASE name TEMPLATE template`, with the copy strategy that is fastest on the
 /// server: `FILE_COPY` (PostgreSQL 15+) where `fsync` is off, as on a server kept for tests, where
 /// it copies a template of 200 tables in about 23 ms against 36 ms for the default `WAL_LOG`;
 /// the default where `fsync` is on, since `FILE_COPY` then waits for two checkpoints.
-fn copy_statement(
+fn copy_template(
     admin: &mut postgres::Client,
     server_url: &str,
     name: &str,
     template: &str,
-) -> Result<String, Error> {
+) -> Result<(), Error> {
     static FILE_COPY: Mutex<BTreeMap<String, bool>> = Mutex::new(BTreeMap::new());
     let known = locked(&FILE_COPY).get(server_url).copied();
     let file_copy = match known {
         Some(known) => known,
         None => {
-            let answer = admin
-                .simple_query(
-                    "SELECT current_setting('server_version_num')::int >= 150000 \
-                     AND current_setting('fsync') = 'off'",
-                )
-                .map_err(database_error(
-                    "reading the server's version and fsync setting",
-                ))?;
-            let file_copy = crate::runtime::catalog::rows(&answer)
-                .next()
-                .and_then(|row| row.into_iter().next().flatten())
-                .is_some_and(|v| v == "t");
+            let file_copy = value(
+                admin,
+                "SELECT current_setting('server_version_num')::int >= 150000 \
+                 AND current_setting('fsync') = 'off'",
+                "reading the server's version and fsync setting",
+            )?
+            .is_some_and(|v| v == "t");
             locked(&FILE_COPY).insert(server_url.to_owned(), file_copy);
             file_copy
         }
     };
-    Ok(format!(
-        "CREATE DATABASE {} TEMPLATE {}{}",
-        escape_identifier(name),
-        escape_identifier(template),
-        if file_copy { " STRATEGY FILE_COPY" } else { "" }
-    ))
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE {}{}",
+            escape_identifier(name),
+            escape_identifier(template),
+            if file_copy { " STRATEGY FILE_COPY" } else { "" }
+        ))
+        .map_err(database_error("creating a test database from the template"))
 }
 
 /// A database of one test's own, migrated: dropped when it goes out of scope, kept (and named on
@@ -207,18 +222,12 @@ impl TestDatabase {
             if background::take_spare(admin, server_url, &template, &name).is_some() {
                 return Ok(());
             }
-            let copy = |admin: &mut postgres::Client, template: &str| {
-                let sql = copy_statement(admin, server_url, &name, template)?;
-                admin
-                    .batch_execute(&sql)
-                    .map_err(database_error("creating a test database from the template"))
-            };
-            match copy(admin, &template) {
+            match copy_template(admin, server_url, &name, &template) {
                 // Removed since this process built or found it (by another's clean-up): again.
                 Err(Error::Database { cause, .. }) if cause.code == "3D000" => {
                     template::forget(&template);
                     let template = template::ensure(admin, migrations, server_url)?;
-                    copy(admin, &template)
+                    copy_template(admin, server_url, &name, &template)
                 }
                 copied => copied,
             }

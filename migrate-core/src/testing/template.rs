@@ -9,7 +9,7 @@ use postgres::Client;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use sha2::{Digest, Sha256};
 
-use super::{TEST_PREFIX, locked, unix_seconds, with_database};
+use super::{TEST_PREFIX, locked, rows, unix_seconds, with_database};
 use crate::Migrations;
 use crate::runtime::error::database_error;
 use crate::runtime::{Error, Migrator};
@@ -37,12 +37,6 @@ fn digest(migrations: &Migrations) -> String {
     let mut hex = crate::hex(&hasher.finalize());
     hex.truncate(20);
     hex
-}
-
-/// The rows of `sql`, as text cells.
-fn rows(client: &mut Client, sql: &str, action: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
-    let messages = client.simple_query(sql).map_err(database_error(action))?;
-    Ok(crate::runtime::catalog::rows(&messages).collect())
 }
 
 /// Templates this process found complete or built.
