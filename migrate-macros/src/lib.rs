@@ -9,7 +9,7 @@ mod test_attribute;
 
 use migrate_core::analysis::Diagnostic;
 use migrate_core::analysis::check::{Analysis, analyze_dir_configured};
-use migrate_core::lint::config::LintOverrides;
+use migrate_core::lint::config::{LintOverrides, TARGET_VERSIONS};
 use migrate_core::lint::{Level, LintConfig};
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -43,7 +43,7 @@ impl Parse for Args {
                 "target_postgres" => {
                     let version: LitInt = input.parse()?;
                     let value: u32 = version.base10_parse()?;
-                    if !(10..=18).contains(&value) {
+                    if !TARGET_VERSIONS.contains(&value) {
                         return Err(syn::Error::new(
                             version.span(),
                             "target_postgres is a PostgreSQL major version from 10 to 18",

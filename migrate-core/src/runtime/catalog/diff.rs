@@ -6,12 +6,14 @@
 //! already has the schema: replayed into the next drift check's shadow database, or applied to a
 //! fresh environment, it changes nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::depend;
 use super::difference::{Difference, Fix, Phase, Severity, fix};
 use super::fixes::{
-    add_column, add_constraint, change_column, create_index, create_object, replace_object,
+    add_column, add_constraint, change_column, create_index, create_object, foreign_key_target,
+    replace_object,
 };
 use super::render::column_text;
 use super::{Catalog, Constraint, Object, ObjectKind, Table};
@@ -20,9 +22,19 @@ use super::{Catalog, Constraint, Object, ObjectKind, Table};
 /// the other objects by kind and name.
 pub fn diff(expected: &Catalog, actual: &Catalog) -> Vec<Difference> {
     let order = Order {
-        create: depend::positions(expected),
-        drop: depend::positions(actual),
+        expected,
+        actual,
+        create: OnceCell::new(),
+        drop: OnceCell::new(),
     };
+    // The tables foreign keys of the database reference.
+    let referenced: HashSet<&str> = actual
+        .tables
+        .values()
+        .flat_map(|table| table.constraints.values())
+        .filter(|c| c.kind == 'f')
+        .filter_map(|c| foreign_key_target(&c.definition).map(|(table, _)| table))
+        .collect();
     let mut out = Vec::new();
     for (name, want) in &expected.tables {
         match actual.tables.get(name) {
@@ -34,7 +46,14 @@ pub fn diff(expected: &Catalog, actual: &Catalog) -> Vec<Difference> {
                 severity: Severity::Safe,
                 fix: create_missing_table(name, want),
             }),
-            Some(have) => diff_table(name, want, have, actual, &order, &mut out),
+            Some(have) => {
+                let tables = Pair {
+                    want,
+                    have,
+                    referenced: referenced.contains(name.as_str()),
+                };
+                diff_table(name, &tables, actual, &order, &mut out);
+            }
         }
     }
     for (name, have) in &actual.tables {
@@ -91,41 +110,51 @@ fn schema_of(table: &str) -> &str {
 }
 
 /// Where each difference's fixes go within their phase: what is created in the order of the
-/// catalog the migrations build, what is dropped in the reverse order of the database's.
-struct Order {
-    create: HashMap<String, usize>,
-    drop: HashMap<String, usize>,
+/// catalog the migrations build, what is dropped in the reverse order of the database's. Each
+/// order is sorted on first use: a status check of a database without drift sorts nothing.
+struct Order<'a> {
+    expected: &'a Catalog,
+    actual: &'a Catalog,
+    create: OnceCell<HashMap<String, usize>>,
+    drop: OnceCell<HashMap<String, usize>>,
 }
 
-impl Order {
+impl Order<'_> {
+    fn created(&self) -> &HashMap<String, usize> {
+        self.create.get_or_init(|| depend::positions(self.expected))
+    }
+
     fn create(&self, node: &str) -> usize {
-        self.create.get(node).copied().unwrap_or(0)
+        self.created().get(node).copied().unwrap_or(0)
     }
 
     /// Where a column's fixes go: with its table, or, when its default calls a function that
     /// needs the table (the cycle a baseline breaks with `SET DEFAULT`), after that function.
-    fn column(&self, table: &str, column: &str, table_position: usize) -> usize {
-        self.create
+    fn column(&self, table: &str, column: &str, table_node: &str) -> usize {
+        self.created()
             .get(&format!("default:{table}.{column}"))
             .copied()
-            .unwrap_or(table_position)
+            .unwrap_or_else(|| self.create(table_node))
     }
 
     fn drop(&self, node: &str) -> usize {
-        usize::MAX - self.drop.get(node).copied().unwrap_or(0)
+        let dropped = self.drop.get_or_init(|| depend::positions(self.actual));
+        usize::MAX - dropped.get(node).copied().unwrap_or(0)
     }
 }
 
 fn diff_table(
     table: &str,
-    want: &Table,
-    have: &Table,
+    tables: &Pair<'_>,
     actual: &Catalog,
-    order: &Order,
+    order: &Order<'_>,
     out: &mut Vec<Difference>,
 ) {
-    let created = order.create(&depend::table_node(table, want));
-    let dropped = order.drop(&depend::table_node(table, have));
+    let Pair { want, have, .. } = *tables;
+    let (want_node, have_node) = (
+        depend::table_node(table, want),
+        depend::table_node(table, have),
+    );
     let shape = |t: &Table| {
         let mut text = Vec::new();
         if t.unlogged {
@@ -141,7 +170,7 @@ fn diff_table(
     };
     if shape(want) != shape(have) {
         out.push(Difference {
-            position: created,
+            position: order.create(&want_node),
             object: format!("table {table}"),
             expected: Some(shape(want)).filter(|s| !s.is_empty()),
             actual: Some(shape(have)).filter(|s| !s.is_empty()),
@@ -157,14 +186,14 @@ fn diff_table(
             None => out.push(add_column(table, column, object).at(order.column(
                 table,
                 &column.name,
-                created,
+                &want_node,
             ))),
             Some(found) if found != column => {
                 out.push(
                     change_column(table, column, found, actual, object).at(order.column(
                         table,
                         &column.name,
-                        created,
+                        &want_node,
                     )),
                 );
             }
@@ -174,7 +203,7 @@ fn diff_table(
     for found in have.columns.iter().filter(|_| !partition) {
         if !want.columns.iter().any(|c| c.name == found.name) {
             out.push(Difference {
-                position: dropped,
+                position: order.drop(&have_node),
                 object: format!("column {table}.{}", found.name),
                 expected: None,
                 actual: Some(column_text(found)),
@@ -195,23 +224,12 @@ fn diff_table(
             .map(|(n, c)| (n.clone(), c.definition.clone()))
             .collect()
     };
-    let referenced = actual.tables.values().any(|other| {
-        other
-            .constraints
-            .values()
-            .any(|c| c.kind == 'f' && c.definition.contains(&format!(" REFERENCES {table}(")))
-    });
-    let tables = Pair {
-        want,
-        have,
-        referenced,
-    };
     diff_named(
         table,
         Named::Constraint(&want.constraints),
         &constraints(want),
         &constraints(have),
-        (&tables, order),
+        (tables, order),
         out,
     );
     diff_named(
@@ -219,7 +237,7 @@ fn diff_table(
         Named::Index,
         &want.indexes,
         &have.indexes,
-        (&tables, order),
+        (tables, order),
         out,
     );
     let schema = schema_of(table);
@@ -349,7 +367,7 @@ fn diff_named(
     named: Named<'_>,
     want: &BTreeMap<String, String>,
     have: &BTreeMap<String, String>,
-    (tables, order): (&Pair<'_>, &Order),
+    (tables, order): (&Pair<'_>, &Order<'_>),
     out: &mut Vec<Difference>,
 ) {
     let kind = named.label();
@@ -361,11 +379,11 @@ fn diff_named(
     let mut renamed_from = Vec::new();
     for (name, definition) in want {
         let object = format!("{kind} {table}.{name}");
-        let position = order.create(&named.node(table, name, tables.want));
+        let position = || order.create(&named.node(table, name, tables.want));
         match have.get(name) {
             Some(found) if found == definition => {}
             Some(found) => out.push(Difference {
-                position,
+                position: position(),
                 object,
                 expected: Some(definition.clone()),
                 actual: Some(found.clone()),
@@ -382,7 +400,7 @@ fn diff_named(
                 if let Some((old, _)) = rename {
                     renamed_from.push((*old).clone());
                     out.push(Difference {
-                        position,
+                        position: position(),
                         object,
                         expected: Some(definition.clone()),
                         actual: Some(format!("the same, named {old}")),
@@ -392,7 +410,7 @@ fn diff_named(
                     continue;
                 }
                 out.push(Difference {
-                    position,
+                    position: position(),
                     object,
                     expected: Some(definition.clone()),
                     actual: None,
@@ -424,17 +442,17 @@ fn diff_named(
 fn diff_objects(
     want: &BTreeMap<(ObjectKind, String), Object>,
     have: &BTreeMap<(ObjectKind, String), Object>,
-    order: &Order,
+    order: &Order<'_>,
     out: &mut Vec<Difference>,
 ) {
     for ((kind, name), object) in want {
         let label = format!("{kind} {name}");
-        let position = order.create(&depend::object_node(*kind, name, object));
+        let position = || order.create(&depend::object_node(*kind, name, object));
         match have.get(&(*kind, name.clone())) {
             Some(found) if found.definition == object.definition => {
                 if *kind == ObjectKind::Extension && found.version != object.version {
                     out.push(Difference {
-                        position,
+                        position: position(),
                         object: label,
                         expected: object.version.clone().map(|v| format!("version {v}")),
                         actual: found.version.clone().map(|v| format!("version {v}")),
@@ -456,7 +474,7 @@ fn diff_objects(
                 }
             }
             Some(found) => out.push(Difference {
-                position,
+                position: position(),
                 object: label,
                 expected: Some(object.definition.clone()),
                 actual: Some(found.definition.clone()),
@@ -464,7 +482,7 @@ fn diff_objects(
                 fix: replace_object(*kind, name, object).into_iter().collect(),
             }),
             None => out.push(Difference {
-                position,
+                position: position(),
                 object: label,
                 expected: Some(object.definition.clone()),
                 actual: None,

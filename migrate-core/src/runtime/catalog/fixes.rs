@@ -203,14 +203,28 @@ pub(super) fn change_column(
 
 /// Whether a foreign key's definition references `table`'s `column`.
 fn references(definition: &str, table: &str, column: &str) -> bool {
-    let Some((_, target)) = definition.split_once(" REFERENCES ") else {
-        return false;
-    };
-    let Some((referenced, columns)) = target.split_once('(') else {
-        return false;
-    };
-    let columns = columns.split(')').next().unwrap_or_default();
-    referenced == table && columns.split(',').any(|c| c.trim() == column)
+    foreign_key_target(definition).is_some_and(|(referenced, columns)| {
+        referenced == table && columns.split(',').any(|c| c.trim() == column)
+    })
+}
+
+/// The table a foreign key's definition references, as the catalog prints it, and the list of
+/// its columns: `public.users` and `id` in `FOREIGN KEY (user_id) REFERENCES public.users(id)`.
+/// A quoted name may hold a parenthesis.
+pub(super) fn foreign_key_target(definition: &str) -> Option<(&str, &str)> {
+    let (_, target) = definition.split_once(" REFERENCES ")?;
+    let mut quoted = false;
+    for (at, c) in target.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '(' if !quoted => {
+                let columns = target[at + 1..].split(')').next().unwrap_or_default();
+                return Some((&target[..at], columns));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 pub(super) fn create_index(name: &str, definition: &str) -> String {
@@ -377,5 +391,35 @@ pub(super) fn replace_object(kind: ObjectKind, _name: &str, object: &Object) -> 
             ),
         )),
         _ => create_object(kind, object),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{foreign_key_target, references};
+
+    #[test]
+    fn a_foreign_key_names_its_table_and_columns_even_quoted_with_a_parenthesis() {
+        assert_eq!(
+            foreign_key_target(
+                "FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE"
+            ),
+            Some(("public.users", "id"))
+        );
+        assert_eq!(
+            foreign_key_target(r#"FOREIGN KEY (a, b) REFERENCES "my(s)".t(x, "Größe")"#),
+            Some((r#""my(s)".t"#, r#"x, "Größe""#))
+        );
+        assert_eq!(foreign_key_target("CHECK (a > 0)"), None);
+        assert!(references(
+            r#"FOREIGN KEY (a) REFERENCES "my(s)".t(x, y)"#,
+            r#""my(s)".t"#,
+            "y"
+        ));
+        assert!(!references(
+            "FOREIGN KEY (a) REFERENCES public.t(x)",
+            "public.t",
+            "y"
+        ));
     }
 }
