@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use postgres::Client;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
-use super::catalog::{self, Catalog, Difference};
+use super::catalog::{self, Catalog, Dependencies, Difference};
 use super::connect::{connect, redact};
 use super::error::{Error, ServerError, database_error};
 use super::protocol::Migrator;
@@ -164,13 +164,12 @@ pub fn drop_active_shadows(application_name: &str) {
 }
 
 /// The rows with each object's oid (the last cell of a `table` or `object` row, which only
-/// orders a baseline) replaced by its rank, and without the oids of constraints and indexes and
-/// the dependencies between oids, in a set order: the same migrations give the same snapshot text
-/// on any server.
+/// orders a baseline) replaced by its rank, and without the oids of constraints and indexes (the
+/// rows are read without the dependencies between oids), in a set order: the same migrations
+/// give the same snapshot text on any server.
 fn creation_ranks(rows: Vec<crate::snapshot::Row>) -> Vec<crate::snapshot::Row> {
     let mut rows: Vec<_> = rows
         .into_iter()
-        .filter(|row| !matches!(row.first(), Some(Some(tag)) if tag == "depends"))
         .map(|mut row| {
             match row.first() {
                 Some(Some(tag)) if tag == "constraint" => row.truncate(6),
@@ -537,7 +536,8 @@ impl Migrator<'_> {
         let settings = self.settings();
         let client = &mut shadow.client;
         let rows = super::protocol::outside_async_runtime(|| {
-            super::driver::block_on(Catalog::read_rows(client, settings))
+            // A snapshot keeps no dependency.
+            super::driver::block_on(Catalog::read_rows(client, settings, Dependencies::Skip))
         })?
         .map_err(database_error("reading the shadow's catalog"))?;
         let key = crate::snapshot::key(self.migrations().iter().map(Migration::checksum));

@@ -23,7 +23,7 @@ use std::fmt;
 pub use baseline::{BaselineError, baseline_sql};
 pub use diff::diff;
 pub use difference::{Difference, Fix, Phase, Severity};
-pub(crate) use read::rows;
+pub(crate) use read::{Dependencies, rows};
 pub use render::fix_migration;
 
 /// A column, as `pg_attribute` and `pg_attrdef` describe it.

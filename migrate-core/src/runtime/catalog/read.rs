@@ -19,9 +19,17 @@ fn not_from_extension(class: &str, oid: &str) -> String {
     )
 }
 
+/// Whether a catalog read also reads what depends on what (`pg_depend`): the creation order a
+/// baseline and a written fix need, and a status check or a snapshot does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dependencies {
+    Read,
+    Skip,
+}
+
 /// Every query of the read, each row tagged with what it describes. Tables come first, so that
 /// the rows after them find their table.
-fn queries(settings: &Settings) -> Vec<String> {
+fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
     // The history table and what belongs with it (the sequence of its digest, the function
     // of its trigger, and the schema it was created in: `MIGRATE_SCHEMA=ops`) are the
     // runner's, not the migrations'.
@@ -44,7 +52,7 @@ fn queries(settings: &Settings) -> Vec<String> {
         not_from_extension("pg_proc", "p.oid"),
         escape_literal(&changed)
     );
-    vec![
+    let mut queries = vec![
         format!(
             "SELECT 'table', c.oid::regclass::text, c.relpersistence::text, pg_get_partkeydef(c.oid), \
                (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition), \
@@ -181,14 +189,6 @@ fn queries(settings: &Settings) -> Vec<String> {
             escape_literal(&settings.table),
             escape_literal(&settings.schema)
         ),
-        // What depends on what, between the objects above: the creation order.
-        format!(
-            "SELECT DISTINCT 'depends', CASE WHEN d.deptype = 'a' AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
-                 AND (SELECT s.relkind FROM pg_class s WHERE s.oid = d.objid) = 'S' THEN 'owned:' || d.objid ELSE {} END, {} \
-             FROM pg_depend d WHERE d.deptype IN ('n', 'a') AND d.objid >= 16384 AND d.refobjid >= 16384",
-            dependency_node("d.classid", "d.objid"),
-            dependency_node("d.refclassid", "d.refobjid"),
-        ),
         // What this model cannot recreate.
         format!(
             "SELECT 'unrenderable', CASE c.relkind WHEN 'f' THEN 'foreign table ' ELSE 'table ' END || c.oid::regclass::text {from} WHERE c.relkind = 'f' AND {relation} \
@@ -203,7 +203,18 @@ fn queries(settings: &Settings) -> Vec<String> {
             not_from_extension("pg_collation", "l.oid"),
             not_from_extension("pg_event_trigger", "v.oid"),
         ),
-    ]
+    ];
+    if dependencies == Dependencies::Read {
+        // What depends on what, between the objects above: the creation order.
+        queries.push(format!(
+                "SELECT DISTINCT 'depends', CASE WHEN d.deptype = 'a' AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+                     AND (SELECT s.relkind FROM pg_class s WHERE s.oid = d.objid) = 'S' THEN 'owned:' || d.objid ELSE {} END, {} \
+                 FROM pg_depend d WHERE d.deptype IN ('n', 'a') AND d.objid >= 16384 AND d.refobjid >= 16384",
+                dependency_node("d.classid", "d.objid"),
+                dependency_node("d.refclassid", "d.refobjid"),
+            ));
+    }
+    queries
 }
 
 /// The SQL naming the object at (`class`, `oid`) as the catalog's nodes name it (see
@@ -285,9 +296,10 @@ impl Catalog {
     pub(crate) async fn read<S: Session>(
         client: &mut S,
         settings: &Settings,
+        dependencies: Dependencies,
     ) -> Result<Catalog, postgres::Error> {
         Ok(Catalog::from_rows(
-            Catalog::read_rows(client, settings).await?,
+            Catalog::read_rows(client, settings, dependencies).await?,
         ))
     }
 
@@ -295,10 +307,11 @@ impl Catalog {
     pub(crate) async fn read_rows<S: Session>(
         client: &mut S,
         settings: &Settings,
+        dependencies: Dependencies,
     ) -> Result<Vec<Row>, postgres::Error> {
         let sql = format!(
             "BEGIN READ ONLY; SET LOCAL search_path = pg_catalog; {}; COMMIT",
-            queries(settings).join("; ")
+            queries(settings, dependencies).join("; ")
         );
         let messages = client.simple_query(&sql).await?;
         Ok(rows(&messages).collect())

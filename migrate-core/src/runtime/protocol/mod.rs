@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use super::catalog::Catalog;
+use super::catalog::{Catalog, Dependencies};
 use super::config::{Pooler, Settings, valid_identifier};
 use super::connect::Connector;
 #[cfg(feature = "tokio")]
@@ -220,8 +220,10 @@ impl<'m> Migrator<'m> {
     /// ([`catalog::diff`](super::catalog::diff)).
     pub fn catalog(&self, client: &mut Client) -> Result<Catalog, Error> {
         self.validate()?;
-        outside_async_runtime(|| block_on(Catalog::read(client, &self.settings)))?
-            .map_err(database_error("reading the catalog"))
+        outside_async_runtime(|| {
+            block_on(Catalog::read(client, &self.settings, Dependencies::Read))
+        })?
+        .map_err(database_error("reading the catalog"))
     }
 
     /// [`Migrator::run`] on a tokio-postgres client: the same protocol and guarantees, awaiting
@@ -284,7 +286,8 @@ impl<'m> Migrator<'m> {
         if !status.is_up_to_date() || !status.ahead.is_empty() {
             return Ok(());
         }
-        let actual = Catalog::read(client, &self.settings)
+        // Only the differences are reported here, not a fix's order: no dependencies.
+        let actual = Catalog::read(client, &self.settings, Dependencies::Skip)
             .await
             .map_err(database_error("reading the catalog"))?;
         status.schema_drift = Some(super::catalog::diff(&expected, &actual));
