@@ -79,9 +79,17 @@ pub(super) fn constraint_node(table: &str, name: &str, constraint: &Constraint) 
     )
 }
 
-pub(super) fn index_node(table: &str, name: &str, definition: &Table) -> String {
-    let oid = definition.index_order.get(name).copied().unwrap_or(0);
-    named("pg_class", oid, &format!("{table}.{name}"))
+pub(super) fn index_node(table_name: &str, name: &str, table: &Table) -> String {
+    named(
+        "pg_class",
+        index_oid(table, name),
+        &format!("{table_name}.{name}"),
+    )
+}
+
+/// An index's oid, 0 when the catalog came from a snapshot.
+fn index_oid(table: &Table, index: &str) -> u64 {
+    table.index_order.get(index).copied().unwrap_or(0)
 }
 
 pub(super) fn object_node(kind: ObjectKind, name: &str, object: &Object) -> String {
@@ -188,7 +196,7 @@ impl<'a> Plan<'a> {
                 steps.push(step(
                     index_node(name, index, table),
                     Rank::Index,
-                    table.index_order.get(index).copied().unwrap_or(0),
+                    index_oid(table, index),
                     format!(
                         "{};",
                         definition.replacen(" INDEX ON ", &format!(" INDEX {index} ON "), 1)
