@@ -1065,9 +1065,9 @@ fn alter_table(node: &SyntaxNode, out: &mut Classified) {
                 }
                 out.columns.push((column.clone(), ty));
                 if let Some(reference) = descendant(&action, SyntaxKind::REFERENCES_CONSTRAINT) {
-                    let other = referenced_table(&reference);
-                    out.foreign_keys
-                        .extend(foreign_key(&reference, &table, Some(&column)));
+                    let key = foreign_key(&reference, &table, Some(&column));
+                    let other = key.as_ref().map(|key| key.references.clone());
+                    out.foreign_keys.extend(key);
                     // With a default every existing row gets a value, and each one is checked
                     // against the other table (measured: both tables scanned).
                     let op = if default.is_some() {
