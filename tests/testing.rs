@@ -367,7 +367,24 @@ fn a_process_copies_ahead_and_leaves_no_spare_when_it_exits() {
     let url = server_url();
     let mut admin = connect(&url, None);
     let run = run_hosts(&url, &["--exact", "spares_host"]);
-    assert!(run.status.success(), "{}", text(&run));
+    let output = text(&run);
+    assert!(run.status.success(), "{output}");
+    // The spare it could not take is named with the server's reason, once.
+    let refused: Vec<&str> = output
+        .lines()
+        .filter(|l| {
+            l.starts_with("migrate::testing: a spare copy of the template could not be taken (")
+        })
+        .collect();
+    let [line] = refused.as_slice() else {
+        panic!("{output}");
+    };
+    assert!(line.ends_with("); the test copies it itself"), "{line}");
+    assert!(
+        line.contains("(SQLSTATE 55006: database \"migrate_spare_")
+            && line.contains("\" is being accessed by other users); "),
+        "{line}"
+    );
     assert_eq!(
         databases(&mut admin, "migrate_spare_"),
         Vec::<String>::new()

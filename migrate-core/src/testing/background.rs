@@ -113,8 +113,14 @@ pub(super) fn take_spare(
         Err(e) => {
             // Gone (another process's clean-up), or someone connected to it: the caller copies
             // instead, and the spare, no longer anyone's, is dropped.
+            // The server's reason on one line (a driver error alone says only "db error").
+            let server = crate::runtime::ServerError::from_postgres(&e);
+            let reason = match server.code.as_str() {
+                "" => server.message,
+                code => format!("SQLSTATE {code}: {}", server.message),
+            };
             report(&format!(
-                "a spare copy of the template could not be taken ({e}); the test copies it itself"
+                "a spare copy of the template could not be taken ({reason}); the test copies it itself"
             ));
             if let Err(spare) = drop_later(server_url, spare) {
                 let _ = template::drop_database(admin, &spare);
