@@ -1,0 +1,252 @@
+//! Reading names, types and references off squawk's syntax tree: the helpers every statement
+//! family shares.
+
+use squawk_syntax::{SyntaxKind, SyntaxNode};
+
+use super::ForeignKey;
+
+/// `name` in the schema of `qualified` (a rename keeps an object in its schema).
+pub(super) fn in_schema_of(qualified: &str, name: &str) -> String {
+    match qualified.rsplit_once('.') {
+        Some((schema, _)) if !name.contains('.') => format!("{schema}.{name}"),
+        _ => name.to_owned(),
+    }
+}
+
+pub(super) fn children(node: &SyntaxNode) -> impl Iterator<Item = SyntaxNode> {
+    node.children()
+}
+
+/// The foreign key `node` defines (a table's `FOREIGN KEY (…) REFERENCES …` or a column's
+/// `REFERENCES …`) on `table`; `column` is the column a `REFERENCES` is written on, when the
+/// tree does not hold it around the constraint (`ADD COLUMN`).
+pub(super) fn foreign_key(
+    node: &SyntaxNode,
+    table: &str,
+    column: Option<&str>,
+) -> Option<ForeignKey> {
+    let references = referenced_table(node)?;
+    let names = |list: &SyntaxNode| -> Vec<String> {
+        list.children()
+            .map(|c| name_of(&c))
+            .filter(|n| !n.is_empty())
+            .collect()
+    };
+    let (mut columns, mut referenced_columns) = (Vec::new(), Vec::new());
+    let mut past_references = false;
+    for element in node.children_with_tokens() {
+        if element.kind() == SyntaxKind::REFERENCES_KW {
+            past_references = true;
+        }
+        let Some(list) = element.as_node() else {
+            continue;
+        };
+        if matches!(
+            list.kind(),
+            SyntaxKind::COLUMN_LIST | SyntaxKind::FOREIGN_KEY_COLUMN_LIST
+        ) {
+            if past_references {
+                referenced_columns = names(list);
+            } else {
+                columns = names(list);
+            }
+        }
+    }
+    if node.kind() == SyntaxKind::REFERENCES_CONSTRAINT {
+        columns = node
+            .ancestors()
+            .find(|a| a.kind() == SyntaxKind::COLUMN)
+            .and_then(|c| child(&c, SyntaxKind::COLUMN_NAME))
+            .map(|n| name_of(&n))
+            .or_else(|| column.map(str::to_owned))
+            .into_iter()
+            .collect();
+        if referenced_columns.is_empty() {
+            referenced_columns = child(node, SyntaxKind::COLUMN_NAME_REF)
+                .map(|n| vec![name_of(&n)])
+                .unwrap_or_default();
+        }
+    }
+    Some(ForeignKey {
+        name: constraint_name(node),
+        table: table.to_owned(),
+        columns,
+        references,
+        referenced_columns,
+    })
+}
+
+pub(super) fn child(node: &SyntaxNode, kind: SyntaxKind) -> Option<SyntaxNode> {
+    node.children().find(|c| c.kind() == kind)
+}
+
+pub(super) fn descendant(node: &SyntaxNode, kind: SyntaxKind) -> Option<SyntaxNode> {
+    node.descendants().find(|c| c.kind() == kind)
+}
+
+pub(super) fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {
+    node.children_with_tokens().any(|t| t.kind() == kind)
+}
+
+/// A name as PostgreSQL resolves it: unquoted parts folded to lower case, `public.` dropped.
+pub fn normalize(text: &str) -> String {
+    let mut parts = Vec::new();
+    for part in text.split('.') {
+        let part = part.trim();
+        if let Some(quoted) = part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+            parts.push(quoted.replace("\"\"", "\""));
+        } else {
+            parts.push(part.to_lowercase());
+        }
+    }
+    if parts.len() == 2 && parts[0] == "public" {
+        parts.remove(0);
+    }
+    parts.join(".")
+}
+
+pub(super) fn name_of(node: &SyntaxNode) -> String {
+    normalize(&node.text().to_string())
+}
+
+/// The first table reference under `node` of one of the usual kinds.
+pub(super) fn table_ref(node: &SyntaxNode) -> Option<String> {
+    for kind in [
+        SyntaxKind::TABLE_RELATION_NAME,
+        SyntaxKind::TABLE_NAME_REF,
+        SyntaxKind::RELATION_NAME,
+        SyntaxKind::RELATION_NAME_REF,
+    ] {
+        if let Some(found) = child(node, kind) {
+            let inner = descendant(&found, SyntaxKind::PATH_REF).unwrap_or(found);
+            return Some(name_of(&inner));
+        }
+    }
+    None
+}
+
+/// Every table read in FROM / JOIN clauses below `node`.
+pub(super) fn tables_read(node: &SyntaxNode) -> Vec<String> {
+    let mut tables: Vec<String> = node
+        .descendants()
+        .filter(|n| n.kind() == SyntaxKind::RELATION_FROM_ITEM)
+        .filter_map(|n| {
+            table_ref(&n)
+                .or_else(|| descendant(&n, SyntaxKind::RELATION_NAME_REF).map(|r| name_of(&r)))
+        })
+        .collect();
+    tables.sort();
+    tables.dedup();
+    tables
+}
+
+/// The functions a default expression calls, by their unqualified name.
+pub(super) fn called_functions(node: &SyntaxNode) -> Vec<String> {
+    node.descendants()
+        .filter(|n| n.kind() == SyntaxKind::CALL_EXPR)
+        .filter_map(|call| {
+            let name = call
+                .children()
+                .find(|c| c.kind() == SyntaxKind::NAME_REF || c.kind() == SyntaxKind::FIELD_EXPR)
+                .map(|n| n.text().to_string().to_lowercase())?;
+            name.rsplit('.').next().map(|n| n.trim().to_owned())
+        })
+        .collect()
+}
+
+pub(super) fn calls_volatile(node: &SyntaxNode) -> bool {
+    node.descendants()
+        .filter(|n| n.kind() == SyntaxKind::CALL_EXPR)
+        .any(|call| {
+            let name = call
+                .children()
+                .find(|c| c.kind() == SyntaxKind::NAME_REF)
+                .map(|n| n.text().to_string().to_lowercase())
+                .unwrap_or_default();
+            let name = name.rsplit('.').next().unwrap_or_default();
+            crate::volatile::VOLATILE_FUNCTIONS.contains(&name)
+        })
+}
+
+pub(super) fn type_text(node: &SyntaxNode) -> Option<String> {
+    node.children()
+        .find(|c| {
+            matches!(
+                c.kind(),
+                SyntaxKind::PATH_TYPE
+                    | SyntaxKind::CHARACTER_TYPE
+                    | SyntaxKind::VARCHAR_TYPE
+                    | SyntaxKind::BIT_TYPE
+                    | SyntaxKind::DOUBLE_TYPE
+                    | SyntaxKind::TIME_TYPE
+                    | SyntaxKind::TIMESTAMP_TYPE
+                    | SyntaxKind::INTERVAL_TYPE
+                    | SyntaxKind::ARRAY_TYPE
+                    | SyntaxKind::PERCENT_TYPE
+            )
+        })
+        .map(|t| {
+            t.text()
+                .to_string()
+                .to_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+}
+
+pub(super) fn is_serial(type_name: &str) -> bool {
+    matches!(
+        type_name,
+        "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2"
+    )
+}
+
+pub(super) fn constraint_name(node: &SyntaxNode) -> Option<String> {
+    descendant(node, SyntaxKind::CONSTRAINT_NAME).map(|n| name_of(&n))
+}
+
+/// For `CHECK (col IS NOT NULL)`: the column.
+pub(super) fn not_null_check_column(check: &SyntaxNode) -> Option<String> {
+    let text = check.text().to_string();
+    let inner = text
+        .split_once('(')?
+        .1
+        .rsplit_once(')')?
+        .0
+        .trim()
+        .to_owned();
+    let (column, rest) = inner.split_once(char::is_whitespace)?;
+    let rest: Vec<String> = rest.split_whitespace().map(str::to_lowercase).collect();
+    (rest == ["is", "not", "null"]).then(|| normalize(column))
+}
+
+pub(super) fn referenced_table(node: &SyntaxNode) -> Option<String> {
+    child(node, SyntaxKind::TABLE_NAME_REF)
+        .or_else(|| descendant(node, SyntaxKind::TABLE_NAME_REF))
+        .map(|n| name_of(&descendant(&n, SyntaxKind::PATH_REF).unwrap_or(n)))
+}
+
+/// Whether a USING expression is `column`, `column::type` or `CAST(column AS type)`: values
+/// converted by the type change itself, not computed anew.
+pub(super) fn is_the_column_or_its_cast(expr: &str, column: &str) -> bool {
+    // Lower case, quotes dropped, runs of whitespace as one space.
+    let expr = expr
+        .replace('"', "")
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let value = if let Some(inner) = expr
+        .strip_prefix("cast")
+        .map(str::trim_start)
+        .and_then(|rest| rest.strip_prefix('('))
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        inner.rsplit_once(" as ").map_or(inner, |(value, _)| value)
+    } else {
+        expr.split_once("::")
+            .map_or(expr.as_str(), |(value, _)| value)
+    };
+    value.trim().trim_matches(|c| c == '(' || c == ')').trim() == column.to_lowercase()
+}
