@@ -52,7 +52,7 @@ fn main() {
         statements += text.lines().filter(|l| l.ends_with(';')).count();
         std::fs::write(dir.join(format!("{i:04}_step.sql")), text).expect("write a migration");
     }
-    let config = migrate::lint::LintConfig::default();
+    let config = migrate::LintConfig::default();
     let mut times: Vec<Duration> = Vec::new();
     for _ in 0..RUNS {
         let started = Instant::now();

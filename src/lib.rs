@@ -13,34 +13,58 @@
 //! heads, a dangling parent, a duplicate or a cycle, and embeds every migration as static data.
 //! [`startup`] applies what is pending, exactly once across replicas. See the README.
 
-pub use migrate_core::analysis;
 pub use migrate_core::{Migration, Migrations, Statement};
-/// The lock lint and the directory analysis at run time (the `analysis` feature).
-#[cfg(feature = "analysis")]
-pub use migrate_core::{lint, lint_dir};
 pub use migrate_macros::embed_migrations;
 
+/// One difference between the live schema and the one the migrations build (`Status`'s drift).
+#[cfg(feature = "runtime")]
+pub use migrate_core::runtime::catalog::Difference;
+#[cfg(feature = "runtime")]
+pub use migrate_core::runtime::connect::connect;
+#[cfg(feature = "runtime")]
+pub use migrate_core::runtime::startup::{startup, startup_with};
 #[cfg(feature = "runtime")]
 pub use migrate_core::runtime::{
-    AheadRevision, Applied, EnvConfig, Error, Health, HistoryRow, Interrupted, Migrator, Outcome,
-    Pooler, Report, ServerError, Settings, Status, connect, startup, startup_with,
+    AheadRevision, Applied, Drift, EnvConfig, Error, Health, HistoryRow, Interrupted, Migrator,
+    Outcome, Pooler, Report, ServerError, Settings, Status,
 };
 
-/// The schema as the catalog describes it, and the differences between two (drift detection).
-#[cfg(feature = "runtime")]
-pub use migrate_core::runtime::catalog;
-
 #[cfg(feature = "tokio")]
-pub use migrate_core::runtime::{connect_async, startup_async, startup_with_async};
+pub use migrate_core::runtime::connect::connect_async;
+#[cfg(feature = "tokio")]
+pub use migrate_core::runtime::startup::{startup_async, startup_with_async};
 
+/// The checks `embed_migrations!` makes, at run time on a directory (the `analysis` feature).
+#[cfg(feature = "analysis")]
+pub use migrate_core::analysis::{Diagnostic, Severity};
+#[cfg(feature = "analysis")]
+pub use migrate_core::lint::LintConfig;
+#[cfg(feature = "analysis")]
+pub use migrate_core::lint_dir;
+
+/// The operator commands a host binary mounts: `migrate`, `status`, `stamp`, `plan`, `diff`,
+/// `baseline`, `lint` on the migrations it embeds (the `cli` feature). The standalone `migrate`
+/// command is the same commands on a directory.
 #[cfg(feature = "cli")]
-pub use migrate_core::cli;
+pub mod cli {
+    pub use migrate_cli::{Command, DatabaseArg, LintFormat, execute, execute_to, run};
+}
 
 /// Test databases: one per test, cloned from a template the migrations ran into once.
 #[cfg(feature = "testing")]
 pub use migrate_core::testing;
 #[cfg(feature = "testing")]
 pub use migrate_macros::test;
+
+// The layers below the API, reachable for the crate's own tests, benchmarks and tools.
+#[doc(hidden)]
+pub use migrate_core::analysis;
+#[doc(hidden)]
+#[cfg(feature = "analysis")]
+pub use migrate_core::lint;
+#[doc(hidden)]
+#[cfg(feature = "runtime")]
+pub use migrate_core::runtime::catalog;
 
 #[doc(hidden)]
 pub use migrate_core::__private;

@@ -367,8 +367,8 @@ fn using_expressions_rewrite_exactly_when_the_linter_says() {
 }
 
 /// The lint for the server the tests run on: its version-dependent facts follow that server.
-fn server_lint() -> &'static migrate::lint::LintConfig {
-    static CONFIG: std::sync::OnceLock<migrate::lint::LintConfig> = std::sync::OnceLock::new();
+fn server_lint() -> &'static migrate::LintConfig {
+    static CONFIG: std::sync::OnceLock<migrate::LintConfig> = std::sync::OnceLock::new();
     CONFIG.get_or_init(|| {
         let major: i32 = test_database()
             .client()
@@ -378,9 +378,9 @@ fn server_lint() -> &'static migrate::lint::LintConfig {
             )
             .unwrap()
             .get(0);
-        migrate::lint::LintConfig {
+        migrate::LintConfig {
             target_version: major as u32,
-            ..migrate::lint::LintConfig::default()
+            ..migrate::LintConfig::default()
         }
     })
 }

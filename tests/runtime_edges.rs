@@ -21,11 +21,8 @@ fn load(files: &[(&str, &str)]) -> &'static migrate::Migrations {
     for (name, text) in files {
         std::fs::write(dir.join(name), text).unwrap();
     }
-    let analysis = migrate::analysis::check::analyze_dir_with(
-        &dir,
-        "m",
-        &migrate::lint::LintConfig::default(),
-    );
+    let analysis =
+        migrate::analysis::check::analyze_dir_with(&dir, "m", &migrate::LintConfig::default());
     assert_eq!(
         analysis.migrations.len(),
         files.len(),

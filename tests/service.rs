@@ -291,7 +291,7 @@ fn a_migration_waiting_behind_a_lock_reads_migrating_while_live() {
 fn the_example_migrations_lint_clean_and_plan_shows_locks() {
     let findings = migrate::lint_dir(
         concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"),
-        &migrate::lint::LintConfig::default(),
+        &migrate::LintConfig::default(),
     );
     assert!(findings.is_empty(), "{findings:?}");
     let lint = cli(&["lint", "migrations", "--json"], &[]);

@@ -1,5 +1,5 @@
-//! `migrate`: the commands of `migrate::cli` on a migrations directory read at run time.
+//! `migrate`: every command, on a migrations directory read at run time.
 
 fn main() -> std::process::ExitCode {
-    migrate::cli::run_standalone()
+    migrate_cli::run_standalone()
 }

@@ -474,3 +474,108 @@ fn check_and_lint_read_the_migrate_toml_the_compiler_reads() {
         "target_postgres is a PostgreSQL major version from 10 to 18, found 9"
     );
 }
+
+/// `--dir` names the migrations directory of every command, before or after the command's own
+/// arguments; `lint DIR` and `baseline --into DIR` still say it their way. The list of commands
+/// is read from the help, so that a new command is held to it too.
+#[test]
+fn every_command_takes_the_migrations_directory_from_dir() {
+    let dir = Dir::new("dir-everywhere");
+    let help = stdout(&dir.migrate(&["--help"]));
+    let listed: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    let expected = [
+        "new", "merge", "graph", "check", "snapshot", "migrate", "status", "stamp", "plan", "diff",
+        "baseline", "lint",
+    ];
+    assert_eq!(listed, expected, "{help}");
+    let unreachable = "postgres://someone:hunter2@127.0.0.1:1/db";
+    let missing = "no-such-migrations";
+    let not_read = format!(
+        "error: [missing-directory] cannot read the migrations directory {missing}: No such file or directory (os error 2)\n  = help: create the directory {missing} (it is resolved from the current directory) and put the migration files in it\n"
+    );
+    for command in expected {
+        let mut args: Vec<&str> = vec![command];
+        match command {
+            "new" => args.push("first"),
+            "stamp" => args.push("0001"),
+            _ => {}
+        }
+        if matches!(
+            command,
+            "snapshot" | "migrate" | "status" | "stamp" | "plan" | "diff" | "baseline"
+        ) {
+            args.extend(["--database-url", unreachable]);
+        }
+        // Before the command's own arguments and after them.
+        for at in [1, args.len()] {
+            let mut args = args.clone();
+            args.splice(at..at, ["--dir", missing]);
+            let out = dir.migrate(&args);
+            let said = stderr(&out);
+            assert!(!said.contains("unexpected argument"), "{args:?}: {said}");
+            match command {
+                // Writes into the directory once the database is read: it got that far.
+                "baseline" => {
+                    assert!(
+                        said.starts_with(
+                            "error: cannot connect to postgres://someone@127.0.0.1:1/db"
+                        ),
+                        "{args:?}: {said}"
+                    );
+                    assert!(!said.contains("hunter2"), "{said}");
+                }
+                "check" | "lint" => {
+                    assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+                    assert_eq!(said, format!("error: cannot lint {missing}\n"), "{args:?}");
+                    assert!(
+                        stdout(&out).starts_with(&not_read),
+                        "{args:?}: {}",
+                        stdout(&out)
+                    );
+                }
+                "new" | "merge" | "graph" => {
+                    assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+                    assert_eq!(
+                        said,
+                        format!(
+                            "error: cannot read the migrations directory {missing}: No such file or directory (os error 2)\n  help: create it (mkdir -p {missing}) or pass --dir <directory>\n"
+                        ),
+                        "{args:?}"
+                    );
+                }
+                _ => {
+                    assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+                    assert!(said.starts_with(&not_read), "{args:?}: {said}");
+                }
+            }
+        }
+    }
+    // The directory a command is given its own way wins over `--dir`.
+    dir.write(
+        "0001_a.sql",
+        "-- revision: 0001\n-- parents: none\nCREATE TABLE a (id int);\n",
+    );
+    let linted = dir.migrate(&["lint", "migrations", "--dir", missing]);
+    assert_eq!(linted.status.code(), Some(0), "{}", stdout(&linted));
+    let baseline = dir.migrate(&[
+        "baseline",
+        "--into",
+        "migrations",
+        "--dir",
+        missing,
+        "--database-url",
+        unreachable,
+    ]);
+    assert!(
+        stderr(&baseline).starts_with("error: migrations already holds migrations"),
+        "{}",
+        stderr(&baseline)
+    );
+}

@@ -4,8 +4,6 @@
 //! Applications depend on the `migrate` facade crate, not on this one.
 
 pub mod analysis;
-#[cfg(feature = "cli")]
-pub mod cli;
 #[cfg(feature = "analysis")]
 pub mod lint;
 mod migration;

@@ -465,7 +465,7 @@ fn compile_times() {
         row(label, times, "ms");
     }
     let dir = root().join("compile-1000/migrations");
-    let config = migrate::lint::LintConfig::default();
+    let config = migrate::LintConfig::default();
     let statements = 2000.0;
     let rates: Vec<f64> = (0..RUNS)
         .map(|_| {

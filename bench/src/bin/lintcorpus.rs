@@ -327,7 +327,7 @@ fn main() {
             header_lines.push(header.lines().count());
             std::fs::write(migrations.join(format!("{i:04}.sql")), format!("{header}{}", source.sql)).unwrap();
         }
-        let analysis = migrate::analysis::check::analyze_dir_with(&migrations, "m", &migrate::lint::LintConfig::default());
+        let analysis = migrate::analysis::check::analyze_dir_with(&migrations, "m", &migrate::LintConfig::default());
         let findings_of = |rules: &[&[&str]]| -> BTreeSet<(String, usize)> {
             analysis
                 .diagnostics

@@ -122,7 +122,6 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &LintConfig) -> Ana
 /// Migrations read from a directory at run time, by the standalone `migrate` command: the same
 /// data `embed_migrations!` bakes in (revisions, order, checksums, statements), so both write the
 /// same history rows.
-#[cfg(feature = "cli")]
 impl crate::Migrations {
     /// Builds the set from an analysis without errors. The texts are leaked to get the
     /// `'static` lifetime embedded migrations have: a command reads its directory once.

@@ -61,8 +61,17 @@ pub fn read_directory(dir: &Path, display_dir: &str) -> Directory {
         Ok(entries) => entries,
         Err(err) => {
             let help = if err.kind() == std::io::ErrorKind::NotFound {
+                // The macro names the directory as written and reads it from the crate's root;
+                // a command reads the path it was given, from where it runs.
+                let resolved = if dir != Path::new(display_dir) {
+                    " (it is resolved from the crate's Cargo.toml directory)"
+                } else if dir.is_relative() {
+                    " (it is resolved from the current directory)"
+                } else {
+                    ""
+                };
                 format!(
-                    "create the directory {display_dir} (it is resolved from the crate's Cargo.toml directory) and put the migration files in it"
+                    "create the directory {display_dir}{resolved} and put the migration files in it"
                 )
             } else {
                 "check the directory's permissions".to_owned()

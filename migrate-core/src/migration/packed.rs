@@ -452,7 +452,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, feature = "cli"))]
+#[cfg(all(test, feature = "analysis"))]
 mod embedded_directories {
     use std::path::Path;
 

@@ -372,6 +372,7 @@ impl<T, E> TestOutcome for Result<T, E> {
 
 /// Runs an `async` test's body on a runtime of its own (what `#[migrate::test]` expands to).
 #[cfg(feature = "tokio")]
+#[doc(hidden)]
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()

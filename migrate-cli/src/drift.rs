@@ -7,13 +7,13 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use crate::Migrations;
-use crate::analysis::source::one_line;
-use crate::lint::config::LintOverrides;
-use crate::runtime::catalog::{self, Difference};
-use crate::runtime::{Drift, Error, Migrator, connect};
+use migrate_core::Migrations;
+use migrate_core::analysis::source::one_line;
+use migrate_core::lint::config::LintOverrides;
+use migrate_core::runtime::catalog::{self, Difference};
+use migrate_core::runtime::{Drift, Error, Migrator, connect};
 
-use super::authoring::new_revision_id;
+use crate::authoring::new_revision_id;
 
 /// What a difference is about: its table for columns, constraints and indexes, else itself.
 fn group_of(object: &str) -> String {
@@ -159,8 +159,11 @@ fn annotate_findings(path: &Path, sql: &str) -> Option<String> {
     let dir = path.parent().filter(|d| d.is_dir())?;
     let file = path.file_name()?.to_str()?;
     let display = dir.display().to_string();
-    let analysis =
-        crate::analysis::check::analyze_dir_configured(dir, &display, &LintOverrides::default());
+    let analysis = migrate_core::analysis::check::analyze_dir_configured(
+        dir,
+        &display,
+        &LintOverrides::default(),
+    );
     let mut flagged: Vec<(usize, &'static str)> = analysis
         .diagnostics
         .iter()
@@ -275,16 +278,15 @@ pub(super) fn baseline(
         live.objects.len()
     );
     if request.stamp {
-        let (analysis, passed) = super::checked_analysis(
+        let migrations = match crate::standalone::checked_migrations(
             dir,
             err,
             "the baseline was not stamped",
             &format!("fix the findings above, then run `stamp {revision}`"),
-        );
-        if !passed {
-            return Ok(1);
-        }
-        let migrations = Migrations::from_analysis(&analysis);
+        ) {
+            Ok(migrations) => migrations,
+            Err(code) => return Ok(code),
+        };
         let stamper = Migrator::with_settings(&migrations, migrator.settings().clone());
         stamper.stamp(&mut connect(url, name)?, &revision)?;
         let _ = writeln!(out, "stamped {revision} as applied");

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::analysis::{Diagnostic, Severity};
-use crate::lint::config::LintOverrides;
+use migrate_core::analysis::{Diagnostic, Severity};
+use migrate_core::lint::config::LintOverrides;
 
 /// How `lint` prints its findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,9 +27,12 @@ pub(crate) fn lint(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let findings: Vec<Diagnostic> =
-        crate::analysis::check::analyze_dir_configured(dir, &dir.display().to_string(), overrides)
-            .diagnostics;
+    let findings: Vec<Diagnostic> = migrate_core::analysis::check::analyze_dir_configured(
+        dir,
+        &dir.display().to_string(),
+        overrides,
+    )
+    .diagnostics;
     let _ = match format {
         LintFormat::Text => text(&findings, dir, out),
         LintFormat::Json => writeln!(
@@ -121,7 +124,7 @@ fn sarif(findings: &[Diagnostic]) -> Value {
     let rules: Vec<Value> = rule_ids
         .iter()
         .map(|id| {
-            let summary = crate::lint::rules::find(id).map_or_else(
+            let summary = migrate_core::lint::rules::find(id).map_or_else(
                 || format!("migration check `{id}`"),
                 |r| r.summary.to_owned(),
             );

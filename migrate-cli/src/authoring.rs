@@ -9,9 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::analysis::graph::merge_migration;
-use crate::analysis::header::{Header, parse_header_partial};
-use crate::analysis::source::normalize;
+use migrate_core::analysis::graph::merge_migration;
+use migrate_core::analysis::header::{Header, parse_header_partial};
+use migrate_core::analysis::source::normalize;
 
 /// Why an authoring command did nothing. Each renders what happened and what to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -541,7 +541,10 @@ mod tests {
         let at = |s: u64| new_revision_id(UNIX_EPOCH + std::time::Duration::from_secs(s));
         let id = at(1_796_168_712);
         assert!(id.starts_with("20261201"), "{id}");
-        assert!(crate::analysis::header::is_valid_revision_id(&id), "{id}");
+        assert!(
+            migrate_core::analysis::header::is_valid_revision_id(&id),
+            "{id}"
+        );
         assert_eq!(id.len(), 19);
         assert!(at(951_782_400) < at(951_868_800), "2000-02-29 then 03-01");
         assert!(at(951_782_400).starts_with("20000229000000-"));

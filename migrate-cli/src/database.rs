@@ -1,0 +1,143 @@
+//! The database commands (`migrate`, `status`, `stamp`, `plan`, `diff`, `baseline`) and `lint`,
+//! on a set of migrations: the embedded ones, or a directory's.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use migrate_core::Migrations;
+use migrate_core::lint::config::LintOverrides;
+use migrate_core::runtime::{EnvConfig, Error, Health, Migrator, connect};
+
+use crate::report::{self, LintFormat};
+use crate::{Command, drift, plan, status};
+
+/// [`execute`] with the configuration and outputs given, returning the exit code.
+pub fn execute_to(
+    migrations: &Migrations,
+    command: Command,
+    config: &Result<EnvConfig, Error>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    if let Command::Lint {
+        dir,
+        json,
+        format,
+        target_postgres,
+    } = command
+    {
+        let format = if json { LintFormat::Json } else { format };
+        let dir = dir.unwrap_or_else(|| PathBuf::from("migrations"));
+        let overrides = LintOverrides {
+            target_version: target_postgres,
+            levels: Vec::new(),
+        };
+        return report::lint(&dir, &overrides, format, out, err);
+    }
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 2;
+        }
+    };
+    let mut config = config.clone();
+    if let Some(url) = command.database_url() {
+        config.url = Some(url.to_owned());
+        // A URL given by hand is the one to use, whatever MIGRATE_POOLER says of DATABASE_URL.
+        config.settings.pooler = migrate_core::runtime::Pooler::None;
+    }
+    let config = &config;
+    let Some(url) = config.url.as_deref() else {
+        let _ = writeln!(
+            err,
+            "error: no database configured\n  help: set MIGRATION_DATABASE_URL (or DATABASE_URL) to the database's URL"
+        );
+        return 2;
+    };
+    let migrator = Migrator::with_settings(migrations, config.settings.clone());
+    let status_of = |migrator: &Migrator<'_>| {
+        connect(url, &config.settings.application_name).and_then(|mut c| migrator.status(&mut c))
+    };
+    let result = match command {
+        Command::Migrate { .. } => migrator.run_url(url).map(|report| {
+            for applied in &report.applied {
+                let _ = writeln!(
+                    out,
+                    "applied {} in {} ms",
+                    applied.revision,
+                    applied.duration.as_millis()
+                );
+            }
+            let _ = writeln!(
+                out,
+                "up to date at {} ({} applied now)",
+                report.status.head.unwrap_or("-"),
+                report.applied.len()
+            );
+            0
+        }),
+        Command::Status { json, .. } => status_of(&migrator).map(|status| {
+            status::print(&status, json, out);
+            match status.health() {
+                Health::Pass | Health::Warn => 0,
+                Health::Fail if status.check().is_err() => 2,
+                Health::Fail => 1,
+            }
+        }),
+        Command::Stamp { revision, .. } => connect(url, &config.settings.application_name)
+            .and_then(|mut c| migrator.stamp(&mut c, &revision))
+            .map(|stamped| {
+                let _ = writeln!(
+                    out,
+                    "stamped {} revision(s) as applied: {}",
+                    stamped.len(),
+                    stamped.join(", ")
+                );
+                0
+            }),
+        Command::Plan { .. } => {
+            status_of(&migrator).map(|status| plan::print(migrations, &status, out))
+        }
+        Command::Diff {
+            shadow_url,
+            json,
+            write,
+            ..
+        } => migrator
+            .drift(url, shadow_url.as_deref())
+            .and_then(|drift| drift::report(migrations, &drift, json, write.as_deref(), out)),
+        Command::Baseline {
+            dir,
+            allow_partial,
+            stamp,
+            ..
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("migrations"));
+            let request = drift::BaselineRequest {
+                dir: &dir,
+                allow_partial,
+                stamp,
+            };
+            drift::baseline(&migrator, url, &request, out, err)
+        }
+        Command::Lint { .. } => Ok(0),
+    };
+    match result {
+        Ok(code) => code,
+        Err(_) if migrate_core::runtime::drift::interrupted() => {
+            // The Ctrl-C handler dropped the shadow under the check and exits the process.
+            let _ = writeln!(err, "interrupted: the shadow database was dropped");
+            loop {
+                std::thread::park();
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            match e {
+                Error::Migration { .. } => 1,
+                _ => 2,
+            }
+        }
+    }
+}
