@@ -37,18 +37,18 @@ async fn in_the_second_statement_of_0004(url: &str) {
 /// The state of backend `pid` once it is no longer running the dropped migration's statement.
 fn settled_state(db: &TestDatabase, pid: &str) -> String {
     let mut admin = db.client();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let state = values(
-            &mut admin,
-            &format!("SELECT coalesce(state, 'gone') FROM pg_stat_activity WHERE pid = {pid} UNION ALL SELECT 'gone' LIMIT 1"),
-        )
-        .remove(0);
-        if state != "active" || Instant::now() > deadline {
-            return state;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::settle(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            values(
+                &mut admin,
+                &format!("SELECT coalesce(state, 'gone') FROM pg_stat_activity WHERE pid = {pid} UNION ALL SELECT 'gone' LIMIT 1"),
+            )
+            .remove(0)
+        },
+        |state| state != "active",
+    )
 }
 
 /// Nothing of the dropped migration is left: no table, no history row, no lock.
@@ -135,18 +135,16 @@ fn dropping_a_run_url_future_mid_migration_closes_its_connection_and_keeps_nothi
     });
     nothing_of_0004_is_left(&db);
     let mut admin = db.client();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while values(
-        &mut admin,
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrate' AND datname = current_database()",
-    ) != ["0"]
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the runner's own connection outlived the future"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until(
+        Duration::from_secs(5),
+        "the runner's own connection outlived the future",
+        || {
+            values(
+                &mut admin,
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrate' AND datname = current_database()",
+            ) == ["0"]
+        },
+    );
     let report = runtime
         .block_on(Migrator::new(&SLOW).run_url_async(&url))
         .unwrap();

@@ -898,20 +898,20 @@ fn schema_is_what_the_revisions_build(
 /// Advisory locks and idle-in-transaction backends left in the database, once the backends of
 /// finished clients had time to end.
 fn leftovers(admin: &str, db: &str) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = values(
-            admin,
-            &format!(
-                "SELECT l.pid || ' advisory lock ' || coalesce(a.application_name, '') FROM pg_locks l JOIN pg_database d ON d.oid = l.database LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND d.datname = '{db}' \
-                 UNION ALL SELECT pid || ' idle in transaction ' || application_name FROM pg_stat_activity WHERE datname = '{db}' AND state LIKE 'idle in transaction%' AND application_name <> 'app'"
-            ),
-        );
-        if left.is_empty() || Instant::now() > deadline {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::settle(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            values(
+                admin,
+                &format!(
+                    "SELECT l.pid || ' advisory lock ' || coalesce(a.application_name, '') FROM pg_locks l JOIN pg_database d ON d.oid = l.database LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND d.datname = '{db}' \
+                     UNION ALL SELECT pid || ' idle in transaction ' || application_name FROM pg_stat_activity WHERE datname = '{db}' AND state LIKE 'idle in transaction%' AND application_name <> 'app'"
+                ),
+            )
+        },
+        Vec::is_empty,
+    )
 }
 
 fn env_u64(name: &str) -> Option<u64> {

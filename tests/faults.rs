@@ -128,18 +128,16 @@ on_both_drivers! {
                 .run_url_on(driver, &url)
         });
         let mut watcher = db.client();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while values(
-            &mut watcher,
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'",
-        ) != ["1"]
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the migration never reached pg_sleep"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_until(
+            Duration::from_secs(30),
+            "the migration never reached pg_sleep",
+            || {
+                values(
+                    &mut watcher,
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'",
+                ) == ["1"]
+            },
+        );
         drop(watcher);
         cluster.stop();
         std::thread::sleep(Duration::from_secs(1));
@@ -305,17 +303,14 @@ on_both_drivers! {
             .spawn()
             .unwrap();
         let mut watcher = db.client();
-        let deadline = Instant::now() + Duration::from_secs(60);
         // 0004 holds ACCESS EXCLUSIVE on the new table `audit` and the migration lock during its
         // pg_sleep(3); the client is frozen right there.
-        while values(
-            &mut watcher,
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%')",
-        ) != ["t"]
-        {
-            assert!(Instant::now() < deadline, "0004 never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_until(Duration::from_secs(60), "0004 never started", || {
+            values(
+                &mut watcher,
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%')",
+            ) == ["t"]
+        });
         let stop = std::process::Command::new("kill")
             .args(["-STOP", &child.id().to_string()])
             .status()

@@ -361,18 +361,11 @@ on_both_drivers! {
 fn kill_when(driver: Driver, db: &TestDatabase, set: &str, ready: &str) {
     let mut child = driver.host(db.url(), set, &[]).spawn().unwrap();
     let mut watcher = db.client();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let hits = values(&mut watcher, ready);
-        if hits.first().map(String::as_str) == Some("t") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the migration never reached the point to kill it"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until(
+        Duration::from_secs(60),
+        "the migration never reached the point to kill it",
+        || values(&mut watcher, ready).first().map(String::as_str) == Some("t"),
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 }
@@ -696,21 +689,16 @@ on_both_drivers! {
                 .run_url_on(driver, &url)
         });
         let mut admin = db.client();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let killed = values(
-                &mut admin,
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND pid <> pg_backend_pid()",
-            );
-            if killed == ["1"] {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the migration never reached pg_sleep"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_until(
+            Duration::from_secs(30),
+            "the migration never reached pg_sleep",
+            || {
+                values(
+                    &mut admin,
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND pid <> pg_backend_pid()",
+                ) == ["1"]
+            },
+        );
         let report = runner.join().unwrap().unwrap();
         assert_eq!(
             common::applied(&report)

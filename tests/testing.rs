@@ -3,9 +3,12 @@
 //! harness, then check the server: one template, every test database gone, or kept and named
 //! when its test failed.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use migrate::testing::TestDatabase;
 
@@ -133,14 +136,9 @@ fn spares_host() {
             .get(0)
     };
     let two_spares = |admin: &mut postgres::Client| -> Vec<(String, i64)> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while databases(admin, "migrate_spare_").len() < 2 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no spare copies were made"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        common::wait_until(Duration::from_secs(20), "no spare copies were made", || {
+            databases(admin, "migrate_spare_").len() >= 2
+        });
         // A spare is listed once its copy commits, a moment before its maker hands it out.
         std::thread::sleep(std::time::Duration::from_millis(200));
         databases(admin, "migrate_spare_")
@@ -171,18 +169,17 @@ fn spares_host() {
     let fourth = TestDatabase::create(&MIGRATIONS).unwrap();
     let copied = oid(&mut admin, fourth.name());
     assert!(ready.iter().all(|(_, oid)| *oid != copied), "{ready:?}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let left = databases(&mut admin, "migrate_spare_");
-        if ready.iter().any(|(name, _)| !left.contains(name)) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the spare that could not be taken is still there: {left:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let one_gone = |left: &Vec<String>| ready.iter().any(|(name, _)| !left.contains(name));
+    let left = common::settle(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || databases(&mut admin, "migrate_spare_"),
+        one_gone,
+    );
+    assert!(
+        one_gone(&left),
+        "the spare that could not be taken is still there: {left:?}"
+    );
     drop(held);
     drop((first, second, third, fourth));
 }
@@ -323,20 +320,20 @@ fn forty_eight_tests_on_eight_threads_each_get_a_database_copied_from_one_templa
         Vec::<String>::new()
     );
     // The process has exited; its backends end a moment later.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let sessions = loop {
-        let sessions: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrate-testing'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        if sessions == 0 || std::time::Instant::now() > deadline {
-            break sessions;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let sessions = common::settle(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || -> i64 {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrate-testing'",
+                    &[],
+                )
+                .unwrap()
+                .get(0)
+        },
+        |sessions| *sessions == 0,
+    );
     assert_eq!(sessions, 0);
 
     // A build cut short (killed before it was marked complete, a table missing): the next test

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use migrate_core::analysis::graph::merge_migration;
-use migrate_core::analysis::header::{Header, parse_header_partial};
+use migrate_core::analysis::header::{Header, parse_header_partial, render_header};
 use migrate_core::analysis::source::normalize;
 
 /// Why an authoring command did nothing. Each renders what happened and what to do next.
@@ -221,18 +221,8 @@ pub fn new_migration(dir: &Path, request: &NewMigration) -> Result<PathBuf, Auth
         .message
         .clone()
         .unwrap_or_else(|| request.slug.replace(['_', '-'], " "));
-    let mut text = format!(
-        "-- revision: {revision}\n-- parents: {}\n-- message: {}\n",
-        if parents.is_empty() {
-            "none".to_owned()
-        } else {
-            parents.join(", ")
-        },
-        message.replace('\n', " ")
-    );
-    if request.no_transaction {
-        text.push_str("-- migrate:no-transaction\n");
-    }
+    let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+    let mut text = render_header(&revision, &parents, &message, request.no_transaction);
     text.push('\n');
     write_new(&dir.join(format!("{revision}{suffix}")), &text)
 }
@@ -251,17 +241,21 @@ pub fn merge(dir: &Path, message: Option<&str>) -> Result<Option<PathBuf>, Autho
 
 /// Creates `path`, never replacing a file.
 fn write_new(path: &Path, text: &str) -> Result<PathBuf, AuthoringError> {
-    let failed = |e: std::io::Error| AuthoringError::Write {
+    create_new(path, text).map_err(|e| AuthoringError::Write {
         path: path.to_owned(),
         reason: e.to_string(),
-    };
-    let mut file = std::fs::OpenOptions::new()
+    })?;
+    Ok(path.to_owned())
+}
+
+/// Creates `path` with `text`, never over an existing file: a migration a command writes is
+/// never one somebody already has.
+pub(crate) fn create_new(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path)
-        .map_err(failed)?;
-    file.write_all(text.as_bytes()).map_err(failed)?;
-    Ok(path.to_owned())
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 /// How `migrate graph` prints the revision DAG.

@@ -13,7 +13,8 @@ use migrate_core::lint::config::LintOverrides;
 use migrate_core::runtime::catalog::{self, Difference};
 use migrate_core::runtime::{Drift, Error, Migrator, connect};
 
-use crate::authoring::new_revision_id;
+use crate::authoring::{create_new, new_revision_id};
+use migrate_core::analysis::header::render_header;
 
 /// What a difference is about: its table for columns, constraints and indexes, else itself.
 fn group_of(object: &str) -> String {
@@ -136,9 +137,16 @@ fn write_fix(migrations: &Migrations, drift: &Drift, path: &Path) -> Result<Path
     } else {
         path.to_owned()
     };
-    let parents = migrations.head().map_or("none", |m| m.revision());
-    let header = format!(
-        "-- revision: {revision}\n-- parents: {parents}\n-- message: reconcile the database with its migrations\n"
+    let parents: Vec<&str> = migrations
+        .head()
+        .map(|m| m.revision())
+        .into_iter()
+        .collect();
+    let header = render_header(
+        &revision,
+        &parents,
+        "reconcile the database with its migrations",
+        false,
     );
     let sql = catalog::fix_migration(&header, &drift.differences);
     write_new(&path, &sql)?;
@@ -192,13 +200,7 @@ fn annotate_findings(path: &Path, sql: &str) -> Option<String> {
 
 /// Creates `path` with `text`, never over an existing file.
 fn write_new(path: &Path, text: &str) -> Result<(), Error> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| io_error(path, "create the file", e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| io_error(path, "write the file", e))
+    create_new(path, text).map_err(|e| io_error(path, "create the file", e))
 }
 
 pub(super) struct BaselineRequest<'a> {
@@ -266,8 +268,11 @@ pub(super) fn baseline(
     std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "create the directory", e))?;
     let revision = new_revision_id(SystemTime::now());
     let path = dir.join(format!("{revision}_baseline.sql"));
-    let header = format!(
-        "-- revision: {revision}\n-- parents: none\n-- message: baseline: the schema as the database had it\n"
+    let header = render_header(
+        &revision,
+        &[],
+        "baseline: the schema as the database had it",
+        false,
     );
     write_new(&path, &format!("{header}{sql}"))?;
     let _ = writeln!(

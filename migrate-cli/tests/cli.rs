@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{stderr, stdout};
+use common::{TempDir, stderr, stdout};
 
 use migrate::Migrator;
 use pg_harness::test_database;
@@ -16,13 +16,12 @@ use pg_harness::test_database;
 /// The same migrations this test crate embeds, as the host of the last test.
 static EMBEDDED: migrate::Migrations = migrate::embed_migrations!("tests/migrations");
 
-struct Dir(PathBuf);
+/// A directory of the test's own, the commands' working directory, with an empty `migrations/`.
+struct Dir(TempDir);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("cli-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = TempDir::new(name);
         std::fs::create_dir_all(dir.join("migrations")).unwrap();
         Dir(dir)
     }
@@ -43,12 +42,6 @@ impl Dir {
 
     fn read(&self, relative: &str) -> String {
         std::fs::read_to_string(self.0.join(relative)).unwrap()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -7,8 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use common::{stderr, stdout};
+use common::{TempDir, stderr, stdout, wait_for};
 use pg_harness::{TestDatabase, test_database};
 
 /// The tests count the shadow databases left on the server: one at a time.
@@ -25,15 +26,11 @@ fn repository(relative: &str) -> PathBuf {
 }
 
 /// A migrations directory of the test's own.
-struct Dir(PathBuf);
+struct Dir(TempDir);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("drift-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
+        Dir(TempDir::new(name))
     }
 
     /// A directory holding copies of `source`'s migrations, `keep` deciding which.
@@ -50,19 +47,24 @@ impl Dir {
     }
 
     fn migrate(&self, db: &TestDatabase, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_migrate"))
-            .arg("--dir")
-            .arg(&self.0)
-            .args(args)
-            .env("DATABASE_URL", db.url())
-            .env_remove("MIGRATION_DATABASE_URL")
-            .output()
-            .unwrap()
+        migrate_on(&self.0, db, args)
     }
 
     fn files(&self, ending: &str) -> Vec<PathBuf> {
         files_in(&self.0, ending)
     }
+}
+
+/// The `migrate` command on the migrations in `dir` and the database `db`.
+fn migrate_on(dir: &Path, db: &TestDatabase, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env("DATABASE_URL", db.url())
+        .env_remove("MIGRATION_DATABASE_URL")
+        .output()
+        .unwrap()
 }
 
 fn files_in(dir: &Path, ending: &str) -> Vec<PathBuf> {
@@ -98,12 +100,6 @@ fn no_drift(dir: &Dir, db: &TestDatabase, applied: usize) {
 fn offset(text: &str, needle: &str) -> usize {
     text.find(needle)
         .unwrap_or_else(|| panic!("no `{needle}` in\n{text}"))
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The shadow databases on the test server.
@@ -588,8 +584,7 @@ fn baseline_round_trip(live: &TestDatabase, name: &str) -> (String, String) {
         &["baseline", "--into", target.to_str().unwrap(), "--stamp"],
     );
     assert!(baseline.status.success(), "{}", stderr(&baseline));
-    let written = Dir(target.clone());
-    let [file] = written.files("_baseline.sql").try_into().unwrap();
+    let [file] = files_in(&target, "_baseline.sql").try_into().unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
     let revision = file
         .file_name()
@@ -602,7 +597,7 @@ fn baseline_round_trip(live: &TestDatabase, name: &str) -> (String, String) {
 
     // The oracle: the schema of the live database and of one the baseline built.
     let rebuilt = test_database();
-    let apply = written.migrate(&rebuilt, &["apply"]);
+    let apply = migrate_on(&target, &rebuilt, &["apply"]);
     assert!(apply.status.success(), "{}", stderr(&apply));
     let (expected, actual) = (schema_dump(live), schema_dump(&rebuilt));
     if expected != actual {
@@ -620,16 +615,16 @@ fn baseline_round_trip(live: &TestDatabase, name: &str) -> (String, String) {
     );
 
     // Stamped: the live database is up to date with the baseline and does not drift from it.
-    let status = written.migrate(live, &["status"]);
+    let status = migrate_on(&target, live, &["status"]);
     assert_eq!(status.status.code(), Some(0), "{}", stdout(&status));
-    let diff = written.migrate(live, &["diff"]);
+    let diff = migrate_on(&target, live, &["diff"]);
     assert_eq!(
         stdout(&diff),
         "no drift against the 1 applied revision(s)\n",
         "{}",
         stderr(&diff)
     );
-    drop(written);
+    drop(dir);
     assert!(shadows(live).is_empty());
     (text, printed)
 }
@@ -950,8 +945,7 @@ fn ctrl_c_during_the_replay_drops_the_shadow_or_empties_a_given_one() {
             .spawn()
             .unwrap();
         // The replay sleeps once the table is made: the shadow exists until the signal.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
+        wait_for(Duration::from_secs(20), "the replay did not start", || {
             let replaying = db
                 .client()
                 .query_one(
@@ -960,31 +954,18 @@ fn ctrl_c_during_the_replay_drops_the_shadow_or_empties_a_given_one() {
                 )
                 .unwrap()
                 .get::<_, i64>(0);
-            if replaying > 0 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the replay did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+            (replaying > 0).then_some(())
+        });
         let signalled = Command::new("kill")
             .args(["-INT", &running.id().to_string()])
             .status()
             .unwrap();
         assert!(signalled.success());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = running.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "diff did not stop on SIGINT"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
+        let status = wait_for(
+            Duration::from_secs(20),
+            "diff did not stop on SIGINT",
+            || running.try_wait().unwrap(),
+        );
         let output = running.wait_with_output().unwrap();
         assert_eq!(status.code(), Some(130), "{}", stderr(&output));
         assert!(

@@ -168,3 +168,30 @@ pub fn logged(needle: &str) -> Vec<String> {
         .map(|l| l.iter().filter(|l| l.contains(needle)).cloned().collect())
         .unwrap_or_default()
 }
+
+/// Polls `done` every 20 ms until it holds; fails the test with `never` once `within` has passed.
+pub fn wait_until(within: Duration, never: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{never}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `probe` every `every` until `settled` holds for what it gives, or `within` has passed;
+/// returns the last value, for the test to judge.
+pub fn settle<T>(
+    within: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> T,
+    settled: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let value = probe();
+        if settled(&value) || Instant::now() > deadline {
+            return value;
+        }
+        std::thread::sleep(every);
+    }
+}

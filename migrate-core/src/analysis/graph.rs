@@ -266,10 +266,7 @@ fn multiple_heads(dir: &str, nodes: &[GraphNode<'_>], heads: &[usize]) -> Diagno
 pub fn merge_migration(heads: &[&str], message: Option<&str>) -> (String, String) {
     let id = merge_revision_id(heads);
     let message = message.map_or_else(|| format!("merge {}", heads.join(" and ")), str::to_owned);
-    let text = format!(
-        "-- revision: {id}\n-- parents: {}\n-- message: {message}\n",
-        heads.join(", ")
-    );
+    let text = super::header::render_header(&id, heads, &message, false);
     (id, text)
 }
 

@@ -79,6 +79,28 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (millis <= i32::MAX as u64).then(|| Duration::from_millis(millis))
 }
 
+/// The header of a new migration file, as `new`, `merge`, `diff --write` and `baseline` write
+/// it: `parents: none` for a root, the message on one line.
+pub fn render_header(
+    revision: &str,
+    parents: &[&str],
+    message: &str,
+    no_transaction: bool,
+) -> String {
+    let parents = if parents.is_empty() {
+        "none".to_owned()
+    } else {
+        parents.join(", ")
+    };
+    let message = message.replace(['\r', '\n'], " ");
+    let mut text =
+        format!("-- revision: {revision}\n-- parents: {parents}\n-- message: {message}\n");
+    if no_transaction {
+        text.push_str("-- migrate:no-transaction\n");
+    }
+    text
+}
+
 /// Parses the header of `text` (already normalised to LF). All problems are returned at once.
 pub fn parse_header(path: &str, text: &str) -> Result<Header, Vec<Diagnostic>> {
     match parse_header_partial(path, text) {
@@ -341,6 +363,37 @@ fn parse_parents(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `new`, `merge`, `diff --write` and `baseline` write parses back as written, whatever
+    /// the message holds: a line break in it would have ended the header's message line.
+    #[test]
+    fn a_rendered_header_parses_back() {
+        let cases: [(&[&str], &str, bool); 3] = [
+            (&[], "baseline: «naïve» Grüße 🚀", false),
+            (&["a", "b-2"], "merge a and b-2", false),
+            (&["a"], "two\nlines\r\nhere", true),
+        ];
+        for (parents, message, no_transaction) in cases {
+            let text = render_header("r_1", parents, message, no_transaction);
+            let header = parse_header("m.sql", &format!("{text}\nSELECT 1;\n")).unwrap();
+            assert_eq!(header.revision, "r_1");
+            let read: Vec<&str> = header.parents.iter().map(|(p, _)| p.as_str()).collect();
+            assert_eq!(read, parents);
+            assert_eq!(
+                header.message.as_deref(),
+                Some(message.replace(['\r', '\n'], " ").as_str())
+            );
+            assert_eq!(header.no_transaction, no_transaction);
+        }
+        // `migrate merge -m` with a line break in the message.
+        let (_, merge) = crate::analysis::graph::merge_migration(&["a", "b"], Some("two\nlines"));
+        let header = parse_header("m.sql", &merge).unwrap();
+        assert_eq!(header.message.as_deref(), Some("two lines"));
+        assert_eq!(
+            render_header("r", &[], "m", true),
+            "-- revision: r\n-- parents: none\n-- message: m\n-- migrate:no-transaction\n"
+        );
+    }
 
     fn errors(text: &str) -> Vec<String> {
         parse_header("m/a.sql", text)
