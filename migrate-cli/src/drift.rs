@@ -14,6 +14,7 @@ use migrate_core::runtime::catalog::{self, Difference};
 use migrate_core::runtime::{Drift, Error, Migrator, connect};
 
 use crate::authoring::{create_new, new_revision_id};
+use migrate_core::analysis::diagnostic::Check;
 use migrate_core::analysis::header::render_header;
 
 /// What a difference is about: its table for columns, constraints and indexes, else itself.
@@ -175,13 +176,13 @@ fn annotate_findings(path: &Path, sql: &str) -> Option<String> {
     let mut flagged: Vec<(usize, &'static str)> = analysis
         .diagnostics
         .iter()
-        .filter(|d| d.is_error() && d.check != "unused-allow")
+        .filter(|d| d.is_error() && d.check != Check::UnusedAllow)
         .filter_map(|d| {
             let location = d.location.as_ref()?;
             location
                 .path
                 .ends_with(file)
-                .then_some((location.line, d.check))
+                .then_some((location.line, d.check.id()))
         })
         .collect();
     flagged.sort();

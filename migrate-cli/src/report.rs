@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use migrate_core::analysis::diagnostic::Check;
 use migrate_core::analysis::{Diagnostic, Severity};
 use migrate_core::lint::config::LintOverrides;
 
@@ -43,7 +44,7 @@ pub(crate) fn lint(
         LintFormat::Github => github(&findings, out),
         LintFormat::Sarif => writeln!(out, "{}", sarif(&findings)),
     };
-    if findings.iter().any(|d| d.check == "missing-directory") {
+    if findings.iter().any(|d| d.check == Check::MissingDirectory) {
         let _ = writeln!(err, "error: cannot lint {}", dir.display());
         return 2;
     }
@@ -70,7 +71,7 @@ fn finding_json(d: &Diagnostic) -> Value {
         "file": location.map(|l| l.path.clone()),
         "line": location.map(|l| l.line),
         "column": location.map(|l| l.column),
-        "rule": d.check,
+        "rule": d.check.id(),
         "severity": d.severity.as_str(),
         "message": d.message,
         "help": d.help,
@@ -105,7 +106,7 @@ fn github(findings: &[Diagnostic], out: &mut dyn Write) -> std::io::Result<()> {
             properties.push(format!("line={}", l.line));
             properties.push(format!("col={}", l.column));
         }
-        properties.push(format!("title={}", github_property(d.check)));
+        properties.push(format!("title={}", github_property(d.check.id())));
         writeln!(
             out,
             "::{command} {}::{}",
@@ -118,7 +119,7 @@ fn github(findings: &[Diagnostic], out: &mut dyn Write) -> std::io::Result<()> {
 
 /// One SARIF 2.1.0 log with one run: the rules that fired, and a result for each finding.
 fn sarif(findings: &[Diagnostic]) -> Value {
-    let mut rule_ids: Vec<&str> = findings.iter().map(|d| d.check).collect();
+    let mut rule_ids: Vec<&str> = findings.iter().map(|d| d.check.id()).collect();
     rule_ids.sort_unstable();
     rule_ids.dedup();
     let rules: Vec<Value> = rule_ids
@@ -135,8 +136,8 @@ fn sarif(findings: &[Diagnostic]) -> Value {
         .iter()
         .map(|d| {
             let mut result = json!({
-                "ruleId": d.check,
-                "ruleIndex": rule_ids.iter().position(|r| *r == d.check),
+                "ruleId": d.check.id(),
+                "ruleIndex": rule_ids.iter().position(|r| *r == d.check.id()),
                 "level": if d.is_error() { "error" } else { "warning" },
                 "message": {"text": with_help(d)},
             });

@@ -12,6 +12,7 @@ use migrate_core::runtime::{EnvConfig, Error, Migrator};
 
 use crate::report::{self, LintFormat};
 use crate::{Command, DatabaseArg, DirArg, authoring, drop_shadows_on_ctrl_c, execute_to};
+use migrate_core::analysis::diagnostic::Check;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -206,7 +207,7 @@ pub(crate) fn checked_migrations(
     let unreadable = analysis
         .diagnostics
         .iter()
-        .any(|d| d.check == "missing-directory");
+        .any(|d| d.check == Check::MissingDirectory);
     Err(if unreadable { 2 } else { 1 })
 }
 

@@ -133,7 +133,7 @@ fn a_directory_of_garbage_is_a_list_of_clean_errors() {
     dir.write("notes.txt", b"not a migration");
     let analysis = dir.analyze();
     assert!(analysis.migrations.is_empty());
-    let checks: Vec<&str> = analysis.diagnostics.iter().map(|d| d.check).collect();
+    let checks: Vec<&str> = analysis.diagnostics.iter().map(|d| d.check.id()).collect();
     assert!(checks.contains(&"non-utf8-file"), "{checks:?}");
     assert!(checks.contains(&"missing-header"), "{checks:?}");
     assert!(checks.contains(&"syntax-error"), "{checks:?}");
@@ -264,7 +264,7 @@ fn a_parent_listed_twice_hides_no_graph_error() {
     dir.write("b.sql", b"-- revision: b\n-- parents: none\nSELECT 1;\n");
     dir.write("c.sql", b"-- revision: c\n-- parents: a, a\nSELECT 1;\n");
     let analysis = dir.analyze();
-    let checks: Vec<&str> = analysis.diagnostics.iter().map(|d| d.check).collect();
+    let checks: Vec<&str> = analysis.diagnostics.iter().map(|d| d.check.id()).collect();
     assert_eq!(
         checks,
         ["invalid-header", "multiple-roots", "multiple-heads"],
@@ -274,6 +274,11 @@ fn a_parent_listed_twice_hides_no_graph_error() {
     // An id that cannot be read takes its file out of the graph, and with it the findings that
     // file's absence could cause (a dangling child, extra heads), but not two roots.
     dir.write("c.sql", b"-- revision: c\n-- parents: a, b@d\nSELECT 1;\n");
-    let checks: Vec<&str> = dir.analyze().diagnostics.iter().map(|d| d.check).collect();
+    let checks: Vec<&str> = dir
+        .analyze()
+        .diagnostics
+        .iter()
+        .map(|d| d.check.id())
+        .collect();
     assert_eq!(checks, ["invalid-revision-id", "multiple-roots"]);
 }

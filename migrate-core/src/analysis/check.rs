@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AnalyzedMigration, Diagnostic, Location};
+use crate::analysis::diagnostic::Check;
 use crate::lint::config::{CONFIG_FILE, LintConfig, LintOverrides, read_config};
 
 /// The outcome of checking a directory: the migrations in application order when the graph is
@@ -47,7 +48,7 @@ pub fn analyze_dir_configured(
                 let mut analysis = Analysis::default();
                 analysis
                     .diagnostics
-                    .push(Diagnostic::error("invalid-config", None, message));
+                    .push(Diagnostic::error(Check::InvalidConfig, None, message));
                 return analysis;
             }
             let mut analysis = analyze_dir_with(dir, display_dir, &lint);
@@ -82,7 +83,7 @@ fn read_snapshot(dir: &Path, display: &str, analysis: &mut Analysis) {
         Some(taken) if taken == current => analysis.snapshot = Some(text),
         taken => analysis.diagnostics.push(
             Diagnostic::warning(
-                "stale-snapshot",
+                Check::StaleSnapshot,
                 location,
                 if taken.is_some() {
                     "the schema snapshot was taken for other migrations than these: drift checks do not use it".to_owned()

@@ -43,12 +43,110 @@ impl fmt::Display for Location {
     }
 }
 
+/// What produced a finding: one of the analysis's own checks, or a lint rule. Its id is what
+/// messages, JSON, SARIF and `migrate:allow` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Check {
+    MissingDirectory,
+    EmptyDirectory,
+    UnreadableFile,
+    NonUtf8File,
+    NulCharacter,
+    MissingHeader,
+    InvalidHeader,
+    InvalidRevisionId,
+    UnknownDirective,
+    InvalidDirective,
+    SyntaxError,
+    DuplicateRevision,
+    DanglingParent,
+    MultipleHeads,
+    MultipleRoots,
+    Cycle,
+    InvalidConfig,
+    InvalidAllow,
+    UnusedAllow,
+    StaleSnapshot,
+    /// A lint rule, by its id (see `lint::rules`).
+    Rule(&'static str),
+}
+
+impl Check {
+    /// Every check but the lint rules.
+    pub const CHECKS: &[Check] = &[
+        Check::MissingDirectory,
+        Check::EmptyDirectory,
+        Check::UnreadableFile,
+        Check::NonUtf8File,
+        Check::NulCharacter,
+        Check::MissingHeader,
+        Check::InvalidHeader,
+        Check::InvalidRevisionId,
+        Check::UnknownDirective,
+        Check::InvalidDirective,
+        Check::SyntaxError,
+        Check::DuplicateRevision,
+        Check::DanglingParent,
+        Check::MultipleHeads,
+        Check::MultipleRoots,
+        Check::Cycle,
+        Check::InvalidConfig,
+        Check::InvalidAllow,
+        Check::UnusedAllow,
+        Check::StaleSnapshot,
+    ];
+
+    /// The stable id, e.g. `multiple-heads`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Check::MissingDirectory => "missing-directory",
+            Check::EmptyDirectory => "empty-directory",
+            Check::UnreadableFile => "unreadable-file",
+            Check::NonUtf8File => "non-utf8-file",
+            Check::NulCharacter => "nul-character",
+            Check::MissingHeader => "missing-header",
+            Check::InvalidHeader => "invalid-header",
+            Check::InvalidRevisionId => "invalid-revision-id",
+            Check::UnknownDirective => "unknown-directive",
+            Check::InvalidDirective => "invalid-directive",
+            Check::SyntaxError => "syntax-error",
+            Check::DuplicateRevision => "duplicate-revision",
+            Check::DanglingParent => "dangling-parent",
+            Check::MultipleHeads => "multiple-heads",
+            Check::MultipleRoots => "multiple-roots",
+            Check::Cycle => "cycle",
+            Check::InvalidConfig => "invalid-config",
+            Check::InvalidAllow => "invalid-allow",
+            Check::UnusedAllow => "unused-allow",
+            Check::StaleSnapshot => "stale-snapshot",
+            Check::Rule(id) => id,
+        }
+    }
+
+    /// A lint finding, as opposed to a problem with the files, headers, graph or settings.
+    pub fn is_rule(self) -> bool {
+        matches!(self, Check::Rule(_))
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// Ids read as text (a rule named in a test or a report).
+impl PartialEq<&str> for Check {
+    fn eq(&self, other: &&str) -> bool {
+        self.id() == *other
+    }
+}
+
 /// One finding: which check produced it, where, what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub severity: Severity,
-    /// Stable identifier of the check or lint rule, e.g. `multiple-heads`.
-    pub check: &'static str,
+    pub check: Check,
     pub location: Option<Location>,
     pub message: String,
     /// What to do about it; may span several lines (e.g. a file to add).
@@ -56,11 +154,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(
-        check: &'static str,
-        location: Option<Location>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn error(check: Check, location: Option<Location>, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
             check,
@@ -70,11 +164,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(
-        check: &'static str,
-        location: Option<Location>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn warning(check: Check, location: Option<Location>, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(check, location, message)
@@ -115,10 +205,29 @@ impl fmt::Display for Diagnostic {
 mod tests {
     use super::*;
 
+    /// The ids are distinct, none is a lint rule's, and the README's table lists each.
+    #[cfg(feature = "analysis")]
+    #[test]
+    fn check_ids_are_distinct_from_each_other_and_from_the_rules() {
+        let readme = include_str!("../../../README.md");
+        let ids: std::collections::BTreeSet<&str> = Check::CHECKS.iter().map(|c| c.id()).collect();
+        assert_eq!(ids.len(), Check::CHECKS.len());
+        for id in &ids {
+            assert!(
+                crate::lint::rules::find(id).is_none(),
+                "{id} is a rule's id too"
+            );
+            assert!(
+                readme.contains(&format!("`{id}`")),
+                "README lists no `{id}`"
+            );
+        }
+    }
+
     #[test]
     fn renders_location_check_message_and_multiline_help() {
         let d = Diagnostic::error(
-            "multiple-heads",
+            Check::MultipleHeads,
             Some(Location::new("migrations/a.sql", 2, 14)),
             "two heads",
         )
@@ -131,7 +240,7 @@ mod tests {
 
     #[test]
     fn renders_without_location() {
-        let d = Diagnostic::error("empty-directory", None, "no migrations");
+        let d = Diagnostic::error(Check::EmptyDirectory, None, "no migrations");
         assert_eq!(d.to_string(), "[empty-directory] no migrations");
     }
 }

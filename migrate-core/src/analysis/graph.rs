@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::diagnostic::{Diagnostic, Location};
 use super::header::{Header, Pos};
+use crate::analysis::diagnostic::Check;
 
 /// One migration as the graph sees it.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +41,7 @@ pub fn check_graph(dir: &str, nodes: &[GraphNode<'_>]) -> Result<Vec<usize>, Vec
         if let Some(&first) = by_id.get(id) {
             errors.push(
                 Diagnostic::error(
-                    "duplicate-revision",
+                    Check::DuplicateRevision,
                     at(node.path, node.header.revision_pos),
                     format!("revision `{id}` is also defined by {}", nodes[first].path),
                 )
@@ -58,7 +59,7 @@ pub fn check_graph(dir: &str, nodes: &[GraphNode<'_>]) -> Result<Vec<usize>, Vec
             if parent == &node.header.revision {
                 errors.push(
                     Diagnostic::error(
-                        "cycle",
+                        Check::Cycle,
                         at(node.path, *pos),
                         format!("revision `{parent}` names itself as its parent"),
                     )
@@ -67,7 +68,7 @@ pub fn check_graph(dir: &str, nodes: &[GraphNode<'_>]) -> Result<Vec<usize>, Vec
             } else if !by_id.contains_key(parent.as_str()) {
                 errors.push(
                     Diagnostic::error(
-                        "dangling-parent",
+                        Check::DanglingParent,
                         at(node.path, *pos),
                         format!(
                             "revision `{}` names parent `{parent}`, which no migration in {dir} defines",
@@ -96,7 +97,7 @@ pub fn check_graph(dir: &str, nodes: &[GraphNode<'_>]) -> Result<Vec<usize>, Vec
         let last = roots[roots.len() - 1];
         errors.push(
             Diagnostic::error(
-                "multiple-roots",
+                Check::MultipleRoots,
                 at(nodes[last].path, nodes[last].header.revision_pos),
                 format!("{} migrations have `parents: none`: {} ({})", roots.len(), quoted(&ids), files.join(", ")),
             )
@@ -153,7 +154,7 @@ pub fn check_graph(dir: &str, nodes: &[GraphNode<'_>]) -> Result<Vec<usize>, Vec
         .collect();
     // With a parent missing, the graph is cut in two and its heads say nothing: the dangling
     // parent is the one error to fix.
-    let dangling = errors.iter().any(|e| e.check == "dangling-parent");
+    let dangling = errors.iter().any(|e| e.check == Check::DanglingParent);
     if heads.len() > 1 && !dangling {
         errors.push(multiple_heads(dir, nodes, &heads));
     }
@@ -217,7 +218,7 @@ fn report_cycles(
         let files: Vec<&str> = cycle.iter().map(|id| nodes[by_id[id]].path).collect();
         errors.push(
             Diagnostic::error(
-                "cycle",
+                Check::Cycle,
                 at(first.path, first.header.revision_pos),
                 format!(
                     "the parents form a cycle: {} (each names the next as its parent; files: {})",
@@ -248,7 +249,7 @@ fn multiple_heads(dir: &str, nodes: &[GraphNode<'_>], heads: &[usize]) -> Diagno
     let (merge_id, merge_text) = merge_migration(&ids, None);
     let indented = merge_text.trim_end().to_owned();
     Diagnostic::error(
-        "multiple-heads",
+        Check::MultipleHeads,
         at(nodes[last].path, nodes[last].header.revision_pos),
         format!(
             "the migrations have {} heads: {}; every replica must reach one single schema",

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use super::diagnostic::{Diagnostic, Location};
+use crate::analysis::diagnostic::Check;
 
 /// The longest revision id accepted.
 pub const MAX_REVISION_LEN: usize = 64;
@@ -145,7 +146,7 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
                 "no-transaction" if argument.is_empty() => no_transaction = true,
                 "no-transaction" => errors.push(
                     Diagnostic::error(
-                        "invalid-directive",
+                        Check::InvalidDirective,
                         at(line_no, column_of(body)),
                         format!("`migrate:no-transaction` takes no argument, found `{argument}`"),
                     )
@@ -156,7 +157,7 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
                     Some(d) => statement_timeout = Some(d),
                     None => errors.push(
                         Diagnostic::error(
-                            "invalid-directive",
+                            Check::InvalidDirective,
                             at(line_no, column_of(body)),
                             format!("`migrate:{name}` needs a duration, found `{argument}`"),
                         )
@@ -169,7 +170,7 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
                 "allow" => {}
                 _ => errors.push(
                     Diagnostic::error(
-                        "unknown-directive",
+                        Check::UnknownDirective,
                         at(line_no, column_of(body)),
                         format!("unknown directive `migrate:{name}`"),
                     )
@@ -198,7 +199,7 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
             if found {
                 errors.push(
                     Diagnostic::error(
-                        "invalid-header",
+                        Check::InvalidHeader,
                         at(line_no, column_of(body)),
                         format!("`{key}` is given twice in the header"),
                     )
@@ -231,7 +232,7 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
             }
             _ => errors.push(
                 Diagnostic::error(
-                    "unknown-directive",
+                    Check::UnknownDirective,
                     at(line_no, column_of(body)),
                     format!("unknown header key `{key}`"),
                 )
@@ -243,10 +244,10 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
     }
 
     let header_help = "start the file with\n-- revision: <id>\n-- parents: <parent id, comma-separated for a merge, or `none` for the first migration>";
-    if revision.is_none() && !errors.iter().any(|e| e.check == "invalid-revision-id") {
+    if revision.is_none() && !errors.iter().any(|e| e.check == Check::InvalidRevisionId) {
         errors.push(
             Diagnostic::error(
-                "missing-header",
+                Check::MissingHeader,
                 at(1, 1),
                 "the header has no `-- revision:` line",
             )
@@ -256,7 +257,7 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
     if parents.is_none() {
         errors.push(
             Diagnostic::error(
-                "missing-header",
+                Check::MissingHeader,
                 at(1, 1),
                 "the header has no `-- parents:` line",
             )
@@ -293,7 +294,7 @@ fn check_id(path: &str, id: &str, pos: Pos, what: &str, errors: &mut Vec<Diagnos
     };
     errors.push(
         Diagnostic::error(
-            "invalid-revision-id",
+            Check::InvalidRevisionId,
             Some(Location::new(path, pos.line, pos.column)),
             format!("{what} id `{shown}{ellipsis}` {reason}"),
         )
@@ -331,7 +332,7 @@ fn parse_parents(
         if id == "none" {
             errors.push(
                 Diagnostic::error(
-                    "invalid-header",
+                    Check::InvalidHeader,
                     Some(Location::new(path, pos.line, pos.column)),
                     "`none` cannot be combined with other parents",
                 )
@@ -347,7 +348,7 @@ fn parse_parents(
         if parents.iter().any(|(p, _)| p == id) {
             errors.push(
                 Diagnostic::error(
-                    "invalid-header",
+                    Check::InvalidHeader,
                     Some(Location::new(path, pos.line, pos.column)),
                     format!("parent `{id}` is listed twice"),
                 )

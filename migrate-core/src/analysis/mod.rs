@@ -13,7 +13,7 @@ pub mod statements;
 #[cfg(feature = "analysis")]
 use std::path::{Path, PathBuf};
 
-pub use diagnostic::{Diagnostic, Location, Severity};
+pub use diagnostic::{Check, Diagnostic, Location, Severity};
 pub use header::Header;
 #[cfg(feature = "analysis")]
 pub use statements::StatementSpan;
@@ -78,7 +78,7 @@ pub fn read_directory(dir: &Path, display_dir: &str) -> Directory {
             };
             analysis.diagnostics.push(
                 Diagnostic::error(
-                    "missing-directory",
+                    Check::MissingDirectory,
                     None,
                     format!("cannot read the migrations directory {display_dir}: {err}"),
                 )
@@ -94,7 +94,7 @@ pub fn read_directory(dir: &Path, display_dir: &str) -> Directory {
             Ok(entry) => entry,
             Err(err) => {
                 analysis.diagnostics.push(Diagnostic::error(
-                    "unreadable-file",
+                    Check::UnreadableFile,
                     None,
                     format!("cannot list the migrations directory {display_dir}: {err}"),
                 ));
@@ -109,7 +109,7 @@ pub fn read_directory(dir: &Path, display_dir: &str) -> Directory {
             Some(name) => files.push((format!("{display_dir}/{name}"), fs_path)),
             None => analysis.diagnostics.push(
                 Diagnostic::error(
-                    "non-utf8-file",
+                    Check::NonUtf8File,
                     None,
                     format!(
                         "the file name {} in {display_dir} is not valid UTF-8",
@@ -124,7 +124,7 @@ pub fn read_directory(dir: &Path, display_dir: &str) -> Directory {
 
     if files.is_empty() && analysis.diagnostics.is_empty() {
         analysis.diagnostics.push(
-            Diagnostic::error("empty-directory", None, format!("the migrations directory {display_dir} has no `*.sql` file"))
+            Diagnostic::error(Check::EmptyDirectory, None, format!("the migrations directory {display_dir} has no `*.sql` file"))
                 .with_help(format!(
                     "add the first migration, e.g. {display_dir}/0001_init.sql starting with\n-- revision: 0001\n-- parents: none"
                 )),
@@ -191,7 +191,7 @@ pub fn read_directory(dir: &Path, display_dir: &str) -> Directory {
             // children look dangling and, were it a merge, its branches look like extra heads.
             // Those findings would be noise; the ones it cannot explain (two roots, a cycle, a
             // duplicate) are reported.
-            unplaced == 0 || !matches!(e.check, "dangling-parent" | "multiple-heads")
+            unplaced == 0 || !matches!(e.check, Check::DanglingParent | Check::MultipleHeads)
         })),
     }
     analysis
@@ -221,7 +221,7 @@ fn read_file(
         Err(err) => {
             analysis.diagnostics.push(
                 Diagnostic::error(
-                    "unreadable-file",
+                    Check::UnreadableFile,
                     Some(Location::new(path, 1, 1)),
                     format!("cannot read the file: {err}"),
                 )

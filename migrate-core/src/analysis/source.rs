@@ -3,6 +3,7 @@
 use sha2::{Digest, Sha256};
 
 use super::diagnostic::{Diagnostic, Location};
+use crate::analysis::diagnostic::Check;
 
 /// The text of a migration as it is embedded, checksummed and parsed: without a byte-order mark,
 /// with every CRLF turned into LF, so that a Windows checkout yields the same migration.
@@ -22,7 +23,7 @@ pub fn normalize(path: &str, bytes: &[u8]) -> Result<NormalizedText, Diagnostic>
             if let Some(offset) = text.find('\0') {
                 let (line, column) = LineIndex::new(&text).line_column(offset);
                 return Err(Diagnostic::error(
-                    "nul-character",
+                    Check::NulCharacter,
                     Some(Location::new(path, line, column)),
                     "the file contains a NUL character (U+0000), which PostgreSQL cannot receive in a statement nor store in the history",
                 )
@@ -36,7 +37,7 @@ pub fn normalize(path: &str, bytes: &[u8]) -> Result<NormalizedText, Diagnostic>
             let prefix = String::from_utf8_lossy(valid);
             let (line, column) = LineIndex::new(&prefix).line_column(prefix.len());
             Err(Diagnostic::error(
-                "non-utf8-file",
+                Check::NonUtf8File,
                 Some(Location::new(path, line, column)),
                 format!(
                     "file is not valid UTF-8 (invalid byte 0x{:02X} at byte offset {})",

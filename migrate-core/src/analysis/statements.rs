@@ -110,6 +110,7 @@ impl StatementSpan {
 }
 
 pub use super::source::one_line;
+use crate::analysis::diagnostic::Check;
 
 /// A parsed statement together with its span.
 #[derive(Debug, Clone)]
@@ -197,7 +198,7 @@ pub fn statements_of(
         None => {
             return Err(vec![
                 Diagnostic::error(
-                    "syntax-error",
+                    Check::SyntaxError,
                     Some(Location::new(path, 1, 1)),
                     "the SQL parser could not read this file",
                 )
@@ -221,7 +222,7 @@ pub fn statements_of(
             .map(|(offset, messages)| {
                 let (line, column) = index.line_column(offset);
                 Diagnostic::error(
-                    "syntax-error",
+                    Check::SyntaxError,
                     Some(Location::new(path, line, column)),
                     format!("SQL syntax error: {}", messages.join(", ")),
                 )

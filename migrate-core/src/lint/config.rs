@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use super::rule::Level;
 use super::rules;
+use crate::analysis::diagnostic::Check;
 use crate::analysis::diagnostic::{Diagnostic, Location};
 use crate::analysis::source::LineIndex;
 
@@ -102,7 +103,7 @@ pub fn read_config(dir: &Path, display_dir: &str) -> Result<(LintConfig, bool), 
         Err(e) => {
             return Err(vec![
                 Diagnostic::error(
-                    "invalid-config",
+                    Check::InvalidConfig,
                     Some(Location::new(&shown, 1, 1)),
                     format!("cannot read the file: {e}"),
                 )
@@ -152,7 +153,7 @@ pub fn parse_config(shown: &str, text: &str) -> Result<LintConfig, Vec<Diagnosti
                 .map_or((1, 1), |span| index.line_column(span.start));
             return Err(vec![
                 Diagnostic::error(
-                    "invalid-config",
+                    Check::InvalidConfig,
                     Some(Location::new(shown, line, column)),
                     format!("not valid TOML: {}", e.message()),
                 )
@@ -171,7 +172,7 @@ pub fn parse_config(shown: &str, text: &str) -> Result<LintConfig, Vec<Diagnosti
             }
             ("target_postgres", other) => errors.push(
                 Diagnostic::error(
-                    "invalid-config",
+                    Check::InvalidConfig,
                     key_at("target_postgres"),
                     format!(
                         "`target_postgres` is a PostgreSQL major version from 10 to 18, found {}",
@@ -197,7 +198,7 @@ pub fn parse_config(shown: &str, text: &str) -> Result<LintConfig, Vec<Diagnosti
                     };
                     if let Err(message) = result {
                         errors.push(
-                            Diagnostic::error("invalid-config", key_at(rule), message)
+                            Diagnostic::error(Check::InvalidConfig, key_at(rule), message)
                                 .with_help(HELP),
                         );
                     }
@@ -205,7 +206,7 @@ pub fn parse_config(shown: &str, text: &str) -> Result<LintConfig, Vec<Diagnosti
             }
             (other, _) => errors.push(
                 Diagnostic::error(
-                    "invalid-config",
+                    Check::InvalidConfig,
                     key_at(other),
                     format!("unknown setting `{other}`"),
                 )

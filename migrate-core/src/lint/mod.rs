@@ -14,6 +14,7 @@ mod walker;
 
 use crate::analysis::{AnalyzedMigration, Diagnostic, Location, Severity};
 
+use crate::analysis::diagnostic::Check;
 pub use config::LintConfig;
 pub use facts::SchemaFacts;
 pub use rule::{Finding, Level, ResolvedEffect, Rule, StatementContext};
@@ -68,7 +69,7 @@ fn allows(migration: &AnalyzedMigration, diagnostics: &mut Vec<Diagnostic>) -> V
         if rules::find(rule).is_none() {
             diagnostics.push(
                 Diagnostic::error(
-                    "invalid-allow",
+                    Check::InvalidAllow,
                     at,
                     format!("`migrate:allow` names unknown rule `{rule}`"),
                 )
@@ -79,7 +80,7 @@ fn allows(migration: &AnalyzedMigration, diagnostics: &mut Vec<Diagnostic>) -> V
         if reason.is_empty() {
             diagnostics.push(
                 Diagnostic::error(
-                    "invalid-allow",
+                    Check::InvalidAllow,
                     at,
                     format!("`migrate:allow {rule}` has no reason"),
                 )
@@ -145,7 +146,7 @@ pub fn lint_and_judge(
                 }
                 diagnostics.push(Diagnostic {
                     severity: if level == Level::Warning { Severity::Warning } else { Severity::Error },
-                    check: rule.id,
+                    check: Check::Rule(rule.id),
                     location: Some(Location::new(&migration.path, statement.line, statement.column)),
                     message: finding.message,
                     help: Some(format!(
@@ -165,7 +166,7 @@ pub fn lint_and_judge(
             };
             diagnostics.push(
                 Diagnostic::error(
-                    "unused-allow",
+                    Check::UnusedAllow,
                     Some(Location::new(&migration.path, allow.line, allow.column)),
                     format!("`migrate:allow {}` suppresses nothing: {why}", allow.rule),
                 )
