@@ -1,0 +1,212 @@
+//! The shape of the library's source: module directories import each other without a circle,
+//! and no file holds more than 700 lines before its tests. Read from the source tree itself, so
+//! that a move that breaks either fails here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const SOURCES: &[&str] = &[
+    "migrate-core/src",
+    "migrate-cli/src",
+    "migrate-macros/src",
+    "src",
+];
+const MOST_LINES_BEFORE_TESTS: usize = 700;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// A file's text before its `#[cfg(test)]` module.
+fn before_tests(text: &str) -> &str {
+    text.find("\n#[cfg(test)]").map_or(text, |at| &text[..at])
+}
+
+#[test]
+fn no_library_file_holds_more_than_700_lines_before_its_tests() {
+    let mut long = Vec::new();
+    for source in SOURCES {
+        let mut files = Vec::new();
+        rust_files(&root().join(source), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let lines = before_tests(&text).lines().count();
+            if lines > MOST_LINES_BEFORE_TESTS {
+                long.push(format!("{} ({lines} lines)", file.display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "split these along their seams: {long:#?}");
+}
+
+/// The file a path from the crate's root lands in: the deepest module it names that is a file
+/// (`a/b.rs`), else the directory's `mod.rs` (`lib.rs` at the root). Items re-exported by a
+/// module's face count as the face's.
+fn file_of_path(src: &Path, segments: &[&str]) -> PathBuf {
+    let mut dir = src.to_owned();
+    for segment in segments {
+        if dir.join(segment).is_dir() {
+            dir = dir.join(segment);
+        } else if dir.join(format!("{segment}.rs")).is_file() {
+            return dir.join(format!("{segment}.rs"));
+        } else {
+            break;
+        }
+    }
+    if dir == src {
+        dir.join("lib.rs")
+    } else {
+        dir.join("mod.rs")
+    }
+}
+
+/// The module path of a file, from the crate's root.
+fn module_of(src: &Path, file: &Path) -> Vec<String> {
+    let relative = file.strip_prefix(src).unwrap().with_extension("");
+    let mut segments: Vec<String> = relative
+        .iter()
+        .map(|s| s.to_str().unwrap().to_owned())
+        .collect();
+    if matches!(segments.last().map(String::as_str), Some("mod" | "lib")) {
+        segments.pop();
+    }
+    segments
+}
+
+/// Every path in `text` that starts at the crate's root (`crate::…`) or above the module
+/// (`super::…`), as its segments from the crate's root.
+fn paths_from_root(text: &str, module: &[String]) -> Vec<Vec<String>> {
+    let mut paths = Vec::new();
+    for (start, up) in [("crate::", None), ("super::", Some(()))] {
+        let mut rest = text;
+        while let Some(at) = rest.find(start) {
+            let before = rest[..at].chars().last();
+            rest = &rest[at + start.len()..];
+            // `$crate::`, `super::super::` (read from its first `super`) and identifiers that
+            // end in the word are not a path's start.
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == ':') {
+                continue;
+            }
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(rest.len());
+            let mut written: Vec<&str> =
+                rest[..end].split("::").filter(|s| !s.is_empty()).collect();
+            let mut base: Vec<String> = match up {
+                None => Vec::new(),
+                Some(()) => module[..module.len().saturating_sub(1)].to_vec(),
+            };
+            while written.first() == Some(&"super") {
+                written.remove(0);
+                base.pop();
+            }
+            base.extend(written.into_iter().map(str::to_owned));
+            paths.push(base);
+        }
+    }
+    paths
+}
+
+/// The circles of a graph, each as the rooms on it (found by a depth-first search).
+fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    fn visit(
+        room: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        found: &mut Vec<Vec<String>>,
+    ) {
+        if let Some(at) = path.iter().position(|r| r == room) {
+            found.push(path[at..].to_vec());
+            return;
+        }
+        if done.contains(room) {
+            return;
+        }
+        path.push(room.to_owned());
+        for next in edges.get(room).into_iter().flatten() {
+            visit(next, edges, path, done, found);
+        }
+        path.pop();
+        done.insert(room.to_owned());
+    }
+    let mut found = Vec::new();
+    let mut done = BTreeSet::new();
+    for room in edges.keys() {
+        visit(room, edges, &mut Vec::new(), &mut done, &mut found);
+    }
+    found
+}
+
+#[test]
+fn modules_import_each_other_without_a_circle() {
+    let src = root().join("migrate-core/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let name = |file: &Path| file.strip_prefix(&src).unwrap().display().to_string();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let module = module_of(&src, file);
+        let text = std::fs::read_to_string(file).unwrap();
+        // Code only: a doc comment's link is no import.
+        let code: String = before_tests(&text)
+            .lines()
+            .map(|line| line.split_once("//").map_or(line, |(code, _)| code))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for path in paths_from_root(&code, &module) {
+            let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+            let to = file_of_path(&src, &segments);
+            // A module's face (`mod.rs`, `lib.rs`) re-exports what is below it: reading an item
+            // through it is not depending on the face's own code.
+            let face = to.ends_with("mod.rs") || to.ends_with("lib.rs");
+            if to != *file && !face {
+                edges.entry(name(file)).or_default().insert(name(&to));
+            }
+        }
+    }
+    let graph: Vec<String> = edges
+        .iter()
+        .map(|(from, to)| {
+            format!(
+                "{from} -> {}",
+                to.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    println!("{}", graph.join("\n"));
+    assert!(edges.len() > 20, "the graph was not read: {graph:#?}");
+    let found = circles(&edges);
+    assert!(
+        found.is_empty(),
+        "import circles: {found:?}\n{}",
+        graph.join("\n")
+    );
+}
+
+/// The circle search finds a circle where there is one.
+#[test]
+fn the_circle_search_finds_a_planted_circle() {
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    edges.entry("a".into()).or_default().insert("b".into());
+    edges.entry("b".into()).or_default().insert("c".into());
+    edges.entry("c".into()).or_default().insert("a".into());
+    edges.entry("c".into()).or_default().insert("d".into());
+    assert_eq!(
+        circles(&edges),
+        [vec!["a".to_owned(), "b".into(), "c".into()]]
+    );
+    edges.get_mut("c").unwrap().remove("a");
+    assert!(circles(&edges).is_empty());
+}
