@@ -118,6 +118,84 @@ fn paths_from_root(text: &str, module: &[String]) -> Vec<Vec<String>> {
     paths
 }
 
+/// The paths a `use` tree names, one per leaf: `crate::{a::b, c::{self, d as e}}` gives
+/// `crate::a::b`, `crate::c` and `crate::c::d`.
+fn use_tree_paths(tree: &str) -> Vec<String> {
+    let tree: String = tree.split_whitespace().collect::<Vec<_>>().join(" ");
+    let tree = tree.trim();
+    let Some(open) = tree.find('{') else {
+        let path = tree.split(" as ").next().unwrap_or(tree).trim();
+        let path = path.strip_suffix("::self").unwrap_or(path);
+        return vec![path.replace(' ', "")];
+    };
+    let prefix = tree[..open].replace(' ', "");
+    let close = tree
+        .rfind('}')
+        .filter(|close| *close > open)
+        .unwrap_or(tree.len());
+    let inner = &tree[open + 1..close];
+    // The group's items, split at the commas outside nested braces.
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (at, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&inner[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&inner[start..]);
+    items
+        .into_iter()
+        .filter(|item| !item.trim().is_empty())
+        .flat_map(use_tree_paths)
+        .map(|path| {
+            if path == "self" {
+                prefix.trim_end_matches("::").to_owned()
+            } else {
+                format!("{prefix}{path}")
+            }
+        })
+        .collect()
+}
+
+/// `code` with each `use` statement (one that starts a line) replaced by the paths it names, one
+/// per line.
+fn uses_expanded(code: &str) -> String {
+    let mut out = String::new();
+    let mut lines = code.lines();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        let after_pub = trimmed
+            .strip_prefix("pub ")
+            .or_else(|| trimmed.strip_prefix("pub(crate) "))
+            .or_else(|| trimmed.strip_prefix("pub(super) "))
+            .unwrap_or(trimmed);
+        let Some(tree) = after_pub.strip_prefix("use ") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let mut statement = tree.to_owned();
+        while !statement.contains(';') {
+            match lines.next() {
+                Some(next) => statement.push_str(next),
+                None => break,
+            }
+        }
+        let tree = statement.split(';').next().unwrap_or_default();
+        for path in use_tree_paths(tree) {
+            out.push_str(&path);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The circles of a graph, each as the rooms on it (found by a depth-first search).
 fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     fn visit(
@@ -165,7 +243,7 @@ fn modules_import_each_other_without_a_circle() {
             .map(|line| line.split_once("//").map_or(line, |(code, _)| code))
             .collect::<Vec<_>>()
             .join("\n");
-        for path in paths_from_root(&code, &module) {
+        for path in paths_from_root(&uses_expanded(&code), &module) {
             let segments: Vec<&str> = path.iter().map(String::as_str).collect();
             let to = file_of_path(&src, &segments);
             // A module's face (`mod.rs`, `lib.rs`) re-exports what is below it: reading an item
@@ -192,6 +270,22 @@ fn modules_import_each_other_without_a_circle() {
         found.is_empty(),
         "import circles: {found:?}\n{}",
         graph.join("\n")
+    );
+}
+
+/// Grouped and nested imports count, leaf by leaf.
+#[test]
+fn use_trees_are_read_leaf_by_leaf() {
+    assert_eq!(
+        use_tree_paths("crate::{a::b, c::{self, d as e}, f}"),
+        ["crate::a::b", "crate::c", "crate::c::d", "crate::f"]
+    );
+    assert_eq!(use_tree_paths("super::x::Y as Z"), ["super::x::Y"]);
+    let code = "pub(crate) use crate::{lint::{a, b}, runtime::c};\nfn f() { reuse(); }";
+    let read = paths_from_root(&uses_expanded(code), &[]);
+    assert_eq!(
+        read,
+        [vec!["lint", "a"], vec!["lint", "b"], vec!["runtime", "c"]]
     );
 }
 
