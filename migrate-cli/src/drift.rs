@@ -286,6 +286,7 @@ pub(super) fn baseline(
     if request.stamp {
         let migrations = match crate::standalone::checked_migrations(
             dir,
+            crate::standalone::Use::Read,
             err,
             "the baseline was not stamped",
             &format!("fix the findings above, then run `stamp {revision}`"),

@@ -20,6 +20,7 @@
 pub mod authoring;
 mod database;
 mod drift;
+pub mod import;
 mod plan;
 mod report;
 mod standalone;

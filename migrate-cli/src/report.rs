@@ -55,12 +55,16 @@ fn text(findings: &[Diagnostic], dir: &Path, out: &mut dyn Write) -> std::io::Re
     for finding in findings {
         writeln!(out, "{}: {finding}", finding.severity.as_str())?;
     }
-    let errors = findings.iter().filter(|d| d.is_error()).count();
+    let count = |severity| findings.iter().filter(|d| d.severity == severity).count();
+    let information = match count(Severity::Info) {
+        0 => String::new(),
+        n => format!(", {n} in the frozen history (information)"),
+    };
     writeln!(
         out,
-        "{} error(s), {} warning(s) in {}",
-        errors,
-        findings.len() - errors,
+        "{} error(s), {} warning(s){information} in {}",
+        count(Severity::Error),
+        count(Severity::Warning),
         dir.display()
     )
 }
@@ -99,7 +103,11 @@ fn github_property(text: &str) -> String {
 
 fn github(findings: &[Diagnostic], out: &mut dyn Write) -> std::io::Result<()> {
     for d in findings {
-        let command = if d.is_error() { "error" } else { "warning" };
+        let command = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
         let mut properties = Vec::new();
         if let Some(l) = &d.location {
             properties.push(format!("file={}", github_property(&l.path)));
@@ -138,7 +146,11 @@ fn sarif(findings: &[Diagnostic]) -> Value {
             let mut result = json!({
                 "ruleId": d.check.id(),
                 "ruleIndex": rule_ids.iter().position(|r| *r == d.check.id()),
-                "level": if d.is_error() { "error" } else { "warning" },
+                "level": match d.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                    Severity::Info => "note",
+                },
                 "message": {"text": with_help(d)},
             });
             if let Some(l) = &d.location {

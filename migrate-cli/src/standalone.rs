@@ -2,6 +2,7 @@
 //! migrations directory given by `--dir` and read at run time.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -71,6 +72,21 @@ enum ToolCommand {
         /// --database-url / DATABASE_URL, then dropped).
         #[arg(long, value_name = "URL")]
         shadow_url: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// Convert another tool's migrations directory into --dir (empty or new), frozen in its
+    /// migrate.toml; with --stamp, record as applied what that tool's history table says ran.
+    Import {
+        /// The tool that wrote the directory.
+        #[arg(long, value_enum)]
+        from: crate::import::Tool,
+        /// The tool's migrations directory.
+        source: PathBuf,
+        /// Also adopt the database: read the tool's history table (left as it is) and record the
+        /// same revisions as applied.
+        #[arg(long)]
+        stamp: bool,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -151,6 +167,35 @@ fn standalone(
             shadow_url,
             database,
         } => return snapshot(&dir, shadow_url.as_deref(), &database, config, out, err),
+        ToolCommand::Import {
+            from,
+            source,
+            stamp,
+            database,
+        } => {
+            let config = match config {
+                Ok(config) => config,
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    return 2;
+                }
+            };
+            let stamp_url = database.database_url.as_deref().or(config.url.as_deref());
+            if stamp && stamp_url.is_none() {
+                let _ = writeln!(
+                    err,
+                    "error: no database configured\n  help: set MIGRATION_DATABASE_URL (or DATABASE_URL) to the database's URL, or pass --database-url"
+                );
+                return 2;
+            }
+            let request = crate::import::ImportRequest {
+                tool: from,
+                source: &source,
+                out: &dir,
+                stamp_url: stamp_url.filter(|_| stamp),
+            };
+            return crate::import::import(&request, config, out, err);
+        }
         // Adoption starts from an empty directory: there is nothing to analyse yet.
         ToolCommand::Database(command @ (Command::Lint { .. } | Command::Baseline { .. })) => {
             let command = command.in_dir(dir);
@@ -158,8 +203,13 @@ fn standalone(
         }
         ToolCommand::Database(command) => {
             // What the compiler would reject is not applied either.
+            let use_ = match command {
+                Command::Migrate { .. } => Use::Apply,
+                _ => Use::Read,
+            };
             let migrations = match checked_migrations(
                 &dir,
+                use_,
                 err,
                 "nothing was done",
                 "fix the findings above (`migrate check` lists them)",
@@ -179,11 +229,22 @@ fn standalone(
     }
 }
 
-/// The directory's migrations, when it passes the checks `embed_migrations!` makes. When it does
-/// not, its errors are printed with what was not done because of them, and the exit code is
-/// returned: 2 when the directory could not be read, 1 for what it holds.
+/// Whether a command runs the migrations on the database, and so refuses what the compiler
+/// refuses, or only reads them (status, stamp, plan, diff, a shadow's replay), and so reports the
+/// lint's findings and goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    Apply,
+    Read,
+}
+
+/// The directory's migrations, when it passes the checks `embed_migrations!` makes (for
+/// [`Use::Read`], when its files, headers, graph and settings do: lint findings are printed and
+/// let it through). Otherwise its errors are printed with what was not done because of them,
+/// and the exit code is returned: 2 when the directory could not be read, 1 for what it holds.
 pub(crate) fn checked_migrations(
     dir: &std::path::Path,
+    use_: Use,
     err: &mut dyn Write,
     not_done: &str,
     help: &str,
@@ -194,10 +255,29 @@ pub(crate) fn checked_migrations(
         &display,
         &LintOverrides::default(),
     );
-    if !analysis.has_errors() {
+    let errors: Vec<_> = analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    let lint_only = errors
+        .iter()
+        .all(|d| d.check.is_rule() || matches!(d.check, Check::InvalidAllow | Check::UnusedAllow));
+    if errors.is_empty() {
         return Ok(Migrations::from_analysis(&analysis));
     }
-    for finding in analysis.diagnostics.iter().filter(|d| d.is_error()) {
+    if use_ == Use::Read && lint_only && !analysis.migrations.is_empty() {
+        for finding in &errors {
+            let _ = writeln!(err, "error: {finding}");
+        }
+        let _ = writeln!(
+            err,
+            "note: {} lint finding(s) at error level in {display}: this command goes on, and `migrate apply` refuses the directory until they are fixed or allowed",
+            errors.len()
+        );
+        return Ok(Migrations::from_analysis(&analysis));
+    }
+    for finding in errors {
         let _ = writeln!(err, "error: {finding}");
     }
     let _ = writeln!(
@@ -237,6 +317,7 @@ fn snapshot(
     };
     let migrations = match checked_migrations(
         dir,
+        Use::Read,
         err,
         "no snapshot was taken",
         "fix the findings above (`migrate check` lists them)",

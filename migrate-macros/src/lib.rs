@@ -156,7 +156,8 @@ fn expand(analysis: &Analysis, written: &str, has_build_script: bool, span: Span
     let mut warnings: Vec<String> = analysis
         .diagnostics
         .iter()
-        .filter(|d| !d.is_error())
+        // A frozen history's findings are information for the commands, not compiler warnings.
+        .filter(|d| d.severity == migrate_core::analysis::Severity::Warning)
         .map(ToString::to_string)
         .collect();
     if !has_build_script {

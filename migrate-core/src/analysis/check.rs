@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::{AnalyzedMigration, Diagnostic, Location};
 use crate::analysis::diagnostic::Check;
-use crate::lint::config::{CONFIG_FILE, LintConfig, LintOverrides, read_config};
+use crate::analysis::diagnostic::Severity;
+use crate::lint::config::{CONFIG_FILE, Frozen, LintConfig, LintOverrides, read_config};
 
 /// The outcome of checking a directory: the migrations in application order when the graph is
 /// sound, every finding, and every file read (so the caller can make the build depend on them).
@@ -116,8 +117,78 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &LintConfig) -> Ana
         for (migration, judged) in analysis.migrations.iter_mut().zip(self_contained) {
             migration.self_contained = judged && !migration.header.no_transaction;
         }
+        if let Some(frozen) = &lint.frozen {
+            apply_frozen(&mut analysis, frozen, display_dir.trim_end_matches('/'));
+        }
     }
     analysis
+}
+
+/// A history imported from another tool: `through` and its ancestors keep their lint findings as
+/// information only, and must keep the text they were imported with.
+fn apply_frozen(analysis: &mut Analysis, frozen: &Frozen, display: &str) {
+    let Some(last) = analysis
+        .migrations
+        .iter()
+        .position(|m| m.header.revision == frozen.through)
+    else {
+        analysis.diagnostics.push(
+            Diagnostic::error(
+                Check::InvalidConfig,
+                Some(Location::new(
+                    format!("{display}/{CONFIG_FILE}"),
+                    frozen.line,
+                    1,
+                )),
+                format!(
+                    "`[frozen] through` names revision `{}`, which no migration has",
+                    frozen.through
+                ),
+            )
+            .with_help("name the last revision `migrate import` wrote, as it wrote it"),
+        );
+        return;
+    };
+    // The revision and its ancestors, walking the parents back from it.
+    let mut wanted = std::collections::BTreeSet::from([frozen.through.as_str()]);
+    for migration in analysis.migrations[..=last].iter().rev() {
+        if wanted.contains(migration.header.revision.as_str()) {
+            wanted.extend(migration.header.parents.iter().map(|(p, _)| p.as_str()));
+        }
+    }
+    let frozen_paths: std::collections::BTreeSet<&str> = analysis
+        .migrations
+        .iter()
+        .filter(|m| wanted.contains(m.header.revision.as_str()))
+        .map(|m| m.path.as_str())
+        .collect();
+    for diagnostic in &mut analysis.diagnostics {
+        let in_frozen = diagnostic
+            .location
+            .as_ref()
+            .is_some_and(|at| frozen_paths.contains(at.path.as_str()));
+        if in_frozen && diagnostic.check.is_rule() {
+            diagnostic.severity = Severity::Info;
+        }
+    }
+    let mut edited = Vec::new();
+    for migration in &analysis.migrations {
+        let recorded = frozen.checksums.get(&migration.header.revision);
+        if let Some(recorded) = recorded.filter(|r| **r != migration.checksum) {
+            edited.push(
+                Diagnostic::error(
+                    Check::FrozenEdited,
+                    Some(Location::new(&migration.path, 1, 1)),
+                    format!(
+                        "revision `{}` is frozen, and its text changed since it was imported (checksum {}, frozen as {recorded})",
+                        migration.header.revision, migration.checksum
+                    ),
+                )
+                .with_help("restore the file as it was imported, and make the change in a new migration"),
+            );
+        }
+    }
+    analysis.diagnostics.extend(edited);
 }
 
 /// Migrations read from a directory at run time, by the standalone `migrate` command: the same

@@ -3,9 +3,11 @@
 
 use std::fmt;
 
-/// How bad a finding is. Errors stop the build; warnings are shown and let it pass.
+/// How bad a finding is. Errors stop the build; warnings are shown and let it pass; information
+/// (a frozen history's findings) is shown by the commands and never by the compiler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    Info,
     Warning,
     Error,
 }
@@ -13,6 +15,7 @@ pub enum Severity {
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {
+            Severity::Info => "info",
             Severity::Warning => "warning",
             Severity::Error => "error",
         }
@@ -67,6 +70,7 @@ pub enum Check {
     InvalidAllow,
     UnusedAllow,
     StaleSnapshot,
+    FrozenEdited,
     /// A lint rule, by its id (see `lint::rules`).
     Rule(&'static str),
 }
@@ -94,6 +98,7 @@ impl Check {
         Check::InvalidAllow,
         Check::UnusedAllow,
         Check::StaleSnapshot,
+        Check::FrozenEdited,
     ];
 
     /// The stable id, e.g. `multiple-heads`.
@@ -119,6 +124,7 @@ impl Check {
             Check::InvalidAllow => "invalid-allow",
             Check::UnusedAllow => "unused-allow",
             Check::StaleSnapshot => "stale-snapshot",
+            Check::FrozenEdited => "frozen-edited",
             Check::Rule(id) => id,
         }
     }

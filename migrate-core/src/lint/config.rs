@@ -8,6 +8,14 @@
 //! renaming-column = "warn"     # error | warn | off
 //! ban-drop-table = "off"
 //! unknown-statement = "error"
+//!
+//! # A history imported from another tool (`migrate import` writes it): these revisions and
+//! # their ancestors are checked as a graph but their lint findings are information only, and
+//! # each file must keep the checksum it was imported with.
+//! [frozen]
+//! through = "20240101000000"
+//! [frozen.checksums]
+//! "20240101000000" = "9f86d0…"
 //! ```
 //!
 //! Settings given to the macro (or on the command line) override the file.
@@ -27,6 +35,18 @@ use crate::analysis::source::LineIndex;
 pub struct LintConfig {
     pub target_version: u32,
     pub levels: BTreeMap<String, Level>,
+    /// The history imported from another tool, when there is one.
+    pub frozen: Option<Frozen>,
+}
+
+/// A frozen history: `through` and its ancestors, each pinned to the checksum it was imported
+/// with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frozen {
+    pub through: String,
+    /// The line of `through` in the file, for messages about it.
+    pub line: usize,
+    pub checksums: BTreeMap<String, String>,
 }
 
 impl Default for LintConfig {
@@ -34,6 +54,7 @@ impl Default for LintConfig {
         LintConfig {
             target_version: crate::migration::DEFAULT_TARGET_POSTGRES,
             levels: BTreeMap::new(),
+            frozen: None,
         }
     }
 }
@@ -114,7 +135,7 @@ pub fn read_config(dir: &Path, display_dir: &str) -> Result<(LintConfig, bool), 
     parse_config(&shown, &text).map(|config| (config, true))
 }
 
-const HELP: &str = "the file holds `target_postgres = <10..18>` and a `[rules]` table of `<rule-id> = \"error\" | \"warn\" | \"off\"`";
+const HELP: &str = "the file holds `target_postgres = <10..18>`, a `[rules]` table of `<rule-id> = \"error\" | \"warn\" | \"off\"` and the `[frozen]` table `migrate import` writes";
 
 /// A value as an error message shows it.
 fn show(value: &toml::Value) -> String {
@@ -204,6 +225,16 @@ pub fn parse_config(shown: &str, text: &str) -> Result<LintConfig, Vec<Diagnosti
                     }
                 }
             }
+            ("frozen", toml::Value::Table(frozen)) => match parse_frozen(frozen) {
+                Ok(mut parsed) => {
+                    parsed.line = key_at("through").map_or(1, |l| l.line);
+                    config.frozen = Some(parsed);
+                }
+                Err(message) => errors.push(
+                    Diagnostic::error(Check::InvalidConfig, key_at("through"), message)
+                        .with_help(HELP),
+                ),
+            },
             (other, _) => errors.push(
                 Diagnostic::error(
                     Check::InvalidConfig,
@@ -219,6 +250,44 @@ pub fn parse_config(shown: &str, text: &str) -> Result<LintConfig, Vec<Diagnosti
     } else {
         Err(errors)
     }
+}
+
+/// The `[frozen]` table: `through = "<revision>"` and a `checksums` table of revision to
+/// checksum.
+fn parse_frozen(table: &toml::Table) -> Result<Frozen, String> {
+    let through = match table.get("through") {
+        Some(toml::Value::String(revision)) => revision.clone(),
+        Some(other) => {
+            return Err(format!(
+                "`[frozen] through` is a revision, found {}",
+                show(other)
+            ));
+        }
+        None => return Err("`[frozen]` has no `through = \"<revision>\"`".to_owned()),
+    };
+    let mut checksums = BTreeMap::new();
+    for (key, value) in table {
+        match (key.as_str(), value) {
+            ("through", _) => {}
+            ("checksums", toml::Value::Table(entries)) => {
+                for (revision, checksum) in entries {
+                    let Some(checksum) = checksum.as_str() else {
+                        return Err(format!(
+                            "the frozen checksum of `{revision}` is text, found {}",
+                            show(checksum)
+                        ));
+                    };
+                    checksums.insert(revision.clone(), checksum.to_owned());
+                }
+            }
+            (other, _) => return Err(format!("unknown setting `frozen.{other}`")),
+        }
+    }
+    Ok(Frozen {
+        through,
+        line: 1,
+        checksums,
+    })
 }
 
 #[cfg(test)]

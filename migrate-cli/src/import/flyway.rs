@@ -1,0 +1,147 @@
+//! Flyway: versioned SQL migrations `V<version>__<description>.sql`, the version numbers
+//! separated by `.` or `_` (`V1_1__x` is version 1.1), and an optional `<file>.conf` beside one
+//! (`executeInTransaction=false`). Undo migrations (`U…`) are skipped; repeatable (`R__…`) and
+//! baseline (`B…`) migrations, and SQL with placeholders (`${…}`, replaced by Flyway when it
+//! runs), cannot be converted.
+
+use std::path::{Path, PathBuf};
+
+use super::{ImportError, Listing, Source, Version, file_name, read_text};
+
+pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
+    let mut listing = Listing::default();
+    for path in entries {
+        let Some(name) = file_name(path) else {
+            listing.refuse(path, "its name is not UTF-8");
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".sql").filter(|_| !path.is_dir()) else {
+            let why = if name.ends_with(".sql.conf") {
+                "the settings of the migration beside it"
+            } else {
+                "not an SQL migration"
+            };
+            listing.skip(path, why);
+            continue;
+        };
+        if stem.starts_with("R__") {
+            listing.refuse(
+                path,
+                "a repeatable migration (R__), which Flyway runs again whenever it changes",
+            );
+            continue;
+        }
+        if stem.starts_with('U') && stem.contains("__") {
+            listing.skip(path, "an undo migration");
+            continue;
+        }
+        if stem.starts_with('B') && stem.contains("__") {
+            listing.refuse(
+                path,
+                "a baseline migration (B…), which Flyway runs only on a new database",
+            );
+            continue;
+        }
+        let Some((written, description)) = stem
+            .strip_prefix('V')
+            .and_then(|rest| rest.split_once("__"))
+        else {
+            listing.skip(path, "not named V<version>__<description>.sql");
+            continue;
+        };
+        let Some(version) = parts(written) else {
+            listing.refuse(
+                path,
+                format!("version `{written}` is not numbers separated by `.` or `_`"),
+            );
+            continue;
+        };
+        let sql = match read_text(path) {
+            Ok(sql) => sql,
+            Err(why) => {
+                listing.refuse(path, why);
+                continue;
+            }
+        };
+        if let Some(at) = sql.find("${") {
+            let placeholder: String = sql[at..]
+                .chars()
+                .take_while(|c| *c != '}')
+                .chain(['}'])
+                .collect();
+            listing.refuse(
+                path,
+                format!("uses the placeholder `{placeholder}`, which Flyway replaces when it runs"),
+            );
+            continue;
+        }
+        let no_transaction = match in_transaction(&path.with_file_name(format!("{name}.conf"))) {
+            Ok(in_transaction) => !in_transaction,
+            Err(why) => {
+                listing.refuse(path, why);
+                continue;
+            }
+        };
+        listing.migrations.push(Source {
+            version,
+            written: written.to_owned(),
+            name: description.replace('_', " "),
+            sql,
+            no_transaction,
+            path: path.clone(),
+        });
+    }
+    Ok(listing)
+}
+
+/// A Flyway version's numbers: `1.2_3` is 1, 2, 3.
+pub(super) fn parts(written: &str) -> Option<Version> {
+    written
+        .split(['.', '_'])
+        .map(|part| {
+            (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse().ok())
+                .flatten()
+        })
+        .collect::<Option<Vec<u128>>>()
+        .map(Version::Parts)
+}
+
+/// `executeInTransaction` of a migration's `.conf` file: true when the file or the key is absent.
+fn in_transaction(conf: &Path) -> Result<bool, String> {
+    if !conf.is_file() {
+        return Ok(true);
+    }
+    let text = read_text(conf).map_err(|why| format!("its settings file {why}"))?;
+    for line in text.lines() {
+        if let Some((key, value)) = line.split_once('=')
+            && key.trim() == "executeInTransaction"
+        {
+            return match value.trim() {
+                "false" => Ok(false),
+                "true" => Ok(true),
+                other => Err(format!(
+                    "its settings file sets executeInTransaction to `{other}`"
+                )),
+            };
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_numbers_separated_by_dots_or_underscores() {
+        assert_eq!(parts("1.1"), Some(Version::Parts(vec![1, 1])));
+        assert_eq!(parts("1_1"), parts("1.1"));
+        assert_eq!(
+            parts("2024.01.02_3"),
+            Some(Version::Parts(vec![2024, 1, 2, 3]))
+        );
+        assert_eq!(parts("1.x"), None);
+        assert_eq!(parts("1..2"), None);
+    }
+}

@@ -1,0 +1,412 @@
+//! `migrate import --from <tool>`: another tool's migrations directory, converted to headered
+//! files in the order that tool applies them, and with `--stamp`, the database adopted exactly as
+//! far as that tool's history table says it got.
+//!
+//! Each tool has a file of its own: how it names and splits its files, and how its history table
+//! records what ran. What cannot be converted faithfully is refused, file by file, before
+//! anything is written.
+
+mod command;
+mod dbmate;
+mod diesel;
+mod flyway;
+mod golang_migrate;
+mod goose;
+pub mod history;
+mod refinery;
+mod sqlx;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use migrate_core::analysis::header::{is_valid_revision_id, render_header};
+use migrate_core::analysis::source::{checksum, normalize};
+
+use crate::authoring::create_new;
+
+pub use command::{ImportRequest, import};
+
+/// The tools whose directories and history tables `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tool {
+    Diesel,
+    Sqlx,
+    Refinery,
+    #[value(name = "golang-migrate")]
+    GolangMigrate,
+    Goose,
+    Dbmate,
+    Flyway,
+}
+
+impl Tool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Diesel => "diesel",
+            Tool::Sqlx => "sqlx",
+            Tool::Refinery => "refinery",
+            Tool::GolangMigrate => "golang-migrate",
+            Tool::Goose => "goose",
+            Tool::Dbmate => "dbmate",
+            Tool::Flyway => "flyway",
+        }
+    }
+}
+
+/// One migration of the other tool, as that tool reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The version as the tool compares it (its history table's key, normalised: `0001` and `1`
+    /// are one version for a tool that reads a number).
+    pub version: Version,
+    /// The version as the file writes it, the basis of the revision.
+    pub written: String,
+    pub name: String,
+    /// The part of the file that migrates up.
+    pub sql: String,
+    pub no_transaction: bool,
+    pub path: PathBuf,
+}
+
+/// A version as its tool orders and records it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Version {
+    /// A number (sqlx, refinery, golang-migrate, goose).
+    Number(u128),
+    /// Text compared as text (diesel, dbmate).
+    Text(String),
+    /// Numbers separated by dots or underscores, compared part by part (Flyway).
+    Parts(Vec<u128>),
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Version::Number(n) => write!(f, "{n}"),
+            Version::Text(text) => f.write_str(text),
+            Version::Parts(parts) => {
+                let parts: Vec<String> = parts.iter().map(u128::to_string).collect();
+                f.write_str(&parts.join("."))
+            }
+        }
+    }
+}
+
+impl Version {
+    /// A version written as digits, read as the number it is.
+    fn number(digits: &str) -> Option<Version> {
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok().map(Version::Number))
+            .flatten()
+    }
+}
+
+/// What a directory holds for a tool: its migrations in the tool's order, what is not a
+/// migration, and what cannot be converted.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub migrations: Vec<Source>,
+    /// Files that are not migrations (a README, a down migration), with why.
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Files that cannot be converted faithfully, with why.
+    pub refused: Vec<(PathBuf, String)>,
+}
+
+impl Listing {
+    fn skip(&mut self, path: &Path, why: &str) {
+        self.skipped.push((path.to_owned(), why.to_owned()));
+    }
+
+    fn refuse(&mut self, path: &Path, why: impl Into<String>) {
+        self.refused.push((path.to_owned(), why.into()));
+    }
+}
+
+/// Why a directory could not be imported.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ImportError {
+    Unreadable {
+        path: PathBuf,
+        reason: String,
+    },
+    /// Files that cannot be converted faithfully, each with why.
+    Refused(Vec<(PathBuf, String)>),
+    NoMigrations {
+        dir: PathBuf,
+        tool: Tool,
+    },
+    /// The output directory already holds migrations.
+    NotEmpty {
+        dir: PathBuf,
+    },
+    Write {
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportError::Unreadable { path, reason } => write!(
+                f,
+                "cannot read {}: {reason}\n  help: pass the directory the tool reads its migrations from",
+                path.display()
+            ),
+            ImportError::Refused(files) => {
+                write!(
+                    f,
+                    "{} file(s) cannot be converted faithfully; nothing was written",
+                    files.len()
+                )?;
+                for (path, why) in files {
+                    write!(f, "\n  {}: {why}", path.display())?;
+                }
+                write!(
+                    f,
+                    "\n  help: rewrite them as plain SQL migrations of that tool first, or remove them from the directory"
+                )
+            }
+            ImportError::NoMigrations { dir, tool } => write!(
+                f,
+                "{} holds no {} migration\n  help: pass the directory the tool reads its migrations from",
+                dir.display(),
+                tool.name()
+            ),
+            ImportError::NotEmpty { dir } => write!(
+                f,
+                "{} already holds migrations; nothing was written\n  help: import into an empty or new directory (--dir)",
+                dir.display()
+            ),
+            ImportError::Write { path, reason } => {
+                write!(f, "cannot write {}: {reason}", path.display())
+            }
+        }
+    }
+}
+
+/// Reads `dir` as `tool` lays it out. Refusals come back as an error naming every file.
+pub fn read(tool: Tool, dir: &Path) -> Result<Listing, ImportError> {
+    let files = entries(dir)?;
+    let mut listing = match tool {
+        Tool::Diesel => diesel::read(&files)?,
+        Tool::Sqlx => sqlx::read(&files)?,
+        Tool::Refinery => refinery::read(&files)?,
+        Tool::GolangMigrate => golang_migrate::read(&files)?,
+        Tool::Goose => goose::read(&files)?,
+        Tool::Dbmate => dbmate::read(&files)?,
+        Tool::Flyway => flyway::read(&files)?,
+    };
+    listing.migrations.sort_by(|a, b| a.version.cmp(&b.version));
+    let mut by_version: BTreeMap<&Version, &Path> = BTreeMap::new();
+    let mut clashes = Vec::new();
+    for migration in &listing.migrations {
+        if let Some(first) = by_version.insert(&migration.version, &migration.path) {
+            clashes.push((
+                migration.path.clone(),
+                format!(
+                    "version {} is also {}'s; {} applies one migration per version",
+                    migration.version,
+                    first.display(),
+                    tool.name()
+                ),
+            ));
+        }
+    }
+    listing.refused.extend(clashes);
+    if !listing.refused.is_empty() {
+        listing.refused.sort();
+        return Err(ImportError::Refused(listing.refused));
+    }
+    if listing.migrations.is_empty() {
+        return Err(ImportError::NoMigrations {
+            dir: dir.to_owned(),
+            tool,
+        });
+    }
+    Ok(listing)
+}
+
+/// A directory's entries, sorted by name.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>, ImportError> {
+    let unreadable = |e: std::io::Error| ImportError::Unreadable {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(unreadable)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(unreadable)?;
+    files.sort();
+    Ok(files)
+}
+
+/// The file name, when it is UTF-8.
+fn file_name(path: &Path) -> Option<&str> {
+    path.file_name().and_then(|n| n.to_str())
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_owned())
+}
+
+/// The revision a version becomes: the version as written, with what a revision id cannot hold
+/// (a Flyway `1.1`'s dot) made `_`.
+pub fn revision_of(written: &str) -> String {
+    written
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
+/// A file name's end for a migration's name: lower-case ASCII letters and digits, runs of
+/// anything else as one `_`.
+fn slug(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('_') {
+            slug.push('_');
+        }
+    }
+    let slug: String = slug.trim_matches('_').chars().take(60).collect();
+    if slug.is_empty() {
+        "migration".to_owned()
+    } else {
+        slug
+    }
+}
+
+/// What `import` wrote.
+#[derive(Debug)]
+pub struct Written {
+    /// Each migration's revision and file, in order.
+    pub files: Vec<(String, PathBuf)>,
+    pub config: PathBuf,
+}
+
+/// Writes the listing into `out` (created when absent, refused when it holds migrations): one
+/// headered file per migration, each built on the one before, and the frozen history in
+/// `migrate.toml`.
+pub fn write(listing: &Listing, out: &Path) -> Result<Written, ImportError> {
+    let failed = |path: &Path, e: std::io::Error| ImportError::Write {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| failed(out, e))?;
+    let holds_migrations = entries(out)?
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "sql") || file_name(p) == Some("migrate.toml"));
+    if holds_migrations {
+        return Err(ImportError::NotEmpty {
+            dir: out.to_owned(),
+        });
+    }
+    let mut files = Vec::new();
+    let mut frozen = Vec::new();
+    let mut previous: Option<String> = None;
+    for migration in &listing.migrations {
+        let revision = revision_of(&migration.written);
+        debug_assert!(is_valid_revision_id(&revision));
+        let parents: Vec<&str> = previous.iter().map(String::as_str).collect();
+        let header = render_header(
+            &revision,
+            &parents,
+            &migration.name,
+            migration.no_transaction,
+        );
+        let sql = migration.sql.trim_start_matches(['\n', '\r']);
+        let text = format!("{header}\n{sql}");
+        let path = out.join(format!("{revision}_{}.sql", slug(&migration.name)));
+        create_new(&path, &text).map_err(|e| failed(&path, e))?;
+        // The checksum the analysis computes of the file, which the history records.
+        let shown = path.display().to_string();
+        let checksum = normalize(&shown, text.as_bytes())
+            .map(|normalized| checksum(&normalized))
+            .unwrap_or_default();
+        frozen.push((revision.clone(), checksum));
+        files.push((revision.clone(), path));
+        previous = Some(revision);
+    }
+    let config = out.join("migrate.toml");
+    create_new(&config, &frozen_config(&frozen)).map_err(|e| failed(&config, e))?;
+    Ok(Written { files, config })
+}
+
+/// The `[frozen]` table of `migrate.toml`: the last imported revision, and each imported file's
+/// checksum.
+fn frozen_config(frozen: &[(String, String)]) -> String {
+    let mut text = String::from(
+        "# The history imported from another tool: checked as a graph, never linted again, and\n# pinned to the files' checksums.\n[frozen]\n",
+    );
+    if let Some((last, _)) = frozen.last() {
+        text.push_str(&format!("through = \"{last}\"\n"));
+    }
+    text.push_str("\n[frozen.checksums]\n");
+    for (revision, checksum) in frozen {
+        text.push_str(&format!("\"{revision}\" = \"{checksum}\"\n"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_and_slugs_are_valid_whatever_the_tool_wrote() {
+        assert_eq!(revision_of("1.2.3"), "1_2_3");
+        assert_eq!(revision_of("20140924113530"), "20140924113530");
+        for written in ["1.1", "2026-07-30-140000-0000", "ünïcode", "0"] {
+            assert!(is_valid_revision_id(&revision_of(written)), "{written}");
+        }
+        assert_eq!(slug("Créer la table «users» 🚀"), "cr_er_la_table_users");
+        assert_eq!(slug("🚀"), "migration");
+        assert_eq!(slug("add_users"), "add_users");
+    }
+
+    #[test]
+    fn versions_order_as_their_tools_order_them() {
+        let mut numbers = vec![
+            Version::Number(10),
+            Version::Number(9),
+            Version::Number(100),
+        ];
+        numbers.sort();
+        assert_eq!(
+            numbers,
+            [
+                Version::Number(9),
+                Version::Number(10),
+                Version::Number(100)
+            ]
+        );
+        let mut parts = vec![
+            Version::Parts(vec![1, 10]),
+            Version::Parts(vec![1, 9]),
+            Version::Parts(vec![1, 9, 1]),
+        ];
+        parts.sort();
+        assert_eq!(
+            parts,
+            [
+                Version::Parts(vec![1, 9]),
+                Version::Parts(vec![1, 9, 1]),
+                Version::Parts(vec![1, 10])
+            ]
+        );
+        assert_eq!(Version::number("0007"), Some(Version::Number(7)));
+        assert_eq!(Version::number("7a"), None);
+        assert_eq!(Version::number(""), None);
+    }
+}
