@@ -47,7 +47,7 @@ pub fn import(
             }
         }
     }
-    let written = match write(&listing, request.out) {
+    let written = match write(request.tool, &listing, request.out) {
         Ok(written) => written,
         Err(e) => return report(err, &e),
     };
@@ -84,11 +84,12 @@ pub fn import(
     let through = &written.files[count - 1].0;
     let migrator = Migrator::with_settings(&migrations, config.settings.clone());
     match migrator.stamp(&mut client, through) {
-        Ok(stamped) => {
+        Ok(_) => {
             let _ = writeln!(
                 out,
-                "stamped {} revision(s) as applied, through {through}; {} pending",
-                stamped.len(),
+                "stamped the {count} migration(s) {} applied as applied, through {through} (and {}, whose table is there); {} pending",
+                request.tool.name(),
+                written.root.0,
                 written.files.len() - count
             );
             0

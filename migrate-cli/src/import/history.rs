@@ -127,7 +127,8 @@ pub fn applied_prefix(
     let mut through: Option<Version> = None;
     for row in &rows {
         let written = row.first().cloned().flatten().unwrap_or_default();
-        let succeeded = row.get(1).cloned().flatten().as_deref() == Some("t");
+        // `boolean::text` is `true`; a literal stands for tools that record no outcome.
+        let succeeded = matches!(row.get(1).cloned().flatten().as_deref(), Some("t" | "true"));
         let Some(version) = read(&written) else {
             unknown.push(written);
             continue;

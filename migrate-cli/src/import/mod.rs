@@ -40,6 +40,40 @@ pub enum Tool {
 }
 
 impl Tool {
+    /// The table the tool keeps its history in, as the tool creates it on PostgreSQL.
+    pub fn history_table(self) -> (&'static str, &'static str) {
+        match self {
+            Tool::Diesel => (
+                "__diesel_schema_migrations",
+                "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (\n    version VARCHAR(50) PRIMARY KEY NOT NULL,\n    run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP\n);\n",
+            ),
+            Tool::Sqlx => (
+                "_sqlx_migrations",
+                "CREATE TABLE IF NOT EXISTS _sqlx_migrations (\n    version BIGINT PRIMARY KEY,\n    description TEXT NOT NULL,\n    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),\n    success BOOLEAN NOT NULL,\n    checksum BYTEA NOT NULL,\n    execution_time BIGINT NOT NULL\n);\n",
+            ),
+            Tool::Refinery => (
+                "refinery_schema_history",
+                "CREATE TABLE IF NOT EXISTS refinery_schema_history (\n    version int4 PRIMARY KEY,\n    name VARCHAR(255),\n    applied_on VARCHAR(255),\n    checksum VARCHAR(255)\n);\n",
+            ),
+            Tool::GolangMigrate => (
+                "schema_migrations",
+                "CREATE TABLE IF NOT EXISTS schema_migrations (\n    version bigint NOT NULL PRIMARY KEY,\n    dirty boolean NOT NULL\n);\n",
+            ),
+            Tool::Goose => (
+                "goose_db_version",
+                "CREATE TABLE IF NOT EXISTS goose_db_version (\n    id serial NOT NULL,\n    version_id bigint NOT NULL,\n    is_applied boolean NOT NULL,\n    tstamp timestamp NULL DEFAULT now(),\n    PRIMARY KEY (id)\n);\n",
+            ),
+            Tool::Dbmate => (
+                "schema_migrations",
+                "CREATE TABLE IF NOT EXISTS schema_migrations (\n    version varchar(128) PRIMARY KEY\n);\n",
+            ),
+            Tool::Flyway => (
+                "flyway_schema_history",
+                "CREATE TABLE IF NOT EXISTS flyway_schema_history (\n    installed_rank INT NOT NULL,\n    version VARCHAR(50),\n    description VARCHAR(200) NOT NULL,\n    type VARCHAR(20) NOT NULL,\n    script VARCHAR(1000) NOT NULL,\n    checksum INT,\n    installed_by VARCHAR(100) NOT NULL,\n    installed_on TIMESTAMP NOT NULL DEFAULT now(),\n    execution_time INT NOT NULL,\n    success BOOLEAN NOT NULL,\n    CONSTRAINT flyway_schema_history_pk PRIMARY KEY (installed_rank)\n);\nCREATE INDEX IF NOT EXISTS flyway_schema_history_s_idx ON flyway_schema_history (success);\n",
+            ),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Tool::Diesel => "diesel",
@@ -290,15 +324,19 @@ fn slug(name: &str) -> String {
 /// What `import` wrote.
 #[derive(Debug)]
 pub struct Written {
-    /// Each migration's revision and file, in order.
+    /// The root migration that creates the tool's history table where it is missing.
+    pub root: (String, PathBuf),
+    /// Each imported migration's revision and file, in order, built on the root.
     pub files: Vec<(String, PathBuf)>,
     pub config: PathBuf,
 }
 
-/// Writes the listing into `out` (created when absent, refused when it holds migrations): one
+/// Writes the listing into `out` (created when absent, refused when it holds migrations): a
+/// root migration that creates the tool's history table where it is missing (a history may use
+/// it: lemmy's puts a trigger on diesel's, and a fresh or shadow database has none), then one
 /// headered file per migration, each built on the one before, and the frozen history in
 /// `migrate.toml`.
-pub fn write(listing: &Listing, out: &Path) -> Result<Written, ImportError> {
+pub fn write(tool: Tool, listing: &Listing, out: &Path) -> Result<Written, ImportError> {
     let failed = |path: &Path, e: std::io::Error| ImportError::Write {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -312,10 +350,22 @@ pub fn write(listing: &Listing, out: &Path) -> Result<Written, ImportError> {
             dir: out.to_owned(),
         });
     }
+    let (table, create) = tool.history_table();
+    let root = Source {
+        version: Version::Number(0),
+        written: format!("{}-history", tool.name()),
+        name: format!(
+            "{table}, the table {} kept its history in, where it is missing",
+            tool.name()
+        ),
+        sql: create.to_owned(),
+        no_transaction: false,
+        path: PathBuf::new(),
+    };
     let mut files = Vec::new();
     let mut frozen = Vec::new();
     let mut previous: Option<String> = None;
-    for migration in &listing.migrations {
+    for migration in std::iter::once(&root).chain(&listing.migrations) {
         let revision = revision_of(&migration.written);
         debug_assert!(is_valid_revision_id(&revision));
         let parents: Vec<&str> = previous.iter().map(String::as_str).collect();
@@ -327,7 +377,12 @@ pub fn write(listing: &Listing, out: &Path) -> Result<Written, ImportError> {
         );
         let sql = migration.sql.trim_start_matches(['\n', '\r']);
         let text = format!("{header}\n{sql}");
-        let path = out.join(format!("{revision}_{}.sql", slug(&migration.name)));
+        let slug = if previous.is_none() {
+            format!("{}_history", slug(tool.name()))
+        } else {
+            slug(&migration.name)
+        };
+        let path = out.join(format!("{revision}_{slug}.sql"));
         create_new(&path, &text).map_err(|e| failed(&path, e))?;
         // The checksum the analysis computes of the file, which the history records.
         let shown = path.display().to_string();
@@ -340,7 +395,12 @@ pub fn write(listing: &Listing, out: &Path) -> Result<Written, ImportError> {
     }
     let config = out.join("migrate.toml");
     create_new(&config, &frozen_config(&frozen)).map_err(|e| failed(&config, e))?;
-    Ok(Written { files, config })
+    let root = files.remove(0);
+    Ok(Written {
+        root,
+        files,
+        config,
+    })
 }
 
 /// The `[frozen]` table of `migrate.toml`: the last imported revision, and each imported file's
