@@ -162,7 +162,7 @@ const LAYOUTS: &[Layout] = &[
                 &format!("-- migrate:up{option}\n{up}\n-- migrate:down\n{down}"),
             );
         },
-        history: "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar(128) PRIMARY KEY);
+        history: "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar PRIMARY KEY);
                   INSERT INTO schema_migrations VALUES ('20240101120001'), ('20240101120002');",
     },
     Layout {

@@ -65,7 +65,7 @@ impl Tool {
             ),
             Tool::Dbmate => (
                 "schema_migrations",
-                "CREATE TABLE IF NOT EXISTS schema_migrations (\n    version varchar(128) PRIMARY KEY\n);\n",
+                "CREATE TABLE IF NOT EXISTS schema_migrations (\n    version varchar PRIMARY KEY\n);\n",
             ),
             Tool::Flyway => (
                 "flyway_schema_history",
