@@ -188,6 +188,7 @@ static NUL_LIST: [migrate::Migration; 1] = [migration(MigrationParts {
     statements: &NUL_STATEMENTS,
     checksum: "0",
     self_contained: false,
+    replaces: &[],
 })];
 static NUL: migrate::Migrations = migrations(&NUL_LIST);
 

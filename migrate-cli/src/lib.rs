@@ -23,6 +23,7 @@ mod drift;
 pub mod import;
 mod plan;
 mod report;
+mod squash;
 mod standalone;
 mod status;
 

@@ -90,6 +90,19 @@ enum ToolCommand {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Replace the history through REV with one migration that creates the schema it builds
+    /// (proven on shadow databases like a baseline); databases that ran it stay up to date.
+    Squash {
+        /// The last revision to squash: it and its ancestors.
+        #[arg(long, value_name = "REV")]
+        through: String,
+        /// An empty database to replay into, for a role without CREATEDB (default: databases
+        /// created on the server of --database-url / DATABASE_URL, then dropped).
+        #[arg(long, value_name = "URL")]
+        shadow_url: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     #[command(flatten)]
     Database(Command),
 }
@@ -101,6 +114,7 @@ pub fn run_standalone() -> ExitCode {
     if matches!(
         tool.command,
         ToolCommand::Snapshot { .. }
+            | ToolCommand::Squash { .. }
             | ToolCommand::Database(Command::Diff { .. } | Command::Baseline { .. })
     ) {
         drop_shadows_on_ctrl_c();
@@ -167,6 +181,33 @@ fn standalone(
             shadow_url,
             database,
         } => return snapshot(&dir, shadow_url.as_deref(), &database, config, out, err),
+        ToolCommand::Squash {
+            through,
+            shadow_url,
+            database,
+        } => {
+            let config = match config {
+                Ok(config) => config,
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    return 2;
+                }
+            };
+            let Some(url) = database.database_url.as_deref().or(config.url.as_deref()) else {
+                let _ = writeln!(
+                    err,
+                    "error: no database server configured\n  help: set DATABASE_URL (or pass --database-url) to a database on a server where shadow databases can be created"
+                );
+                return 2;
+            };
+            let request = crate::squash::SquashRequest {
+                dir: &dir,
+                through: &through,
+                url,
+                shadow_url: shadow_url.as_deref(),
+            };
+            return crate::squash::squash(&request, config, out, err);
+        }
         ToolCommand::Import {
             from,
             source,

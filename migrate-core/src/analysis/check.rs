@@ -110,6 +110,7 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &LintConfig) -> Ana
         lint: lint.clone(),
         snapshot: None,
     };
+    replaced_files(&mut analysis);
     // Only a sound directory has its migrations in order.
     if !analysis.migrations.is_empty() {
         let (diagnostics, self_contained) = crate::lint::lint_and_judge(&analysis.migrations, lint);
@@ -122,6 +123,33 @@ pub fn analyze_dir_with(dir: &Path, display_dir: &str, lint: &LintConfig) -> Ana
         }
     }
     analysis
+}
+
+/// A squash stands for the revisions on its `replaces:` line: a file of one of them is left over.
+fn replaced_files(analysis: &mut Analysis) {
+    let mut found = Vec::new();
+    for squash in &analysis.migrations {
+        for (replaced, at) in &squash.header.replaces {
+            if let Some(left) = analysis
+                .migrations
+                .iter()
+                .find(|m| m.header.revision == *replaced)
+            {
+                found.push(
+                    Diagnostic::error(
+                        Check::DuplicateRevision,
+                        Some(Location::new(&squash.path, at.line, at.column)),
+                        format!(
+                            "revision `{replaced}` is replaced by this squash and is still the file {}",
+                            left.path
+                        ),
+                    )
+                    .with_help("remove that file: the squash stands for it"),
+                );
+            }
+        }
+    }
+    analysis.diagnostics.extend(found);
 }
 
 /// A history imported from another tool: `through` and its ancestors keep their lint findings as
@@ -235,6 +263,14 @@ impl crate::Migrations {
                     statements: Box::leak(statements.into_boxed_slice()),
                     checksum: leak(&m.checksum),
                     self_contained: m.self_contained,
+                    replaces: Box::leak(
+                        m.header
+                            .replaces
+                            .iter()
+                            .map(|(r, _)| leak(r))
+                            .collect::<Vec<_>>()
+                            .into_boxed_slice(),
+                    ),
                 })
             })
             .collect();

@@ -39,6 +39,9 @@ pub struct Header {
     pub no_transaction: bool,
     pub lock_timeout: Option<Duration>,
     pub statement_timeout: Option<Duration>,
+    /// A squashed migration's `replaces:` line: the revisions it stands for besides its own,
+    /// which a database that ran them keeps in its history.
+    pub replaces: Vec<(String, Pos)>,
 }
 
 impl Header {
@@ -56,7 +59,7 @@ pub fn is_valid_revision_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-const KNOWN: &str = "known keys: `revision`, `parents`, `message`; directives: \
+const KNOWN: &str = "known keys: `revision`, `parents`, `message`, `replaces`; directives: \
 `migrate:no-transaction`, `migrate:lock-timeout <duration>`, `migrate:statement-timeout <duration>`, \
 `migrate:allow <rule-id>: <reason>`";
 
@@ -93,13 +96,29 @@ pub fn render_header(
     } else {
         parents.join(", ")
     };
-    let message = message.replace(['\r', '\n'], " ");
+    // One line, whatever line breaks the message held.
+    let message = message
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut text =
         format!("-- revision: {revision}\n-- parents: {parents}\n-- message: {message}\n");
     if no_transaction {
         text.push_str("-- migrate:no-transaction\n");
     }
     text
+}
+
+/// The header of a squashed migration: a root that keeps the revision of the last migration it
+/// squashes and names the others on its `replaces:` line.
+pub fn render_squash_header(revision: &str, message: &str, replaces: &[&str]) -> String {
+    render_header(revision, &[], message, false).replacen(
+        "\n-- message:",
+        &format!("\n-- replaces: {}\n-- message:", replaces.join(", ")),
+        1,
+    )
 }
 
 /// Parses the header of `text` (already normalised to LF). All problems are returned at once.
@@ -123,6 +142,8 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
     let mut no_transaction = false;
     let mut lock_timeout = None;
     let mut statement_timeout = None;
+    let mut replaces: Option<Vec<(String, Pos)>> = None;
+    let mut replaces_valid = true;
     let at = |line: usize, column: usize| Some(Location::new(path, line, column));
 
     for (index, raw_line) in text.split('\n').enumerate() {
@@ -230,6 +251,14 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
                     message = Some(value_text.to_owned());
                 }
             }
+            "replaces" => {
+                if duplicate(replaces.is_some(), &mut errors) {
+                    continue;
+                }
+                let (list, complete) = parse_parents(path, value, value_pos, &mut errors);
+                replaces = Some(list);
+                replaces_valid = complete;
+            }
             _ => errors.push(
                 Diagnostic::error(
                     Check::UnknownDirective,
@@ -265,15 +294,18 @@ pub fn parse_header_partial(path: &str, text: &str) -> (Option<Header>, Vec<Diag
         );
     }
     let header = match (revision, parents) {
-        (Some((revision, revision_pos)), Some(parents)) if parents_valid => Some(Header {
-            revision,
-            revision_pos,
-            parents,
-            message,
-            no_transaction,
-            lock_timeout,
-            statement_timeout,
-        }),
+        (Some((revision, revision_pos)), Some(parents)) if parents_valid && replaces_valid => {
+            Some(Header {
+                revision,
+                revision_pos,
+                parents,
+                message,
+                no_transaction,
+                lock_timeout,
+                statement_timeout,
+                replaces: replaces.unwrap_or_default(),
+            })
+        }
         _ => None,
     };
     (header, errors)
@@ -369,23 +401,33 @@ mod tests {
     /// the message holds: a line break in it would have ended the header's message line.
     #[test]
     fn a_rendered_header_parses_back() {
-        let cases: [(&[&str], &str, bool); 3] = [
-            (&[], "baseline: «naïve» Grüße 🚀", false),
-            (&["a", "b-2"], "merge a and b-2", false),
-            (&["a"], "two\nlines\r\nhere", true),
+        let cases: [(&[&str], &str, bool, &str); 3] = [
+            (
+                &[],
+                "baseline: «naïve» Grüße 🚀",
+                false,
+                "baseline: «naïve» Grüße 🚀",
+            ),
+            (&["a", "b-2"], "merge a and b-2", false, "merge a and b-2"),
+            (&["a"], "two\nlines\r\n here\r", true, "two lines here"),
         ];
-        for (parents, message, no_transaction) in cases {
+        for (parents, message, no_transaction, expected) in cases {
             let text = render_header("r_1", parents, message, no_transaction);
             let header = parse_header("m.sql", &format!("{text}\nSELECT 1;\n")).unwrap();
             assert_eq!(header.revision, "r_1");
             let read: Vec<&str> = header.parents.iter().map(|(p, _)| p.as_str()).collect();
             assert_eq!(read, parents);
-            assert_eq!(
-                header.message.as_deref(),
-                Some(message.replace(['\r', '\n'], " ").as_str())
-            );
+            assert_eq!(header.message.as_deref(), Some(expected));
             assert_eq!(header.no_transaction, no_transaction);
         }
+        let squash = render_squash_header("c", "squash", &["a", "b"]);
+        assert_eq!(
+            squash,
+            "-- revision: c\n-- parents: none\n-- replaces: a, b\n-- message: squash\n"
+        );
+        let header = parse_header("m.sql", &squash).unwrap();
+        let replaced: Vec<&str> = header.replaces.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(replaced, ["a", "b"]);
         // `migrate merge -m` with a line break in the message.
         let (_, merge) = crate::analysis::graph::merge_migration(&["a", "b"], Some("two\nlines"));
         let header = parse_header("m.sql", &merge).unwrap();

@@ -294,6 +294,38 @@ fn parse_frozen(table: &toml::Table) -> Result<Frozen, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn reads_the_frozen_history_and_says_what_is_wrong_with_it() {
+        let config = parse_config(
+            "m/migrate.toml",
+            "target_postgres = 16\n[frozen]\nthrough = \"20240101\"\n\n[frozen.checksums]\n\"20240101\" = \"ab\"\n",
+        )
+        .unwrap();
+        let frozen = config.frozen.unwrap();
+        assert_eq!((frozen.through.as_str(), frozen.line), ("20240101", 3));
+        assert_eq!(frozen.checksums["20240101"], "ab");
+        assert_eq!(
+            messages("[frozen]\nchecksums = {}\n"),
+            [
+                "m/migrate.toml:1:1: [invalid-config] `[frozen]` has no `through = \"<revision>\"`\n  = help: the file holds `target_postgres = <10..18>`, a `[rules]` table of `<rule-id> = \"error\" | \"warn\" | \"off\"` and the `[frozen]` table `migrate import` writes"
+            ]
+        );
+        assert_eq!(
+            messages("[frozen]\nthrough = 3\n")[0]
+                .lines()
+                .next()
+                .unwrap(),
+            "m/migrate.toml:2:1: [invalid-config] `[frozen] through` is a revision, found 3"
+        );
+        assert_eq!(
+            messages("[frozen]\nthrough = \"a\"\nsince = \"b\"\n")[0]
+                .lines()
+                .next()
+                .unwrap(),
+            "m/migrate.toml:2:1: [invalid-config] unknown setting `frozen.since`"
+        );
+    }
+
     fn messages(text: &str) -> Vec<String> {
         parse_config("m/migrate.toml", text)
             .unwrap_err()

@@ -20,7 +20,7 @@ use super::record::{Migration, MigrationParts, Statement, migration};
 
 /// The version of the format. The macro's output checks it at compile time
 /// ([`check_format`]), so a binary never holds a description its runtime reads differently.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// Fails the build when the macro that wrote a description used another format than this
 /// runtime reads: the two crates come from different versions of `migrate`.
@@ -44,6 +44,7 @@ struct Fields<'a> {
     pub path: &'a str,
     pub checksum: &'a str,
     pub self_contained: bool,
+    pub replaces: Vec<&'a str>,
     pub statements: Vec<StatementFields<'a>>,
 }
 
@@ -72,6 +73,7 @@ impl<'a> Fields<'a> {
             path: &m.path,
             checksum: &m.checksum,
             self_contained: m.self_contained,
+            replaces: m.header.replaces.iter().map(|(r, _)| r.as_str()).collect(),
             statements: m
                 .statements
                 .iter()
@@ -150,6 +152,12 @@ fn encode<'a>(migrations: impl Iterator<Item = Fields<'a>>) -> String {
         w.text(m.path);
         w.text(m.checksum);
         w.flag(m.self_contained);
+        // Revision ids hold no comma: one text for the list, absent for all but a squash.
+        let replaces = m.replaces.join(",");
+        w.optional(
+            (!replaces.is_empty()).then_some(replaces.as_str()),
+            Writer::text,
+        );
         w.usize(m.statements.len());
         for s in &m.statements {
             w.usize(s.start);
@@ -262,6 +270,10 @@ pub fn decode(
         let path = r.text()?;
         let checksum = r.text()?;
         let self_contained = r.flag()?;
+        let replaces: &'static [&'static str] = match r.optional(Reader::text)? {
+            Some(list) => Vec::leak(list.split(',').collect()),
+            None => &[],
+        };
         for _ in 0..r.usize()? {
             statements.push(Statement {
                 start: r.usize()?,
@@ -286,6 +298,7 @@ pub fn decode(
             statements: &[],
             checksum,
             self_contained,
+            replaces,
         }));
     }
     if !r.rest.is_empty() {
@@ -323,6 +336,7 @@ mod tests {
             path: "migrations/0002_é.sql",
             checksum: "0f",
             self_contained: false,
+            replaces: vec![],
             statements: vec![
                 StatementFields {
                     start: 40,

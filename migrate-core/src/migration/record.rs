@@ -40,6 +40,8 @@ pub struct MigrationParts {
     pub statements: &'static [Statement],
     pub checksum: &'static str,
     pub self_contained: bool,
+    /// A squashed migration's `replaces:` revisions; empty for any other.
+    pub replaces: &'static [&'static str],
 }
 
 #[doc(hidden)]
@@ -71,6 +73,11 @@ impl Migration {
     /// `-- migrate:no-transaction`: run statement by statement, outside a transaction.
     pub fn no_transaction(&self) -> bool {
         self.parts.no_transaction
+    }
+    /// The revisions a squashed migration stands for besides its own (`-- replaces:`): a
+    /// database that ran them has this one too.
+    pub fn replaces(&self) -> &'static [&'static str] {
+        self.parts.replaces
     }
     /// `-- migrate:lock-timeout`, overriding the runner's default.
     pub fn lock_timeout(&self) -> Option<Duration> {

@@ -544,6 +544,28 @@ impl Migrator<'_> {
         Ok(crate::snapshot::encode(&key, &creation_ranks(rows)))
     }
 
+    /// The schema `through` and its ancestors build: they are replayed, in order, into a shadow
+    /// database on `url`'s server (or into the empty `shadow_url`), and its catalog is read.
+    /// What `squash` renders as one migration.
+    pub fn catalog_through(
+        &self,
+        url: &str,
+        shadow_url: Option<&str>,
+        through: &[&str],
+    ) -> Result<Catalog, Error> {
+        self.validate()?;
+        let name = &self.settings().application_name;
+        let target = connect(url, name)?;
+        let mut shadow = Shadow::open(target, url, shadow_url, name)?;
+        let chosen: Vec<&Migration> = self
+            .migrations()
+            .iter()
+            .filter(|m| through.contains(&m.revision()))
+            .collect();
+        replay(&chosen, &mut shadow.client)?;
+        self.catalog(&mut shadow.client)
+    }
+
     /// Replays `sql` (a baseline) into a shadow database on `url`'s server and compares the
     /// result with `live`: empty when the baseline recreates the schema exactly.
     pub fn verify_baseline(

@@ -66,12 +66,25 @@ impl Status {
         let rows = rows.unwrap_or_default();
         let by_revision: BTreeMap<&str, &HistoryRow> =
             rows.iter().map(|r| (r.revision.as_ref(), r)).collect();
-        let known: BTreeSet<&str> = migrations.iter().map(Migration::revision).collect();
+        // A squashed migration's replaced revisions are its own: a database that ran them is
+        // not ahead of the binary.
+        let known: BTreeSet<&str> = migrations
+            .iter()
+            .flat_map(|m| std::iter::once(m.revision()).chain(m.replaces().iter().copied()))
+            .collect();
         let mut status = Status::nothing_yet(migrations, !rows.is_empty());
         for migration in migrations {
+            // A database that ran every revision a squash replaces recorded its own revision
+            // with the text it had then: that row stands for the squashed file.
+            let ran_what_it_squashed = !migration.replaces().is_empty()
+                && migration.replaces().iter().all(|r| {
+                    by_revision
+                        .get(r)
+                        .is_some_and(|row| row.state == RowState::Applied)
+                });
             match by_revision.get(migration.revision()) {
                 Some(row) if row.state == RowState::Applied => {
-                    if row.checksum != migration.checksum() {
+                    if row.checksum != migration.checksum() && !ran_what_it_squashed {
                         status
                             .checksum_mismatches
                             .push((migration.revision().to_owned(), migration.path().to_owned()));
@@ -237,10 +250,59 @@ pub(crate) mod tests {
             statements: &[],
             checksum,
             self_contained: false,
+            replaces: &[],
         })
     }
 
     static LIST: [Migration; 3] = [m("a", &[]), m("b", &["a"]), m("c", &["b"])];
+
+    /// `c` squashed: one root that replaces `a` and `b` and keeps `c`'s revision, then `d`.
+    static SQUASHED_LIST: [Migration; 2] = [
+        migration(MigrationParts {
+            replaces: &["a", "b"],
+            ..MigrationParts {
+                revision: "c",
+                parents: &[],
+                message: None,
+                no_transaction: false,
+                lock_timeout: None,
+                statement_timeout: None,
+                path: "c_squash.sql",
+                sql: "",
+                statements: &[],
+                checksum: "squashed",
+                self_contained: false,
+                replaces: &[],
+            }
+        }),
+        m("d", &["c"]),
+    ];
+    static SQUASHED: Migrations = migrations(&SQUASHED_LIST);
+
+    #[test]
+    fn a_squash_stands_for_the_revisions_it_replaces() {
+        let revisions = |list: &[&Migration]| list.iter().map(|m| m.revision()).collect::<Vec<_>>();
+        // A database that ran the old history: up to date, nothing edited, nothing ahead.
+        let old = vec![
+            row("a", &[]),
+            row("b", &["a"]),
+            row("c", &["b"]),
+            row("d", &["c"]),
+        ];
+        let status = Status::compute(&SQUASHED, Some(&old));
+        assert_eq!(status.health(), Health::Pass, "{status:?}");
+        assert!(status.checksum_mismatches.is_empty() && status.ahead.is_empty());
+        // It ran the old history up to c: only d is pending.
+        let status = Status::compute(&SQUASHED, Some(&old[..3]));
+        assert_eq!(revisions(&status.pending), ["d"]);
+        // A fresh database runs the squash.
+        let status = Status::compute(&SQUASHED, None);
+        assert_eq!(revisions(&status.pending), ["c", "d"]);
+        // c's old text with a replaced revision missing from the history is an edit.
+        let partial = vec![row("b", &["a"]), row("c", &["b"])];
+        let status = Status::compute(&SQUASHED, Some(&partial));
+        assert_eq!(status.checksum_mismatches.len(), 1, "{status:?}");
+    }
     pub(crate) static SET: Migrations = migrations(&LIST);
 
     pub(crate) fn row(revision: &str, parents: &[&str]) -> HistoryRow {
