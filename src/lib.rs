@@ -16,9 +16,12 @@
 pub use migrate_core::{Migration, Migrations, Statement};
 pub use migrate_macros::embed_migrations;
 
-/// One difference between the live schema and the one the migrations build (`Status`'s drift).
+/// The schema as the catalog describes it, and the differences between two: what `Status`'s
+/// drift, `Migrator::drift` and `Migrator::catalog` return.
 #[cfg(feature = "runtime")]
-pub use migrate_core::runtime::catalog::Difference;
+pub mod catalog {
+    pub use migrate_core::runtime::catalog::{Catalog, Difference, Fix, Phase, Severity, diff};
+}
 #[cfg(feature = "runtime")]
 pub use migrate_core::runtime::connect::connect;
 #[cfg(feature = "runtime")]
@@ -36,9 +39,9 @@ pub use migrate_core::runtime::startup::{startup_async, startup_with_async};
 
 /// The checks `embed_migrations!` makes, at run time on a directory (the `analysis` feature).
 #[cfg(feature = "analysis")]
-pub use migrate_core::analysis::{Diagnostic, Severity};
+pub use migrate_core::analysis::{Check, Diagnostic, Location, Severity};
 #[cfg(feature = "analysis")]
-pub use migrate_core::lint::LintConfig;
+pub use migrate_core::lint::{Level, LintConfig};
 #[cfg(feature = "analysis")]
 pub use migrate_core::lint_dir;
 
@@ -62,9 +65,6 @@ pub use migrate_core::analysis;
 #[doc(hidden)]
 #[cfg(feature = "analysis")]
 pub use migrate_core::lint;
-#[doc(hidden)]
-#[cfg(feature = "runtime")]
-pub use migrate_core::runtime::catalog;
 
 #[doc(hidden)]
 pub use migrate_core::__private;

@@ -17,7 +17,12 @@ use migrate_core::analysis::source::normalize;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthoringError {
     /// The directory is missing or unreadable (exit 2).
-    Directory { dir: PathBuf, reason: String },
+    Directory {
+        dir: PathBuf,
+        reason: String,
+        /// It does not exist (rather than being unreadable or not a directory).
+        missing: bool,
+    },
     /// The file could not be written (exit 2).
     Write { path: PathBuf, reason: String },
     /// `new` with several heads and no `--parent` (exit 1).
@@ -42,10 +47,19 @@ impl AuthoringError {
 impl std::fmt::Display for AuthoringError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AuthoringError::Directory { dir, reason } => write!(
+            AuthoringError::Directory {
+                dir,
+                reason,
+                missing: true,
+            } => write!(
                 f,
                 "cannot read the migrations directory {}: {reason}\n  help: create it (mkdir -p {}) or pass --dir <directory>",
                 dir.display(),
+                dir.display()
+            ),
+            AuthoringError::Directory { dir, reason, .. } => write!(
+                f,
+                "cannot read the migrations directory {}: {reason}\n  help: check that it is a directory this user may read, or pass --dir <directory>",
                 dir.display()
             ),
             AuthoringError::Write { path, reason } => write!(
@@ -91,6 +105,7 @@ pub fn read_headers(dir: &Path) -> Result<Vec<Node>, AuthoringError> {
     let entries = std::fs::read_dir(dir).map_err(|e| AuthoringError::Directory {
         dir: dir.to_owned(),
         reason: e.to_string(),
+        missing: e.kind() == std::io::ErrorKind::NotFound,
     })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)

@@ -284,9 +284,9 @@ pub(super) fn baseline(
         live.objects.len()
     );
     if request.stamp {
-        let migrations = match crate::standalone::checked_migrations(
+        let migrations = match crate::checked::checked_migrations(
             dir,
-            crate::standalone::Use::Read,
+            crate::checked::Use::Read,
             err,
             "the baseline was not stamped",
             &format!("fix the findings above, then run `stamp {revision}`"),

@@ -18,6 +18,7 @@
 //! diverged or edited history).
 
 pub mod authoring;
+mod checked;
 mod database;
 mod drift;
 pub mod import;

@@ -14,7 +14,7 @@ use migrate_core::runtime::catalog::{self, Difference};
 use migrate_core::runtime::{EnvConfig, Error, Migrator};
 
 use crate::authoring::create_new;
-use crate::standalone::{Use, checked_migrations};
+use crate::checked::{Use, checked_migrations};
 
 pub(crate) struct SquashRequest<'a> {
     pub dir: &'a Path,

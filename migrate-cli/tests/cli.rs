@@ -484,8 +484,8 @@ fn every_command_takes_the_migrations_directory_from_dir() {
         .filter(|c| *c != "help")
         .collect();
     let expected = [
-        "new", "merge", "graph", "check", "snapshot", "migrate", "status", "stamp", "plan", "diff",
-        "baseline", "lint",
+        "new", "merge", "graph", "check", "snapshot", "import", "squash", "migrate", "status",
+        "stamp", "plan", "diff", "baseline", "lint",
     ];
     assert_eq!(listed, expected, "{help}");
     let unreachable = "postgres://someone:hunter2@127.0.0.1:1/db";
@@ -498,11 +498,13 @@ fn every_command_takes_the_migrations_directory_from_dir() {
         match command {
             "new" => args.push("first"),
             "stamp" => args.push("0001"),
+            "squash" => args.extend(["--through", "0001"]),
+            "import" => args.extend(["--from", "sqlx", "no-such-source"]),
             _ => {}
         }
         if matches!(
             command,
-            "snapshot" | "migrate" | "status" | "stamp" | "plan" | "diff" | "baseline"
+            "snapshot" | "squash" | "migrate" | "status" | "stamp" | "plan" | "diff" | "baseline"
         ) {
             args.extend(["--database-url", unreachable]);
         }
@@ -531,6 +533,15 @@ fn every_command_takes_the_migrations_directory_from_dir() {
                         stdout(&out).starts_with(&not_read),
                         "{args:?}: {}",
                         stdout(&out)
+                    );
+                }
+                // `--dir` is where the converted files go; the source is read first.
+                "import" => {
+                    assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+                    assert_eq!(
+                        said,
+                        "error: cannot read no-such-source: No such file or directory (os error 2)\n  help: pass the directory the tool reads its migrations from\n",
+                        "{args:?}"
                     );
                 }
                 "new" | "merge" | "graph" => {
@@ -571,4 +582,31 @@ fn every_command_takes_the_migrations_directory_from_dir() {
         "{}",
         stderr(&baseline)
     );
+}
+
+/// A file where the directory should be could not be read: exit 2, for every command, and the
+/// help does not tell to create what exists.
+#[test]
+fn a_file_given_as_the_directory_is_a_directory_that_cannot_be_read() {
+    let dir = Dir::new("file-as-dir");
+    std::fs::write(dir.0.join("afile"), "").unwrap();
+    for command in ["check", "lint", "status", "plan", "graph", "new"] {
+        let mut args = vec!["--dir", "afile", command];
+        if command == "new" {
+            args.push("x");
+        }
+        let out = dir.migrate(&args);
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            !said.contains("migrate.toml") && !said.contains("mkdir"),
+            "{command}: {said}"
+        );
+        let expected = if matches!(command, "graph" | "new") {
+            "error: cannot read the migrations directory afile: Not a directory (os error 20)\n  help: check that it is a directory this user may read, or pass --dir <directory>\n"
+        } else {
+            "[missing-directory] cannot read the migrations directory afile: Not a directory (os error 20)\n  = help: check that it is a directory this user may read\n"
+        };
+        assert!(said.contains(expected), "{command}: {said}");
+    }
 }

@@ -8,7 +8,7 @@ use migrate_core::runtime::{EnvConfig, Error, Migrator, connect};
 
 use super::history::applied_prefix;
 use super::{ImportError, Tool, read, write};
-use crate::standalone::{Use, checked_migrations};
+use crate::checked::{Use, checked_migrations};
 
 /// What `import` was asked.
 pub struct ImportRequest<'a> {

@@ -43,6 +43,10 @@ pub fn analyze_dir_configured(
     overrides: &LintOverrides,
 ) -> Analysis {
     let display = display_dir.trim_end_matches('/');
+    // A directory that cannot be read is that, not a configuration problem.
+    if std::fs::read_dir(dir).is_err() {
+        return analyze_dir_with(dir, display_dir, &LintConfig::default());
+    }
     match read_config(dir, display) {
         Ok((mut lint, present)) => {
             if let Err(message) = overrides.apply(&mut lint) {

@@ -74,7 +74,7 @@ pub fn read_directory(dir: &Path, display_dir: &str) -> Directory {
                     "create the directory {display_dir}{resolved} and put the migration files in it"
                 )
             } else {
-                "check the directory's permissions".to_owned()
+                "check that it is a directory this user may read".to_owned()
             };
             analysis.diagnostics.push(
                 Diagnostic::error(

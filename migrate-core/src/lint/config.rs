@@ -69,6 +69,12 @@ impl LintConfig {
             .unwrap_or_else(|| rules::find(rule).map_or(Level::Error, |r| r.default_level))
     }
 
+    /// The settings of `<dir>/migrate.toml` (the defaults when there is none): what the
+    /// compiler lints `dir` with.
+    pub fn of_dir(dir: &Path) -> Result<LintConfig, Vec<Diagnostic>> {
+        read_config(dir, &dir.display().to_string()).map(|(config, _)| config)
+    }
+
     /// Sets a rule's level; the rule id must exist.
     pub fn set_level(&mut self, rule: &str, level: Level) -> Result<(), String> {
         if rules::find(rule).is_none() {
@@ -293,6 +299,18 @@ fn parse_frozen(table: &toml::Table) -> Result<Frozen, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_s_settings_are_its_file_s_or_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("migrate-of-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(LintConfig::of_dir(&dir).unwrap(), LintConfig::default());
+        std::fs::write(dir.join(CONFIG_FILE), "target_postgres = 14\n").unwrap();
+        assert_eq!(LintConfig::of_dir(&dir).unwrap().target_version, 14);
+        std::fs::write(dir.join(CONFIG_FILE), "target_postgres = 9\n").unwrap();
+        assert!(LintConfig::of_dir(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reads_the_frozen_history_and_says_what_is_wrong_with_it() {
