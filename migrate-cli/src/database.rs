@@ -34,12 +34,9 @@ pub fn execute_to(
         };
         return report::lint(&dir, &overrides, format, out, err);
     }
-    let config = match config {
+    let config = match crate::loaded(config, err) {
         Ok(config) => config,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let mut config = config.clone();
     if let Some(url) = command.database_url() {

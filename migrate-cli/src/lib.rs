@@ -169,6 +169,17 @@ pub fn execute(migrations: &Migrations, command: Command) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The configuration read from the environment, or exit code 2 with why it could not be read.
+fn loaded<'a>(
+    config: &'a Result<EnvConfig, migrate_core::runtime::Error>,
+    err: &mut dyn std::io::Write,
+) -> Result<&'a EnvConfig, u8> {
+    config.as_ref().map_err(|e| {
+        let _ = writeln!(err, "error: {e}");
+        2
+    })
+}
+
 impl Command {
     /// The command with `dir` as its directory where it takes one and names none itself (a
     /// `lint` argument or `baseline --into` wins).

@@ -186,12 +186,9 @@ fn standalone(
             shadow_url,
             database,
         } => {
-            let config = match config {
+            let config = match crate::loaded(config, err) {
                 Ok(config) => config,
-                Err(e) => {
-                    let _ = writeln!(err, "error: {e}");
-                    return 2;
-                }
+                Err(code) => return code,
             };
             let Some(url) = database.database_url.as_deref().or(config.url.as_deref()) else {
                 let _ = writeln!(
@@ -214,12 +211,9 @@ fn standalone(
             stamp,
             database,
         } => {
-            let config = match config {
+            let config = match crate::loaded(config, err) {
                 Ok(config) => config,
-                Err(e) => {
-                    let _ = writeln!(err, "error: {e}");
-                    return 2;
-                }
+                Err(code) => return code,
             };
             let stamp_url = database.database_url.as_deref().or(config.url.as_deref());
             if stamp && stamp_url.is_none() {
@@ -280,12 +274,9 @@ fn snapshot(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let config = match config {
+    let config = match crate::loaded(config, err) {
         Ok(config) => config,
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let Some(url) = database.database_url.as_deref().or(config.url.as_deref()) else {
         let _ = writeln!(

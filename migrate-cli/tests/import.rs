@@ -61,14 +61,7 @@ const STEPS: [(&str, &str, &str, bool); 7] = [
 const APPLIED: usize = 2;
 
 fn migrate(dir: &Path, args: &[&str], db: &TestDatabase) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .env("DATABASE_URL", db.url())
-        .env_remove("MIGRATION_DATABASE_URL")
-        .output()
-        .unwrap()
+    common::migrate_at(dir, args, db.url())
 }
 
 fn write(path: PathBuf, text: &str) {

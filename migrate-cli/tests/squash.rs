@@ -10,14 +10,7 @@ use common::{TempDir, stderr, stdout};
 use pg_harness::{TestDatabase, test_database};
 
 fn migrate(dir: &Path, args: &[&str], db: &TestDatabase) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .env("DATABASE_URL", db.url())
-        .env_remove("MIGRATION_DATABASE_URL")
-        .output()
-        .unwrap()
+    common::migrate_at(dir, args, db.url())
 }
 
 /// 100 migrations in blocks of five: a table (referencing the one before), a column, an index

@@ -3,15 +3,11 @@
 
 use std::path::PathBuf;
 
-use super::{ImportError, Listing, Source, Version, file_name, read_text};
+use super::{ImportError, Listing, Source, Version};
 
 pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
     let mut listing = Listing::default();
-    for path in entries {
-        let Some(name) = file_name(path) else {
-            listing.refuse(path, "its name is not UTF-8");
-            continue;
-        };
+    for (path, name) in listing.named(entries) {
         let parsed = name
             .strip_suffix(".sql")
             .and_then(|stem| {
@@ -24,12 +20,8 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             listing.skip(path, "not named <version>_<name>.sql");
             continue;
         };
-        let text = match read_text(path) {
-            Ok(text) => text,
-            Err(why) => {
-                listing.refuse(path, why);
-                continue;
-            }
+        let Some(text) = listing.text(path) else {
+            continue;
         };
         match up_section(&text) {
             Ok((sql, no_transaction)) => listing.migrations.push(Source {
@@ -38,7 +30,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
                 name: rest.trim_start_matches('_').to_owned(),
                 sql,
                 no_transaction,
-                path: path.clone(),
+                path: path.to_owned(),
             }),
             Err(why) => listing.refuse(path, why),
         }

@@ -4,15 +4,11 @@
 
 use std::path::PathBuf;
 
-use super::{ImportError, Listing, Source, Version, file_name, read_text};
+use super::{ImportError, Listing, Source, Version, read_text};
 
 pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
     let mut listing = Listing::default();
-    for path in entries {
-        let Some(name) = file_name(path) else {
-            listing.refuse(path, "its name is not UTF-8");
-            continue;
-        };
+    for (path, name) in listing.named(entries) {
         if !path.is_dir() {
             listing.skip(path, "not a migration directory");
             continue;
@@ -34,12 +30,8 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             );
             continue;
         }
-        let sql = match read_text(&up) {
-            Ok(sql) => sql,
-            Err(why) => {
-                listing.refuse(&up, why);
-                continue;
-            }
+        let Some(sql) = listing.text(&up) else {
+            continue;
         };
         let no_transaction = match run_in_transaction(&path.join("metadata.toml")) {
             Ok(in_transaction) => !in_transaction,

@@ -6,15 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ImportError, Listing, Source, Version, file_name, read_text};
+use super::{ImportError, Listing, Source, Version, read_text};
 
 pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
     let mut listing = Listing::default();
-    for path in entries {
-        let Some(name) = file_name(path) else {
-            listing.refuse(path, "its name is not UTF-8");
-            continue;
-        };
+    for (path, name) in listing.named(entries) {
         let Some(stem) = name.strip_suffix(".sql").filter(|_| !path.is_dir()) else {
             let why = if name.ends_with(".sql.conf") {
                 "the settings of the migration beside it"
@@ -56,12 +52,8 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             );
             continue;
         };
-        let sql = match read_text(path) {
-            Ok(sql) => sql,
-            Err(why) => {
-                listing.refuse(path, why);
-                continue;
-            }
+        let Some(sql) = listing.text(path) else {
+            continue;
         };
         if let Some(at) = sql.find("${") {
             let placeholder: String = sql[at..]
@@ -88,7 +80,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             name: description.replace('_', " "),
             sql,
             no_transaction,
-            path: path.clone(),
+            path: path.to_owned(),
         });
     }
     Ok(listing)

@@ -5,15 +5,11 @@
 
 use std::path::PathBuf;
 
-use super::{ImportError, Listing, Source, Version, file_name, read_text};
+use super::{ImportError, Listing, Source, Version};
 
 pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
     let mut listing = Listing::default();
-    for path in entries {
-        let Some(name) = file_name(path) else {
-            listing.refuse(path, "its name is not UTF-8");
-            continue;
-        };
+    for (path, name) in listing.named(entries) {
         let Some((stem, extension)) = name.rsplit_once('.') else {
             listing.skip(path, "not a migration file");
             continue;
@@ -36,12 +32,8 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
                 continue;
             }
         }
-        let text = match read_text(path) {
-            Ok(text) => text,
-            Err(why) => {
-                listing.refuse(path, why);
-                continue;
-            }
+        let Some(text) = listing.text(path) else {
+            continue;
         };
         match up_section(&text) {
             Ok((sql, no_transaction)) => listing.migrations.push(Source {
@@ -50,7 +42,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
                 name: title.to_owned(),
                 sql,
                 no_transaction,
-                path: path.clone(),
+                path: path.to_owned(),
             }),
             Err(why) => listing.refuse(path, why),
         }

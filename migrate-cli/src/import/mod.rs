@@ -147,6 +147,37 @@ pub struct Listing {
 }
 
 impl Listing {
+    /// The entries whose name is UTF-8, each with its name; the others are refused.
+    fn named<'a>(&mut self, entries: &'a [PathBuf]) -> Vec<(&'a PathBuf, &'a str)> {
+        let mut named = Vec::with_capacity(entries.len());
+        for path in entries {
+            match file_name(path) {
+                Some(name) => named.push((path, name)),
+                None => self.refuse(path, "its name is not UTF-8"),
+            }
+        }
+        named
+    }
+
+    /// The text of `path`, or `None` when it is refused for it (unreadable, not UTF-8).
+    fn text(&mut self, path: &Path) -> Option<String> {
+        read_text(path).map_err(|why| self.refuse(path, why)).ok()
+    }
+
+    /// A migration that is its whole file, run in a transaction.
+    fn add_whole_file(&mut self, path: &Path, version: Version, written: &str, name: &str) {
+        if let Some(sql) = self.text(path) {
+            self.migrations.push(Source {
+                version,
+                written: written.to_owned(),
+                name: name.to_owned(),
+                sql,
+                no_transaction: false,
+                path: path.to_owned(),
+            });
+        }
+    }
+
     fn skip(&mut self, path: &Path, why: &str) {
         self.skipped.push((path.to_owned(), why.to_owned()));
     }

@@ -3,15 +3,11 @@
 
 use std::path::PathBuf;
 
-use super::{ImportError, Listing, Source, Version, file_name, read_text};
+use super::{ImportError, Listing, Version};
 
 pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
     let mut listing = Listing::default();
-    for path in entries {
-        let Some(name) = file_name(path) else {
-            listing.refuse(path, "its name is not UTF-8");
-            continue;
-        };
+    for (path, name) in listing.named(entries) {
         let Some((stem, extension)) = name.rsplit_once('.') else {
             listing.skip(path, "not a migration file");
             continue;
@@ -42,17 +38,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             listing.refuse(path, format!("version `{written}` is not a number"));
             continue;
         };
-        match read_text(path) {
-            Ok(sql) => listing.migrations.push(Source {
-                version,
-                written: written.to_owned(),
-                name: title.to_owned(),
-                sql,
-                no_transaction: false,
-                path: path.clone(),
-            }),
-            Err(why) => listing.refuse(path, why),
-        }
+        listing.add_whole_file(path, version, written, title);
     }
     Ok(listing)
 }

@@ -3,17 +3,13 @@
 
 use std::path::PathBuf;
 
-use super::{ImportError, Listing, Source, Version, file_name, read_text};
+use super::{ImportError, Listing, Source, Version};
 
 const NO_TRANSACTION: &str = "-- no-transaction";
 
 pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
     let mut listing = Listing::default();
-    for path in entries {
-        let Some(name) = file_name(path) else {
-            listing.refuse(path, "its name is not UTF-8");
-            continue;
-        };
+    for (path, name) in listing.named(entries) {
         if path.is_dir() || !name.ends_with(".sql") {
             listing.skip(path, "not an SQL file");
             continue;
@@ -34,12 +30,8 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             listing.skip(path, "not named <version>_<description>.sql");
             continue;
         };
-        let sql = match read_text(path) {
-            Ok(sql) => sql,
-            Err(why) => {
-                listing.refuse(path, why);
-                continue;
-            }
+        let Some(sql) = listing.text(path) else {
+            continue;
         };
         // sqlx reads the marker as the text's start, and runs the whole file as it is.
         let no_transaction = sql.starts_with(NO_TRANSACTION);
@@ -49,7 +41,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             name: description.replace('_', " "),
             sql,
             no_transaction,
-            path: path.clone(),
+            path: path.to_owned(),
         });
     }
     Ok(listing)

@@ -67,3 +67,15 @@ pub fn wait_for<T>(
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// The `migrate` binary on the migrations in `dir` and the database at `url`.
+pub fn migrate_at(dir: &std::path::Path, args: &[&str], url: &str) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .env("DATABASE_URL", url)
+        .env_remove("MIGRATION_DATABASE_URL")
+        .output()
+        .unwrap()
+}
