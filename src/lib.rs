@@ -32,6 +32,15 @@ pub use migrate_core::runtime::{
     Outcome, Pooler, Report, ServerError, Settings, Status,
 };
 
+/// Fleets: the same migrations on every tenant schema or database a query lists
+/// ([`Migrator::run_each`], [`Migrator::status_each`]).
+#[cfg(feature = "runtime")]
+pub mod fleet {
+    pub use migrate_core::runtime::fleet::{
+        FleetOptions, FleetReport, TargetOutcome, TargetReport, Targets,
+    };
+}
+
 #[cfg(feature = "tokio")]
 pub use migrate_core::runtime::connect::connect_async;
 #[cfg(feature = "tokio")]

@@ -53,6 +53,12 @@ pub fn execute_to(
         return 2;
     };
     let migrator = Migrator::with_settings(migrations, config.settings.clone());
+    if let Command::Migrate { fleet, .. } | Command::Status { fleet, .. } = &command
+        && (fleet.each_schema.is_some() || fleet.each_database.is_some())
+    {
+        let applying = matches!(command, Command::Migrate { .. });
+        return crate::fleet::run(&migrator, url, fleet, applying, out, err);
+    }
     let status_of = |migrator: &Migrator<'_>| {
         connect(url, &config.settings.application_name).and_then(|mut c| migrator.status(&mut c))
     };

@@ -21,6 +21,7 @@ pub mod authoring;
 mod checked;
 mod database;
 mod drift;
+mod fleet;
 pub mod import;
 mod plan;
 mod report;
@@ -49,6 +50,8 @@ pub enum Command {
     Migrate {
         #[command(flatten)]
         database: DatabaseArg,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Applied, pending and ahead revisions (exit 0 up to date, 1 pending, 2 error).
     Status {
@@ -57,6 +60,8 @@ pub enum Command {
         json: bool,
         #[command(flatten)]
         database: DatabaseArg,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Record REVISION and its ancestors as applied without running them (adopting a database).
     Stamp {
@@ -118,6 +123,25 @@ pub enum Command {
         #[arg(long)]
         target_postgres: Option<u32>,
     },
+}
+
+/// A fleet: the same migrations on every tenant schema or database a query lists.
+#[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args)]
+pub struct FleetArgs {
+    /// Every schema this query lists (run on the database): one history per schema, the schema
+    /// first in `search_path` while its migrations run.
+    #[arg(long, value_name = "SQL", conflicts_with = "each_database")]
+    pub each_schema: Option<String>,
+    /// Every database this query lists (run on the database's server): one history per
+    /// database.
+    #[arg(long, value_name = "SQL")]
+    pub each_database: Option<String>,
+    /// The most targets in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+    /// Migrate this many targets first, and stop everything if one of them fails.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub canary: u16,
 }
 
 /// The database a command works on.
@@ -214,7 +238,7 @@ impl Command {
     /// The `--database-url` given to a database command.
     pub fn database_url(&self) -> Option<&str> {
         match self {
-            Command::Migrate { database }
+            Command::Migrate { database, .. }
             | Command::Status { database, .. }
             | Command::Stamp { database, .. }
             | Command::Plan { database }

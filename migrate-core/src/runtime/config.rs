@@ -39,6 +39,10 @@ pub struct Settings {
     /// creates ([`crate::Migration::self_contained`]); `1` gives every migration a transaction
     /// of its own.
     pub group_limit: usize,
+    /// The `search_path` migrations run with, when given (a fleet's tenant schema first):
+    /// `SET LOCAL` in their transactions; on a no-transaction migration's session, set before
+    /// its statements and put back after them.
+    pub search_path: Option<String>,
 }
 
 impl Default for Settings {
@@ -53,6 +57,7 @@ impl Default for Settings {
             application_name: "migrate".to_owned(),
             pooler: Pooler::None,
             group_limit: DEFAULT_GROUP_LIMIT,
+            search_path: None,
         }
     }
 }

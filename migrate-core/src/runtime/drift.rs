@@ -42,7 +42,7 @@ impl Drift {
 }
 
 /// `url` with its database name replaced.
-fn with_database(url: &str, database: &str) -> Result<String, Error> {
+pub(crate) fn with_database(url: &str, database: &str) -> Result<String, Error> {
     super::connect::url_for_database(url, database).map_err(|e| Error::InvalidConfig {
         name: "database URL".to_owned(),
         value: redact(url),

@@ -6,6 +6,7 @@ pub mod connect;
 pub mod drift;
 pub(crate) mod driver;
 pub mod error;
+pub mod fleet;
 pub mod history;
 mod protocol;
 pub mod startup;

@@ -69,6 +69,18 @@ impl Migrator<'_> {
         // Whatever else the migration's statements set on the session (`SET search_path`,
         // `SET maintenance_work_mem`, ...) is put back too once it ends.
         let before = session_settings(session_lock.client).await;
+        if let Some(path) = &self.settings.search_path {
+            let set = format!(
+                "SELECT set_config('search_path', {}, false)",
+                escape_literal(path)
+            );
+            if let Err(e) = session_lock.client.batch_execute(&set).await {
+                return Err(StepError::Retry(format!(
+                    "setting the search_path: {}",
+                    crate::runtime::error::ServerError::from_postgres(&e)
+                )));
+            }
+        }
         let result = self
             .apply_no_transaction_locked(
                 &mut *session_lock.client,

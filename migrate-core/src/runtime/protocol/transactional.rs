@@ -121,12 +121,22 @@ impl Migrator<'_> {
                  set_config('idle_in_transaction_session_timeout', '{idle}ms', true), \
                  set_config('lock_timeout', '{lock}ms', true), \
                  set_config('statement_timeout', '{statement}ms', true), \
-                 CASE WHEN NOT pg_try_advisory_xact_lock({key}) THEN '{GUARD_BUSY}' END::integer; \
+                 {search_path}CASE WHEN NOT pg_try_advisory_xact_lock({key}) THEN '{GUARD_BUSY}' END::integer; \
                  SELECT CASE WHEN EXISTS (SELECT 1 FROM {table} WHERE revision IN ({revisions})){parents_applied} OR {position_changed} \
                  THEN '{GUARD_STALE}' END::integer",
             idle = pg_millis(self.settings.idle_timeout),
             lock = pg_millis(lock_timeout),
             statement = millis(statement_timeout),
+            search_path = self
+                .settings
+                .search_path
+                .as_ref()
+                .map_or_else(String::new, |path| {
+                    format!(
+                        "set_config('search_path', {}, true), ",
+                        escape_literal(path)
+                    )
+                }),
             key = self.lock_key(),
             revisions = quoted(&members).join(", "),
             position_changed = history::position_changed_sql(&self.settings, expected),

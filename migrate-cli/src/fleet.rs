@@ -1,0 +1,171 @@
+//! `migrate --each-schema SQL | --each-database SQL [--jobs N] [--canary K]` and the same for
+//! `status`: one table, a line per target, and an exit code for the whole fleet.
+
+use std::io::Write;
+use std::time::Instant;
+
+use migrate_core::runtime::fleet::{FleetOptions, TargetOutcome, Targets};
+use migrate_core::runtime::{Error, Health, Migrator};
+
+use crate::FleetArgs;
+
+/// The first line of an error, for a table cell.
+fn first_line(e: &Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+pub(crate) fn run(
+    migrator: &Migrator<'_>,
+    url: &str,
+    fleet: &FleetArgs,
+    applying: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let (query, schemas) = match (&fleet.each_schema, &fleet.each_database) {
+        (Some(query), _) => (query, true),
+        (None, Some(query)) => (query, false),
+        (None, None) => return 2,
+    };
+    let targets = match Targets::listed(url, &migrator.settings().application_name, query, schemas)
+    {
+        Ok(targets) => targets,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 2;
+        }
+    };
+    let kind = if schemas { "schema" } else { "database" };
+    if targets.names().is_empty() {
+        let _ = writeln!(
+            err,
+            "error: the query lists no {kind}\n  help: check it lists one {kind} name per row, in its first column"
+        );
+        return 2;
+    }
+    let jobs = usize::from(fleet.jobs);
+    let started = Instant::now();
+    let width = targets
+        .names()
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    if !applying {
+        return status(migrator, url, &targets, jobs, width, out, err);
+    }
+    let options = FleetOptions {
+        jobs,
+        canary: usize::from(fleet.canary),
+    };
+    let report = migrator.run_each(url, &targets, options);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<12} {:>9}  error",
+        kind, "result", "time"
+    );
+    let (mut applied, mut current, mut skipped) = (0, 0, 0);
+    for target in &report.targets {
+        let (result, error) = match &target.outcome {
+            TargetOutcome::Applied(revisions) if revisions.is_empty() => {
+                current += 1;
+                ("up to date".to_owned(), String::new())
+            }
+            TargetOutcome::Applied(revisions) => {
+                applied += 1;
+                (format!("applied {}", revisions.len()), String::new())
+            }
+            TargetOutcome::Failed(e) => ("failed".to_owned(), first_line(e)),
+            TargetOutcome::Skipped => {
+                skipped += 1;
+                ("skipped".to_owned(), "a canary failed".to_owned())
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$}  {result:<12} {:>6} ms  {error}",
+            target.target,
+            target.elapsed.as_millis()
+        );
+    }
+    let failed = report.failed();
+    let _ = writeln!(
+        out,
+        "{applied} migrated, {current} up to date, {} failed, {skipped} skipped, of {} {kind}(s) in {} ms, {jobs} at a time",
+        failed.len(),
+        report.targets.len(),
+        started.elapsed().as_millis()
+    );
+    if failed.is_empty() && skipped == 0 {
+        return 0;
+    }
+    if !failed.is_empty() {
+        let _ = writeln!(
+            err,
+            "error: {} {kind}(s) failed: {}\n  help: the others are done; run the command again to resume the failed ones",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+    1
+}
+
+fn status(
+    migrator: &Migrator<'_>,
+    url: &str,
+    targets: &Targets,
+    jobs: usize,
+    width: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let kind = match targets {
+        Targets::Schemas(_) => "schema",
+        Targets::Databases(_) => "database",
+    };
+    let _ = writeln!(out, "{:<width$}  state", kind);
+    let (mut pending, mut failed) = (Vec::new(), Vec::new());
+    for (name, status) in migrator.status_each(url, targets, jobs) {
+        let state = match status {
+            Ok(status) if status.health() == Health::Fail && status.check().is_err() => {
+                failed.push(name.clone());
+                status
+                    .check()
+                    .err()
+                    .map(|e| first_line(&e))
+                    .unwrap_or_default()
+            }
+            Ok(status) if status.pending.is_empty() => {
+                format!("up to date at {}", status.head.unwrap_or("-"))
+            }
+            Ok(status) => {
+                pending.push(name.clone());
+                format!("{} pending", status.pending.len())
+            }
+            Err(e) => {
+                failed.push(name.clone());
+                format!("error: {}", first_line(&e))
+            }
+        };
+        let _ = writeln!(out, "{name:<width$}  {state}");
+    }
+    let _ = writeln!(
+        out,
+        "{} up to date, {} pending, {} failed, of {} {kind}(s)",
+        targets.names().len() - pending.len() - failed.len(),
+        pending.len(),
+        failed.len(),
+        targets.names().len()
+    );
+    if !failed.is_empty() {
+        let _ = writeln!(
+            err,
+            "error: {} {kind}(s) could not be read: {}",
+            failed.len(),
+            failed.join(", ")
+        );
+        return 2;
+    }
+    u8::from(!pending.is_empty())
+}

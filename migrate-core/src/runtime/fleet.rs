@@ -1,0 +1,231 @@
+//! Fleets: the same migrations on many targets, the tenant schemas of one database or the
+//! databases of one server. Each target keeps its own history and gets the whole protocol (lock,
+//! budget, retries, resume); at most `jobs` run at once; a failing target never stops the others,
+//! except while the canaries run.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use postgres::SimpleQueryMessage;
+
+use super::connect::connect;
+use super::drift::with_database;
+use super::error::{Error, ServerError};
+use super::protocol::Migrator;
+use super::status::Status;
+
+/// What a fleet is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    /// Schemas of the database: each holds its history, and comes first in `search_path` while
+    /// its migrations run.
+    Schemas(Vec<String>),
+    /// Databases of the server: each holds its history where the settings say.
+    Databases(Vec<String>),
+}
+
+impl Targets {
+    /// The targets a query lists: schema names run on the database at `url`, database names
+    /// run on its server.
+    pub fn listed(
+        url: &str,
+        application_name: &str,
+        query: &str,
+        schemas: bool,
+    ) -> Result<Targets, Error> {
+        let mut client = connect(url, application_name)?;
+        let names: Vec<String> = client
+            .simple_query(query)
+            .map_err(|e| Error::Database {
+                action: "listing the fleet's targets".to_owned(),
+                cause: Box::new(ServerError::from_postgres(&e)),
+            })?
+            .into_iter()
+            .filter_map(|message| match message {
+                SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        Ok(if schemas {
+            Targets::Schemas(names)
+        } else {
+            Targets::Databases(names)
+        })
+    }
+
+    pub fn names(&self) -> &[String] {
+        match self {
+            Targets::Schemas(names) | Targets::Databases(names) => names,
+        }
+    }
+}
+
+/// How one target ended.
+#[derive(Debug)]
+pub enum TargetOutcome {
+    /// These revisions were applied now (none when it was up to date).
+    Applied(Vec<String>),
+    Failed(Error),
+    /// Not attempted: a canary failed.
+    Skipped,
+}
+
+#[derive(Debug)]
+pub struct TargetReport {
+    pub target: String,
+    pub outcome: TargetOutcome,
+    pub elapsed: Duration,
+}
+
+/// Every target's outcome, in the order the targets were listed.
+#[derive(Debug)]
+pub struct FleetReport {
+    pub targets: Vec<TargetReport>,
+}
+
+impl FleetReport {
+    pub fn failed(&self) -> Vec<&str> {
+        self.targets
+            .iter()
+            .filter(|t| matches!(t.outcome, TargetOutcome::Failed(_)))
+            .map(|t| t.target.as_str())
+            .collect()
+    }
+}
+
+/// How to run a fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetOptions {
+    /// The most targets in flight at once (at least 1).
+    pub jobs: usize,
+    /// Targets migrated first; when one of them fails, no other is attempted.
+    pub canary: usize,
+}
+
+impl Default for FleetOptions {
+    fn default() -> FleetOptions {
+        FleetOptions { jobs: 1, canary: 0 }
+    }
+}
+
+impl Migrator<'_> {
+    /// This migrator for one target: the schema's history, with the schema first in
+    /// `search_path`; or the database's URL.
+    fn for_target(
+        &self,
+        url: &str,
+        targets: &Targets,
+        name: &str,
+    ) -> Result<(Migrator<'_>, String), Error> {
+        let mut settings = self.settings().clone();
+        let url = match targets {
+            Targets::Schemas(_) => {
+                settings.schema = name.to_owned();
+                settings.search_path = Some(format!("\"{}\", public", name.replace('"', "\"\"")));
+                url.to_owned()
+            }
+            Targets::Databases(_) => with_database(url, name)?,
+        };
+        Ok((Migrator::with_settings(self.migrations(), settings), url))
+    }
+
+    /// Applies what is pending on every target, `options.jobs` at a time; the canaries first.
+    pub fn run_each(&self, url: &str, targets: &Targets, options: FleetOptions) -> FleetReport {
+        let run = |name: &str| -> TargetOutcome {
+            match self
+                .for_target(url, targets, name)
+                .and_then(|(migrator, url)| migrator.run_url(&url))
+            {
+                Ok(report) => TargetOutcome::Applied(
+                    report
+                        .applied
+                        .iter()
+                        .map(|a| a.revision.to_owned())
+                        .collect(),
+                ),
+                Err(e) => TargetOutcome::Failed(e),
+            }
+        };
+        let names = targets.names();
+        let canaries = options.canary.min(names.len());
+        let reports_of = |names: &[String]| {
+            in_parallel(names, options.jobs, &run)
+                .into_iter()
+                .map(|(target, outcome, elapsed)| TargetReport {
+                    target,
+                    outcome,
+                    elapsed,
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut reports = reports_of(&names[..canaries]);
+        let canary_failed = reports
+            .iter()
+            .any(|r| matches!(r.outcome, TargetOutcome::Failed(_)));
+        if canary_failed {
+            reports.extend(names[canaries..].iter().map(|name| TargetReport {
+                target: name.clone(),
+                outcome: TargetOutcome::Skipped,
+                elapsed: Duration::ZERO,
+            }));
+        } else {
+            reports.extend(reports_of(&names[canaries..]));
+        }
+        FleetReport { targets: reports }
+    }
+
+    /// Every target's status, `jobs` at a time, in the order the targets were listed.
+    pub fn status_each(
+        &self,
+        url: &str,
+        targets: &Targets,
+        jobs: usize,
+    ) -> Vec<(String, Result<Status, Error>)> {
+        let status = |name: &str| {
+            self.for_target(url, targets, name)
+                .and_then(|(migrator, url)| {
+                    connect(&url, &migrator.settings().application_name)
+                        .and_then(|mut client| migrator.status(&mut client))
+                })
+        };
+        in_parallel(targets.names(), jobs, &status)
+            .into_iter()
+            .map(|(name, status, _)| (name, status))
+            .collect()
+    }
+}
+
+/// Runs `run` on each name, at most `jobs` at once: each result with its name and how long it
+/// took, in the names' order.
+fn in_parallel<T: Send>(
+    names: &[String],
+    jobs: usize,
+    run: &(dyn Fn(&str) -> T + Sync),
+) -> Vec<(String, T, Duration)> {
+    let next = Mutex::new(0usize);
+    let done = Mutex::new(Vec::with_capacity(names.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, names.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let index = {
+                        let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+                        let index = *next;
+                        *next += 1;
+                        index
+                    };
+                    let Some(name) = names.get(index) else { break };
+                    let started = Instant::now();
+                    let result = run(name);
+                    let elapsed = started.elapsed();
+                    done.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((index, (name.clone(), result, elapsed)));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
+}
