@@ -84,6 +84,18 @@ pub(crate) fn squash(
             );
         }
     }
+    // The squash recreates the schema: rows the migrations wrote would be lost on a new database.
+    let writers = rows_written(&migrations, &squashed);
+    if !writers.is_empty() {
+        return refused(
+            err,
+            &format!(
+                "{} statement(s) of the squashed migrations write rows, which a squash (the schema they build) does not carry; nothing was written:\n  {}\n  help: squash through a revision before them, or copy those rows into a migration after the squash first",
+                writers.len(),
+                writers.join("\n  ")
+            ),
+        );
+    }
     let migrator = Migrator::with_settings(&migrations, config.settings.clone());
     let through_list: Vec<&str> = squashed.iter().copied().collect();
     let result = build(&migrator, request, &through_list, err);
@@ -95,12 +107,18 @@ pub(crate) fn squash(
             return 2;
         }
     };
-    // In application order: the replaced revisions, then the files to remove.
-    let replaced: Vec<&str> = migrations
+    // In application order, with what earlier squashes replaced: a database that ran the
+    // history before them still has those rows.
+    let mut replaced: Vec<&str> = Vec::new();
+    for migration in migrations
         .iter()
-        .map(|m| m.revision())
-        .filter(|r| squashed.contains(r) && *r != through)
-        .collect();
+        .filter(|m| squashed.contains(m.revision()))
+    {
+        replaced.extend(migration.replaces().iter().copied());
+        if migration.revision() != through {
+            replaced.push(migration.revision());
+        }
+    }
     let path = dir.join(format!("{through}_squash.sql"));
     let message = format!(
         "squash of {} migrations through {through}: the schema they build",
@@ -155,6 +173,37 @@ pub(crate) fn squash(
         last.path()
     );
     0
+}
+
+/// The statements of the squashed migrations that write rows (`INSERT`, `UPDATE`, `DELETE`,
+/// `MERGE`, `COPY`), each as `path:line`.
+fn rows_written(migrations: &Migrations, squashed: &BTreeSet<&str>) -> Vec<String> {
+    use migrate_core::analysis::statements::parse_statements;
+    use migrate_core::lint::locks::Op;
+    let mut found = Vec::new();
+    for migration in migrations
+        .iter()
+        .filter(|m| squashed.contains(m.revision()))
+    {
+        let Ok(statements) = parse_statements(migration.path(), migration.sql()) else {
+            continue;
+        };
+        for statement in statements {
+            let classified = migrate_core::lint::classify::classify(&statement.stmt);
+            let kind = statement
+                .span
+                .text(migration.sql())
+                .trim_start()
+                .to_ascii_uppercase();
+            let writes = classified.inserts_into.is_some()
+                || classified.effects.iter().any(|e| e.op == Op::WriteRows)
+                || kind.starts_with("COPY");
+            if writes {
+                found.push(format!("{}:{}", migration.path(), statement.span.line));
+            }
+        }
+    }
+    found
 }
 
 /// `through` and its ancestors.

@@ -387,7 +387,7 @@ fn what_cannot_be_converted_faithfully_is_refused_file_by_file_and_nothing_is_wr
         "dbmate",
         &[(
             "20240101_a.sql",
-            "-- migrate:up\nCREATE TABLE a (id int);\n",
+            "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\n",
         )],
     );
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
@@ -486,12 +486,12 @@ fn findings_stop_only_apply_and_a_frozen_file_keeps_its_text() {
         &[
             (
                 "20240101_users.sql",
-                "-- migrate:up\nCREATE TABLE users (id int);\n",
+                "-- migrate:up\nCREATE TABLE users (id int);\n-- migrate:down\n",
             ),
             // Would be an error in a new migration: frozen, it is information.
             (
                 "20240102_index.sql",
-                "-- migrate:up\nCREATE INDEX users_id ON users (id);\n",
+                "-- migrate:up\nCREATE INDEX users_id ON users (id);\n-- migrate:down\n",
             ),
         ],
     );
@@ -556,4 +556,221 @@ fn findings_stop_only_apply_and_a_frozen_file_keeps_its_text() {
     let line = edited.lines().find(|l| l.starts_with("error: ")).unwrap();
     assert!(line.starts_with(&format!("error: {}:1:1: [frozen-edited] revision `20240101` is frozen, and its text changed since it was imported (checksum ", users.display())), "{edited}");
     assert!(edited.contains("  = help: restore the file as it was imported, and make the change in a new migration\n"), "{edited}");
+}
+
+/// Each tool's own reading of its files: goose's annotations with any spacing, a file
+/// golang-migrate or Flyway runs outside a transaction because of what it holds, Flyway's
+/// versions without trailing zeros and its byte-order marks, dbmate's order by file name, and
+/// versions a revision id cannot hold kept apart.
+#[test]
+fn each_tool_reads_its_files_as_it_does() {
+    let dir = TempDir::new("import-reading");
+    let read = |out: &Path| -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        files.sort();
+        files
+    };
+    let (goose, out) = import_only(
+        &dir,
+        "goose",
+        &[(
+            "00001_a.sql",
+            "--+goose Up\nCREATE TABLE a (id int);\n--  +goose   Down\nDROP TABLE a;\n",
+        )],
+    );
+    assert_eq!(goose.status.code(), Some(0), "{}", stderr(&goose));
+    assert!(
+        read(&out).iter().all(|f| !f.contains("DROP TABLE a")),
+        "{:?}",
+        read(&out)
+    );
+
+    let (golang, out) = import_only(
+        &dir,
+        "golang-migrate",
+        &[
+            ("1_a.up.sql", "CREATE TABLE a (id int);\n"),
+            ("2_idx.up.sql", "CREATE INDEX CONCURRENTLY ai ON a (id);\n"),
+        ],
+    );
+    assert_eq!(golang.status.code(), Some(0), "{}", stderr(&golang));
+    let index = read(&out)
+        .into_iter()
+        .find(|f| f.contains("CONCURRENTLY"))
+        .unwrap();
+    assert!(index.contains("-- migrate:no-transaction\n"), "{index}");
+
+    let (flyway, out) = import_only(
+        &dir,
+        "flyway",
+        &[
+            ("V1__a.sql", "\u{FEFF}CREATE TABLE a (id int);\n"),
+            ("V2__idx.sql", "CREATE INDEX CONCURRENTLY ai ON a (id);\n"),
+        ],
+    );
+    assert_eq!(flyway.status.code(), Some(0), "{}", stderr(&flyway));
+    assert!(read(&out).iter().all(|f| !f.contains('\u{FEFF}')));
+    assert!(
+        read(&out)
+            .iter()
+            .any(|f| f.contains("-- migrate:no-transaction\nCREATE INDEX")
+                || f.contains("-- migrate:no-transaction\n\nCREATE INDEX")),
+        "{:?}",
+        read(&out)
+    );
+    let check = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["check", "--dir", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    let source = dir.join("flyway-same");
+    write(source.join("V1__a.sql"), "SELECT 1;\n");
+    write(source.join("V1.0__b.sql"), "SELECT 2;\n");
+    let same = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args([
+            "import",
+            "--from",
+            "flyway",
+            source.to_str().unwrap(),
+            "--dir",
+            dir.join("flyway-same-out").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(same.status.code(), Some(1));
+    assert!(
+        stderr(&same).contains("V1__a.sql: version 1 is also "),
+        "{}",
+        stderr(&same)
+    );
+
+    let (dbmate, out) = import_only(
+        &dir,
+        "dbmate",
+        &[
+            (
+                "1_a.sql",
+                "--migrate:up\nCREATE TABLE a (id int);\n--migrate:down\n",
+            ),
+            (
+                "10_b.sql",
+                "-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\n",
+            ),
+        ],
+    );
+    assert_eq!(dbmate.status.code(), Some(0), "{}", stderr(&dbmate));
+    // dbmate applies `10_b` first: it orders its files by name.
+    let a = read(&out)
+        .into_iter()
+        .find(|f| f.contains("TABLE a"))
+        .unwrap();
+    assert!(a.contains("-- parents: 10\n"), "{a}");
+
+    let (diesel, out) = import_only(
+        &dir,
+        "diesel",
+        &[
+            ("été_a/up.sql", "CREATE TABLE a (id int);\n"),
+            ("ôté_b/up.sql", "CREATE TABLE b (id int);\n"),
+        ],
+    );
+    assert_eq!(diesel.status.code(), Some(0), "{}", stderr(&diesel));
+    let check = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["check", "--dir", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+}
+
+/// Frozen means imported: a revision without a frozen checksum is linted in full, and a statement
+/// that fails wherever it stands stays an error even in the frozen history.
+#[test]
+fn only_what_was_imported_is_frozen() {
+    let dir = TempDir::new("import-frozen-only");
+    let (output, out) = import_only(&dir, "sqlx", &[("1_a.sql", "CREATE TABLE a (id int);\n")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let config = std::fs::read_to_string(out.join("migrate.toml")).unwrap();
+    std::fs::write(
+        out.join("2_idx.sql"),
+        "-- revision: 2\n-- parents: 1\n\nCREATE INDEX ai ON a (id);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        out.join("migrate.toml"),
+        config.replace("through = \"1\"", "through = \"2\""),
+    )
+    .unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .args(["check", "--dir", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stdout(&check).contains("/migrate.toml:4:1: [invalid-config] `[frozen] through` names revision `2`, which has no frozen checksum"),
+        "{}",
+        stdout(&check)
+    );
+}
+
+/// Flyway's own rows: a baseline stands for the versions before it, which need no file; an
+/// undone version no longer counts as applied.
+#[test]
+fn flyway_baselines_and_undone_versions() {
+    let dir = TempDir::new("import-flyway-rows");
+    let table = "CREATE TABLE flyway_schema_history (installed_rank INT NOT NULL, version VARCHAR(50), description VARCHAR(200) NOT NULL, type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL, checksum INT, installed_by VARCHAR(100) NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT now(), execution_time INT NOT NULL, success BOOLEAN NOT NULL, CONSTRAINT flyway_schema_history_pk PRIMARY KEY (installed_rank));";
+    let cases = [
+        (
+            "baseline",
+            "INSERT INTO flyway_schema_history VALUES (1, '1', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'app', now(), 0, true), (2, '2', 'b', 'SQL', 'V2__b.sql', 1, 'app', now(), 1, true); CREATE TABLE b (id int);",
+            "stamped the 1 migration(s) flyway applied as applied, through 2",
+        ),
+        (
+            "undone",
+            "INSERT INTO flyway_schema_history VALUES (1, '2', 'b', 'SQL', 'V2__b.sql', 1, 'app', now(), 1, true), (2, '3', 'c', 'SQL', 'V3__c.sql', 1, 'app', now(), 1, true), (3, '3', 'c', 'UNDO_SQL', 'U3__c.sql', 1, 'app', now(), 1, true); CREATE TABLE b (id int);",
+            "stamped the 1 migration(s) flyway applied as applied, through 2",
+        ),
+    ];
+    for (name, rows, expected) in cases {
+        let source = dir.join(format!("{name}-source"));
+        write(source.join("V2__b.sql"), "CREATE TABLE b (id int);\n");
+        write(source.join("V3__c.sql"), "CREATE TABLE c (id int);\n");
+        let db = test_database();
+        db.client()
+            .batch_execute(&format!("{table} {rows}"))
+            .unwrap();
+        let out = dir.join(format!("{name}-out"));
+        let imported = migrate(
+            &out,
+            &[
+                "import",
+                "--from",
+                "flyway",
+                source.to_str().unwrap(),
+                "--stamp",
+            ],
+            &db,
+        );
+        assert_eq!(
+            imported.status.code(),
+            Some(0),
+            "{name}: {}",
+            stderr(&imported)
+        );
+        assert!(
+            stdout(&imported).contains(expected),
+            "{name}: {}",
+            stdout(&imported)
+        );
+        let status = migrate(&out, &["status"], &db);
+        assert!(
+            stdout(&status).contains("2 applied, 1 pending"),
+            "{name}: {}",
+            stdout(&status)
+        );
+    }
 }

@@ -176,3 +176,100 @@ fn a_squashed_history_builds_the_same_schema_and_databases_that_ran_it_stay_up_t
         "error: `r095` has no ancestor: there is nothing to squash\n  help: squash through a later revision\n"
     );
 }
+
+fn small_history(dir: &Path, extra: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let steps = ["a", "b", "c", "d", "e"];
+    for (i, step) in steps.iter().enumerate() {
+        let parents = if i == 0 {
+            "none".to_owned()
+        } else {
+            steps[i - 1].to_owned()
+        };
+        std::fs::write(
+            dir.join(format!("{step}.sql")),
+            format!(
+                "-- revision: {step}\n-- parents: {parents}\n\nCREATE TABLE t_{step} (id int);\n"
+            ),
+        )
+        .unwrap();
+    }
+    for (name, text) in extra {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+/// A second squash keeps what the first replaced; a database that ran part of a squashed history
+/// is told what to do before anything runs; a history that writes rows is not squashed.
+#[test]
+fn squashing_twice_a_partial_database_and_rows() {
+    let dir = TempDir::new("squash-twice");
+    let history = dir.join("h");
+    small_history(&history, &[]);
+    let old = test_database();
+    assert_eq!(migrate(&history, &["apply"], &old).status.code(), Some(0));
+    let partial = test_database();
+    let first_two = dir.join("first-two");
+    std::fs::create_dir_all(&first_two).unwrap();
+    for step in ["a", "b"] {
+        std::fs::copy(
+            history.join(format!("{step}.sql")),
+            first_two.join(format!("{step}.sql")),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        migrate(&first_two, &["apply"], &partial).status.code(),
+        Some(0)
+    );
+
+    let server = test_database();
+    let once = migrate(&history, &["squash", "--through", "c"], &server);
+    assert_eq!(once.status.code(), Some(0), "{}", stderr(&once));
+    let twice = migrate(&history, &["squash", "--through", "e"], &server);
+    assert_eq!(twice.status.code(), Some(0), "{}", stderr(&twice));
+    let squash = std::fs::read_to_string(history.join("e_squash.sql")).unwrap();
+    assert!(
+        squash.starts_with("-- revision: e\n-- parents: none\n-- replaces: a, b, c, d\n"),
+        "{squash}"
+    );
+    let status = migrate(&history, &["status"], &old);
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&status),
+        stderr(&status)
+    );
+
+    // The database that ran a and b only.
+    let once_dir = dir.join("once");
+    small_history(&once_dir, &[]);
+    assert_eq!(
+        migrate(&once_dir, &["squash", "--through", "c"], &server)
+            .status
+            .code(),
+        Some(0)
+    );
+    let refused = migrate(&once_dir, &["apply"], &partial);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert_eq!(
+        stderr(&refused).lines().next().unwrap(),
+        "error: the database ran 2 of the revisions the squash `c` replaces (a, b), and not `c` itself; the squash would create what they created again"
+    );
+
+    // Rows the history writes.
+    let rows = dir.join("rows");
+    small_history(&rows, &[]);
+    std::fs::write(
+        rows.join("b.sql"),
+        "-- revision: b\n-- parents: a\n\nCREATE TABLE t_b (id int);\nINSERT INTO t_b VALUES (1);\n",
+    )
+    .unwrap();
+    let refused = migrate(&rows, &["squash", "--through", "d"], &server);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stderr(&refused).replace(rows.to_str().unwrap(), "H"),
+        "error: 1 statement(s) of the squashed migrations write rows, which a squash (the schema they build) does not carry; nothing was written:\n  H/b.sql:5\n  help: squash through a revision before them, or copy those rows into a migration after the squash first\n"
+    );
+}

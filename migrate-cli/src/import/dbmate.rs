@@ -31,6 +31,8 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
                 sql,
                 no_transaction,
                 path: path.to_owned(),
+                // dbmate applies its files in the order of their names: `10_b` before `1_a`.
+                order: Some(name.to_owned()),
             }),
             Err(why) => listing.refuse(path, why),
         }
@@ -41,10 +43,12 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
 /// The `up` section's SQL, and whether its marker says `transaction:false`.
 fn up_section(text: &str) -> Result<(String, bool), String> {
     let mut sql = String::new();
-    let (mut in_up, mut no_transaction, mut saw_up) = (false, false, false);
+    let (mut in_up, mut no_transaction, mut saw_up, mut saw_down) = (false, false, false, false);
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim();
-        if let Some(options) = trimmed.strip_prefix("-- migrate:up") {
+        // dbmate reads its markers with or without the blank after `--`.
+        let marker = trimmed.strip_prefix("--").map(str::trim_start);
+        if let Some(options) = marker.and_then(|m| m.strip_prefix("migrate:up")) {
             (in_up, saw_up) = (true, true);
             for option in options.split_whitespace() {
                 match option.split_once(':') {
@@ -53,14 +57,17 @@ fn up_section(text: &str) -> Result<(String, bool), String> {
                     _ => return Err(format!("has an option dbmate does not know: `{option}`")),
                 }
             }
-        } else if trimmed.starts_with("-- migrate:down") {
-            in_up = false;
+        } else if marker.is_some_and(|m| m.starts_with("migrate:down")) {
+            (in_up, saw_down) = (false, true);
         } else if in_up {
             sql.push_str(line);
         }
     }
     if !saw_up {
         return Err("has no `-- migrate:up` section, which dbmate requires".to_owned());
+    }
+    if !saw_down {
+        return Err("has no `-- migrate:down` section, which dbmate requires".to_owned());
     }
     Ok((sql, no_transaction))
 }

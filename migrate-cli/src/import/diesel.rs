@@ -47,6 +47,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             sql,
             no_transaction,
             path: up,
+            order: None,
         });
     }
     Ok(listing)

@@ -11,7 +11,11 @@ use super::{ImportError, Listing, Source, Version, read_text};
 pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
     let mut listing = Listing::default();
     for (path, name) in listing.named(entries) {
-        let Some(stem) = name.strip_suffix(".sql").filter(|_| !path.is_dir()) else {
+        if path.is_dir() {
+            listing.refuse(path, "a folder: Flyway reads the migrations in it too; move them up into one folder first");
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".sql") else {
             let why = if name.ends_with(".sql.conf") {
                 "the settings of the migration beside it"
             } else {
@@ -67,8 +71,10 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             );
             continue;
         }
+        // Flyway runs a migration outside a transaction when its settings say so, or when it
+        // holds a statement that cannot run in one.
         let no_transaction = match in_transaction(&path.with_file_name(format!("{name}.conf"))) {
-            Ok(in_transaction) => !in_transaction,
+            Ok(in_transaction) => !in_transaction || super::cannot_run_in_a_transaction(&sql),
             Err(why) => {
                 listing.refuse(path, why);
                 continue;
@@ -76,11 +82,13 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
         };
         listing.migrations.push(Source {
             version,
-            written: written.to_owned(),
+            // `1.1` and `1_1` are one Flyway version: the revision writes it with `_`.
+            written: written.replace('.', "_"),
             name: description.replace('_', " "),
             sql,
             no_transaction,
             path: path.to_owned(),
+            order: None,
         });
     }
     Ok(listing)
@@ -88,15 +96,18 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
 
 /// A Flyway version's numbers: `1.2_3` is 1, 2, 3.
 pub(super) fn parts(written: &str) -> Option<Version> {
-    written
+    let mut parts = written
         .split(['.', '_'])
         .map(|part| {
             (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| part.parse().ok())
                 .flatten()
         })
-        .collect::<Option<Vec<u128>>>()
-        .map(Version::Parts)
+        .collect::<Option<Vec<u128>>>()?;
+    while parts.len() > 1 && parts.last() == Some(&0) {
+        parts.pop();
+    }
+    Some(Version::Parts(parts))
 }
 
 /// `executeInTransaction` of a migration's `.conf` file: true when the file or the key is absent.
@@ -128,6 +139,9 @@ mod tests {
     #[test]
     fn versions_are_numbers_separated_by_dots_or_underscores() {
         assert_eq!(parts("1.1"), Some(Version::Parts(vec![1, 1])));
+        assert_eq!(parts("1.0"), parts("1"));
+        assert_eq!(parts("2_0_0"), Some(Version::Parts(vec![2])));
+        assert_eq!(parts("0"), Some(Version::Parts(vec![0])));
         assert_eq!(parts("1_1"), parts("1.1"));
         assert_eq!(
             parts("2024.01.02_3"),

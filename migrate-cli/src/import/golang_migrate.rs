@@ -26,7 +26,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             listing.skip(path, "not named <version>_<title>.up.sql");
             continue;
         };
-        listing.add_whole_file(path, version, written, title);
+        listing.add_whole_file(path, version, written, title, true);
     }
     Ok(listing)
 }

@@ -43,6 +43,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
                 sql,
                 no_transaction,
                 path: path.to_owned(),
+                order: None,
             }),
             Err(why) => listing.refuse(path, why),
         }
@@ -55,7 +56,11 @@ fn up_section(text: &str) -> Result<(String, bool), String> {
     let mut sql = String::new();
     let (mut in_up, mut saw_up, mut no_transaction) = (false, false, false);
     for line in text.split_inclusive('\n') {
-        let Some(annotation) = line.trim().strip_prefix("-- +goose") else {
+        // goose strips the comment's `--` and the blanks around what follows.
+        let Some(annotation) = line
+            .strip_prefix("--")
+            .and_then(|rest| rest.trim().strip_prefix("+goose"))
+        else {
             if in_up {
                 sql.push_str(line);
             }

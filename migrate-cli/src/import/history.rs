@@ -127,6 +127,13 @@ pub fn applied_prefix(
     let mut through: Option<Version> = None;
     for row in &rows {
         let written = row.first().cloned().flatten().unwrap_or_default();
+        // golang-migrate's "no version" (every migration reverted).
+        if tool == Tool::GolangMigrate && written == "-1" {
+            if !matches!(row.get(1).cloned().flatten().as_deref(), Some("t" | "true")) {
+                failed.push(format!("{written} (dirty)"));
+            }
+            continue;
+        }
         // `boolean::text` is `true`; a literal stands for tools that record no outcome.
         let succeeded = matches!(row.get(1).cloned().flatten().as_deref(), Some("t" | "true"));
         let Some(version) = read(&written) else {
@@ -145,8 +152,18 @@ pub fn applied_prefix(
                     applied.remove(&version);
                 }
             }
+            // A baseline stands for every version up to it, which need no file; an undone or
+            // deleted version no longer counts.
             Tool::Flyway if row.get(2).cloned().flatten().as_deref() == Some("BASELINE") => {
                 through = Some(version)
+            }
+            Tool::Flyway
+                if matches!(
+                    row.get(2).cloned().flatten().as_deref(),
+                    Some("UNDO_SQL" | "DELETE")
+                ) =>
+            {
+                applied.remove(&version);
             }
             _ if succeeded => {
                 applied.insert(version);
@@ -162,7 +179,9 @@ pub fn applied_prefix(
     }
     let known: BTreeSet<&Version> = listing.migrations.iter().map(|m| &m.version).collect();
     if let Some(through) = &through {
-        if !known.contains(through) {
+        // golang-migrate's version is a migration it ran; a Flyway baseline may precede every
+        // file.
+        if tool == Tool::GolangMigrate && !known.contains(through) {
             unknown.push(through.to_string());
         }
         applied.extend(

@@ -100,6 +100,8 @@ pub struct Source {
     pub sql: String,
     pub no_transaction: bool,
     pub path: PathBuf,
+    /// How the tool orders it when that is not by version (dbmate: by file name).
+    pub order: Option<String>,
 }
 
 /// A version as its tool orders and records it.
@@ -109,7 +111,8 @@ pub enum Version {
     Number(u128),
     /// Text compared as text (diesel, dbmate).
     Text(String),
-    /// Numbers separated by dots or underscores, compared part by part (Flyway).
+    /// Numbers separated by dots or underscores, compared part by part, trailing zeros dropped
+    /// (Flyway: `1`, `1.0` and `1_0` are one version).
     Parts(Vec<u128>),
 }
 
@@ -164,16 +167,25 @@ impl Listing {
         read_text(path).map_err(|why| self.refuse(path, why)).ok()
     }
 
-    /// A migration that is its whole file, run in a transaction.
-    fn add_whole_file(&mut self, path: &Path, version: Version, written: &str, name: &str) {
+    /// A migration that is its whole file. `as_it_is`: the tool sends the file as it is, outside
+    /// a transaction, so a file of statements that cannot run in one runs outside one here too.
+    fn add_whole_file(
+        &mut self,
+        path: &Path,
+        version: Version,
+        written: &str,
+        name: &str,
+        as_it_is: bool,
+    ) {
         if let Some(sql) = self.text(path) {
             self.migrations.push(Source {
                 version,
                 written: written.to_owned(),
                 name: name.to_owned(),
+                no_transaction: as_it_is && cannot_run_in_a_transaction(&sql),
                 sql,
-                no_transaction: false,
                 path: path.to_owned(),
+                order: None,
             });
         }
     }
@@ -262,7 +274,9 @@ pub fn read(tool: Tool, dir: &Path) -> Result<Listing, ImportError> {
         Tool::Dbmate => dbmate::read(&files)?,
         Tool::Flyway => flyway::read(&files)?,
     };
-    listing.migrations.sort_by(|a, b| a.version.cmp(&b.version));
+    listing
+        .migrations
+        .sort_by(|a, b| (&a.order, &a.version).cmp(&(&b.order, &b.version)));
     let mut by_version: BTreeMap<&Version, &Path> = BTreeMap::new();
     let mut clashes = Vec::new();
     for migration in &listing.migrations {
@@ -312,15 +326,31 @@ fn file_name(path: &Path) -> Option<&str> {
     path.file_name().and_then(|n| n.to_str())
 }
 
+/// A file's text, without the byte-order mark the tools all skip.
 fn read_text(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let bytes = bytes
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(&bytes)
+        .to_vec();
     String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_owned())
+}
+
+/// Whether one of the statements of `sql` cannot run inside a transaction block (`CREATE INDEX
+/// CONCURRENTLY`, `VACUUM`, …): a tool that runs each file as it is (golang-migrate) or that
+/// detects them (Flyway) runs such a file outside a transaction.
+fn cannot_run_in_a_transaction(sql: &str) -> bool {
+    migrate_core::analysis::statements::parse_statements("import", sql).is_ok_and(|statements| {
+        statements
+            .iter()
+            .any(|s| migrate_core::lint::classify::classify(&s.stmt).concurrently)
+    })
 }
 
 /// The revision a version becomes: the version as written, with what a revision id cannot hold
 /// (a Flyway `1.1`'s dot) made `_`.
 pub fn revision_of(written: &str) -> String {
-    written
+    let kept: String = written
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
@@ -329,8 +359,22 @@ pub fn revision_of(written: &str) -> String {
                 '_'
             }
         })
-        .take(64)
-        .collect()
+        .collect();
+    if kept == written && !kept.is_empty() && kept.len() <= 64 {
+        return kept;
+    }
+    // Changed: a digest of what was written keeps two versions apart (`été` and `ôté`).
+    let digest = checksum_of(written);
+    let base: String = kept.chars().take(64 - 9).collect();
+    format!("{base}-{}", &digest[..8])
+}
+
+/// Hex SHA-256 of a text.
+fn checksum_of(text: &str) -> String {
+    let normalized = normalize("version", text.as_bytes());
+    normalized
+        .map(|n| checksum(&n))
+        .unwrap_or_else(|_| "0".repeat(64))
 }
 
 /// A file name's end for a migration's name: lower-case ASCII letters and digits, runs of
@@ -392,6 +436,7 @@ pub fn write(tool: Tool, listing: &Listing, out: &Path) -> Result<Written, Impor
         sql: create.to_owned(),
         no_transaction: false,
         path: PathBuf::new(),
+        order: None,
     };
     let mut files = Vec::new();
     let mut frozen = Vec::new();
@@ -456,7 +501,11 @@ mod tests {
 
     #[test]
     fn revisions_and_slugs_are_valid_whatever_the_tool_wrote() {
-        assert_eq!(revision_of("1.2.3"), "1_2_3");
+        // A version kept as written, or made valid with a digest of what was written.
+        assert_eq!(revision_of("1_2_3"), "1_2_3");
+        assert!(revision_of("1.2.3").starts_with("1_2_3-"));
+        assert_ne!(revision_of("été"), revision_of("ôté"));
+        assert_ne!(revision_of(&"9".repeat(70)), revision_of(&"9".repeat(71)));
         assert_eq!(revision_of("20140924113530"), "20140924113530");
         for written in ["1.1", "2026-07-30-140000-0000", "ünïcode", "0"] {
             assert!(is_valid_revision_id(&revision_of(written)), "{written}");

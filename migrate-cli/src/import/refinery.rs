@@ -8,6 +8,13 @@ use super::{ImportError, Listing, Version};
 pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
     let mut listing = Listing::default();
     for (path, name) in listing.named(entries) {
+        if path.is_dir() {
+            listing.refuse(
+                path,
+                "a folder: refinery reads the migrations in it too; move them up into one folder first",
+            );
+            continue;
+        }
         let Some((stem, extension)) = name.rsplit_once('.') else {
             listing.skip(path, "not a migration file");
             continue;
@@ -38,7 +45,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             listing.refuse(path, format!("version `{written}` is not a number"));
             continue;
         };
-        listing.add_whole_file(path, version, written, title);
+        listing.add_whole_file(path, version, written, title, false);
     }
     Ok(listing)
 }

@@ -42,6 +42,7 @@ pub(super) fn read(entries: &[PathBuf]) -> Result<Listing, ImportError> {
             sql,
             no_transaction,
             path: path.to_owned(),
+            order: None,
         });
     }
     Ok(listing)

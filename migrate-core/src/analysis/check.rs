@@ -181,6 +181,28 @@ fn apply_frozen(analysis: &mut Analysis, frozen: &Frozen, display: &str) {
         );
         return;
     };
+    // Only what was imported is frozen: a revision with no frozen checksum is a new one, held
+    // to the full lint.
+    if !frozen.checksums.contains_key(&frozen.through) {
+        analysis.diagnostics.push(
+            Diagnostic::error(
+                Check::InvalidConfig,
+                Some(Location::new(
+                    format!("{display}/{CONFIG_FILE}"),
+                    frozen.line,
+                    1,
+                )),
+                format!(
+                    "`[frozen] through` names revision `{}`, which has no frozen checksum",
+                    frozen.through
+                ),
+            )
+            .with_help(
+                "name the last revision `migrate import` wrote: later ones are linted in full",
+            ),
+        );
+        return;
+    }
     // The revision and its ancestors, walking the parents back from it.
     let mut wanted = std::collections::BTreeSet::from([frozen.through.as_str()]);
     for migration in analysis.migrations[..=last].iter().rev() {
@@ -191,7 +213,10 @@ fn apply_frozen(analysis: &mut Analysis, frozen: &Frozen, display: &str) {
     let frozen_paths: std::collections::BTreeSet<&str> = analysis
         .migrations
         .iter()
-        .filter(|m| wanted.contains(m.header.revision.as_str()))
+        .filter(|m| {
+            wanted.contains(m.header.revision.as_str())
+                && frozen.checksums.contains_key(&m.header.revision)
+        })
         .map(|m| m.path.as_str())
         .collect();
     for diagnostic in &mut analysis.diagnostics {
@@ -199,7 +224,10 @@ fn apply_frozen(analysis: &mut Analysis, frozen: &Frozen, display: &str) {
             .location
             .as_ref()
             .is_some_and(|at| frozen_paths.contains(at.path.as_str()));
-        if in_frozen && diagnostic.check.is_rule() {
+        // A statement that cannot run where it stands fails whatever ran before: that stays an
+        // error.
+        let certain_failure = diagnostic.check == Check::Rule("concurrently-in-transaction");
+        if in_frozen && diagnostic.check.is_rule() && !certain_failure {
             diagnostic.severity = Severity::Info;
         }
     }

@@ -152,6 +152,8 @@ pub enum Error {
     /// The database has applied revisions the binary does not contain, so a drift check cannot
     /// replay what built it.
     CannotReplay { unknown: Vec<String> },
+    /// The database ran some of the revisions a squash replaces, and not the squash's own.
+    PartlySquashed { revision: String, ran: Vec<String> },
     /// A baseline written from a live database failed when replayed into an empty one, on the
     /// same server: its order or its rendering of an object is wrong.
     BaselineReplay { cause: Box<ServerError> },
@@ -287,6 +289,12 @@ impl fmt::Display for Error {
             Error::NoTestServer => write!(
                 f,
                 "no server for test databases: neither MIGRATE_TEST_DATABASE_URL nor DATABASE_URL is set\n  help: set MIGRATE_TEST_DATABASE_URL to a server kept for tests, as a role that may create databases (postgres://user:password@localhost:5432/postgres)"
+            ),
+            Error::PartlySquashed { revision, ran } => write!(
+                f,
+                "the database ran {} of the revisions the squash `{revision}` replaces ({}), and not `{revision}` itself; the squash would create what they created again\n  help: bring the database to `{revision}` with a build from before the squash (or `migrate apply --dir` on that history), then deploy this one",
+                ran.len(),
+                ran.join(", ")
             ),
             Error::CannotReplay { unknown } => write!(
                 f,

@@ -47,6 +47,9 @@ pub struct Status {
     /// Where the live schema differs from the snapshot embedded with the migrations; `None`
     /// when nothing was compared (no snapshot, or the database is not at the binary's head).
     pub schema_drift: Option<Vec<Difference>>,
+    /// A squash this database ran only part of: its revision, and the replaced revisions the
+    /// history has. Applying the squash would create what they created again.
+    pub partly_squashed: Option<(String, Vec<String>)>,
 }
 
 /// How a readiness endpoint should report the schema.
@@ -99,7 +102,18 @@ impl Status {
                     });
                     status.pending.push(migration);
                 }
-                None => status.pending.push(migration),
+                None => {
+                    let ran: Vec<String> = migration
+                        .replaces()
+                        .iter()
+                        .filter(|r| by_revision.contains_key(*r))
+                        .map(|r| (*r).to_owned())
+                        .collect();
+                    if !ran.is_empty() {
+                        status.partly_squashed = Some((migration.revision().to_owned(), ran));
+                    }
+                    status.pending.push(migration);
+                }
             }
         }
         // Parents of every revision either side knows, to walk ancestry through both.
@@ -148,6 +162,7 @@ impl Status {
             interrupted: None,
             head: migrations.head().map(Migration::revision),
             schema_drift: None,
+            partly_squashed: None,
         }
     }
 
@@ -196,6 +211,12 @@ impl Status {
         if !self.checksum_mismatches.is_empty() {
             return Err(Error::ChecksumMismatch {
                 revisions: self.checksum_mismatches.clone(),
+            });
+        }
+        if let Some((revision, ran)) = &self.partly_squashed {
+            return Err(Error::PartlySquashed {
+                revision: revision.clone(),
+                ran: ran.clone(),
             });
         }
         if self.is_diverged() {
@@ -299,6 +320,22 @@ pub(crate) mod tests {
         let status = Status::compute(&SQUASHED, None);
         assert_eq!(revisions(&status.pending), ["c", "d"]);
         // c's old text with a replaced revision missing from the history is an edit.
+        // A database that ran a and b, not c: the squash would create their tables again.
+        let status = Status::compute(&SQUASHED, Some(&old[..2]));
+        assert_eq!(
+            status.partly_squashed,
+            Some(("c".to_owned(), vec!["a".to_owned(), "b".to_owned()]))
+        );
+        assert_eq!(
+            status
+                .check()
+                .unwrap_err()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap(),
+            "the database ran 2 of the revisions the squash `c` replaces (a, b), and not `c` itself; the squash would create what they created again"
+        );
         let partial = vec![row("b", &["a"]), row("c", &["b"])];
         let status = Status::compute(&SQUASHED, Some(&partial));
         assert_eq!(status.checksum_mismatches.len(), 1, "{status:?}");

@@ -24,7 +24,7 @@ pub(super) struct KnownHistory {
 }
 
 pub(super) enum Step {
-    Done(Status),
+    Done(Box<Status>),
     Applied,
     Busy,
     /// The history changed after it was read: read it again.
@@ -71,7 +71,12 @@ impl Migrator<'_> {
                 .step(driver, conn, &mut applied, &mut known, grouping)
                 .await;
             let (round, reason) = match outcome {
-                Ok(Step::Done(status)) => return Ok(Report { applied, status }),
+                Ok(Step::Done(status)) => {
+                    return Ok(Report {
+                        applied,
+                        status: *status,
+                    });
+                }
                 Ok(Step::Applied) => (Round::Progress, String::new()),
                 Ok(Step::Stale) => (
                     Round::Stale,
@@ -159,7 +164,7 @@ impl Migrator<'_> {
                     let status = all_applied
                         .flatten()
                         .unwrap_or_else(|| Status::all_applied(self.migrations));
-                    return Ok(Step::Done(status));
+                    return Ok(Step::Done(Box::new(status)));
                 }
                 let rows = match history::read(client, &self.settings)
                     .await
@@ -184,7 +189,7 @@ impl Migrator<'_> {
             if current.status.is_exactly_applied() {
                 self.record_digest(client).await;
             }
-            return Ok(Step::Done(current.status));
+            return Ok(Step::Done(Box::new(current.status)));
         };
         if !next.no_transaction() {
             let group = self.group_from(&current.status, grouping);

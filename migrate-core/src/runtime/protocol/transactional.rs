@@ -181,7 +181,7 @@ impl Migrator<'_> {
         known: &mut Option<KnownHistory>,
     ) -> Result<Step, StepError> {
         let Some((last, earlier)) = group.split_last() else {
-            return Ok(Step::Done(current.status));
+            return Ok(Step::Done(Box::new(current.status)));
         };
         let grouped = !earlier.is_empty();
         let open = self.guarded_begin_sql(group, current.position);
