@@ -159,50 +159,36 @@ fn replaced_files(analysis: &mut Analysis) {
 /// A history imported from another tool: `through` and its ancestors keep their lint findings as
 /// information only, and must keep the text they were imported with.
 fn apply_frozen(analysis: &mut Analysis, frozen: &Frozen, display: &str) {
-    let Some(last) = analysis
+    // `through` must name an imported revision: one the directory has, with a frozen checksum
+    // (a revision without one is new, and held to the full lint).
+    let known = analysis
         .migrations
         .iter()
-        .position(|m| m.header.revision == frozen.through)
-    else {
-        analysis.diagnostics.push(
-            Diagnostic::error(
-                Check::InvalidConfig,
-                Some(Location::new(
-                    format!("{display}/{CONFIG_FILE}"),
-                    frozen.line,
-                    1,
-                )),
-                format!(
-                    "`[frozen] through` names revision `{}`, which no migration has",
-                    frozen.through
-                ),
-            )
-            .with_help("name the last revision `migrate import` wrote, as it wrote it"),
-        );
-        return;
+        .position(|m| m.header.revision == frozen.through);
+    let problem = match known {
+        None => Some("which no migration has"),
+        Some(_) if !frozen.checksums.contains_key(&frozen.through) => {
+            Some("which has no frozen checksum")
+        }
+        Some(_) => None,
     };
-    // Only what was imported is frozen: a revision with no frozen checksum is a new one, held
-    // to the full lint.
-    if !frozen.checksums.contains_key(&frozen.through) {
+    if let Some(problem) = problem {
         analysis.diagnostics.push(
             Diagnostic::error(
                 Check::InvalidConfig,
-                Some(Location::new(
-                    format!("{display}/{CONFIG_FILE}"),
-                    frozen.line,
-                    1,
-                )),
+                Some(Location::new(format!("{display}/{CONFIG_FILE}"), frozen.line, 1)),
                 format!(
-                    "`[frozen] through` names revision `{}`, which has no frozen checksum",
-                    frozen.through
+                    "`[frozen] through` names revision `{}`, {}",
+                    frozen.through, problem
                 ),
             )
-            .with_help(
-                "name the last revision `migrate import` wrote: later ones are linted in full",
-            ),
+            .with_help("name the last revision `migrate import` wrote, as it wrote it: later ones are linted in full"),
         );
         return;
     }
+    let Some(last) = known else {
+        return;
+    };
     // The revision and its ancestors, walking the parents back from it.
     let mut wanted = std::collections::BTreeSet::from([frozen.through.as_str()]);
     for migration in analysis.migrations[..=last].iter().rev() {
