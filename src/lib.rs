@@ -24,6 +24,10 @@ pub mod catalog {
 }
 #[cfg(feature = "runtime")]
 pub use migrate_core::runtime::connect::connect;
+/// What the long statements of a run in this process are doing now (phase, share done, what
+/// they wait for), for a readiness endpoint.
+#[cfg(feature = "runtime")]
+pub use migrate_core::runtime::progress::{Progress, current as progress};
 #[cfg(feature = "runtime")]
 pub use migrate_core::runtime::startup::{startup, startup_with};
 #[cfg(feature = "runtime")]

@@ -43,6 +43,9 @@ pub struct Settings {
     /// `SET LOCAL` in their transactions; on a no-transaction migration's session, set before
     /// its statements and put back after them.
     pub search_path: Option<String>,
+    /// How long a statement runs before its progress is read and logged (`MIGRATE_PROGRESS_AFTER`,
+    /// default 5 s): on runs given a URL, which can open a second connection to watch it.
+    pub progress_after: Duration,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             pooler: Pooler::None,
             group_limit: DEFAULT_GROUP_LIMIT,
             search_path: None,
+            progress_after: Duration::from_secs(5),
         }
     }
 }
@@ -136,6 +140,9 @@ impl EnvConfig {
         }
         if let Some(value) = get("MIGRATE_WAIT_BUDGET") {
             settings.wait_budget = duration("MIGRATE_WAIT_BUDGET", &value)?;
+        }
+        if let Some(value) = get("MIGRATE_PROGRESS_AFTER") {
+            settings.progress_after = duration("MIGRATE_PROGRESS_AFTER", &value)?;
         }
         if let Some(value) = get("MIGRATE_IDLE_TIMEOUT") {
             settings.idle_timeout = duration("MIGRATE_IDLE_TIMEOUT", &value)?;

@@ -8,6 +8,7 @@ pub(crate) mod driver;
 pub mod error;
 pub mod fleet;
 pub mod history;
+pub mod progress;
 mod protocol;
 pub mod startup;
 pub mod status;

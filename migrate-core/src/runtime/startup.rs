@@ -135,6 +135,7 @@ async fn startup_on<D: Driver>(driver: &D, migrations: &Migrations, config: &Env
         connector.display(),
         config.url_source
     );
+    let migrator = migrator.watched_from(url);
     match migrator.run_connector(driver, &connector).await {
         Ok(mut report) => {
             if migrations.snapshot().is_some() {

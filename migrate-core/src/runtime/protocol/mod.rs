@@ -78,6 +78,8 @@ pub struct Report {
 pub struct Migrator<'m> {
     migrations: &'m Migrations,
     settings: Settings,
+    /// The URL a run was given, from which long statements are watched ([`super::progress`]).
+    watch_from: Option<String>,
 }
 
 impl<'m> Migrator<'m> {
@@ -85,6 +87,15 @@ impl<'m> Migrator<'m> {
         Migrator {
             migrations,
             settings: Settings::default(),
+            watch_from: None,
+        }
+    }
+
+    /// This migrator, watching its long statements from `url` (a second connection).
+    pub(crate) fn watched_from(&self, url: &str) -> Migrator<'m> {
+        Migrator {
+            watch_from: Some(url.to_owned()),
+            ..self.clone()
         }
     }
 
@@ -92,6 +103,7 @@ impl<'m> Migrator<'m> {
         Migrator {
             migrations,
             settings,
+            watch_from: None,
         }
     }
 
@@ -193,7 +205,7 @@ impl<'m> Migrator<'m> {
     pub fn run_url(&self, url: &str) -> Result<Report, Error> {
         self.validate()?;
         let connector = Connector::new(url, &self.settings.application_name)?;
-        self.run_with(&connector)
+        self.watched_from(url).run_with(&connector)
     }
 
     fn run_with(&self, connector: &Connector) -> Result<Report, Error> {

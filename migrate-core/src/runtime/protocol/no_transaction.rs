@@ -14,6 +14,7 @@ use super::{Applied, Migrator};
 use crate::runtime::driver::Session;
 use crate::runtime::error::Error;
 use crate::runtime::history::{self, HistoryRow, RowState};
+use crate::runtime::progress::{Watch, Watched};
 use crate::{Migration, Statement};
 
 impl Migrator<'_> {
@@ -122,6 +123,16 @@ impl Migrator<'_> {
             return Err(edited_while_interrupted(next, row));
         }
         let resumed_at = row.map(|r| r.statements_done);
+        // The session's backend, whose statements a watcher reads the progress of.
+        let backend = match &self.watch_from {
+            Some(_) => client
+                .simple_query("SELECT pg_backend_pid()")
+                .await
+                .ok()
+                .and_then(|messages| first_value(&messages))
+                .and_then(|pid| pid.parse::<i32>().ok()),
+            None => None,
+        };
         // The server answered the statement after the last one done with an error.
         let failed_before = row.is_some_and(|r| r.failed_statement == Some(r.statements_done + 1));
         if resumed_at.is_none() {
@@ -194,6 +205,20 @@ impl Migrator<'_> {
                 let before = match statement.concurrent_table {
                     Some(on) => index_oids(client, on).await,
                     None => None,
+                };
+                // A long statement's progress is read on a connection of its own.
+                let _watch = match (&self.watch_from, backend) {
+                    (Some(url), Some(pid)) => Some(Watch::start(Watched {
+                        url: url.clone(),
+                        application_name: self.settings.application_name.clone(),
+                        pid,
+                        revision: next.revision().to_owned(),
+                        statement: index + 1,
+                        path: next.path().to_owned(),
+                        line: statement.line,
+                        after: self.settings.progress_after,
+                    })),
+                    _ => None,
                 };
                 if let Err(e) = client.batch_execute(sql).await {
                     let error = statement_error(next, index, statement, e);

@@ -1,0 +1,55 @@
+//! A long `CREATE INDEX CONCURRENTLY` (2 million rows) reports its progress while it runs: lines
+//! in the log with a rising share done, read from `pg_stat_progress_create_index` on a connection
+//! of the watcher's own.
+
+mod common;
+
+use pg_harness::test_database;
+
+#[test]
+fn a_long_index_build_logs_a_rising_share_done() {
+    let db = test_database();
+    db.client()
+        .batch_execute(
+            "CREATE TABLE big (id bigint, v text); \
+             INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 2000000) g",
+        )
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("migrate-progress-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("0001_index.sql"),
+        "-- revision: 0001\n-- parents: none\n-- migrate:no-transaction\n\nCREATE INDEX CONCURRENTLY big_v ON big (v);\n",
+    )
+    .unwrap();
+    let out = common::run_host(
+        db.url(),
+        "dir",
+        &[
+            ("MIGRATE_TEST_DIR", dir.to_str().unwrap()),
+            ("MIGRATE_PROGRESS_AFTER", "200ms"),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("0001 statement 1 (") && l.contains(" running for "))
+        .collect();
+    let shares: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.rsplit_once(" (")?.1.strip_suffix(" %)")?.parse().ok())
+        .collect();
+    println!("{}", lines.join("\n"));
+    assert!(
+        lines.iter().any(|l| l.contains(": building index")),
+        "{log}"
+    );
+    assert!(shares.len() >= 2, "{log}");
+    assert!(
+        shares.windows(2).any(|w| w[1] > w[0]),
+        "no rising share: {shares:?}\n{log}"
+    );
+}
