@@ -355,5 +355,16 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             json!([{"status": "warn", "observedValue": differences.len(), "output": format!("differs from the migrations' snapshot: {}", objects.join(", "))}])
         };
     }
+    // While a long statement runs: what it is doing, and how far it got.
+    let running = migrate::progress();
+    if matches!(phase, Phase::Migrating) && !running.is_empty() {
+        checks["migrations:progress"] = running
+            .iter()
+            .map(|p| match p.fraction {
+                Some(share) => json!({"status": "warn", "output": p.to_string(), "observedValue": (share * 1000.0).round() / 10.0, "observedUnit": "%"}),
+                None => json!({"status": "warn", "output": p.to_string()}),
+            })
+            .collect();
+    }
     health_json(code, json!({"status": overall, "checks": checks}))
 }
