@@ -132,6 +132,7 @@ impl Migrator<'_> {
     /// Applies what is pending on every target, `options.jobs` at a time; the canaries first.
     pub fn run_each(&self, url: &str, targets: &Targets, options: FleetOptions) -> FleetReport {
         let run = |name: &str| -> TargetOutcome {
+            let _span = super::trace::target(name).entered();
             match self
                 .for_target(url, targets, name)
                 .and_then(|(migrator, url)| migrator.run_url(&url))

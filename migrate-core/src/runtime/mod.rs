@@ -13,6 +13,7 @@ mod protocol;
 pub mod startup;
 pub mod status;
 pub mod tls;
+mod trace;
 
 pub use config::{EnvConfig, Pooler, Settings};
 pub use connect::connect;

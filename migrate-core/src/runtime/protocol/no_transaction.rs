@@ -15,6 +15,7 @@ use crate::runtime::driver::Session;
 use crate::runtime::error::Error;
 use crate::runtime::history::{self, HistoryRow, RowState};
 use crate::runtime::progress::{Watch, Watched};
+use crate::runtime::trace::{self, Instrument};
 use crate::{Migration, Statement};
 
 impl Migrator<'_> {
@@ -220,7 +221,8 @@ impl Migrator<'_> {
                     })),
                     _ => None,
                 };
-                if let Err(e) = client.batch_execute(sql).await {
+                let span = trace::statement(next.revision(), index + 1, statement.line);
+                if let Err(e) = client.batch_execute(sql).instrument(span).await {
                     let error = statement_error(next, index, statement, e);
                     if !matches!(error, StepError::Connection(_)) {
                         // The server (or the client, before sending) refused it: it did not

@@ -14,6 +14,7 @@ use crate::runtime::driver::{Driver, Session};
 use crate::runtime::error::{Error, ServerError};
 use crate::runtime::history::{self, HistoryDigest, HistoryRow, Position, RowState};
 use crate::runtime::status::Status;
+use crate::runtime::trace::{self, Instrument};
 
 /// A status and the history position it was computed from (read with the history, or right
 /// after the run's own insert).
@@ -62,6 +63,16 @@ impl Migrator<'_> {
         driver: &D,
         conn: &mut Conn<'_, D::Session>,
     ) -> Result<Report, Error> {
+        let head = self.migrations.head().map_or("", |m| m.revision());
+        let span = trace::run(&self.settings.schema, self.migrations.len(), head);
+        self.run_rounds(driver, conn).instrument(span).await
+    }
+
+    async fn run_rounds<D: Driver>(
+        &self,
+        driver: &D,
+        conn: &mut Conn<'_, D::Session>,
+    ) -> Result<Report, Error> {
         let mut gate = Gate::new(self.settings.wait_budget);
         let mut applied = Vec::new();
         let mut known = None;
@@ -89,6 +100,7 @@ impl Migrator<'_> {
                 Ok(Step::Busy) => (Round::Busy, LOCK_BUSY.to_owned()),
                 Err(StepError::Retry(reason)) => {
                     log::warn!("{reason}; rolled back, retrying");
+                    trace::retry(&reason);
                     (Round::Retry, reason)
                 }
                 Err(StepError::Connection(reason)) => {
@@ -104,11 +116,13 @@ impl Migrator<'_> {
                         });
                     }
                     log::warn!("{reason}; reconnecting");
+                    trace::reconnect(&reason);
                     (Round::Reconnect, reason)
                 }
                 Err(StepError::Fatal(error)) => return Err(error),
             };
             if let Err(spent) = gate.pass(driver, round).await {
+                trace::give_up(&reason);
                 if let Conn::Owned {
                     connector,
                     client: None,
@@ -193,8 +207,10 @@ impl Migrator<'_> {
         };
         if !next.no_transaction() {
             let group = self.group_from(&current.status, grouping);
+            let span = trace::migration(next.revision(), next.path(), true, group.len());
             return self
                 .apply_transactional(client, current, &group, applied, known)
+                .instrument(span)
                 .await;
         }
         if self.settings.pooler == Pooler::Transaction {
@@ -203,7 +219,10 @@ impl Migrator<'_> {
                 path: next.path().to_owned(),
             }));
         }
-        self.apply_no_transaction(client, next, applied).await
+        let span = trace::migration(next.revision(), next.path(), false, 1);
+        self.apply_no_transaction(client, next, applied)
+            .instrument(span)
+            .await
     }
 
     /// A no-transaction migration that was interrupted can only resume from the very file it
