@@ -1,6 +1,6 @@
 //! A long `CREATE INDEX CONCURRENTLY` (2 million rows) reports its progress while it runs: lines
 //! in the log with a rising share done, read from `pg_stat_progress_create_index` on a connection
-//! of the watcher's own.
+//! of the watcher's own; a `VACUUM FULL` of the table from `pg_stat_progress_cluster`.
 
 mod common;
 
@@ -21,6 +21,12 @@ fn a_long_index_build_logs_a_rising_share_done() {
     std::fs::write(
         dir.join("0001_index.sql"),
         "-- revision: 0001\n-- parents: none\n-- migrate:no-transaction\n\nCREATE INDEX CONCURRENTLY big_v ON big (v);\n",
+    )
+    .unwrap();
+    // A table rewritten: CLUSTER / VACUUM FULL report through pg_stat_progress_cluster.
+    std::fs::write(
+        dir.join("0002_rewrite.sql"),
+        "-- revision: 0002\n-- parents: 0001\n-- migrate:no-transaction\n\nVACUUM FULL big;\n",
     )
     .unwrap();
     let out = common::run_host(
@@ -51,5 +57,11 @@ fn a_long_index_build_logs_a_rising_share_done() {
     assert!(
         shares.windows(2).any(|w| w[1] > w[0]),
         "no rising share: {shares:?}\n{log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("0002 statement 1 (")
+            && l.contains(" running for ")
+            && l.contains(": seq scanning heap")),
+        "{log}"
     );
 }

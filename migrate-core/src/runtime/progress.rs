@@ -138,12 +138,20 @@ fn watch(watched: &Watched, signal: &(Mutex<bool>, Condvar)) {
             return;
         }
     };
+    // An index build counts blocks then tuples; CLUSTER / VACUUM FULL and VACUUM count the
+    // table's blocks.
     let query = format!(
-        "SELECT p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total, \
+        "SELECT coalesce(i.phase, c.phase, v.phase), \
+                coalesce(i.blocks_done, c.heap_blks_scanned, v.heap_blks_scanned), \
+                coalesce(i.blocks_total, c.heap_blks_total, v.heap_blks_total), \
+                coalesce(i.tuples_done, c.heap_tuples_written), i.tuples_total, \
          (SELECT string_agg(format('pid %s (%s): %s', a.pid, coalesce(nullif(a.application_name, ''), 'no application name'), \
                                    left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80)), '; ') \
           FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids(s.pid))) \
-         FROM (SELECT {}::int AS pid) s LEFT JOIN pg_stat_progress_create_index p ON p.pid = s.pid",
+         FROM (SELECT {}::int AS pid) s \
+         LEFT JOIN pg_stat_progress_create_index i ON i.pid = s.pid \
+         LEFT JOIN pg_stat_progress_cluster c ON c.pid = s.pid \
+         LEFT JOIN pg_stat_progress_vacuum v ON v.pid = s.pid",
         watched.pid
     );
     loop {
