@@ -41,7 +41,8 @@ pub use migrate_core::runtime::{
 #[cfg(feature = "runtime")]
 pub mod fleet {
     pub use migrate_core::runtime::fleet::{
-        FleetOptions, FleetReport, TargetOutcome, TargetReport, Targets,
+        FLEET_PROGRESS_EVERY, FleetOptions, FleetProgress, FleetReport, TargetOutcome,
+        TargetReport, Targets,
     };
 }
 

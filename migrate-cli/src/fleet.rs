@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use migrate_core::runtime::fleet::{FleetOptions, TargetOutcome, Targets};
+use migrate_core::runtime::fleet::{FleetOptions, FleetProgress, TargetOutcome, Targets};
 use migrate_core::runtime::{Error, Health, Migrator};
 
 use crate::FleetArgs;
@@ -12,6 +12,20 @@ use crate::FleetArgs;
 /// The first line of an error, for a table cell.
 fn first_line(e: &Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_owned()
+}
+
+/// While the fleet runs, every few seconds on stderr: targets done, and the slowest in flight.
+fn print_progress(progress: &FleetProgress) {
+    let slowest = progress
+        .slowest
+        .as_ref()
+        .map_or_else(String::new, |(name, running)| {
+            format!(
+                "; slowest in flight: {name} ({:.1} s)",
+                running.as_secs_f64()
+            )
+        });
+    eprintln!("{}/{} done{slowest}", progress.done, progress.total);
 }
 
 pub(crate) fn run(
@@ -58,6 +72,7 @@ pub(crate) fn run(
     let options = FleetOptions {
         jobs,
         canary: usize::from(fleet.canary),
+        on_progress: Some(print_progress),
     };
     let report = migrator.run_each(url, &targets, options);
     let _ = writeln!(

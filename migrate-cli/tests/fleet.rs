@@ -122,9 +122,11 @@ fn two_hundred_tenant_schemas_one_locked() {
                 .contains("199 migrated, 0 up to date, 1 failed, 0 skipped, of 200 schema(s) in "),
         "{table}"
     );
-    assert_eq!(
-        stderr(&run),
-        "error: 1 schema(s) failed: tenant_007\n  help: the others are done; run the command again to resume the failed ones\n"
+    // Progress lines may come first, on a slow machine.
+    assert!(
+        stderr(&run).ends_with("error: 1 schema(s) failed: tenant_007\n  help: the others are done; run the command again to resume the failed ones\n"),
+        "{}",
+        stderr(&run)
     );
     // The tables are inside each tenant's schema, and each schema has its own history.
     assert_eq!(

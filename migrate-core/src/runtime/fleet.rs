@@ -3,7 +3,8 @@
 //! budget, retries, resume); at most `jobs` run at once; a failing target never stops the others,
 //! except while the canaries run.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::SimpleQueryMessage;
@@ -93,18 +94,36 @@ impl FleetReport {
     }
 }
 
+/// How far a fleet got, reported while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetProgress {
+    pub done: usize,
+    pub total: usize,
+    /// The target in flight the longest, and for how long.
+    pub slowest: Option<(String, Duration)>,
+}
+
 /// How to run a fleet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct FleetOptions {
     /// The most targets in flight at once (at least 1).
     pub jobs: usize,
     /// Targets migrated first; when one of them fails, no other is attempted.
     pub canary: usize,
+    /// Called every [`FLEET_PROGRESS_EVERY`] while targets are in flight (it is logged too).
+    pub on_progress: Option<fn(&FleetProgress)>,
 }
+
+/// How often a running fleet reports how far it got.
+pub const FLEET_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 impl Default for FleetOptions {
     fn default() -> FleetOptions {
-        FleetOptions { jobs: 1, canary: 0 }
+        FleetOptions {
+            jobs: 1,
+            canary: 0,
+            on_progress: None,
+        }
     }
 }
 
@@ -150,7 +169,7 @@ impl Migrator<'_> {
         let names = targets.names();
         let canaries = options.canary.min(names.len());
         let reports_of = |names: &[String]| {
-            in_parallel(names, options.jobs, &run)
+            in_parallel(names, options.jobs, &run, options.on_progress)
                 .into_iter()
                 .map(|(target, outcome, elapsed)| TargetReport {
                     target,
@@ -189,7 +208,7 @@ impl Migrator<'_> {
                         .and_then(|mut client| migrator.status(&mut client))
                 })
         };
-        in_parallel(targets.names(), jobs, &status)
+        in_parallel(targets.names(), jobs, &status, None)
             .into_iter()
             .map(|(name, status, _)| (name, status))
             .collect()
@@ -202,31 +221,125 @@ fn in_parallel<T: Send>(
     names: &[String],
     jobs: usize,
     run: &(dyn Fn(&str) -> T + Sync),
+    on_progress: Option<fn(&FleetProgress)>,
 ) -> Vec<(String, T, Duration)> {
     let next = Mutex::new(0usize);
     let done = Mutex::new(Vec::with_capacity(names.len()));
+    let in_flight: Mutex<BTreeMap<usize, Instant>> = Mutex::new(BTreeMap::new());
+    let finished = (Mutex::new(false), Condvar::new());
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, names.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let index = {
-                        let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
-                        let index = *next;
-                        *next += 1;
-                        index
-                    };
-                    let Some(name) = names.get(index) else { break };
-                    let started = Instant::now();
-                    let result = run(name);
-                    let elapsed = started.elapsed();
-                    done.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((index, (name.clone(), result, elapsed)));
+        // Every few seconds: targets done of the total, and the slowest in flight.
+        let monitor = scope.spawn(|| {
+            let (over, wake) = &finished;
+            let mut over = over.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                let (guard, _) = wake
+                    .wait_timeout_while(over, FLEET_PROGRESS_EVERY, |over| !*over)
+                    .unwrap_or_else(|e| e.into_inner());
+                over = guard;
+                if *over {
+                    return;
                 }
-            });
+                let progress = FleetProgress {
+                    done: done.lock().unwrap_or_else(|e| e.into_inner()).len(),
+                    total: names.len(),
+                    slowest: in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                        .min_by_key(|(_, started)| **started)
+                        .map(|(index, started)| (names[*index].clone(), started.elapsed())),
+                };
+                log::info!(
+                    "fleet: {}/{} done{}",
+                    progress.done,
+                    progress.total,
+                    progress
+                        .slowest
+                        .as_ref()
+                        .map_or_else(String::new, |(name, running)| {
+                            format!(
+                                "; slowest in flight: {name} ({:.1} s)",
+                                running.as_secs_f64()
+                            )
+                        })
+                );
+                if let Some(report) = on_progress {
+                    report(&progress);
+                }
+            }
+        });
+        let workers: Vec<_> = (0..jobs.clamp(1, names.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| {
+                    loop {
+                        let index = {
+                            let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+                            let index = *next;
+                            *next += 1;
+                            index
+                        };
+                        let Some(name) = names.get(index) else { break };
+                        let started = Instant::now();
+                        in_flight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(index, started);
+                        let result = run(name);
+                        let elapsed = started.elapsed();
+                        in_flight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&index);
+                        done.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((index, (name.clone(), result, elapsed)));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            let _ = worker.join();
         }
+        let (over, wake) = &finished;
+        *over.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_all();
+        let _ = monitor.join();
     });
     let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
     done.sort_by_key(|(index, _)| *index);
     done.into_iter().map(|(_, result)| result).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SEEN: Mutex<Vec<FleetProgress>> = Mutex::new(Vec::new());
+
+    fn remember(progress: &FleetProgress) {
+        SEEN.lock().unwrap().push(progress.clone());
+    }
+
+    /// While targets run, the callback hears how many are done and which one is slowest; the
+    /// results keep the targets' order whatever order they finished in.
+    #[test]
+    fn a_running_fleet_reports_targets_done_and_the_slowest_in_flight() {
+        let names: Vec<String> = ["slow", "a", "b"].iter().map(|n| (*n).to_owned()).collect();
+        let run = |name: &str| {
+            if name == "slow" {
+                std::thread::sleep(FLEET_PROGRESS_EVERY + Duration::from_millis(400));
+            }
+            name.len()
+        };
+        let results = in_parallel(&names, 2, &run, Some(remember));
+        let order: Vec<(&str, usize)> = results.iter().map(|(n, r, _)| (n.as_str(), *r)).collect();
+        assert_eq!(order, [("slow", 4), ("a", 1), ("b", 1)]);
+        let seen = SEEN.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!((seen[0].done, seen[0].total), (2, 3));
+        let (slowest, running) = seen[0].slowest.clone().unwrap();
+        assert_eq!(slowest, "slow");
+        assert!(running >= FLEET_PROGRESS_EVERY, "{running:?}");
+    }
 }
