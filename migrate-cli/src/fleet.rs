@@ -16,16 +16,7 @@ fn first_line(e: &Error) -> String {
 
 /// While the fleet runs, every few seconds on stderr: targets done, and the slowest in flight.
 fn print_progress(progress: &FleetProgress) {
-    let slowest = progress
-        .slowest
-        .as_ref()
-        .map_or_else(String::new, |(name, running)| {
-            format!(
-                "; slowest in flight: {name} ({:.1} s)",
-                running.as_secs_f64()
-            )
-        });
-    eprintln!("{}/{} done{slowest}", progress.done, progress.total);
+    eprintln!("{progress}");
 }
 
 pub(crate) fn run(

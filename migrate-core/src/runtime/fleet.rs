@@ -103,6 +103,20 @@ pub struct FleetProgress {
     pub slowest: Option<(String, Duration)>,
 }
 
+impl std::fmt::Display for FleetProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} done", self.done, self.total)?;
+        if let Some((name, running)) = &self.slowest {
+            write!(
+                f,
+                "; slowest in flight: {name} ({:.1} s)",
+                running.as_secs_f64()
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// How to run a fleet.
 #[derive(Debug, Clone, Copy)]
 pub struct FleetOptions {
@@ -250,20 +264,7 @@ fn in_parallel<T: Send>(
                         .min_by_key(|(_, started)| **started)
                         .map(|(index, started)| (names[*index].clone(), started.elapsed())),
                 };
-                log::info!(
-                    "fleet: {}/{} done{}",
-                    progress.done,
-                    progress.total,
-                    progress
-                        .slowest
-                        .as_ref()
-                        .map_or_else(String::new, |(name, running)| {
-                            format!(
-                                "; slowest in flight: {name} ({:.1} s)",
-                                running.as_secs_f64()
-                            )
-                        })
-                );
+                log::info!("fleet: {progress}");
                 if let Some(report) = on_progress {
                     report(&progress);
                 }
