@@ -54,6 +54,20 @@ pub fn execute_to(
     };
     let migrator = Migrator::with_settings(migrations, config.settings.clone());
     if let Command::Migrate { fleet, .. } | Command::Status { fleet, .. } = &command
+        && fleet.each_schema.is_none()
+        && fleet.each_database.is_none()
+        && (fleet.jobs != 1 || fleet.canary != 0)
+    {
+        let _ = writeln!(
+            err,
+            "error: --jobs and --canary go with --each-schema or --each-database\n  help: name the fleet's targets with one of them"
+        );
+        return 2;
+    }
+    // What a long statement is doing, while it runs.
+    let _progress =
+        matches!(command, Command::Migrate { .. }).then(crate::progress::Printer::start);
+    if let Command::Migrate { fleet, .. } | Command::Status { fleet, .. } = &command
         && (fleet.each_schema.is_some() || fleet.each_database.is_some())
     {
         let applying = matches!(command, Command::Migrate { .. });

@@ -32,6 +32,13 @@ pub(crate) fn run(
         (None, Some(query)) => (query, false),
         (None, None) => return 2,
     };
+    if !schemas && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        let _ = writeln!(
+            err,
+            "error: --each-database reaches each database through a postgres:// URL, with the database's name in its path\n  help: write the database URL as postgres://user@host:port/database"
+        );
+        return 2;
+    }
     let targets = match Targets::listed(url, &migrator.settings().application_name, query, schemas)
     {
         Ok(targets) => targets,
@@ -54,9 +61,9 @@ pub(crate) fn run(
         .names()
         .iter()
         .map(|n| n.chars().count())
+        .chain([kind.len()])
         .max()
-        .unwrap_or(6)
-        .max(6);
+        .unwrap_or_default();
     if !applying {
         return status(migrator, url, &targets, jobs, width, out, err);
     }
@@ -107,9 +114,14 @@ pub(crate) fn run(
         return 0;
     }
     if !failed.is_empty() {
+        let help = if skipped > 0 {
+            "a canary failed, so no other target was attempted; fix its migration, then run the command again"
+        } else {
+            "the others are done; run the command again to resume the failed ones"
+        };
         let _ = writeln!(
             err,
-            "error: {} {kind}(s) failed: {}\n  help: the others are done; run the command again to resume the failed ones",
+            "error: {} {kind}(s) failed: {}\n  help: {help}",
             failed.len(),
             failed.join(", ")
         );

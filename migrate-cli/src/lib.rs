@@ -24,6 +24,7 @@ mod drift;
 mod fleet;
 pub mod import;
 mod plan;
+mod progress;
 mod report;
 mod squash;
 mod standalone;
@@ -182,7 +183,8 @@ pub fn execute(migrations: &Migrations, command: Command) -> ExitCode {
         drop_shadows_on_ctrl_c();
     }
     let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
+    // Not locked for the whole command: progress lines come from other threads.
+    let mut err = std::io::stderr();
     let code = execute_to(
         migrations,
         command,

@@ -120,7 +120,8 @@ pub fn run_standalone() -> ExitCode {
         drop_shadows_on_ctrl_c();
     }
     let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
+    // Not locked for the whole command: progress lines come from other threads.
+    let mut err = std::io::stderr();
     ExitCode::from(standalone(tool, &EnvConfig::from_env(), &mut out, &mut err))
 }
 

@@ -262,6 +262,11 @@ fn a_canary_that_fails_stops_the_fleet() {
         table.contains("0 migrated, 0 up to date, 3 failed, 17 skipped, of 20 schema(s)"),
         "{table}"
     );
+    assert!(
+        stderr(&run).ends_with("  help: a canary failed, so no other target was attempted; fix its migration, then run the command again\n"),
+        "{}",
+        stderr(&run)
+    );
     // Exactly the three canaries were attempted: only they have a history table.
     assert_eq!(
         count(
@@ -315,4 +320,102 @@ fn twenty_databases() {
             .batch_execute(&format!("DROP DATABASE {prefix}{i:02} WITH (FORCE)"))
             .unwrap();
     }
+}
+
+/// What the fleet's query and URL may hold: a database name with `%` reaches that database, a
+/// name listed twice runs once, a NULL is refused, the query cannot write, a key=value URL and
+/// `--jobs` without a fleet are refused before anything runs.
+#[test]
+fn the_fleet_query_and_url_are_read_as_written() {
+    let root = TempDir::new("fleet-edges");
+    let db = test_database();
+    let all = directory(&root, "v", 2, None);
+    let mut client = db.client();
+    let prefix = format!("fe{}", std::process::id());
+    for name in [format!("{prefix}%41"), format!("{prefix}A")] {
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .unwrap();
+    }
+    let listed = format!("SELECT unnest(ARRAY['{prefix}%41', '{prefix}A', '{prefix}%41'])");
+    let run = migrate(&all, &["apply", "--each-database", &listed], &db, &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert!(
+        stdout(&run).contains("2 migrated, 0 up to date, 0 failed, 0 skipped, of 2 database(s)"),
+        "{}",
+        stdout(&run)
+    );
+    for name in [format!("{prefix}%41"), format!("{prefix}A")] {
+        let url = db.url().rsplit_once('/').unwrap().0.to_owned() + "/" + &name.replace('%', "%25");
+        let rows: i64 = postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap()
+            .query_one("SELECT count(*) FROM migrate_history", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 2, "{name}");
+    }
+    for name in [format!("{prefix}%41"), format!("{prefix}A")] {
+        client
+            .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .unwrap();
+    }
+
+    let null = migrate(
+        &all,
+        &["apply", "--each-schema", "SELECT unnest(ARRAY['t1', NULL])"],
+        &db,
+        &[],
+    );
+    assert_eq!(null.status.code(), Some(2));
+    assert!(
+        stderr(&null).contains("row 2 names no target (NULL or empty)"),
+        "{}",
+        stderr(&null)
+    );
+    let writes = migrate(
+        &all,
+        &[
+            "status",
+            "--each-schema",
+            "CREATE TABLE public.leak (x int)",
+        ],
+        &db,
+        &[],
+    );
+    assert_eq!(writes.status.code(), Some(2));
+    assert!(
+        stderr(&writes).contains("read-only transaction"),
+        "{}",
+        stderr(&writes)
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'leak'"
+        ),
+        0
+    );
+    let keywords = migrate(
+        &all,
+        &[
+            "apply",
+            "--each-database",
+            "SELECT 'x'",
+            "--database-url",
+            "host=127.0.0.1 port=1 user=u password=hunter2 dbname=d",
+        ],
+        &db,
+        &[],
+    );
+    assert_eq!(keywords.status.code(), Some(2));
+    assert_eq!(
+        stderr(&keywords),
+        "error: --each-database reaches each database through a postgres:// URL, with the database's name in its path\n  help: write the database URL as postgres://user@host:port/database\n"
+    );
+    let alone = migrate(&all, &["apply", "--jobs", "4"], &db, &[]);
+    assert_eq!(alone.status.code(), Some(2));
+    assert_eq!(
+        stderr(&alone),
+        "error: --jobs and --canary go with --each-schema or --each-database\n  help: name the fleet's targets with one of them\n"
+    );
 }

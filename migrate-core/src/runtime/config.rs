@@ -44,7 +44,8 @@ pub struct Settings {
     /// its statements and put back after them.
     pub search_path: Option<String>,
     /// How long a statement runs before its progress is read and logged (`MIGRATE_PROGRESS_AFTER`,
-    /// default 5 s): on runs given a URL, which can open a second connection to watch it.
+    /// default 5 s, `0` turns it off): on runs given a URL, which can open a second connection to
+    /// watch it.
     pub progress_after: Duration,
 }
 

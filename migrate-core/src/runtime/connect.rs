@@ -391,7 +391,17 @@ impl std::fmt::Display for ConnectError {
 /// query removed, which would win over the path and reach the database the URL named.
 pub(crate) fn url_for_database(url: &str, database: &str) -> Result<String, url::ParseError> {
     let mut parsed = url::Url::parse(url)?;
-    parsed.set_path(&format!("/{database}"));
+    // Every byte but the unreserved ones escaped: `set_path` keeps a `%` as it is, which would
+    // make `x%41` the database `xA`.
+    let mut segment = String::with_capacity(database.len());
+    for byte in database.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            segment.push(char::from(byte));
+        } else {
+            segment.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    parsed.set_path(&format!("/{segment}"));
     let kept: Vec<(String, String)> = parsed
         .query_pairs()
         .filter(|(key, _)| !key.eq_ignore_ascii_case("dbname"))
@@ -432,6 +442,19 @@ pub async fn connect_async(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database name is one path segment whatever it holds: `x%41` is not `xA`.
+    #[test]
+    fn a_database_name_is_escaped_in_the_url() {
+        assert_eq!(
+            url_for_database("postgres://u@db/app?sslmode=require", "x%41").unwrap(),
+            "postgres://u@db/x%2541?sslmode=require"
+        );
+        assert_eq!(
+            url_for_database("postgres://u@db/app", "é t/?#").unwrap(),
+            "postgres://u@db/%C3%A9%20t%2F%3F%23"
+        );
+    }
 
     #[test]
     fn redaction_removes_the_password() {

@@ -35,18 +35,41 @@ impl Targets {
         schemas: bool,
     ) -> Result<Targets, Error> {
         let mut client = connect(url, application_name)?;
-        let names: Vec<String> = client
-            .simple_query(query)
+        // Read only: the query lists, it changes nothing.
+        let listed = client
+            .simple_query(&format!(
+                "BEGIN READ ONLY; {}; COMMIT",
+                query.trim().trim_end_matches(';')
+            ))
             .map_err(|e| Error::Database {
                 action: "listing the fleet's targets".to_owned(),
                 cause: Box::new(ServerError::from_postgres(&e)),
-            })?
-            .into_iter()
+            })?;
+        let mut names: Vec<String> = Vec::new();
+        for (index, row) in listed
+            .iter()
             .filter_map(|message| match message {
-                SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                SimpleQueryMessage::Row(row) => Some(row),
                 _ => None,
             })
-            .collect();
+            .enumerate()
+        {
+            match row.get(0) {
+                Some(name) if !name.is_empty() => {
+                    // Each target once, in the order listed.
+                    if !names.iter().any(|n| n == name) {
+                        names.push(name.to_owned());
+                    }
+                }
+                _ => {
+                    return Err(Error::InvalidConfig {
+                        name: "fleet query".to_owned(),
+                        value: query.to_owned(),
+                        reason: format!("row {} names no target (NULL or empty)", index + 1),
+                    });
+                }
+            }
+        }
         Ok(if schemas {
             Targets::Schemas(names)
         } else {
@@ -245,14 +268,16 @@ fn in_parallel<T: Send>(
         // Every few seconds: targets done of the total, and the slowest in flight.
         let monitor = scope.spawn(|| {
             let (over, wake) = &finished;
-            let mut over = over.lock().unwrap_or_else(|e| e.into_inner());
             loop {
-                let (guard, _) = wake
-                    .wait_timeout_while(over, FLEET_PROGRESS_EVERY, |over| !*over)
-                    .unwrap_or_else(|e| e.into_inner());
-                over = guard;
-                if *over {
-                    return;
+                // The lock is released before reporting: the reporter may take its time.
+                {
+                    let guard = over.lock().unwrap_or_else(|e| e.into_inner());
+                    let (guard, _) = wake
+                        .wait_timeout_while(guard, FLEET_PROGRESS_EVERY, |over| !*over)
+                        .unwrap_or_else(|e| e.into_inner());
+                    if *guard {
+                        return;
+                    }
                 }
                 let progress = FleetProgress {
                     done: done.lock().unwrap_or_else(|e| e.into_inner()).len(),

@@ -11,8 +11,11 @@ use postgres::SimpleQueryMessage;
 
 use super::connect::connect;
 
-/// How often a watcher reads the progress once it started.
-const EVERY: Duration = Duration::from_millis(500);
+/// How often a watcher reads the progress once it started: every half second, or sooner when
+/// the threshold is shorter.
+fn every(after: Duration) -> Duration {
+    after.clamp(Duration::from_millis(50), Duration::from_millis(500))
+}
 
 /// The latest reading of one statement that has been running past the threshold.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +90,11 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    pub(crate) fn start(watched: Watched) -> Watch {
+    /// Watches the statement, unless the threshold is zero (which turns watching off).
+    pub(crate) fn start(watched: Watched) -> Option<Watch> {
+        if watched.after.is_zero() {
+            return None;
+        }
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let pid = watched.pid;
         let signal = Arc::clone(&stop);
@@ -97,7 +104,7 @@ impl Watch {
         if let Err(e) = spawned {
             log::warn!("the progress of long statements is not reported: {e}");
         }
-        Watch { stop, pid }
+        Some(Watch { stop, pid })
     }
 }
 
@@ -187,16 +194,44 @@ fn watch(watched: &Watched, signal: &(Mutex<bool>, Condvar)) {
             fraction,
             blocked_by: row.get(5).map(str::to_owned),
         };
-        if stopped(signal, Duration::ZERO) {
-            return;
+        {
+            // Under the readings' lock: a watch dropped before this is seen stopped here, one
+            // dropped after removes what this inserts.
+            let mut current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+            if stopped(signal, Duration::ZERO) {
+                return;
+            }
+            current.insert(watched.pid, progress.clone());
         }
         log::info!("{progress}");
-        CURRENT
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(watched.pid, progress);
-        if stopped(signal, EVERY) {
+        if stopped(signal, every(watched.after)) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zero threshold turns watching off: no thread, no connection.
+    #[test]
+    fn a_zero_threshold_watches_nothing() {
+        let watched = Watched {
+            url: "postgres://u@127.0.0.1:1/db".to_owned(),
+            application_name: "migrate".to_owned(),
+            pid: 1,
+            revision: "0001".to_owned(),
+            statement: 1,
+            path: "m/0001.sql".to_owned(),
+            line: 1,
+            after: Duration::ZERO,
+        };
+        assert!(Watch::start(watched).is_none());
+        assert_eq!(
+            every(Duration::from_millis(100)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(every(Duration::from_secs(5)), Duration::from_millis(500));
     }
 }

@@ -209,7 +209,7 @@ impl Migrator<'_> {
                 };
                 // A long statement's progress is read on a connection of its own.
                 let _watch = match (&self.watch_from, backend) {
-                    (Some(url), Some(pid)) => Some(Watch::start(Watched {
+                    (Some(url), Some(pid)) => Watch::start(Watched {
                         url: url.clone(),
                         application_name: self.settings.application_name.clone(),
                         pid,
@@ -218,7 +218,7 @@ impl Migrator<'_> {
                         path: next.path().to_owned(),
                         line: statement.line,
                         after: self.settings.progress_after,
-                    })),
+                    }),
                     _ => None,
                 };
                 let span = trace::statement(next.revision(), index + 1, statement.line);
