@@ -32,7 +32,8 @@ pub(crate) fn run(
         (None, Some(query)) => (query, false),
         (None, None) => return 2,
     };
-    if !schemas && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    let a_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !schemas && !a_url {
         let _ = writeln!(
             err,
             "error: --each-database reaches each database through a postgres:// URL, with the database's name in its path\n  help: write the database URL as postgres://user@host:port/database"
