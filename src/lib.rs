@@ -64,7 +64,7 @@ pub use migrate_core::lint_dir;
 /// command is the same commands on a directory.
 #[cfg(feature = "cli")]
 pub mod cli {
-    pub use migrate_cli::{Command, DatabaseArg, LintFormat, execute, execute_to, run};
+    pub use migrate_cli::{Command, DatabaseArg, FleetArgs, LintFormat, execute, execute_to, run};
 }
 
 /// Test databases: one per test, cloned from a template the migrations ran into once.
