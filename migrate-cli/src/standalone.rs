@@ -187,17 +187,11 @@ fn standalone(
             shadow_url,
             database,
         } => {
-            let config = match crate::loaded(config, err) {
-                Ok(config) => config,
-                Err(code) => return code,
-            };
-            let Some(url) = database.database_url.as_deref().or(config.url.as_deref()) else {
-                let _ = writeln!(
-                    err,
-                    "error: no database server configured\n  help: set DATABASE_URL (or pass --database-url) to a database on a server where shadow databases can be created"
-                );
-                return 2;
-            };
+            let (config, url) =
+                match shadow_server(&database, config, err, "shadow databases can be created") {
+                    Ok(found) => found,
+                    Err(code) => return code,
+                };
             let request = crate::squash::SquashRequest {
                 dir: &dir,
                 through: &through,
@@ -265,6 +259,28 @@ fn standalone(
     }
 }
 
+/// The configuration, and the URL of the server shadow databases are made on (`--database-url`,
+/// else the environment's); or exit code 2 with why there is none. `where_` ends the help: on a
+/// server where …
+fn shadow_server<'a>(
+    database: &'a DatabaseArg,
+    config: &'a Result<EnvConfig, Error>,
+    err: &mut dyn Write,
+    where_: &str,
+) -> Result<(&'a EnvConfig, &'a str), u8> {
+    let config = crate::loaded(config, err)?;
+    match database.database_url.as_deref().or(config.url.as_deref()) {
+        Some(url) => Ok((config, url)),
+        None => {
+            let _ = writeln!(
+                err,
+                "error: no database server configured\n  help: set DATABASE_URL (or pass --database-url) to a database on a server where {where_}"
+            );
+            Err(2)
+        }
+    }
+}
+
 /// `migrate snapshot`: replays the directory into a shadow database and writes its catalog
 /// beside the migrations.
 fn snapshot(
@@ -275,16 +291,14 @@ fn snapshot(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let config = match crate::loaded(config, err) {
-        Ok(config) => config,
+    let (config, url) = match shadow_server(
+        database,
+        config,
+        err,
+        "a shadow database can be created, or pass --shadow-url",
+    ) {
+        Ok(found) => found,
         Err(code) => return code,
-    };
-    let Some(url) = database.database_url.as_deref().or(config.url.as_deref()) else {
-        let _ = writeln!(
-            err,
-            "error: no database server configured\n  help: set DATABASE_URL (or pass --database-url) to a database on a server where a shadow database can be created, or pass --shadow-url"
-        );
-        return 2;
     };
     let migrations = match checked_migrations(
         dir,

@@ -610,3 +610,30 @@ fn a_file_given_as_the_directory_is_a_directory_that_cannot_be_read() {
         assert!(said.contains(expected), "{command}: {said}");
     }
 }
+
+/// `snapshot` and `squash` make shadow databases on the database's server: without one, they say
+/// where it comes from.
+#[test]
+fn shadow_commands_without_a_server_say_how_to_give_one() {
+    let dir = Dir::new("no-server");
+    for (args, place) in [
+        (
+            vec!["snapshot"],
+            "a shadow database can be created, or pass --shadow-url",
+        ),
+        (
+            vec!["squash", "--through", "0001"],
+            "shadow databases can be created",
+        ),
+    ] {
+        let out = dir.migrate(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: no database server configured\n  help: set DATABASE_URL (or pass --database-url) to a database on a server where {place}\n"
+            ),
+            "{args:?}"
+        );
+    }
+}

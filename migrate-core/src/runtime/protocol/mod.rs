@@ -91,10 +91,11 @@ impl<'m> Migrator<'m> {
         }
     }
 
-    /// This migrator, watching its long statements from `url` (a second connection).
+    /// This migrator, watching its long statements from `url` (a second connection), unless
+    /// watching is off (a zero threshold): then nothing is read for it either.
     pub(crate) fn watched_from(&self, url: &str) -> Migrator<'m> {
         Migrator {
-            watch_from: Some(url.to_owned()),
+            watch_from: (!self.settings.progress_after.is_zero()).then(|| url.to_owned()),
             ..self.clone()
         }
     }
