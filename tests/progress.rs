@@ -72,3 +72,80 @@ fn a_long_index_build_logs_a_rising_share_done() {
         "{log}"
     );
 }
+
+/// A transactional migration is watched too: its backend is the one holding the migration lock,
+/// its running statement the one whose text the server shows, and a lock wait names the session
+/// it waits for.
+#[test]
+fn a_transaction_waiting_for_a_lock_names_its_statement_and_the_blocking_session() {
+    let db = test_database();
+    db.client()
+        .batch_execute("CREATE TABLE accounts (id bigint); INSERT INTO accounts VALUES (1)")
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("migrate-progress-tx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("0001_remarque.sql"),
+        "-- revision: 0001\n-- parents: none\n-- migrate:lock-timeout 20s\n\nCREATE TABLE audit (id bigint);\n\nALTER TABLE accounts ADD COLUMN remarque text;\n",
+    )
+    .unwrap();
+    // A live session reads the table in an open transaction: the ALTER waits behind it.
+    let mut traffic = db.client();
+    for step in [
+        "SET application_name = 'live traffic'",
+        "BEGIN",
+        "SELECT count(*) FROM accounts",
+    ] {
+        traffic.batch_execute(step).unwrap();
+    }
+    let host = {
+        let url = db.url().to_owned();
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            common::run_host(
+                &url,
+                "dir",
+                &[
+                    ("MIGRATE_TEST_DIR", dir.to_str().unwrap()),
+                    ("MIGRATE_PROGRESS_AFTER", "100ms"),
+                ],
+            )
+        })
+    };
+    let mut observer = db.client();
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "the ALTER waits for the lock",
+        || {
+            !common::values(
+            &mut observer,
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE accounts%'",
+        )
+        .is_empty()
+        },
+    );
+    // A few readings while it waits, then the live session ends.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    traffic.batch_execute("COMMIT").unwrap();
+    let out = host.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let waiting: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" running for "))
+        .collect();
+    assert!(!waiting.is_empty(), "{log}");
+    for line in &waiting {
+        assert!(
+            line.contains("0001 statement 2 (") && line.contains("0001_remarque.sql:7)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("; waiting for pid ")
+                && line.contains(" (live traffic): SELECT count(*) FROM accounts"),
+            "{line}"
+        );
+    }
+}

@@ -263,11 +263,20 @@ fn a_migration_waiting_behind_a_lock_reads_migrating_while_live() {
         .run(&mut client)
         .unwrap();
     let mut holder = db.client();
-    holder
-        .batch_execute("BEGIN; SELECT count(*) FROM user_personalization")
-        .unwrap();
+    let holder_pid = common::values(&mut holder, "SELECT pg_backend_pid()")[0].clone();
+    // (The server shows only ASCII in application_name.)
+    for step in [
+        "SET application_name = 'live traffic'",
+        "BEGIN",
+        "SELECT count(*) FROM user_personalization",
+    ] {
+        holder.batch_execute(step).unwrap();
+    }
 
-    let service = Service::start(&[("DATABASE_URL", db.url())]);
+    let service = Service::start(&[
+        ("DATABASE_URL", db.url()),
+        ("MIGRATE_PROGRESS_AFTER", "100ms"),
+    ]);
     service.wait_for("/health", 200, Duration::from_secs(5));
     let (body, _) = service.wait_for("/health/ready", 503, Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(2));
@@ -282,9 +291,119 @@ fn a_migration_waiting_behind_a_lock_reads_migrating_while_live() {
         assert_eq!(json["checks"]["database:connection"][0]["status"], "pass");
     }
     assert_eq!(service.get("/health").unwrap().0, 200);
+    // Each attempt waits up to its lock timeout (1 s); past 100 ms readiness names the session
+    // it waits for.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let progress = loop {
+        let (_, _, body) = service.get("/health/ready").unwrap();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(reading) = json["checks"]["migrations:progress"].get(0) {
+            break reading["output"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no progress in readiness: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    assert!(
+        progress.starts_with("0011 statement 1 (migrations/0011_personalization_fk_drop_old.sql:")
+            && progress.ends_with(&format!(
+                "; waiting for pid {holder_pid} (live traffic): SELECT count(*) FROM user_personalization"
+            )),
+        "{progress}"
+    );
 
     holder.batch_execute("COMMIT").unwrap();
     service.wait_for("/health/ready", 200, Duration::from_secs(15));
+}
+
+/// The example's concurrent unique index (0006) built over 2 million rows: while it runs,
+/// readiness carries what it is doing and how far it got, from `pg_stat_progress_create_index`.
+#[test]
+fn a_long_index_build_shows_its_progress_in_readiness() {
+    let db = test_database();
+    let all = SERVICE_MIGRATIONS.as_slice();
+    let before_index = all.iter().position(|m| m.revision() == "0006").unwrap();
+    let mut client = db.client();
+    let _ = migrate::Migrator::new(&migrate::__private::migrations(&all[..before_index]))
+        .run(&mut client)
+        .unwrap();
+    // 1,000 users × 667 days × 3 ranks; the foreign key's per-row checks are skipped while
+    // loading (replication role), the rows satisfy it.
+    client
+        .batch_execute(
+            "INSERT INTO user_profiles (email) SELECT 'lecteur' || u || '@exemple.fr' FROM generate_series(1, 1000) u; \
+             SET session_replication_role = replica; \
+             INSERT INTO daily_top_articles \
+             SELECT u, date '2024-01-01' + d, r, 'Titre n° ' || r, 'https://exemple.fr/' || u || '/' || d \
+             FROM generate_series(1, 1000) u, generate_series(0, 666) d, generate_series(1, 3) r; \
+             RESET session_replication_role",
+        )
+        .unwrap();
+
+    let service = Service::start(&[
+        ("DATABASE_URL", db.url()),
+        ("MIGRATE_PROGRESS_AFTER", "100ms"),
+    ]);
+    // Each reading of the build while readiness says "migrating": its text and share done.
+    let mut readings: Vec<(String, f64)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let Some((code, _, body)) = service.get("/health/ready") else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        if code == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready within 120 s: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(progress) = json["checks"]["migrations:progress"].as_array() {
+            assert_eq!(
+                json["checks"]["migrations:pending"][0]["output"], "migrating",
+                "{body}"
+            );
+            for reading in progress {
+                assert_eq!(reading["status"], "warn", "{body}");
+                let output = reading["output"].as_str().unwrap().to_owned();
+                if let Some(share) = reading["observedValue"].as_f64() {
+                    assert_eq!(reading["observedUnit"], "%", "{body}");
+                    readings.push((output, share));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("{readings:#?}");
+    assert!(readings.len() >= 2, "{readings:?}");
+    for (output, _) in &readings {
+        assert!(
+            output.starts_with(
+                "0006 statement 1 (migrations/0006_daily_top_unique_index.sql:5) running for "
+            ),
+            "{output}"
+        );
+    }
+    // The same phase read twice, further along the second time.
+    let phase = |output: &str| {
+        output
+            .split(": ")
+            .nth(1)
+            .and_then(|p| p.split(", blocks").next())
+            .map(str::to_owned)
+    };
+    assert!(
+        readings
+            .windows(2)
+            .any(|w| phase(&w[0].0) == phase(&w[1].0) && w[1].1 > w[0].1),
+        "no share rising within a phase: {readings:?}"
+    );
+    let indexes = common::values(
+        &mut client,
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'daily_top_articles' ORDER BY 1",
+    );
+    assert!(!indexes.is_empty(), "{indexes:?}");
 }
 
 #[test]

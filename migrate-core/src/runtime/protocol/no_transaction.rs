@@ -14,7 +14,7 @@ use super::{Applied, Migrator};
 use crate::runtime::driver::Session;
 use crate::runtime::error::Error;
 use crate::runtime::history::{self, HistoryRow, RowState};
-use crate::runtime::progress::{Watch, Watched};
+use crate::runtime::progress::{Backend, Watch, Watched, watched_statement};
 use crate::runtime::trace::{self, Instrument};
 use crate::{Migration, Statement};
 
@@ -212,11 +212,8 @@ impl Migrator<'_> {
                     (Some(url), Some(pid)) => Watch::start(Watched {
                         url: url.clone(),
                         application_name: self.settings.application_name.clone(),
-                        pid,
-                        revision: next.revision().to_owned(),
-                        statement: index + 1,
-                        path: next.path().to_owned(),
-                        line: statement.line,
+                        backend: Backend::Pid(pid),
+                        statements: vec![watched_statement(next, index, statement)],
                         after: self.settings.progress_after,
                     }),
                     _ => None,

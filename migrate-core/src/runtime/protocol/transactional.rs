@@ -16,6 +16,7 @@ use crate::Migration;
 use crate::runtime::driver::{BatchError, Session};
 use crate::runtime::error::ServerError;
 use crate::runtime::history::{self, Position, RowState};
+use crate::runtime::progress::{Backend, Watch, Watched, watched_statement};
 use crate::runtime::status::Status;
 
 /// What one step of a migration transaction's batch is.
@@ -248,6 +249,26 @@ impl Migrator<'_> {
             steps.push((finish.clone(), BatchStep::Finish));
         }
         let texts: Vec<&str> = steps.iter().map(|(sql, _)| sql.as_str()).collect();
+        // A long statement's progress is read on a connection of its own, on the backend that
+        // holds the migration lock.
+        let _watch = self.watch_from.as_ref().and_then(|url| {
+            Watch::start(Watched {
+                url: url.clone(),
+                application_name: self.settings.application_name.clone(),
+                backend: Backend::LockHolder(self.lock_key()),
+                statements: group
+                    .iter()
+                    .flat_map(|migration| {
+                        migration
+                            .statements()
+                            .iter()
+                            .enumerate()
+                            .map(|(i, statement)| watched_statement(migration, i, statement))
+                    })
+                    .collect(),
+                after: self.settings.progress_after,
+            })
+        });
         let answer = match tx.client.run_batch(&texts).await {
             Ok(answer) => answer,
             Err(BatchError { step, error }) => {
