@@ -185,3 +185,93 @@ fn a_client_from_a_deadpool_pool_applies_the_migrations() {
     assert_eq!(history(&db), ["0001", "0002", "0003"]);
     assert_eq!(advisory_locks(&db), "0");
 }
+
+static FAILING: migrate::Migrations = migrate::embed_migrations!("tests/migrations/failing");
+
+/// The async fleet: every tenant schema migrated on the caller's runtime, one history each,
+/// status per tenant; a canary that fails leaves the others unattempted.
+#[test]
+fn a_fleet_of_schemas_migrates_on_tokio_and_a_failing_canary_stops_it() {
+    let db = test_database();
+    let tenants: Vec<String> = (1..=6).map(|i| format!("locataire_{i}")).collect();
+    let mut admin = db.client();
+    for tenant in &tenants {
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {tenant}"))
+            .unwrap();
+    }
+    let targets = migrate::fleet::Targets::Schemas(tenants.clone());
+    let options = migrate::fleet::FleetOptions {
+        jobs: 3,
+        ..Default::default()
+    };
+    runtime().block_on(async {
+        let report = Migrator::new(&BASIC)
+            .run_each_async(db.url(), &targets, options)
+            .await;
+        assert!(report.failed().is_empty(), "{report:?}");
+        for (target, tenant) in report.targets.iter().zip(&tenants) {
+            assert_eq!(&target.target, tenant);
+            assert!(
+                matches!(&target.outcome, migrate::fleet::TargetOutcome::Applied(r) if r == &["0001", "0002", "0003"]),
+                "{target:?}"
+            );
+        }
+        let statuses = Migrator::new(&BASIC)
+            .status_each_async(db.url(), &targets, 2)
+            .await;
+        assert_eq!(statuses.len(), 6);
+        for (_, status) in &statuses {
+            let status = status.as_ref().unwrap();
+            assert_eq!((status.applied.len(), status.pending.len()), (3, 0));
+        }
+    });
+    // Each tenant's tables and history in its own schema; nothing in public.
+    assert_eq!(
+        values(
+            &mut admin,
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+             WHERE table_name IN ('users', 'posts', 'migrate_history') ORDER BY 1"
+        )
+        .len(),
+        18
+    );
+    assert_eq!(
+        values(
+            &mut admin,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        ["0"]
+    );
+
+    // A migration failing everywhere: the 2 canaries are attempted, the 4 others are not.
+    let fresh: Vec<String> = (1..=6).map(|i| format!("nouveau_{i}")).collect();
+    for tenant in &fresh {
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {tenant}"))
+            .unwrap();
+    }
+    let report = runtime().block_on(Migrator::new(&FAILING).run_each_async(
+        db.url(),
+        &migrate::fleet::Targets::Schemas(fresh.clone()),
+        migrate::fleet::FleetOptions {
+            jobs: 4,
+            canary: 2,
+            ..Default::default()
+        },
+    ));
+    assert_eq!(report.failed(), ["nouveau_1", "nouveau_2"]);
+    assert!(
+        report.targets[2..]
+            .iter()
+            .all(|t| matches!(t.outcome, migrate::fleet::TargetOutcome::Skipped)),
+        "{report:?}"
+    );
+    assert_eq!(
+        values(
+            &mut admin,
+            "SELECT count(*) FROM pg_tables WHERE schemaname LIKE 'nouveau%' AND tablename = 'migrate_history'"
+        ),
+        ["2"]
+    );
+}

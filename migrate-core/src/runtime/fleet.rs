@@ -189,44 +189,28 @@ impl Migrator<'_> {
     pub fn run_each(&self, url: &str, targets: &Targets, options: FleetOptions) -> FleetReport {
         let run = |name: &str| -> TargetOutcome {
             let _span = super::trace::target(name).entered();
-            match self
-                .for_target(url, targets, name)
-                .and_then(|(migrator, url)| migrator.run_url(&url))
-            {
-                Ok(report) => TargetOutcome::Applied(
-                    report
-                        .applied
-                        .iter()
-                        .map(|a| a.revision.to_owned())
-                        .collect(),
-                ),
-                Err(e) => TargetOutcome::Failed(e),
-            }
+            outcome(
+                self.for_target(url, targets, name)
+                    .and_then(|(migrator, url)| migrator.run_url(&url)),
+            )
         };
         let names = targets.names();
         let canaries = options.canary.min(names.len());
-        let reports_of = |names: &[String]| {
-            in_parallel(names, options.jobs, &run, options.on_progress)
-                .into_iter()
-                .map(|(target, outcome, elapsed)| TargetReport {
-                    target,
-                    outcome,
-                    elapsed,
-                })
-                .collect::<Vec<_>>()
-        };
-        let mut reports = reports_of(&names[..canaries]);
-        let canary_failed = reports
-            .iter()
-            .any(|r| matches!(r.outcome, TargetOutcome::Failed(_)));
-        if canary_failed {
-            reports.extend(names[canaries..].iter().map(|name| TargetReport {
-                target: name.clone(),
-                outcome: TargetOutcome::Skipped,
-                elapsed: Duration::ZERO,
-            }));
+        let mut reports = reports_of(in_parallel(
+            &names[..canaries],
+            options.jobs,
+            &run,
+            options.on_progress,
+        ));
+        if any_failed(&reports) {
+            reports.extend(skipped(&names[canaries..]));
         } else {
-            reports.extend(reports_of(&names[canaries..]));
+            reports.extend(reports_of(in_parallel(
+                &names[canaries..],
+                options.jobs,
+                &run,
+                options.on_progress,
+            )));
         }
         FleetReport { targets: reports }
     }
@@ -250,6 +234,206 @@ impl Migrator<'_> {
             .map(|(name, status, _)| (name, status))
             .collect()
     }
+
+    /// [`Migrator::run_each`] on tokio: the targets in flight are tasks of the caller's
+    /// runtime, not threads.
+    #[cfg(feature = "tokio")]
+    pub async fn run_each_async(
+        &self,
+        url: &str,
+        targets: &Targets,
+        options: FleetOptions,
+    ) -> FleetReport {
+        let run = |name: String| async move {
+            let run = async {
+                let (migrator, url) = self.for_target(url, targets, &name)?;
+                migrator.run_url_async(&url).await
+            };
+            outcome(super::trace::Instrument::instrument(run, super::trace::target(&name)).await)
+        };
+        let names = targets.names();
+        let canaries = options.canary.min(names.len());
+        let mut reports = reports_of(
+            in_parallel_async(&names[..canaries], options.jobs, &run, options.on_progress).await,
+        );
+        if any_failed(&reports) {
+            reports.extend(skipped(&names[canaries..]));
+        } else {
+            reports.extend(reports_of(
+                in_parallel_async(&names[canaries..], options.jobs, &run, options.on_progress)
+                    .await,
+            ));
+        }
+        FleetReport { targets: reports }
+    }
+
+    /// [`Migrator::status_each`] on tokio.
+    #[cfg(feature = "tokio")]
+    pub async fn status_each_async(
+        &self,
+        url: &str,
+        targets: &Targets,
+        jobs: usize,
+    ) -> Vec<(String, Result<Status, Error>)> {
+        let status = |name: String| async move {
+            let (migrator, url) = self.for_target(url, targets, &name)?;
+            let mut client =
+                super::connect::connect_async(&url, &migrator.settings().application_name).await?;
+            migrator.status_async(&mut client).await
+        };
+        in_parallel_async(targets.names(), jobs, &status, None)
+            .await
+            .into_iter()
+            .map(|(name, status, _)| (name, status))
+            .collect()
+    }
+}
+
+/// A target's run, as its report says it.
+fn outcome(run: Result<super::protocol::Report, Error>) -> TargetOutcome {
+    match run {
+        Ok(report) => TargetOutcome::Applied(
+            report
+                .applied
+                .iter()
+                .map(|a| a.revision.to_owned())
+                .collect(),
+        ),
+        Err(e) => TargetOutcome::Failed(e),
+    }
+}
+
+fn reports_of(done: Vec<(String, TargetOutcome, Duration)>) -> Vec<TargetReport> {
+    done.into_iter()
+        .map(|(target, outcome, elapsed)| TargetReport {
+            target,
+            outcome,
+            elapsed,
+        })
+        .collect()
+}
+
+fn any_failed(reports: &[TargetReport]) -> bool {
+    reports
+        .iter()
+        .any(|r| matches!(r.outcome, TargetOutcome::Failed(_)))
+}
+
+/// The targets not attempted after a canary failed.
+fn skipped(names: &[String]) -> impl Iterator<Item = TargetReport> + '_ {
+    names.iter().map(|name| TargetReport {
+        target: name.clone(),
+        outcome: TargetOutcome::Skipped,
+        elapsed: Duration::ZERO,
+    })
+}
+
+/// Which targets are taken, in flight and done, shared by whatever runs them.
+struct Tally<'a, T> {
+    names: &'a [String],
+    next: Mutex<usize>,
+    in_flight: Mutex<BTreeMap<usize, Instant>>,
+    done: Mutex<Vec<(usize, (String, T, Duration))>>,
+}
+
+impl<'a, T> Tally<'a, T> {
+    fn new(names: &'a [String]) -> Tally<'a, T> {
+        Tally {
+            names,
+            next: Mutex::new(0),
+            in_flight: Mutex::new(BTreeMap::new()),
+            done: Mutex::new(Vec::with_capacity(names.len())),
+        }
+    }
+
+    /// The next target to run, marked in flight; `None` when every one is taken.
+    fn take(&self) -> Option<(usize, &'a String, Instant)> {
+        let index = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let index = *next;
+            *next += 1;
+            index
+        };
+        let name = self.names.get(index)?;
+        let started = Instant::now();
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(index, started);
+        Some((index, name, started))
+    }
+
+    fn finish(&self, index: usize, started: Instant, result: T) {
+        let elapsed = started.elapsed();
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&index);
+        if let Some(name) = self.names.get(index) {
+            self.done
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((index, (name.clone(), result, elapsed)));
+        }
+    }
+
+    /// Logs targets done of the total and the slowest in flight, and tells `on_progress`.
+    fn report(&self, on_progress: Option<fn(&FleetProgress)>) {
+        let progress = FleetProgress {
+            done: self.done.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            total: self.names.len(),
+            slowest: self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .min_by_key(|(_, started)| **started)
+                .map(|(index, started)| (self.names[*index].clone(), started.elapsed())),
+        };
+        log::info!("fleet: {progress}");
+        if let Some(report) = on_progress {
+            report(&progress);
+        }
+    }
+
+    /// The results, in the names' order.
+    fn results(self) -> Vec<(String, T, Duration)> {
+        let mut done = self.done.into_inner().unwrap_or_else(|e| e.into_inner());
+        done.sort_by_key(|(index, _)| *index);
+        done.into_iter().map(|(_, result)| result).collect()
+    }
+}
+
+/// [`in_parallel`] on tokio: `jobs` loops taking the next target, awaited together with a
+/// progress reporter that ends with them.
+#[cfg(feature = "tokio")]
+async fn in_parallel_async<T, F>(
+    names: &[String],
+    jobs: usize,
+    run: &(dyn Fn(String) -> F + Sync),
+    on_progress: Option<fn(&FleetProgress)>,
+) -> Vec<(String, T, Duration)>
+where
+    F: std::future::Future<Output = T>,
+{
+    let tally = Tally::new(names);
+    let workers = (0..jobs.clamp(1, names.len().max(1))).map(|_| async {
+        while let Some((index, name, started)) = tally.take() {
+            let result = run(name.clone()).await;
+            tally.finish(index, started, result);
+        }
+    });
+    {
+        let all = std::pin::pin!(futures_util::future::join_all(workers));
+        let monitor = std::pin::pin!(async {
+            loop {
+                tokio::time::sleep(FLEET_PROGRESS_EVERY).await;
+                tally.report(on_progress);
+            }
+        });
+        futures_util::future::select(all, monitor).await;
+    }
+    tally.results()
 }
 
 /// Runs `run` on each name, at most `jobs` at once: each result with its name and how long it
@@ -260,9 +444,7 @@ fn in_parallel<T: Send>(
     run: &(dyn Fn(&str) -> T + Sync),
     on_progress: Option<fn(&FleetProgress)>,
 ) -> Vec<(String, T, Duration)> {
-    let next = Mutex::new(0usize);
-    let done = Mutex::new(Vec::with_capacity(names.len()));
-    let in_flight: Mutex<BTreeMap<usize, Instant>> = Mutex::new(BTreeMap::new());
+    let tally = Tally::new(names);
     let finished = (Mutex::new(false), Condvar::new());
     std::thread::scope(|scope| {
         // Every few seconds: targets done of the total, and the slowest in flight.
@@ -279,47 +461,14 @@ fn in_parallel<T: Send>(
                         return;
                     }
                 }
-                let progress = FleetProgress {
-                    done: done.lock().unwrap_or_else(|e| e.into_inner()).len(),
-                    total: names.len(),
-                    slowest: in_flight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .iter()
-                        .min_by_key(|(_, started)| **started)
-                        .map(|(index, started)| (names[*index].clone(), started.elapsed())),
-                };
-                log::info!("fleet: {progress}");
-                if let Some(report) = on_progress {
-                    report(&progress);
-                }
+                tally.report(on_progress);
             }
         });
         let workers: Vec<_> = (0..jobs.clamp(1, names.len().max(1)))
             .map(|_| {
                 scope.spawn(|| {
-                    loop {
-                        let index = {
-                            let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
-                            let index = *next;
-                            *next += 1;
-                            index
-                        };
-                        let Some(name) = names.get(index) else { break };
-                        let started = Instant::now();
-                        in_flight
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(index, started);
-                        let result = run(name);
-                        let elapsed = started.elapsed();
-                        in_flight
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&index);
-                        done.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((index, (name.clone(), result, elapsed)));
+                    while let Some((index, name, started)) = tally.take() {
+                        tally.finish(index, started, run(name));
                     }
                 })
             })
@@ -332,9 +481,7 @@ fn in_parallel<T: Send>(
         wake.notify_all();
         let _ = monitor.join();
     });
-    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
-    done.sort_by_key(|(index, _)| *index);
-    done.into_iter().map(|(_, result)| result).collect()
+    tally.results()
 }
 
 #[cfg(test)]

@@ -256,7 +256,9 @@ impl<'m> Migrator<'m> {
     pub async fn run_url_async(&self, url: &str) -> Result<Report, Error> {
         self.validate()?;
         let connector = Connector::new(url, &self.settings.application_name)?;
-        self.run_connector(&Tokio, &connector).await
+        self.watched_from(url)
+            .run_connector(&Tokio, &connector)
+            .await
     }
 
     /// [`Migrator::status`] on a tokio-postgres client.
