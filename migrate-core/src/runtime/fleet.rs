@@ -303,7 +303,7 @@ fn outcome(run: Result<super::protocol::Report, Error>) -> TargetOutcome {
     }
 }
 
-fn reports_of(done: Vec<(String, TargetOutcome, Duration)>) -> Vec<TargetReport> {
+fn reports_of(done: Vec<Done<TargetOutcome>>) -> Vec<TargetReport> {
     done.into_iter()
         .map(|(target, outcome, elapsed)| TargetReport {
             target,
@@ -328,12 +328,15 @@ fn skipped(names: &[String]) -> impl Iterator<Item = TargetReport> + '_ {
     })
 }
 
+/// A target's result: its name, what running it returned, and how long it took.
+type Done<T> = (String, T, Duration);
+
 /// Which targets are taken, in flight and done, shared by whatever runs them.
 struct Tally<'a, T> {
     names: &'a [String],
     next: Mutex<usize>,
     in_flight: Mutex<BTreeMap<usize, Instant>>,
-    done: Mutex<Vec<(usize, (String, T, Duration))>>,
+    done: Mutex<Vec<(usize, Done<T>)>>,
 }
 
 impl<'a, T> Tally<'a, T> {
@@ -397,7 +400,7 @@ impl<'a, T> Tally<'a, T> {
     }
 
     /// The results, in the names' order.
-    fn results(self) -> Vec<(String, T, Duration)> {
+    fn results(self) -> Vec<Done<T>> {
         let mut done = self.done.into_inner().unwrap_or_else(|e| e.into_inner());
         done.sort_by_key(|(index, _)| *index);
         done.into_iter().map(|(_, result)| result).collect()
@@ -412,7 +415,7 @@ async fn in_parallel_async<T, F>(
     jobs: usize,
     run: &(dyn Fn(String) -> F + Sync),
     on_progress: Option<fn(&FleetProgress)>,
-) -> Vec<(String, T, Duration)>
+) -> Vec<Done<T>>
 where
     F: std::future::Future<Output = T>,
 {
@@ -443,7 +446,7 @@ fn in_parallel<T: Send>(
     jobs: usize,
     run: &(dyn Fn(&str) -> T + Sync),
     on_progress: Option<fn(&FleetProgress)>,
-) -> Vec<(String, T, Duration)> {
+) -> Vec<Done<T>> {
     let tally = Tally::new(names);
     let finished = (Mutex::new(false), Condvar::new());
     std::thread::scope(|scope| {
