@@ -2,9 +2,12 @@
 //! `status`: one table, a line per target, and an exit code for the whole fleet.
 
 use std::io::Write;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use migrate_core::runtime::fleet::{FleetOptions, FleetProgress, TargetOutcome, Targets};
+use migrate_core::runtime::fleet::{
+    FLEET_PROGRESS_EVERY, FleetOptions, FleetProgress, TargetOutcome, Targets,
+};
 use migrate_core::runtime::{Error, Health, Migrator};
 
 use crate::FleetArgs;
@@ -14,9 +17,19 @@ fn first_line(e: &Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_owned()
 }
 
+/// When the last progress line was printed (or the fleet started).
+static PRINTED: Mutex<Option<Instant>> = Mutex::new(None);
+
 /// While the fleet runs, every few seconds on stderr: targets done, and the slowest in flight.
+/// (The fleet reports each target's end too; one line per interval is enough for a terminal.)
 fn print_progress(progress: &FleetProgress) {
-    eprintln!("{progress}");
+    let mut printed = PRINTED.lock().unwrap_or_else(|e| e.into_inner());
+    let due =
+        printed.is_none_or(|at| at.elapsed() + Duration::from_millis(100) >= FLEET_PROGRESS_EVERY);
+    if due {
+        *printed = Some(Instant::now());
+        eprintln!("{progress}");
+    }
 }
 
 pub(crate) fn run(
@@ -73,6 +86,7 @@ pub(crate) fn run(
         canary: usize::from(fleet.canary),
         on_progress: Some(print_progress),
     };
+    *PRINTED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     let report = migrator.run_each(url, &targets, options);
     let _ = writeln!(
         out,

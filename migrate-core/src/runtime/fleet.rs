@@ -147,7 +147,8 @@ pub struct FleetOptions {
     pub jobs: usize,
     /// Targets migrated first; when one of them fails, no other is attempted.
     pub canary: usize,
-    /// Called every [`FLEET_PROGRESS_EVERY`] while targets are in flight (it is logged too).
+    /// Called as each target ends, and every [`FLEET_PROGRESS_EVERY`] while targets are in
+    /// flight (which is logged too).
     pub on_progress: Option<fn(&FleetProgress)>,
 }
 
@@ -187,7 +188,7 @@ impl Migrator<'_> {
 
     /// Applies what is pending on every target, `options.jobs` at a time; the canaries first.
     pub fn run_each(&self, url: &str, targets: &Targets, options: FleetOptions) -> FleetReport {
-        let run = |name: &str| -> TargetOutcome {
+        let run = |_: &mut (), name: &str| -> TargetOutcome {
             let _span = super::trace::target(name).entered();
             outcome(
                 self.for_target(url, targets, name)
@@ -199,6 +200,7 @@ impl Migrator<'_> {
         let mut reports = reports_of(in_parallel(
             &names[..canaries],
             options.jobs,
+            &|| (),
             &run,
             options.on_progress,
         ));
@@ -208,6 +210,7 @@ impl Migrator<'_> {
             reports.extend(reports_of(in_parallel(
                 &names[canaries..],
                 options.jobs,
+                &|| (),
                 &run,
                 options.on_progress,
             )));
@@ -215,21 +218,31 @@ impl Migrator<'_> {
         FleetReport { targets: reports }
     }
 
-    /// Every target's status, `jobs` at a time, in the order the targets were listed.
+    /// Every target's status, `jobs` at a time, in the order the targets were listed. The
+    /// schemas of one database are read on one connection per job, without the snapshot
+    /// comparison (the database holds every tenant); each database on its own connection.
     pub fn status_each(
         &self,
         url: &str,
         targets: &Targets,
         jobs: usize,
     ) -> Vec<(String, Result<Status, Error>)> {
-        let status = |name: &str| {
-            self.for_target(url, targets, name)
-                .and_then(|(migrator, url)| {
-                    connect(&url, &migrator.settings().application_name)
-                        .and_then(|mut client| migrator.status(&mut client))
-                })
+        let status = |held: &mut Option<postgres::Client>, name: &str| {
+            let (migrator, url) = self.for_target(url, targets, name)?;
+            let application_name = &migrator.settings().application_name;
+            match targets {
+                Targets::Schemas(_) => {
+                    let client = match held {
+                        Some(client) if !client.is_closed() => client,
+                        _ => held.insert(connect(&url, application_name)?),
+                    };
+                    migrator.history_status(client)
+                }
+                Targets::Databases(_) => connect(&url, application_name)
+                    .and_then(|mut client| migrator.status(&mut client)),
+            }
         };
-        in_parallel(targets.names(), jobs, &status, None)
+        in_parallel(targets.names(), jobs, &|| None, &status, None)
             .into_iter()
             .map(|(name, status, _)| (name, status))
             .collect()
@@ -244,24 +257,41 @@ impl Migrator<'_> {
         targets: &Targets,
         options: FleetOptions,
     ) -> FleetReport {
-        let run = |name: String| async move {
+        let run = |(): (), name: String| async move {
             let run = async {
                 let (migrator, url) = self.for_target(url, targets, &name)?;
                 migrator.run_url_async(&url).await
             };
-            outcome(super::trace::Instrument::instrument(run, super::trace::target(&name)).await)
+            let span = super::trace::target(&name);
+            (
+                outcome(super::trace::Instrument::instrument(run, span).await),
+                (),
+            )
         };
         let names = targets.names();
         let canaries = options.canary.min(names.len());
         let mut reports = reports_of(
-            in_parallel_async(&names[..canaries], options.jobs, &run, options.on_progress).await,
+            in_parallel_async(
+                &names[..canaries],
+                options.jobs,
+                &|| (),
+                &run,
+                options.on_progress,
+            )
+            .await,
         );
         if any_failed(&reports) {
             reports.extend(skipped(&names[canaries..]));
         } else {
             reports.extend(reports_of(
-                in_parallel_async(&names[canaries..], options.jobs, &run, options.on_progress)
-                    .await,
+                in_parallel_async(
+                    &names[canaries..],
+                    options.jobs,
+                    &|| (),
+                    &run,
+                    options.on_progress,
+                )
+                .await,
             ));
         }
         FleetReport { targets: reports }
@@ -275,13 +305,31 @@ impl Migrator<'_> {
         targets: &Targets,
         jobs: usize,
     ) -> Vec<(String, Result<Status, Error>)> {
-        let status = |name: String| async move {
-            let (migrator, url) = self.for_target(url, targets, &name)?;
-            let mut client =
-                super::connect::connect_async(&url, &migrator.settings().application_name).await?;
-            migrator.status_async(&mut client).await
+        // A schema's connection serves the job's next schema.
+        let status = |held: Option<tokio_postgres::Client>, name: String| async move {
+            let held = held.filter(|client| !client.is_closed());
+            let (migrator, url) = match self.for_target(url, targets, &name) {
+                Ok(target) => target,
+                Err(e) => return (Err(e), held),
+            };
+            let mut client = match held {
+                Some(client) => client,
+                None => {
+                    let application_name = &migrator.settings().application_name;
+                    match super::connect::connect_async(&url, application_name).await {
+                        Ok(client) => client,
+                        Err(e) => return (Err(e), None),
+                    }
+                }
+            };
+            match targets {
+                Targets::Schemas(_) => {
+                    (migrator.history_status_on(&mut client).await, Some(client))
+                }
+                Targets::Databases(_) => (migrator.status_async(&mut client).await, None),
+            }
         };
-        in_parallel_async(targets.names(), jobs, &status, None)
+        in_parallel_async(targets.names(), jobs, &|| None, &status, None)
             .await
             .into_iter()
             .map(|(name, status, _)| (name, status))
@@ -366,7 +414,15 @@ impl<'a, T> Tally<'a, T> {
         Some((index, name, started))
     }
 
-    fn finish(&self, index: usize, started: Instant, result: T) {
+    /// Records a target's result, and tells `on_progress` (not the log: a fleet of hundreds
+    /// would flood it).
+    fn finish(
+        &self,
+        index: usize,
+        started: Instant,
+        result: T,
+        on_progress: Option<fn(&FleetProgress)>,
+    ) {
         let elapsed = started.elapsed();
         self.in_flight
             .lock()
@@ -378,11 +434,13 @@ impl<'a, T> Tally<'a, T> {
                 .unwrap_or_else(|e| e.into_inner())
                 .push((index, (name.clone(), result, elapsed)));
         }
+        if let Some(report) = on_progress {
+            report(&self.progress());
+        }
     }
 
-    /// Logs targets done of the total and the slowest in flight, and tells `on_progress`.
-    fn report(&self, on_progress: Option<fn(&FleetProgress)>) {
-        let progress = FleetProgress {
+    fn progress(&self) -> FleetProgress {
+        FleetProgress {
             done: self.done.lock().unwrap_or_else(|e| e.into_inner()).len(),
             total: self.names.len(),
             slowest: self
@@ -392,7 +450,12 @@ impl<'a, T> Tally<'a, T> {
                 .iter()
                 .min_by_key(|(_, started)| **started)
                 .map(|(index, started)| (self.names[*index].clone(), started.elapsed())),
-        };
+        }
+    }
+
+    /// Logs targets done of the total and the slowest in flight, and tells `on_progress`.
+    fn report(&self, on_progress: Option<fn(&FleetProgress)>) {
+        let progress = self.progress();
         log::info!("fleet: {progress}");
         if let Some(report) = on_progress {
             report(&progress);
@@ -408,22 +471,25 @@ impl<'a, T> Tally<'a, T> {
 }
 
 /// [`in_parallel`] on tokio: `jobs` loops taking the next target, awaited together with a
-/// progress reporter that ends with them.
+/// progress reporter that ends with them. Each loop's state goes into each run and comes back.
 #[cfg(feature = "tokio")]
-async fn in_parallel_async<T, F>(
+async fn in_parallel_async<W, T, F>(
     names: &[String],
     jobs: usize,
-    run: &(dyn Fn(String) -> F + Sync),
+    open: &(dyn Fn() -> W + Sync),
+    run: &(dyn Fn(W, String) -> F + Sync),
     on_progress: Option<fn(&FleetProgress)>,
 ) -> Vec<Done<T>>
 where
-    F: std::future::Future<Output = T>,
+    F: std::future::Future<Output = (T, W)>,
 {
     let tally = Tally::new(names);
     let workers = (0..jobs.clamp(1, names.len().max(1))).map(|_| async {
+        let mut state = open();
         while let Some((index, name, started)) = tally.take() {
-            let result = run(name.clone()).await;
-            tally.finish(index, started, result);
+            let (result, next) = run(state, name.clone()).await;
+            state = next;
+            tally.finish(index, started, result, on_progress);
         }
     });
     {
@@ -439,12 +505,13 @@ where
     tally.results()
 }
 
-/// Runs `run` on each name, at most `jobs` at once: each result with its name and how long it
-/// took, in the names' order.
-fn in_parallel<T: Send>(
+/// Runs `run` on each name, at most `jobs` at once, each job with its own state from `open`:
+/// each result with its name and how long it took, in the names' order.
+fn in_parallel<W, T: Send>(
     names: &[String],
     jobs: usize,
-    run: &(dyn Fn(&str) -> T + Sync),
+    open: &(dyn Fn() -> W + Sync),
+    run: &(dyn Fn(&mut W, &str) -> T + Sync),
     on_progress: Option<fn(&FleetProgress)>,
 ) -> Vec<Done<T>> {
     let tally = Tally::new(names);
@@ -470,8 +537,10 @@ fn in_parallel<T: Send>(
         let workers: Vec<_> = (0..jobs.clamp(1, names.len().max(1)))
             .map(|_| {
                 scope.spawn(|| {
+                    let mut state = open();
                     while let Some((index, name, started)) = tally.take() {
-                        tally.finish(index, started, run(name));
+                        let result = run(&mut state, name);
+                        tally.finish(index, started, result, on_progress);
                     }
                 })
             })
@@ -497,25 +566,31 @@ mod tests {
         SEEN.lock().unwrap().push(progress.clone());
     }
 
-    /// While targets run, the callback hears how many are done and which one is slowest; the
-    /// results keep the targets' order whatever order they finished in.
+    /// The callback hears each target finish, and every few seconds how many are done and
+    /// which one is slowest; the results keep the targets' order whatever order they finished
+    /// in; each job keeps its own state from one target to the next.
     #[test]
     fn a_running_fleet_reports_targets_done_and_the_slowest_in_flight() {
         let names: Vec<String> = ["slow", "a", "b"].iter().map(|n| (*n).to_owned()).collect();
-        let run = |name: &str| {
+        let run = |runs: &mut usize, name: &str| {
+            *runs += 1;
             if name == "slow" {
                 std::thread::sleep(FLEET_PROGRESS_EVERY + Duration::from_millis(400));
             }
-            name.len()
+            (name.len(), *runs)
         };
-        let results = in_parallel(&names, 2, &run, Some(remember));
-        let order: Vec<(&str, usize)> = results.iter().map(|(n, r, _)| (n.as_str(), *r)).collect();
+        let results = in_parallel(&names, 2, &|| 0, &run, Some(remember));
+        let order: Vec<(&str, usize)> = results.iter().map(|(n, r, _)| (n.as_str(), r.0)).collect();
         assert_eq!(order, [("slow", 4), ("a", 1), ("b", 1)]);
+        // One job ran "slow"; the other ran "a" then "b", counting its own runs.
+        let runs: Vec<usize> = results.iter().map(|(_, r, _)| r.1).collect();
+        assert_eq!(runs, [1, 1, 2]);
         let seen = SEEN.lock().unwrap().clone();
-        assert_eq!(seen.len(), 1, "{seen:?}");
-        assert_eq!((seen[0].done, seen[0].total), (2, 3));
-        let (slowest, running) = seen[0].slowest.clone().unwrap();
+        let counts: Vec<(usize, usize)> = seen.iter().map(|p| (p.done, p.total)).collect();
+        assert_eq!(counts, [(1, 3), (2, 3), (2, 3), (3, 3)], "{seen:?}");
+        let (slowest, running) = seen[2].slowest.clone().unwrap();
         assert_eq!(slowest, "slow");
         assert!(running >= FLEET_PROGRESS_EVERY, "{running:?}");
+        assert_eq!(seen[3].slowest, None);
     }
 }

@@ -280,12 +280,27 @@ impl<'m> Migrator<'m> {
     }
 
     pub(crate) async fn status_on<S: Session>(&self, client: &mut S) -> Result<Status, Error> {
+        let mut status = self.history_status_on(client).await?;
+        self.compare_with_snapshot(client, &mut status).await?;
+        Ok(status)
+    }
+
+    /// The status from the history alone, without the snapshot comparison: a tenant schema's,
+    /// whose database holds the other tenants too.
+    pub(crate) async fn history_status_on<S: Session>(
+        &self,
+        client: &mut S,
+    ) -> Result<Status, Error> {
         let rows = history::read(client, &self.settings)
             .await
             .map_err(reading_the_history)?;
-        let mut status = Status::compute(self.migrations, rows.as_deref());
-        self.compare_with_snapshot(client, &mut status).await?;
-        Ok(status)
+        Ok(Status::compute(self.migrations, rows.as_deref()))
+    }
+
+    /// [`Migrator::history_status_on`] on a blocking client.
+    pub(crate) fn history_status(&self, client: &mut Client) -> Result<Status, Error> {
+        self.validate()?;
+        outside_async_runtime(|| block_on(self.history_status_on(client)))?
     }
 
     /// With a schema snapshot embedded and the database at the binary's head, compares the live
