@@ -9,6 +9,10 @@
 //! The listener is bound before the database is touched, so the platform's liveness check passes
 //! at once; migrations run as a task on the same runtime (the async API: no blocking thread)
 //! while `/health/ready` says "migrating".
+//!
+//! With a schema per tenant, `MIGRATE_EACH_SCHEMA` holds the query that lists the tenants'
+//! schemas: each is migrated with its own history, `MIGRATE_JOBS` at a time (default 4), and
+//! readiness reports the tenants done while it runs, then each tenant's pending count.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -53,15 +57,62 @@ enum Phase {
     Failed(String),
 }
 
+/// A schema per tenant: the query listing them, and how many are migrated at once.
+#[derive(Debug, Clone)]
+struct Fleet {
+    query: String,
+    jobs: usize,
+}
+
+impl Fleet {
+    fn from_env() -> Result<Option<Fleet>, String> {
+        let Some(query) = std::env::var("MIGRATE_EACH_SCHEMA")
+            .ok()
+            .filter(|q| !q.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let jobs = match std::env::var("MIGRATE_JOBS") {
+            Err(_) => 4,
+            Ok(jobs) => match jobs.trim().parse::<usize>() {
+                Ok(jobs) if jobs > 0 => jobs,
+                _ => {
+                    return Err(format!(
+                        "invalid MIGRATE_JOBS `{jobs}`: expected a number of tenants at once, 1 or more"
+                    ));
+                }
+            },
+        };
+        Ok(Some(Fleet { query, jobs }))
+    }
+}
+
+/// How far the tenants' migrations got, while they run.
+static FLEET_PROGRESS: Mutex<Option<migrate::fleet::FleetProgress>> = Mutex::new(None);
+
+fn remember_fleet_progress(progress: &migrate::fleet::FleetProgress) {
+    if let Ok(mut current) = FLEET_PROGRESS.lock() {
+        *current = Some(progress.clone());
+    }
+}
+
 struct AppState {
     phase: RwLock<Phase>,
     config: Option<migrate::EnvConfig>,
+    fleet: Option<Fleet>,
     /// The database check in flight, or the last one. Probes join a check in flight instead of
     /// starting their own, so a hanging database holds one connection attempt, not one per probe.
     check: Mutex<Option<DatabaseCheck>>,
 }
 
-type CheckResult = Result<migrate::Status, String>;
+/// What the database check found: the schema's status, or each tenant's.
+#[derive(Debug, Clone)]
+enum Checked {
+    One(Box<migrate::Status>),
+    Tenants(Vec<(String, Result<migrate::Status, String>)>),
+}
+
+type CheckResult = Result<Checked, String>;
 /// `None` while the check runs.
 type DatabaseCheck = tokio::sync::watch::Receiver<Option<CheckResult>>;
 
@@ -123,13 +174,18 @@ async fn run_server() -> ExitCode {
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], port)));
     log::info!("listening on http://{local}");
 
-    let config = match migrate::EnvConfig::from_env() {
-        Ok(config) => Some(config),
-        Err(e) => {
+    let config = match (migrate::EnvConfig::from_env(), Fleet::from_env()) {
+        (Ok(config), Ok(_)) => Some(config),
+        (Err(e), _) => {
+            log::error!("{e}");
+            None
+        }
+        (_, Err(e)) => {
             log::error!("{e}");
             None
         }
     };
+    let fleet = Fleet::from_env().ok().flatten();
     let initial = match &config {
         None => Phase::Failed("invalid configuration".to_owned()),
         Some(c) if c.url.is_none() => Phase::NotConfigured,
@@ -140,16 +196,20 @@ async fn run_server() -> ExitCode {
     let state = Arc::new(AppState {
         phase: RwLock::new(initial),
         config: config.clone(),
+        fleet: fleet.clone(),
         check: Mutex::new(None),
     });
     if let Some(config) = config.filter(|c| c.url.is_some()) {
         let state = state.clone();
         tokio::spawn(async move {
-            let phase = match migrate::startup_with_async(&MIGRATIONS, &config).await {
-                migrate::Outcome::NotConfigured => Phase::NotConfigured,
-                migrate::Outcome::Skipped { .. } => Phase::Skipped,
-                migrate::Outcome::Migrated(_) => Phase::Done,
-                migrate::Outcome::Failed(e) => Phase::Failed(e.to_string()),
+            let phase = match &fleet {
+                Some(fleet) => migrate_tenants(&config, fleet).await,
+                None => match migrate::startup_with_async(&MIGRATIONS, &config).await {
+                    migrate::Outcome::NotConfigured => Phase::NotConfigured,
+                    migrate::Outcome::Skipped { .. } => Phase::Skipped,
+                    migrate::Outcome::Migrated(_) => Phase::Done,
+                    migrate::Outcome::Failed(e) => Phase::Failed(e.to_string()),
+                },
             };
             if let Ok(mut current) = state.phase.write() {
                 *current = phase;
@@ -170,6 +230,56 @@ async fn run_server() -> ExitCode {
     }
     log::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Every tenant schema the fleet's query lists, migrated `jobs` at a time; a failing tenant
+/// does not stop the others.
+async fn migrate_tenants(config: &migrate::EnvConfig, fleet: &Fleet) -> Phase {
+    let url = config.url.clone().unwrap_or_default();
+    if config.skip {
+        log::warn!("MIGRATE_SKIP is set: the tenants' migrations are skipped");
+        return Phase::Skipped;
+    }
+    let targets = match migrate::fleet::Targets::listed_async(
+        &url,
+        &config.settings.application_name,
+        &fleet.query,
+        true,
+    )
+    .await
+    {
+        Ok(targets) => targets,
+        Err(e) => return Phase::Failed(e.to_string()),
+    };
+    let options = migrate::fleet::FleetOptions {
+        jobs: fleet.jobs,
+        canary: 0,
+        on_progress: Some(remember_fleet_progress),
+    };
+    let report = migrate::Migrator::with_settings(&MIGRATIONS, config.settings.clone())
+        .run_each_async(&url, &targets, options)
+        .await;
+    let failed = report.failed();
+    for target in &report.targets {
+        if let migrate::fleet::TargetOutcome::Failed(e) = &target.outcome {
+            log::error!("tenant {}: {e}", target.target);
+        }
+    }
+    log::info!(
+        "{} tenant(s) migrated, {} failed",
+        report.targets.len() - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        Phase::Done
+    } else {
+        Phase::Failed(format!(
+            "{} of {} tenant(s) failed: {}",
+            failed.len(),
+            report.targets.len(),
+            failed.join(", ")
+        ))
+    }
 }
 
 async fn shutdown_signal() {
@@ -219,6 +329,7 @@ fn check(status: &str, output: impl Into<String>) -> Value {
 /// check runs as its own task; a probe waits for it at most `DATABASE_CHECK_BUDGET`, and a check
 /// that hangs longer is joined by the next probes instead of being started again.
 async fn database_status(state: &AppState, config: migrate::EnvConfig) -> CheckResult {
+    let fleet = state.fleet.clone();
     let mut check = {
         let Ok(mut slot) = state.check.lock() else {
             return Err("state unavailable".to_owned());
@@ -230,15 +341,40 @@ async fn database_status(state: &AppState, config: migrate::EnvConfig) -> CheckR
                 *slot = Some(check.clone());
                 tokio::spawn(async move {
                     let url = config.url.clone().unwrap_or_default();
-                    let status = match migrate::connect_async(&url, "readiness").await {
-                        Ok(mut client) => {
-                            migrate::Migrator::with_settings(&MIGRATIONS, config.settings.clone())
+                    let migrator =
+                        migrate::Migrator::with_settings(&MIGRATIONS, config.settings.clone());
+                    let checked = match &fleet {
+                        None => match migrate::connect_async(&url, "readiness").await {
+                            Ok(mut client) => migrator
                                 .status_async(&mut client)
                                 .await
+                                .map(|status| Checked::One(Box::new(status))),
+                            Err(e) => Err(e),
+                        },
+                        Some(fleet) => {
+                            match migrate::fleet::Targets::listed_async(
+                                &url,
+                                "readiness",
+                                &fleet.query,
+                                true,
+                            )
+                            .await
+                            {
+                                Ok(targets) => Ok(Checked::Tenants(
+                                    migrator
+                                        .status_each_async(&url, &targets, fleet.jobs)
+                                        .await
+                                        .into_iter()
+                                        .map(|(tenant, status)| {
+                                            (tenant, status.map_err(|e| e.to_string()))
+                                        })
+                                        .collect(),
+                                )),
+                                Err(e) => Err(e),
+                            }
                         }
-                        Err(e) => Err(e),
                     };
-                    let _ = done.send(Some(status.map_err(|e| e.to_string())));
+                    let _ = done.send(Some(checked.map_err(|e| e.to_string())));
                 });
                 check
             }
@@ -286,6 +422,18 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         }
     };
     let (code, overall, migrations) = match (&phase, &status) {
+        (Phase::Migrating, _) if state.fleet.is_some() => {
+            let progress = FLEET_PROGRESS.lock().ok().and_then(|p| p.clone());
+            let (output, done) = match progress {
+                Some(progress) => (format!("migrating: tenants {progress}"), progress.done),
+                None => ("migrating".to_owned(), 0),
+            };
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "fail",
+                json!([{"status": "fail", "output": output, "observedValue": done, "observedUnit": "tenants done"}]),
+            )
+        }
         (Phase::Migrating, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "fail",
@@ -301,7 +449,8 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             "fail",
             check("fail", "unknown: database unreachable"),
         ),
-        (_, Ok(status)) => match status.health() {
+        (_, Ok(Checked::Tenants(tenants))) => tenants_pending(tenants, &phase),
+        (_, Ok(Checked::One(status))) => match status.health() {
             migrate::Health::Pass => (
                 StatusCode::OK,
                 "pass",
@@ -347,7 +496,9 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     };
     let mut checks = json!({"database:connection": database, "migrations:pending": migrations});
     // Compared only when a schema snapshot is embedded and the database is at the head.
-    if let Ok(Some(differences)) = status.as_ref().map(|s| s.schema_drift.as_ref()) {
+    if let Ok(Checked::One(one)) = &status
+        && let Some(differences) = &one.schema_drift
+    {
         checks["schema:drift"] = if differences.is_empty() {
             json!([{"status": "pass", "observedValue": 0}])
         } else {
@@ -367,4 +518,50 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             .collect();
     }
     health_json(code, json!({"status": overall, "checks": checks}))
+}
+
+/// Each tenant's pending migrations (its `componentId` the schema): ready when every tenant is
+/// up to date.
+fn tenants_pending(
+    tenants: &[(String, Result<migrate::Status, String>)],
+    phase: &Phase,
+) -> (StatusCode, &'static str, Value) {
+    let skipped = if matches!(phase, Phase::Skipped) {
+        " (MIGRATE_SKIP is set)"
+    } else {
+        ""
+    };
+    let mut ready = true;
+    let checks: Vec<Value> = tenants
+        .iter()
+        .map(|(tenant, status)| match status {
+            Ok(status) if status.health() != migrate::Health::Fail => {
+                json!({"componentId": tenant, "status": "pass", "observedValue": 0, "observedUnit": "pending migrations"})
+            }
+            Ok(status) => {
+                ready = false;
+                let output = match status.check() {
+                    Err(e) => e.to_string(),
+                    Ok(()) => {
+                        let pending: Vec<&str> = status.pending.iter().map(|m| m.revision()).collect();
+                        format!("pending: {}{skipped}", pending.join(", "))
+                    }
+                };
+                json!({"componentId": tenant, "status": "fail", "observedValue": status.pending.len(), "observedUnit": "pending migrations", "output": output})
+            }
+            Err(e) => {
+                ready = false;
+                json!({"componentId": tenant, "status": "fail", "output": format!("unknown: {e}")})
+            }
+        })
+        .collect();
+    if ready {
+        (StatusCode::OK, "pass", Value::Array(checks))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fail",
+            Value::Array(checks),
+        )
+    }
 }

@@ -406,6 +406,132 @@ fn a_long_index_build_shows_its_progress_in_readiness() {
     assert!(!indexes.is_empty(), "{indexes:?}");
 }
 
+/// A schema per tenant (`MIGRATE_EACH_SCHEMA`): readiness counts the tenants done while one of
+/// them waits behind live traffic, then reports each tenant's pending count; a tenant added
+/// later is named with its pending migrations until it is migrated.
+#[test]
+fn tenant_schemas_are_migrated_at_startup_and_readiness_counts_each_tenant() {
+    let db = test_database();
+    let mut admin = db.client();
+    let tenants: Vec<String> = (1..=12).map(|i| format!("tenant_{i:02}")).collect();
+    for tenant in &tenants {
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {tenant}"))
+            .unwrap();
+    }
+    // tenant_01 ran all but the last migration, which needs ACCESS EXCLUSIVE on its
+    // user_personalization: live traffic holds it back.
+    let all = SERVICE_MIGRATIONS.as_slice();
+    let settings = migrate::Settings {
+        schema: "tenant_01".to_owned(),
+        search_path: Some("tenant_01, public".to_owned()),
+        ..Default::default()
+    };
+    let _ = migrate::Migrator::with_settings(
+        &migrate::__private::migrations(&all[..all.len() - 1]),
+        settings,
+    )
+    .run(&mut admin)
+    .unwrap();
+    let mut traffic = db.client();
+    traffic
+        .batch_execute("BEGIN; SELECT count(*) FROM tenant_01.user_personalization")
+        .unwrap();
+
+    let listing = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%' ORDER BY 1";
+    let service = Service::start(&[
+        ("DATABASE_URL", db.url()),
+        ("MIGRATE_EACH_SCHEMA", listing),
+        ("MIGRATE_JOBS", "3"),
+    ]);
+    // The 11 others finish; tenant_01 is still in flight.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let migrating = loop {
+        let (code, _, body) = service.get("/health/ready").unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if json["checks"]["migrations:pending"][0]["observedValue"] == 11 {
+            assert_eq!(code, 503, "{body}");
+            break json;
+        }
+        assert!(Instant::now() < deadline, "never 11 tenants done: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = migrating["checks"]["migrations:pending"][0]["output"]
+        .as_str()
+        .unwrap();
+    assert!(
+        output.starts_with("migrating: tenants 11/12 done; slowest in flight: tenant_01 ("),
+        "{output}"
+    );
+    assert_eq!(
+        migrating["checks"]["migrations:pending"][0]["observedUnit"],
+        "tenants done"
+    );
+
+    traffic.batch_execute("COMMIT").unwrap();
+    let (body, _) = service.wait_for("/health/ready", 200, Duration::from_secs(30));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], "pass", "{body}");
+    let each = json["checks"]["migrations:pending"].as_array().unwrap();
+    let named: Vec<&str> = each
+        .iter()
+        .map(|c| c["componentId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        named,
+        tenants.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(
+        each.iter()
+            .all(|c| c["status"] == "pass" && c["observedValue"] == 0),
+        "{body}"
+    );
+    // One history per tenant, the tables inside each tenant's schema, nothing in public.
+    for tenant in &tenants {
+        assert_eq!(
+            common::values(
+                &mut admin,
+                &format!("SELECT count(*) FROM {tenant}.migrate_history")
+            ),
+            ["12"]
+        );
+    }
+    assert_eq!(
+        common::values(
+            &mut admin,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        ["0"]
+    );
+
+    // A tenant signs up after the deploy: readiness names it with what it lacks.
+    admin.batch_execute("CREATE SCHEMA tenant_13").unwrap();
+    let (body, _) = service.wait_for("/health/ready", 503, Duration::from_secs(10));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let last = &json["checks"]["migrations:pending"][12];
+    assert_eq!(last["componentId"], "tenant_13", "{body}");
+    assert_eq!(last["status"], "fail");
+    assert_eq!(last["observedValue"], 12);
+    assert!(
+        last["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("pending: 0001, "),
+        "{body}"
+    );
+    // The operator CLI migrates the fleet the same way.
+    let migrate = cli(
+        &["migrate", "--each-schema", listing],
+        &[("DATABASE_URL", db.url())],
+    );
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    service.wait_for("/health/ready", 200, Duration::from_secs(10));
+}
+
 #[test]
 fn the_example_migrations_lint_clean_and_plan_shows_locks() {
     let findings = migrate::lint_dir(

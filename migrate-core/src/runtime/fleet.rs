@@ -15,6 +15,21 @@ use super::error::{Error, ServerError};
 use super::protocol::Migrator;
 use super::status::Status;
 
+/// The listing query, run read only: it lists, it changes nothing.
+fn read_only(query: &str) -> String {
+    format!(
+        "BEGIN READ ONLY; {}; COMMIT",
+        query.trim().trim_end_matches(';')
+    )
+}
+
+fn listing_error(e: postgres::Error) -> Error {
+    Error::Database {
+        action: "listing the fleet's targets".to_owned(),
+        cause: Box::new(ServerError::from_postgres(&e)),
+    }
+}
+
 /// What a fleet is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Targets {
@@ -35,16 +50,33 @@ impl Targets {
         schemas: bool,
     ) -> Result<Targets, Error> {
         let mut client = connect(url, application_name)?;
-        // Read only: the query lists, it changes nothing.
         let listed = client
-            .simple_query(&format!(
-                "BEGIN READ ONLY; {}; COMMIT",
-                query.trim().trim_end_matches(';')
-            ))
-            .map_err(|e| Error::Database {
-                action: "listing the fleet's targets".to_owned(),
-                cause: Box::new(ServerError::from_postgres(&e)),
-            })?;
+            .simple_query(&read_only(query))
+            .map_err(listing_error)?;
+        Targets::from_rows(&listed, query, schemas)
+    }
+
+    /// [`Targets::listed`] on tokio.
+    #[cfg(feature = "tokio")]
+    pub async fn listed_async(
+        url: &str,
+        application_name: &str,
+        query: &str,
+        schemas: bool,
+    ) -> Result<Targets, Error> {
+        let client = super::connect::connect_async(url, application_name).await?;
+        let listed = client
+            .simple_query(&read_only(query))
+            .await
+            .map_err(listing_error)?;
+        Targets::from_rows(&listed, query, schemas)
+    }
+
+    fn from_rows(
+        listed: &[SimpleQueryMessage],
+        query: &str,
+        schemas: bool,
+    ) -> Result<Targets, Error> {
         let mut names: Vec<String> = Vec::new();
         for (index, row) in listed
             .iter()
