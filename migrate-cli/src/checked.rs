@@ -6,6 +6,7 @@ use std::io::Write;
 use migrate_core::Migrations;
 use migrate_core::analysis::diagnostic::Check;
 use migrate_core::lint::config::LintOverrides;
+use migrate_core::lint::rule::Level;
 
 /// Whether a command runs the migrations on the database, and so refuses what the compiler
 /// refuses, or only reads them (status, stamp, plan, diff, a shadow's replay), and so reports the
@@ -27,12 +28,35 @@ pub(crate) fn checked_migrations(
     not_done: &str,
     help: &str,
 ) -> Result<Migrations, u8> {
+    checked_with(dir, use_, &LintOverrides::default(), err, not_done, help)
+}
+
+/// [`checked_migrations`] for every tenant schema of a database: a name written with its schema
+/// (`schema-qualified-name`) is an error, since each tenant's run would reach that one object.
+pub(crate) fn checked_for_each_schema(
+    dir: &std::path::Path,
+    use_: Use,
+    err: &mut dyn Write,
+    not_done: &str,
+    help: &str,
+) -> Result<Migrations, u8> {
+    let overrides = LintOverrides {
+        target_version: None,
+        levels: vec![("schema-qualified-name".to_owned(), Level::Error)],
+    };
+    checked_with(dir, use_, &overrides, err, not_done, help)
+}
+
+fn checked_with(
+    dir: &std::path::Path,
+    use_: Use,
+    overrides: &LintOverrides,
+    err: &mut dyn Write,
+    not_done: &str,
+    help: &str,
+) -> Result<Migrations, u8> {
     let display = dir.display().to_string();
-    let analysis = migrate_core::analysis::check::analyze_dir_configured(
-        dir,
-        &display,
-        &LintOverrides::default(),
-    );
+    let analysis = migrate_core::analysis::check::analyze_dir_configured(dir, &display, overrides);
     let errors: Vec<_> = analysis
         .diagnostics
         .iter()

@@ -11,7 +11,7 @@ use migrate_core::Migrations;
 use migrate_core::lint::config::LintOverrides;
 use migrate_core::runtime::{EnvConfig, Error, Migrator};
 
-use crate::checked::{Use, checked_migrations};
+use crate::checked::{Use, checked_for_each_schema, checked_migrations};
 use crate::report::{self, LintFormat};
 use crate::{Command, DatabaseArg, DirArg, authoring, drop_shadows_on_ctrl_c, execute_to};
 
@@ -237,7 +237,17 @@ fn standalone(
                 Command::Migrate { .. } => Use::Apply,
                 _ => Use::Read,
             };
-            let migrations = match checked_migrations(
+            let each_schema = matches!(
+                &command,
+                Command::Migrate { fleet, .. } | Command::Status { fleet, .. }
+                    if fleet.each_schema.is_some()
+            );
+            let check = if each_schema {
+                checked_for_each_schema
+            } else {
+                checked_migrations
+            };
+            let migrations = match check(
                 &dir,
                 use_,
                 err,

@@ -419,3 +419,74 @@ fn the_fleet_query_and_url_are_read_as_written() {
         "error: --jobs and --canary go with --each-schema or --each-database\n  help: name the fleet's targets with one of them\n"
     );
 }
+
+/// Under `--each-schema`, a name written with its schema is an error: every tenant's run would
+/// reach that one object. Without fan-out it is not a finding; an allow with its reason keeps a
+/// deliberately shared object.
+#[test]
+fn a_name_with_its_schema_is_refused_under_each_schema() {
+    let root = TempDir::new("fleet-qualified");
+    let db = test_database();
+    let mut client = db.client();
+    client
+        .batch_execute("CREATE SCHEMA mandant_a; CREATE SCHEMA mandant_b")
+        .unwrap();
+    let listing = "SELECT unnest(ARRAY['mandant_a', 'mandant_b'])";
+    let dir = directory(
+        &root,
+        "qualified",
+        1,
+        Some((
+            "0002_registre",
+            "-- revision: 0002\n-- parents: 0001\n\nCREATE TABLE public.kunden_übersicht (id bigint);\n",
+        )),
+    );
+    let finding = format!(
+        "error: {}/0002_registre.sql:4:1: [schema-qualified-name] `public.kunden_übersicht` names its schema: run on every tenant schema, each tenant's run reaches the same object instead of its own\n  = help: leave the name unqualified, so that it resolves in the tenant's schema (first in `search_path` while its migrations run)\n          (to accept it here, put `-- migrate:allow schema-qualified-name: <reason>` directly above the statement)\n",
+        dir.display()
+    );
+    let run = migrate(&dir, &["apply", "--each-schema", listing], &db, &[]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert_eq!(
+        stderr(&run),
+        format!(
+            "{finding}error: {} does not pass the checks `embed_migrations!` makes; nothing was done\n  help: fix the findings above (`migrate check` lists them)\n",
+            dir.display()
+        )
+    );
+    // status reads: it reports the finding and goes on (every tenant has 2 pending).
+    let run = migrate(&dir, &["status", "--each-schema", listing], &db, &[]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert!(stderr(&run).starts_with(&finding), "{}", stderr(&run));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'migrate_history'"
+        ),
+        0
+    );
+    // One database, no fan-out: the same directory applies.
+    let plain = migrate(&dir, &["apply"], &db, &[]);
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+
+    // Shared on purpose, and said so.
+    std::fs::write(
+        dir.join("0002_registre.sql"),
+        "-- revision: 0002\n-- parents: 0001\n\n-- migrate:allow schema-qualified-name: one registry for every tenant\nCREATE TABLE IF NOT EXISTS public.kunden_übersicht (id bigint);\n",
+    )
+    .unwrap();
+    client
+        .batch_execute(
+            "DROP TABLE public.kunden_übersicht, public.accounts, public.migrate_history",
+        )
+        .unwrap();
+    let run = migrate(&dir, &["apply", "--each-schema", listing], &db, &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'accounts' AND schemaname LIKE 'mandant_%'"
+        ),
+        2
+    );
+}

@@ -105,6 +105,9 @@ pub struct Classified {
     /// A `SET`, `RESET`, `SET ROLE` or `SET SESSION AUTHORIZATION` of the session (not `LOCAL`):
     /// it outlives the migration's transaction.
     pub session_setting: Option<SessionSetting>,
+    /// Object names written with their schema (`app.users`), as written; the system schemas'
+    /// (`pg_catalog.…`, `information_schema.…`) are left out.
+    pub schema_qualified: Vec<String>,
 }
 
 /// A statement that changes the session's settings beyond its transaction.
@@ -226,6 +229,7 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
     out.indexed_columns = indexes::indexed_columns(stmt.syntax(), &out);
     out.names_all_it_locks = names_all_it_locks(stmt.syntax());
     out.session_setting = session_setting(stmt.syntax());
+    out.schema_qualified = syntax::schema_qualified(stmt.syntax());
     out
 }
 

@@ -105,6 +105,32 @@ pub fn normalize(text: &str) -> String {
     parts.join(".")
 }
 
+/// The object names below `node` written with a schema (`app.users`, `"App".t`), each once, in
+/// the order written. A name is a `PATH` (what a statement defines) or a `PATH_REF` (what it
+/// refers to) with a qualifier; a column of a table (`users.id`) is a field expression, not a
+/// path. The system schemas are left out: every database and schema shares them.
+pub(super) fn schema_qualified(node: &SyntaxNode) -> Vec<String> {
+    let is_path = |kind: SyntaxKind| matches!(kind, SyntaxKind::PATH | SyntaxKind::PATH_REF);
+    let mut names: Vec<String> = Vec::new();
+    for path in node.descendants().filter(|n| is_path(n.kind())) {
+        let outermost = path.parent().is_none_or(|p| !is_path(p.kind()));
+        let qualified = path.children().any(|c| is_path(c.kind()));
+        if !outermost || !qualified {
+            continue;
+        }
+        let written = path.text().to_string();
+        let schema = normalize(written.split('.').next().unwrap_or_default());
+        let system = matches!(
+            schema.as_str(),
+            "pg_catalog" | "information_schema" | "pg_temp" | "pg_toast"
+        );
+        if !system && !names.contains(&written) {
+            names.push(written);
+        }
+    }
+    names
+}
+
 pub(super) fn name_of(node: &SyntaxNode) -> String {
     normalize(&node.text().to_string())
 }

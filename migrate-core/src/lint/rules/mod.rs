@@ -17,6 +17,7 @@ mod renaming_table;
 mod require_concurrent_index_creation;
 mod require_concurrent_index_deletion;
 mod require_concurrent_reindex;
+mod schema_qualified_name;
 mod session_setting;
 mod table_rewrite;
 mod transaction_control;
@@ -50,6 +51,7 @@ pub static ALL: &[&Rule] = &[
     &table_rewrite::RULE,
     &drop_constraint_locks_both_tables::RULE,
     &key_column_type_locks_both_tables::RULE,
+    &schema_qualified_name::RULE,
     &unknown_statement::RULE,
 ];
 
@@ -115,7 +117,11 @@ pub(crate) mod test_support {
     }
 
     pub fn lint(bodies: &[&str]) -> Vec<Diagnostic> {
-        lint_migrations(&migrations(bodies), &LintConfig::default())
+        lint_with(bodies, &LintConfig::default())
+    }
+
+    pub fn lint_with(bodies: &[&str], config: &LintConfig) -> Vec<Diagnostic> {
+        lint_migrations(&migrations(bodies), config)
     }
 
     /// `file:line` of each finding of `rule`.
