@@ -15,14 +15,14 @@ static SLOW: migrate::Migrations = migrate::embed_migrations!("tests/migrations/
 static BASIC: migrate::Migrations = migrate::embed_migrations!("tests/migrations/basic");
 
 /// Resolves once 0004 of `SLOW` ran its first statement (`CREATE TABLE audit`) and sleeps in
-/// its second.
+/// its second, in the database at `url` (the other tests of this file share the server).
 async fn in_the_second_statement_of_0004(url: &str) {
     let watcher = connect(url).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let rows = watcher
             .simple_query(
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'",
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND datname = current_database()",
             )
             .await
             .unwrap();

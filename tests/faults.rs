@@ -134,7 +134,7 @@ on_both_drivers! {
             || {
                 values(
                     &mut watcher,
-                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'",
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND datname = current_database()",
                 ) == ["1"]
             },
         );
@@ -308,7 +308,7 @@ on_both_drivers! {
         common::wait_until(Duration::from_secs(60), "0004 never started", || {
             values(
                 &mut watcher,
-                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%')",
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND datname = current_database())",
             ) == ["t"]
         });
         let stop = std::process::Command::new("kill")

@@ -120,7 +120,7 @@ fn a_transaction_waiting_for_a_lock_names_its_statement_and_the_blocking_session
         || {
             !common::values(
             &mut observer,
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE accounts%'",
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE accounts%' AND datname = current_database()",
         )
         .is_empty()
         },

@@ -377,7 +377,7 @@ on_both_drivers! {
             driver,
             &db,
             "slow",
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%')",
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND datname = current_database())",
         );
         let out = driver.run_host(db.url(), "slow", &[]);
         assert!(
@@ -401,7 +401,7 @@ on_both_drivers! {
             driver,
             &db,
             "index",
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY users_slow_key%')",
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY users_slow_key%' AND datname = current_database())",
         );
         let out = driver.run_host(db.url(), "index", &[]);
         assert!(
@@ -695,7 +695,7 @@ on_both_drivers! {
             || {
                 values(
                     &mut admin,
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND pid <> pg_backend_pid()",
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%' AND datname = current_database() AND pid <> pg_backend_pid()",
                 ) == ["1"]
             },
         );
