@@ -737,13 +737,25 @@ on_both_drivers! {
             ["t"]
         );
         let err = Migrator::new(&BASIC)
-            .schema("ops; DROP TABLE users")
+            .schema("ops\"; DROP TABLE users; --")
             .run_on(&mut client)
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid schema `ops; DROP TABLE users`: expected letters, digits and _ (at most 63)"
+            "invalid schema `ops\"; DROP TABLE users; --`: expected a name of at most 63 bytes without `\"`, `$` or control characters"
         );
+        // Any other name is one quoted identifier: a tenant's schema as a fleet lists it.
+        let fresh = test_database();
+        let mut client = driver.connect(fresh.url());
+        let _ = Migrator::new(&BASIC)
+            .schema("Mandant Ü; DROP TABLE users")
+            .run_on(&mut client)
+            .unwrap();
+        assert_eq!(
+            client.values("SELECT count(*) FROM \"Mandant Ü; DROP TABLE users\".migrate_history"),
+            ["3"]
+        );
+        assert_eq!(client.values("SELECT count(*) FROM users"), ["0"]);
     }
 }
 

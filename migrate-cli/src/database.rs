@@ -53,9 +53,16 @@ pub fn execute_to(
         return 2;
     };
     let migrator = Migrator::with_settings(migrations, config.settings.clone());
-    if let Command::Migrate { fleet, .. } | Command::Status { fleet, .. } = &command
-        && fleet.each_schema.is_none()
-        && fleet.each_database.is_none()
+    let fleet = match &command {
+        Command::Migrate { fleet, .. }
+        | Command::Status { fleet, .. }
+        | Command::Plan { fleet, .. }
+        | Command::Diff { fleet, .. } => Some(fleet),
+        _ => None,
+    };
+    let fan_out = fleet.is_some_and(|f| f.each_schema.is_some() || f.each_database.is_some());
+    if let Some(fleet) = fleet
+        && !fan_out
         && (fleet.jobs != 1 || fleet.canary != 0)
     {
         let _ = writeln!(
@@ -64,14 +71,41 @@ pub fn execute_to(
         );
         return 2;
     }
+    if let Some(fleet) = fleet
+        && fleet.canary != 0
+        && !matches!(command, Command::Migrate { .. })
+    {
+        let _ = writeln!(
+            err,
+            "error: --canary goes with apply: the other commands change nothing\n  help: leave --canary out"
+        );
+        return 2;
+    }
+    if let Command::Diff { write: Some(_), .. } = &command
+        && fan_out
+    {
+        let _ = writeln!(
+            err,
+            "error: --write takes one database's drift: with --each-schema or --each-database each target may differ in its own way\n  help: run `migrate diff --write` on the target to reconcile, naming it with --database-url (or a query that lists it alone)"
+        );
+        return 2;
+    }
     // What a long statement is doing, while it runs.
     let _progress =
         matches!(command, Command::Migrate { .. }).then(crate::progress::Printer::start);
-    if let Command::Migrate { fleet, .. } | Command::Status { fleet, .. } = &command
-        && (fleet.each_schema.is_some() || fleet.each_database.is_some())
-    {
-        let applying = matches!(command, Command::Migrate { .. });
-        return crate::fleet::run(&migrator, url, fleet, applying, out, err);
+    if let Some(fleet) = fleet.filter(|_| fan_out) {
+        let what = match &command {
+            Command::Migrate { .. } => crate::fleet::FleetCommand::Apply,
+            Command::Plan { .. } => crate::fleet::FleetCommand::Plan,
+            Command::Diff {
+                shadow_url, json, ..
+            } => crate::fleet::FleetCommand::Diff {
+                shadow_url: shadow_url.as_deref(),
+                json: *json,
+            },
+            _ => crate::fleet::FleetCommand::Status,
+        };
+        return crate::fleet::run(&migrator, url, fleet, what, out, err);
     }
     let status_of = |migrator: &Migrator<'_>| {
         connect(url, &config.settings.application_name).and_then(|mut c| migrator.status(&mut c))

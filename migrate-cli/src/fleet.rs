@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use migrate_core::runtime::fleet::{
     FLEET_PROGRESS_EVERY, FleetOptions, FleetProgress, TargetOutcome, Targets,
 };
-use migrate_core::runtime::{Error, Health, Migrator};
+use migrate_core::runtime::{Error, Health, Migrator, Status};
 
 use crate::FleetArgs;
 
@@ -32,11 +32,23 @@ fn print_progress(progress: &FleetProgress) {
     }
 }
 
+/// What a fleet command does on each target.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FleetCommand<'a> {
+    Apply,
+    Status,
+    Plan,
+    Diff {
+        shadow_url: Option<&'a str>,
+        json: bool,
+    },
+}
+
 pub(crate) fn run(
     migrator: &Migrator<'_>,
     url: &str,
     fleet: &FleetArgs,
-    applying: bool,
+    command: FleetCommand<'_>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
@@ -78,8 +90,14 @@ pub(crate) fn run(
         .chain([kind.len()])
         .max()
         .unwrap_or_default();
-    if !applying {
-        return status(migrator, url, &targets, jobs, width, out, err);
+    match command {
+        FleetCommand::Apply => {}
+        FleetCommand::Status => return status(migrator, url, &targets, jobs, width, out, err),
+        FleetCommand::Plan => return plan(migrator, url, &targets, jobs, width, out, err),
+        FleetCommand::Diff { shadow_url, json } => {
+            let shown = Shown { width, json };
+            return diff(migrator, url, &targets, shadow_url, jobs, shown, out, err);
+        }
     }
     let options = FleetOptions {
         jobs,
@@ -153,10 +171,7 @@ fn status(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let kind = match targets {
-        Targets::Schemas(_) => "schema",
-        Targets::Databases(_) => "database",
-    };
+    let kind = kind_of(targets);
     let _ = writeln!(out, "{:<width$}  state", kind);
     let (mut pending, mut failed) = (Vec::new(), Vec::new());
     for (name, status) in migrator.status_each(url, targets, jobs) {
@@ -201,4 +216,189 @@ fn status(
         return 2;
     }
     u8::from(!pending.is_empty())
+}
+
+/// `plan` on a fleet: each target's pending count, then the plan of each distinct set of pending
+/// migrations once, with the targets it is for.
+fn plan(
+    migrator: &Migrator<'_>,
+    url: &str,
+    targets: &Targets,
+    jobs: usize,
+    width: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let kind = kind_of(targets);
+    let _ = writeln!(out, "{:<width$}  would run", kind);
+    // Targets with the same pending migrations share one plan, in the order first listed.
+    let mut groups: Vec<(Vec<&str>, Vec<String>, Status)> = Vec::new();
+    let mut failed = Vec::new();
+    let statuses = migrator.status_each(url, targets, jobs);
+    for (name, status) in &statuses {
+        let state = match status {
+            Ok(status) if status.check().is_err() => {
+                failed.push(name.clone());
+                status
+                    .check()
+                    .err()
+                    .map(|e| format!("error: {}", first_line(&e)))
+                    .unwrap_or_default()
+            }
+            Ok(status) if status.pending.is_empty() => {
+                format!("nothing: up to date at {}", status.head.unwrap_or("-"))
+            }
+            Ok(status) => {
+                let pending: Vec<&str> = status.pending.iter().map(|m| m.revision()).collect();
+                let shown = pending.join(", ");
+                match groups.iter_mut().find(|(p, _, _)| *p == pending) {
+                    Some((_, names, _)) => names.push(name.clone()),
+                    None => groups.push((pending, vec![name.clone()], status.clone())),
+                }
+                shown
+            }
+            Err(e) => {
+                failed.push(name.clone());
+                format!("error: {}", first_line(e))
+            }
+        };
+        let _ = writeln!(out, "{name:<width$}  {state}");
+    }
+    let pending: usize = groups.iter().map(|(_, names, _)| names.len()).sum();
+    let _ = writeln!(
+        out,
+        "{} up to date, {pending} with pending migrations, {} failed, of {} {kind}(s)",
+        statuses.len() - pending - failed.len(),
+        failed.len(),
+        statuses.len()
+    );
+    for (_, names, status) in &groups {
+        let _ = writeln!(
+            out,
+            "\non {} ({} {kind}(s)):",
+            names.join(", "),
+            names.len()
+        );
+        crate::plan::print(migrator.migrations(), status, out);
+    }
+    if failed.is_empty() {
+        return 0;
+    }
+    let _ = writeln!(
+        err,
+        "error: {} {kind}(s) could not be read: {}",
+        failed.len(),
+        failed.join(", ")
+    );
+    2
+}
+
+/// How a fleet's drift is shown: the width of the targets' column, or one JSON object.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    width: usize,
+    json: bool,
+}
+
+/// `diff` on a fleet: each target compared with what its applied migrations build (a tenant
+/// schema alone, replayed into a schema of its name); a line per target, then each drifting
+/// target's report. Exit 0 when none drifts, 1 when one does, 2 when one could not be compared.
+#[allow(clippy::too_many_arguments)]
+fn diff(
+    migrator: &Migrator<'_>,
+    url: &str,
+    targets: &Targets,
+    shadow_url: Option<&str>,
+    jobs: usize,
+    shown: Shown,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let kind = kind_of(targets);
+    let width = shown.width;
+    let drifts = migrator.drift_each(url, targets, shadow_url, jobs);
+    let (mut drifting, mut failed) = (Vec::new(), Vec::new());
+    let mut reports: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut each_json = Vec::new();
+    if !shown.json {
+        let _ = writeln!(out, "{:<width$}  drift", kind);
+    }
+    for (name, drift) in &drifts {
+        let mut report = Vec::new();
+        let state = match drift {
+            Ok(drift) => {
+                match crate::drift::report(
+                    migrator.migrations(),
+                    drift,
+                    shown.json,
+                    None,
+                    &mut report,
+                ) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        failed.push(name.clone());
+                        let _ = writeln!(out, "{name:<width$}  error: {}", first_line(&e));
+                        continue;
+                    }
+                }
+                if drift.is_clean() {
+                    "no drift".to_owned()
+                } else {
+                    drifting.push(name.clone());
+                    format!("{} difference(s)", drift.differences.len())
+                }
+            }
+            Err(e) => {
+                failed.push(name.clone());
+                if shown.json {
+                    each_json.push(serde_json::json!({"target": name, "status": "error", "error": e.to_string()}));
+                }
+                format!("error: {}", first_line(e))
+            }
+        };
+        if shown.json {
+            if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&report) {
+                value["target"] = serde_json::Value::String(name.clone());
+                each_json.push(value);
+            }
+        } else {
+            let _ = writeln!(out, "{name:<width$}  {state}");
+            if drift.as_ref().is_ok_and(|d| !d.is_clean()) {
+                reports.push((name.clone(), report));
+            }
+        }
+    }
+    if shown.json {
+        let _ = writeln!(out, "{}", serde_json::json!({ "targets": each_json }));
+    } else {
+        let _ = writeln!(
+            out,
+            "{} without drift, {} drifting, {} could not be compared, of {} {kind}(s)",
+            drifts.len() - drifting.len() - failed.len(),
+            drifting.len(),
+            failed.len(),
+            drifts.len()
+        );
+        for (name, report) in reports {
+            let _ = writeln!(out, "\n{kind} {name}:");
+            let _ = out.write_all(&report);
+        }
+    }
+    if !failed.is_empty() {
+        let _ = writeln!(
+            err,
+            "error: {} {kind}(s) could not be compared: {}",
+            failed.len(),
+            failed.join(", ")
+        );
+        return 2;
+    }
+    u8::from(!drifting.is_empty())
+}
+
+fn kind_of(targets: &Targets) -> &'static str {
+    match targets {
+        Targets::Schemas(_) => "schema",
+        Targets::Databases(_) => "database",
+    }
 }

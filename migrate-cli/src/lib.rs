@@ -74,6 +74,8 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         database: DatabaseArg,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Compare the database with what its applied migrations build, replayed into a shadow
     /// database (exit 0 no drift, 1 drift, 2 could not compare).
@@ -91,6 +93,8 @@ pub enum Command {
         write: Option<PathBuf>,
         #[command(flatten)]
         database: DatabaseArg,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// Write <dir>/<revision>_baseline.sql, the root migration that creates the database's
     /// schema as it is, after checking that a database built from it has the same schema.
@@ -243,7 +247,7 @@ impl Command {
             Command::Migrate { database, .. }
             | Command::Status { database, .. }
             | Command::Stamp { database, .. }
-            | Command::Plan { database }
+            | Command::Plan { database, .. }
             | Command::Diff { database, .. }
             | Command::Baseline { database, .. } => database.database_url.as_deref(),
             Command::Lint { .. } => None,

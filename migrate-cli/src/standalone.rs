@@ -239,7 +239,10 @@ fn standalone(
             };
             let each_schema = matches!(
                 &command,
-                Command::Migrate { fleet, .. } | Command::Status { fleet, .. }
+                Command::Migrate { fleet, .. }
+                | Command::Status { fleet, .. }
+                | Command::Plan { fleet, .. }
+                | Command::Diff { fleet, .. }
                     if fleet.each_schema.is_some()
             );
             let check = if each_schema {

@@ -315,6 +315,36 @@ fn twenty_databases() {
         "{}",
         stdout(&status)
     );
+    // Each database compared with its own replay (a shadow each, 4 at a time); one changed by
+    // hand is the one named.
+    let url = db.url().rsplit_once('/').unwrap().0.to_owned() + &format!("/{prefix}07");
+    let mut changed = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    changed
+        .batch_execute("ALTER TABLE invoices ADD COLUMN note text")
+        .unwrap();
+    let diff = migrate(
+        &all,
+        &["diff", "--each-database", &query, "--jobs", "4"],
+        &db,
+        &[],
+    );
+    assert_eq!(diff.status.code(), Some(1), "{}", stderr(&diff));
+    let printed = stdout(&diff);
+    assert!(
+        printed.contains(&format!("{prefix}06  no drift\n{prefix}07  1 difference(s)\n{prefix}08  no drift\n"))
+            && printed.contains("19 without drift, 1 drifting, 0 could not be compared, of 20 database(s)")
+            && printed.contains(&format!("database {prefix}07:\ntable public.invoices\n  column public.invoices.note [destructive]")),
+        "{printed}"
+    );
+    let plan = migrate(&all, &["plan", "--each-database", &query], &db, &[]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    assert!(
+        stdout(&plan)
+            .contains("20 up to date, 0 with pending migrations, 0 failed, of 20 database(s)"),
+        "{}",
+        stdout(&plan)
+    );
+    drop(changed);
     for i in 0..20 {
         client
             .batch_execute(&format!("DROP DATABASE {prefix}{i:02} WITH (FORCE)"))
@@ -488,5 +518,133 @@ fn a_name_with_its_schema_is_refused_under_each_schema() {
             "SELECT count(*) FROM pg_tables WHERE tablename = 'accounts' AND schemaname LIKE 'mandant_%'"
         ),
         2
+    );
+}
+
+/// `plan` and `diff` over every tenant schema: each tenant's pending migrations, one plan per
+/// distinct set; each tenant compared alone with its migrations replayed into a schema of its
+/// name (a table in `public` is no tenant's drift), the drifting one named with its report.
+#[test]
+fn plan_and_diff_each_tenant_schema() {
+    let root = TempDir::new("fleet-plan-diff");
+    let db = test_database();
+    let mut client = db.client();
+    client
+        .batch_execute("CREATE SCHEMA m_a; CREATE SCHEMA m_b; CREATE SCHEMA \"m_ü\"; CREATE TABLE public.stray (id int)")
+        .unwrap();
+    let listing = "SELECT unnest(ARRAY['m_a', 'm_b', 'm_ü'])";
+    let three = directory(&root, "three", 3, None);
+    let run = migrate(
+        &three,
+        &["apply", "--each-schema", "SELECT 'm_a'"],
+        &db,
+        &[],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let all = directory(&root, "all", 4, None);
+
+    let plan = migrate(
+        &all,
+        &["plan", "--each-schema", listing, "--jobs", "2"],
+        &db,
+        &[],
+    );
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&plan),
+        stderr(&plan)
+    );
+    let printed = stdout(&plan);
+    assert!(
+        printed.starts_with(
+            "schema  would run\nm_a     0004\nm_b     0001, 0002, 0003, 0004\nm_ü     0001, 0002, 0003, 0004\n\
+             0 up to date, 3 with pending migrations, 0 failed, of 3 schema(s)\n\
+             \non m_a (1 schema(s)):\n0004 "
+        ),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\non m_b, m_ü (2 schema(s)):\n0001 ")
+            && printed.contains("CREATE INDEX CONCURRENTLY"),
+        "{printed}"
+    );
+
+    let run = migrate(&all, &["apply", "--each-schema", listing], &db, &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let diff = migrate(
+        &all,
+        &["diff", "--each-schema", listing, "--jobs", "2"],
+        &db,
+        &[],
+    );
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&diff),
+        stderr(&diff)
+    );
+    assert_eq!(
+        stdout(&diff),
+        "schema  drift\nm_a     no drift\nm_b     no drift\nm_ü     no drift\n3 without drift, 0 drifting, 0 could not be compared, of 3 schema(s)\n"
+    );
+
+    // One tenant's schema changed by hand.
+    client
+        .batch_execute("ALTER TABLE m_b.accounts DROP COLUMN email")
+        .unwrap();
+    let diff = migrate(&all, &["diff", "--each-schema", listing], &db, &[]);
+    assert_eq!(diff.status.code(), Some(1), "{}", stderr(&diff));
+    let printed = stdout(&diff);
+    assert!(
+        printed.starts_with(
+            "schema  drift\nm_a     no drift\nm_b     2 difference(s)\nm_ü     no drift\n\
+             2 without drift, 1 drifting, 0 could not be compared, of 3 schema(s)\n\nschema m_b:\ntable m_b.accounts\n  column m_b.accounts.email [safe]: migrations build text; the database has (absent)\n  index m_b.accounts.accounts_email [safe]"
+        ),
+        "{printed}"
+    );
+    let json = migrate(
+        &all,
+        &["diff", "--each-schema", listing, "--json"],
+        &db,
+        &[],
+    );
+    assert_eq!(json.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let statuses: Vec<(&str, &str)> = value["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["target"].as_str().unwrap(), t["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("m_a", "clean"), ("m_b", "drift"), ("m_ü", "clean")]
+    );
+
+    // What makes no sense for a fleet is refused, before anything is read.
+    let write = migrate(
+        &all,
+        &["diff", "--each-schema", listing, "--write", "fix.sql"],
+        &db,
+        &[],
+    );
+    assert_eq!(write.status.code(), Some(2));
+    assert_eq!(
+        stderr(&write),
+        "error: --write takes one database's drift: with --each-schema or --each-database each target may differ in its own way\n  help: run `migrate diff --write` on the target to reconcile, naming it with --database-url (or a query that lists it alone)\n"
+    );
+    let canary = migrate(
+        &all,
+        &["plan", "--each-schema", listing, "--canary", "1"],
+        &db,
+        &[],
+    );
+    assert_eq!(canary.status.code(), Some(2));
+    assert_eq!(
+        stderr(&canary),
+        "error: --canary goes with apply: the other commands change nothing\n  help: leave --canary out\n"
     );
 }

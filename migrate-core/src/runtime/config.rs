@@ -43,6 +43,10 @@ pub struct Settings {
     /// `SET LOCAL` in their transactions; on a no-transaction migration's session, set before
     /// its statements and put back after them.
     pub search_path: Option<String>,
+    /// The one schema a fleet's target is (`--each-schema`): drift compares only its objects,
+    /// and a shadow replays its migrations into a schema of that name. `None`: every schema of
+    /// the database.
+    pub tenant_schema: Option<String>,
     /// How long a statement runs before its progress is read and logged (`MIGRATE_PROGRESS_AFTER`,
     /// default 5 s, `0` turns it off): on runs given a URL, which can open a second connection to
     /// watch it.
@@ -62,6 +66,7 @@ impl Default for Settings {
             pooler: Pooler::None,
             group_limit: DEFAULT_GROUP_LIMIT,
             search_path: None,
+            tenant_schema: None,
             progress_after: Duration::from_secs(5),
         }
     }
@@ -106,6 +111,15 @@ fn duration(name: &str, value: &str) -> Result<Duration, Error> {
 }
 
 /// Whether `name` is a plain SQL identifier we can quote safely in every statement.
+/// A schema the history may live in: any name PostgreSQL takes (a tenant's schema is whatever
+/// the fleet's query lists: `tenant-42`, `Mandant Ü`), at most 63 bytes, without the characters
+/// the runner's SQL cannot carry inside its quotes (`"`, `$`) or any control character.
+pub fn valid_schema(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.chars().any(|c| c == '"' || c == '$' || c.is_control())
+}
+
 pub fn valid_identifier(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63

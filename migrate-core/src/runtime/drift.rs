@@ -520,6 +520,24 @@ impl Migrator<'_> {
             };
             migrations.push(migration);
         }
+        // A tenant's migrations run in its schema, first in `search_path`, as the fleet runs
+        // them.
+        if let Some(tenant) = &self.settings().tenant_schema {
+            let search_path = self
+                .settings()
+                .search_path
+                .clone()
+                .unwrap_or_else(|| escape_identifier(tenant));
+            shadow
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}; SELECT set_config('search_path', {}, false)",
+                    escape_identifier(tenant),
+                    escape_literal(&search_path)
+                ))
+                .map_err(database_error(
+                    "preparing the tenant's schema in the shadow",
+                ))?;
+        }
         replay(&migrations, shadow)
     }
 

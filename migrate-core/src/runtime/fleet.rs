@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use postgres::SimpleQueryMessage;
 
 use super::connect::connect;
-use super::drift::with_database;
+use super::drift::{Drift, with_database};
 use super::error::{Error, ServerError};
 use super::protocol::Migrator;
 use super::status::Status;
@@ -211,6 +211,7 @@ impl Migrator<'_> {
             Targets::Schemas(_) => {
                 settings.schema = name.to_owned();
                 settings.search_path = Some(format!("\"{}\", public", name.replace('"', "\"\"")));
+                settings.tenant_schema = Some(name.to_owned());
                 url.to_owned()
             }
             Targets::Databases(_) => with_database(url, name)?,
@@ -277,6 +278,28 @@ impl Migrator<'_> {
         in_parallel(targets.names(), jobs, &|| None, &status, None)
             .into_iter()
             .map(|(name, status, _)| (name, status))
+            .collect()
+    }
+
+    /// Every target's drift ([`Migrator::drift`]), `jobs` at a time, in the order the targets
+    /// were listed. A tenant schema is compared alone: its objects in the database against its
+    /// migrations replayed into a schema of its name in the shadow. A `shadow_url` (one empty
+    /// database) serves one target at a time.
+    pub fn drift_each(
+        &self,
+        url: &str,
+        targets: &Targets,
+        shadow_url: Option<&str>,
+        jobs: usize,
+    ) -> Vec<(String, Result<Drift, Error>)> {
+        let jobs = if shadow_url.is_some() { 1 } else { jobs };
+        let drift = |_: &mut (), name: &str| {
+            self.for_target(url, targets, name)
+                .and_then(|(migrator, url)| migrator.drift(&url, shadow_url))
+        };
+        in_parallel(targets.names(), jobs, &|| (), &drift, None)
+            .into_iter()
+            .map(|(name, drift, _)| (name, drift))
             .collect()
     }
 

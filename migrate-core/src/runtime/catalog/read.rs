@@ -8,9 +8,16 @@ use crate::runtime::config::Settings;
 use crate::runtime::driver::Session;
 use crate::snapshot::Row;
 
-/// A namespace of the user's, not the server's.
-const USER_NAMESPACE: &str =
-    "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'";
+/// A namespace of the user's, not the server's; only the tenant's schema when the settings name
+/// one (a fleet's target: the database holds the other tenants too).
+fn user_namespace(settings: &Settings) -> String {
+    let system =
+        "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'";
+    match &settings.tenant_schema {
+        Some(tenant) => format!("{system} AND n.nspname = {}", escape_literal(tenant)),
+        None => system.to_owned(),
+    }
+}
 
 /// An object no extension owns (`class` is its catalog, `oid` the expression for its oid).
 fn not_from_extension(class: &str, oid: &str) -> String {
@@ -30,13 +37,14 @@ pub(crate) enum Dependencies {
 /// Every query of the read, each row tagged with what it describes. Tables come first, so that
 /// the rows after them find their table.
 fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
+    let user_namespace = user_namespace(settings);
     // The history table and what belongs with it (the sequence of its digest, the function
     // of its trigger, and the schema it was created in: `MIGRATE_SCHEMA=ops`) are the
     // runner's, not the migrations'.
     let (digest, changed) = crate::runtime::history::companion_objects(settings);
     let schema = escape_literal(&settings.schema);
     let relation = format!(
-        "{USER_NAMESPACE} AND {} AND NOT (n.nspname = {schema} AND c.relname IN ({}, {}))",
+        "{user_namespace} AND {} AND NOT (n.nspname = {schema} AND c.relname IN ({}, {}))",
         not_from_extension("pg_class", "c.oid"),
         escape_literal(&settings.table),
         escape_literal(&digest)
@@ -44,11 +52,11 @@ fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
     let tables = format!("c.relkind IN ('r', 'p') AND {relation}");
     let from = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace";
     let types = format!(
-        "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {USER_NAMESPACE} AND {}",
+        "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {user_namespace} AND {}",
         not_from_extension("pg_type", "t.oid")
     );
     let functions = format!(
-        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_NAMESPACE} AND {} AND NOT (n.nspname = {schema} AND p.proname = {})",
+        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {user_namespace} AND {} AND NOT (n.nspname = {schema} AND p.proname = {})",
         not_from_extension("pg_proc", "p.oid"),
         escape_literal(&changed)
     );
@@ -93,7 +101,7 @@ fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
         ),
         format!(
             "SELECT 'object', 'schema', quote_ident(n.nspname), 'CREATE SCHEMA ' || quote_ident(n.nspname) || ';', 'DROP SCHEMA IF EXISTS ' || quote_ident(n.nspname) || ';', NULL, n.oid::text \
-             FROM pg_namespace n WHERE {USER_NAMESPACE} AND n.nspname <> 'public' AND n.nspname <> {schema} AND {}",
+             FROM pg_namespace n WHERE {user_namespace} AND n.nspname <> 'public' AND n.nspname <> {schema} AND {}",
             not_from_extension("pg_namespace", "n.oid")
         ),
         format!(
@@ -109,7 +117,7 @@ fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
                || coalesce((SELECT string_agg(' CONSTRAINT ' || quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid), '' ORDER BY k.conname) FROM pg_constraint k WHERE k.contypid = t.oid AND k.contype <> 'n'), '') || ';', \
                'DROP DOMAIN IF EXISTS ' || t.oid::regtype::text || ';', NULL, t.oid::text \
              FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_type b ON b.oid = t.typbasetype \
-             WHERE t.typtype = 'd' AND {USER_NAMESPACE} AND {}",
+             WHERE t.typtype = 'd' AND {user_namespace} AND {}",
             not_from_extension("pg_type", "t.oid")
         ),
         format!(
@@ -195,9 +203,9 @@ fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
              UNION ALL SELECT 'unrenderable', 'rule ' || quote_ident(r.rulename) || ' ON ' || c.oid::regclass::text {from} JOIN pg_rewrite r ON r.ev_class = c.oid WHERE r.rulename <> '_RETURN' AND {relation} \
              UNION ALL SELECT 'unrenderable', CASE t.typtype WHEN 'r' THEN 'range type ' ELSE 'base type ' END || t.oid::regtype::text {types} AND (t.typtype = 'r' OR (t.typtype = 'b' AND t.typcategory <> 'A')) \
              UNION ALL SELECT 'unrenderable', 'aggregate ' || p.oid::regprocedure::text {functions} AND p.prokind IN ('a', 'w') \
-             UNION ALL SELECT 'unrenderable', 'operator ' || o.oid::regoperator::text FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE {USER_NAMESPACE} AND {} \
-             UNION ALL SELECT 'unrenderable', 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(l.collname) FROM pg_collation l JOIN pg_namespace n ON n.oid = l.collnamespace WHERE {USER_NAMESPACE} AND {} \
-             UNION ALL SELECT 'unrenderable', 'statistics ' || quote_ident(n.nspname) || '.' || quote_ident(s.stxname) FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE {USER_NAMESPACE} \
+             UNION ALL SELECT 'unrenderable', 'operator ' || o.oid::regoperator::text FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE {user_namespace} AND {} \
+             UNION ALL SELECT 'unrenderable', 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(l.collname) FROM pg_collation l JOIN pg_namespace n ON n.oid = l.collnamespace WHERE {user_namespace} AND {} \
+             UNION ALL SELECT 'unrenderable', 'statistics ' || quote_ident(n.nspname) || '.' || quote_ident(s.stxname) FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE {user_namespace} \
              UNION ALL SELECT 'unrenderable', 'event trigger ' || quote_ident(v.evtname) FROM pg_event_trigger v WHERE {}",
             not_from_extension("pg_operator", "o.oid"),
             not_from_extension("pg_collation", "l.oid"),

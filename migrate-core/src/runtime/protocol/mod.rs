@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 
 use super::catalog::{Catalog, Dependencies};
-use super::config::{Pooler, Settings, valid_identifier};
+use super::config::{Pooler, Settings, valid_identifier, valid_schema};
 use super::connect::Connector;
 #[cfg(feature = "tokio")]
 use super::driver::Tokio;
@@ -177,17 +177,21 @@ impl<'m> Migrator<'m> {
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        for (name, value) in [
-            ("schema", &self.settings.schema),
-            ("history table", &self.settings.table),
-        ] {
-            if !valid_identifier(value) {
-                return Err(Error::InvalidConfig {
-                    name: name.to_owned(),
-                    value: value.clone(),
-                    reason: "expected letters, digits and _ (at most 63)".to_owned(),
-                });
-            }
+        if !valid_schema(&self.settings.schema) {
+            return Err(Error::InvalidConfig {
+                name: "schema".to_owned(),
+                value: self.settings.schema.clone(),
+                reason:
+                    "expected a name of at most 63 bytes without `\"`, `$` or control characters"
+                        .to_owned(),
+            });
+        }
+        if !valid_identifier(&self.settings.table) {
+            return Err(Error::InvalidConfig {
+                name: "history table".to_owned(),
+                value: self.settings.table.clone(),
+                reason: "expected letters, digits and _ (at most 63)".to_owned(),
+            });
         }
         Ok(())
     }
