@@ -5,6 +5,8 @@ use std::io::Write;
 
 use migrate_core::Migrations;
 use migrate_core::analysis::diagnostic::Check;
+use migrate_core::analysis::diagnostic::Severity;
+use migrate_core::lint::config::LintConfig;
 use migrate_core::lint::config::LintOverrides;
 use migrate_core::lint::rule::Level;
 
@@ -28,11 +30,21 @@ pub(crate) fn checked_migrations(
     not_done: &str,
     help: &str,
 ) -> Result<Migrations, u8> {
-    checked_with(dir, use_, &LintOverrides::default(), err, not_done, help)
+    checked_with(
+        dir,
+        use_,
+        &LintOverrides::default(),
+        err,
+        not_done,
+        help,
+        Warnings::Quiet,
+    )
 }
 
 /// [`checked_migrations`] for every tenant schema of a database: a name written with its schema
-/// (`schema-qualified-name`) is an error, since each tenant's run would reach that one object.
+/// (`schema-qualified-name`) reaches one object for every tenant. It is a warning here, printed
+/// with the other warnings, unless `migrate.toml` sets its level (`"error"` to refuse it, `"off"`
+/// to be silent): a migration already applied cannot be edited to allow it.
 pub(crate) fn checked_for_each_schema(
     dir: &std::path::Path,
     use_: Use,
@@ -40,11 +52,29 @@ pub(crate) fn checked_for_each_schema(
     not_done: &str,
     help: &str,
 ) -> Result<Migrations, u8> {
+    let configured = LintConfig::of_dir(dir)
+        .map(|config| config.levels.contains_key(SCHEMA_QUALIFIED_NAME))
+        .unwrap_or(false);
+    let levels = if configured {
+        Vec::new()
+    } else {
+        vec![(SCHEMA_QUALIFIED_NAME.to_owned(), Level::Warning)]
+    };
     let overrides = LintOverrides {
         target_version: None,
-        levels: vec![("schema-qualified-name".to_owned(), Level::Error)],
+        levels,
     };
-    checked_with(dir, use_, &overrides, err, not_done, help)
+    checked_with(dir, use_, &overrides, err, not_done, help, Warnings::Print)
+}
+
+const SCHEMA_QUALIFIED_NAME: &str = "schema-qualified-name";
+
+/// Whether a check prints the lint's warnings (the compiler does; a command on one database
+/// has always kept quiet about them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Warnings {
+    Print,
+    Quiet,
 }
 
 fn checked_with(
@@ -54,9 +84,19 @@ fn checked_with(
     err: &mut dyn Write,
     not_done: &str,
     help: &str,
+    warnings: Warnings,
 ) -> Result<Migrations, u8> {
     let display = dir.display().to_string();
     let analysis = migrate_core::analysis::check::analyze_dir_configured(dir, &display, overrides);
+    if warnings == Warnings::Print {
+        for warning in analysis
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+        {
+            let _ = writeln!(err, "warning: {warning}");
+        }
+    }
     let errors: Vec<_> = analysis
         .diagnostics
         .iter()

@@ -450,11 +450,11 @@ fn the_fleet_query_and_url_are_read_as_written() {
     );
 }
 
-/// Under `--each-schema`, a name written with its schema is an error: every tenant's run would
-/// reach that one object. Without fan-out it is not a finding; an allow with its reason keeps a
-/// deliberately shared object.
+/// Under `--each-schema`, a name written with its schema is a warning, or an error when
+/// `migrate.toml` says so (then `apply` refuses it); `"off"` silences it, and without fan-out it
+/// is no finding. An allow with its reason keeps a deliberately shared object.
 #[test]
-fn a_name_with_its_schema_is_refused_under_each_schema() {
+fn a_name_with_its_schema_is_a_finding_under_each_schema() {
     let root = TempDir::new("fleet-qualified");
     let db = test_database();
     let mut client = db.client();
@@ -471,23 +471,33 @@ fn a_name_with_its_schema_is_refused_under_each_schema() {
             "-- revision: 0002\n-- parents: 0001\n\nCREATE TABLE public.kunden_übersicht (id bigint);\n",
         )),
     );
-    let finding = format!(
-        "error: {}/0002_registre.sql:4:1: [schema-qualified-name] `public.kunden_übersicht` names its schema: run on every tenant schema, each tenant's run reaches the same object instead of its own\n  = help: leave the name unqualified, so that it resolves in the tenant's schema (first in `search_path` while its migrations run)\n          (to accept it here, put `-- migrate:allow schema-qualified-name: <reason>` directly above the statement)\n",
-        dir.display()
-    );
+    let finding = |level: &str| {
+        format!(
+            "{level}: {}/0002_registre.sql:4:1: [schema-qualified-name] `public.kunden_übersicht` names its schema: run on every tenant schema, each tenant's run reaches the same object instead of its own\n  = help: leave the name unqualified, so that it resolves in the tenant's schema (first in `search_path` while its migrations run)\n          (to accept it here, put `-- migrate:allow schema-qualified-name: <reason>` directly above the statement)\n",
+            dir.display()
+        )
+    };
+    // By default a warning: status reports it and goes on (every tenant has 2 pending).
+    let run = migrate(&dir, &["status", "--each-schema", listing], &db, &[]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert_eq!(stderr(&run), finding("warning"));
+
+    // Asked for as an error: apply refuses the directory, nothing is created.
+    std::fs::write(
+        dir.join("migrate.toml"),
+        "[rules]\nschema-qualified-name = \"error\"\n",
+    )
+    .unwrap();
     let run = migrate(&dir, &["apply", "--each-schema", listing], &db, &[]);
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     assert_eq!(
         stderr(&run),
         format!(
-            "{finding}error: {} does not pass the checks `embed_migrations!` makes; nothing was done\n  help: fix the findings above (`migrate check` lists them)\n",
+            "{}error: {} does not pass the checks `embed_migrations!` makes; nothing was done\n  help: fix the findings above (`migrate check` lists them)\n",
+            finding("error"),
             dir.display()
         )
     );
-    // status reads: it reports the finding and goes on (every tenant has 2 pending).
-    let run = migrate(&dir, &["status", "--each-schema", listing], &db, &[]);
-    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
-    assert!(stderr(&run).starts_with(&finding), "{}", stderr(&run));
     assert_eq!(
         count(
             &db,
@@ -495,11 +505,27 @@ fn a_name_with_its_schema_is_refused_under_each_schema() {
         ),
         0
     );
-    // One database, no fan-out: the same directory applies.
+    // Silenced.
+    std::fs::write(
+        dir.join("migrate.toml"),
+        "[rules]\nschema-qualified-name = \"off\"\n",
+    )
+    .unwrap();
+    let run = migrate(&dir, &["status", "--each-schema", listing], &db, &[]);
+    assert_eq!((run.status.code(), stderr(&run)), (Some(1), String::new()));
+
+    // One database, no fan-out: the same directory applies, with no finding.
+    std::fs::remove_file(dir.join("migrate.toml")).unwrap();
     let plain = migrate(&dir, &["apply"], &db, &[]);
     assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+    assert_eq!(stderr(&plain), "");
 
-    // Shared on purpose, and said so.
+    // Shared on purpose, and said so: no finding, and each tenant's run keeps the one table.
+    std::fs::write(
+        dir.join("migrate.toml"),
+        "[rules]\nschema-qualified-name = \"error\"\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("0002_registre.sql"),
         "-- revision: 0002\n-- parents: 0001\n\n-- migrate:allow schema-qualified-name: one registry for every tenant\nCREATE TABLE IF NOT EXISTS public.kunden_übersicht (id bigint);\n",

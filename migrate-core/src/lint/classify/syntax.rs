@@ -105,25 +105,64 @@ pub fn normalize(text: &str) -> String {
     parts.join(".")
 }
 
-/// The object names below `node` written with a schema (`app.users`, `"App".t`), each once, in
-/// the order written. A name is a `PATH` (what a statement defines) or a `PATH_REF` (what it
-/// refers to) with a qualifier; a column of a table (`users.id`) is a field expression, not a
-/// path. The system schemas are left out: every database and schema shares them.
+/// The object names below `node` written with a schema (`app.users`, `"App".t`, `app.f(…)`),
+/// each once, in the order written, as `schema.name` without the comments and spaces a name may
+/// hold. A name is a `PATH` (what a statement defines) or a `PATH_REF` (what it refers to) with
+/// a qualifier, or a function called by a two-part name. A table's column (`users.id`, in an
+/// expression, `COMMENT ON COLUMN`, `OWNED BY` or `%TYPE`) names a schema only with three parts;
+/// a setting (`SET app.tenant = …`) names none. The system schemas are left out: every database
+/// and schema shares them.
 pub(super) fn schema_qualified(node: &SyntaxNode) -> Vec<String> {
-    let is_path = |kind: SyntaxKind| matches!(kind, SyntaxKind::PATH | SyntaxKind::PATH_REF);
+    use SyntaxKind as K;
+    let is_path = |kind: SyntaxKind| matches!(kind, K::PATH | K::PATH_REF);
     let mut names: Vec<String> = Vec::new();
-    for path in node.descendants().filter(|n| is_path(n.kind())) {
-        let outermost = path.parent().is_none_or(|p| !is_path(p.kind()));
-        let qualified = path.children().any(|c| is_path(c.kind()));
-        if !outermost || !qualified {
+    for found in node.descendants() {
+        let parts: Vec<String> = if is_path(found.kind()) {
+            let Some(parent) = found.parent() else {
+                continue;
+            };
+            if is_path(parent.kind()) || parent.kind() == K::CONFIG_PARAMETER_REF {
+                continue;
+            }
+            let parts: Vec<String> = found
+                .descendants()
+                .filter(|n| matches!(n.kind(), K::PATH_SEGMENT | K::PATH_SEGMENT_REF))
+                .map(|segment| segment.text().to_string().trim().to_owned())
+                .collect();
+            let column = matches!(
+                parent.kind(),
+                K::QUALIFIED_COLUMN_NAME_REF | K::PERCENT_TYPE
+            );
+            if parts.len() < if column { 3 } else { 2 } {
+                continue;
+            }
+            parts
+        } else if found.kind() == K::CALL_EXPR {
+            let Some(callee) = found
+                .children()
+                .next()
+                .filter(|c| c.kind() == K::FIELD_EXPR)
+            else {
+                continue;
+            };
+            let parts: Vec<String> = callee
+                .children()
+                .filter(|n| n.kind() == K::NAME_REF)
+                .map(|part| part.text().to_string().trim().to_owned())
+                .collect();
+            if parts.len() != 2 {
+                continue;
+            }
+            parts
+        } else {
             continue;
-        }
-        let written = path.text().to_string();
-        let schema = normalize(written.split('.').next().unwrap_or_default());
+        };
+        let schema = normalize(&parts[0]);
         let system = matches!(
             schema.as_str(),
             "pg_catalog" | "information_schema" | "pg_temp" | "pg_toast"
         );
+        let written = parts.join(".");
         if !system && !names.contains(&written) {
             names.push(written);
         }

@@ -12,9 +12,14 @@
 //! `public`) belongs in a migration of its own, with
 //! `-- migrate:allow schema-qualified-name: <reason>`.
 //!
-//! Off unless asked for: `migrate apply|status|plan --each-schema` turn it on as an error, and
-//! so does `schema-qualified-name = "error"` under `[rules]` in `migrate.toml` (what a host that
-//! migrates tenant schemas at startup embeds).
+//! Off unless asked for: `migrate apply|status|plan|diff --each-schema` report it as a warning
+//! (a migration already applied cannot be edited to allow it), and `schema-qualified-name =
+//! "error"` under `[rules]` in `migrate.toml` makes it an error there and in the compiler (what
+//! a host that migrates tenant schemas at startup embeds).
+//!
+//! A table's column (`users.id`, `COMMENT ON COLUMN users.email`) and a setting (`SET LOCAL
+//! app.tenant = …`) name no schema; a function called by a two-part name does. Names inside
+//! string literals (`nextval('app.seq')`) and function bodies are not read.
 
 use crate::lint::rule::{Finding, Level, Rule, StatementContext};
 
@@ -79,6 +84,47 @@ mod tests {
             found[2].contains("`app.commandes.id` names its schema"),
             "{found:#?}"
         );
+    }
+
+    /// Functions called by a schema-qualified name reach one function for every tenant too.
+    #[test]
+    fn flags_functions_called_with_their_schema() {
+        let found = hits(&[
+            BASE,
+            "ALTER TABLE users ALTER COLUMN email SET DEFAULT app.default_email();\n\
+             CREATE INDEX CONCURRENTLY users_norm ON users (app.norm(email));\n\
+             SELECT pg_catalog.now(), pg_catalog /* c */ . version();",
+        ]);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].contains("`app.default_email` names its schema"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].contains("`app.norm` names its schema"),
+            "{found:#?}"
+        );
+    }
+
+    /// A column named with its table, a setting of an extension's namespace, a comment inside
+    /// a system name: none names a tenant-escaping schema.
+    #[test]
+    fn passes_columns_settings_and_commented_system_names() {
+        assert!(
+            hits(&[
+                BASE,
+                "CREATE SEQUENCE s;\n\
+                 ALTER SEQUENCE s OWNED BY users.id;\n\
+                 COMMENT ON COLUMN users.email IS 'adresse';\n\
+                 CREATE FUNCTION f(p users.email%TYPE) RETURNS users.email%TYPE LANGUAGE sql AS 'select p';\n\
+                 SET LOCAL app.tenant_id = '42';\n\
+                 RESET app.flag;\n\
+                 CREATE VIEW v AS SELECT relname FROM pg_catalog /* système */ . pg_class;",
+            ])
+            .is_empty()
+        );
+        let found = hits(&[BASE, "COMMENT ON COLUMN app.users.email IS 'x';"]);
+        assert_eq!(found.len(), 1, "{found:#?}");
     }
 
     #[test]
