@@ -511,9 +511,17 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if matches!(phase, Phase::Migrating) && !running.is_empty() {
         checks["migrations:progress"] = running
             .iter()
-            .map(|p| match p.fraction {
-                Some(share) => json!({"status": "warn", "output": p.to_string(), "observedValue": (share * 1000.0).round() / 10.0, "observedUnit": "%"}),
-                None => json!({"status": "warn", "output": p.to_string()}),
+            .map(|p| {
+                let mut reading = json!({"status": "warn", "output": p.to_string()});
+                if let Some(share) = p.fraction {
+                    reading["observedValue"] = json!((share * 1000.0).round() / 10.0);
+                    reading["observedUnit"] = json!("%");
+                }
+                // A tenant's statement: the tenant is the component.
+                if let Some(target) = &p.target {
+                    reading["componentId"] = json!(target);
+                }
+                reading
             })
             .collect();
     }

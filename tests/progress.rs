@@ -149,3 +149,31 @@ fn a_transaction_waiting_for_a_lock_names_its_statement_and_the_blocking_session
         );
     }
 }
+
+/// A transaction's statements are timed one by one, as the server counts them: fifteen
+/// statements of 0.2 s make a transaction of 3 s, and no statement runs past 1 s.
+#[test]
+fn a_long_transaction_of_short_statements_reports_nothing() {
+    let db = test_database();
+    let dir = std::env::temp_dir().join(format!("migrate-progress-short-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sleeps = "SELECT pg_sleep(0.2);\n".repeat(15);
+    std::fs::write(
+        dir.join("0001_sleeps.sql"),
+        format!("-- revision: 0001\n-- parents: none\n\n{sleeps}"),
+    )
+    .unwrap();
+    let out = common::run_host(
+        db.url(),
+        "dir",
+        &[
+            ("MIGRATE_TEST_DIR", dir.to_str().unwrap()),
+            ("MIGRATE_PROGRESS_AFTER", "1s"),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains(" running for "), "{log}");
+}

@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::{TempDir, stderr, stdout};
 use pg_harness::{TestDatabase, test_database};
@@ -673,4 +674,79 @@ fn plan_and_diff_each_tenant_schema() {
         stderr(&canary),
         "error: --canary goes with apply: the other commands change nothing\n  help: leave --canary out\n"
     );
+}
+
+/// A fleet's progress readings name their target: two tenants whose tables live traffic holds,
+/// each reading with its schema.
+#[test]
+fn a_fleets_progress_names_each_target() {
+    let root = TempDir::new("fleet-progress");
+    let db = test_database();
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "CREATE SCHEMA mandant_a; CREATE SCHEMA mandant_b; \
+             CREATE TABLE mandant_a.accounts (id bigint); CREATE TABLE mandant_b.accounts (id bigint)",
+        )
+        .unwrap();
+    let dir = root.join("wait");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("0001_note.sql"),
+        "-- revision: 0001\n-- parents: none\n-- migrate:lock-timeout 20s\n\nALTER TABLE accounts ADD COLUMN note text;\n",
+    )
+    .unwrap();
+    let mut traffic = db.client();
+    traffic
+        .batch_execute("BEGIN; SELECT count(*) FROM mandant_a.accounts, mandant_b.accounts")
+        .unwrap();
+    let fleet = {
+        let dir = dir.clone();
+        let url = db.url().to_owned();
+        std::thread::spawn(move || {
+            Command::new(env!("CARGO_BIN_EXE_migrate"))
+                .args([
+                    "apply",
+                    "--each-schema",
+                    "SELECT unnest(ARRAY['mandant_a', 'mandant_b'])",
+                    "--jobs",
+                    "2",
+                ])
+                .arg("--dir")
+                .arg(&dir)
+                .env("DATABASE_URL", url)
+                .env_remove("MIGRATION_DATABASE_URL")
+                .env("MIGRATE_PROGRESS_AFTER", "100ms")
+                .output()
+                .unwrap()
+        })
+    };
+    let mut observer = db.client();
+    common::wait_for(Duration::from_secs(10), "both ALTERs wait", || {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE accounts%' AND datname = current_database()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        (waiting == 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    traffic.batch_execute("COMMIT").unwrap();
+    let run = fleet.join().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let readings: Vec<String> = stderr(&run)
+        .lines()
+        .filter(|l| l.contains(" running for "))
+        .map(str::to_owned)
+        .collect();
+    for tenant in ["mandant_a", "mandant_b"] {
+        assert!(
+            readings
+                .iter()
+                .any(|l| l.starts_with(&format!("{tenant}: 0001 statement 1 ("))),
+            "{readings:#?}"
+        );
+    }
 }

@@ -216,7 +216,10 @@ impl Migrator<'_> {
             }
             Targets::Databases(_) => with_database(url, name)?,
         };
-        Ok((Migrator::with_settings(self.migrations(), settings), url))
+        Ok((
+            Migrator::with_settings(self.migrations(), settings).on_target(name),
+            url,
+        ))
     }
 
     /// Applies what is pending on every target, `options.jobs` at a time; the canaries first.

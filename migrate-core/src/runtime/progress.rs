@@ -27,11 +27,14 @@ fn every(after: Duration) -> Duration {
 /// The latest reading of one statement that has been running past the threshold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
+    /// The fleet's target (a tenant schema or a database) the statement runs on.
+    pub target: Option<String>,
     pub revision: String,
     /// 1-based, in its migration.
     pub statement: usize,
     pub path: String,
     pub line: usize,
+    /// How long the statement has been running, as the server counts it.
     pub running: Duration,
     /// The phase and counts the server reports (`building index: scanning table, blocks
     /// 1200/5000, tuples 0/0`), or empty when it reports none for this statement.
@@ -44,6 +47,9 @@ pub struct Progress {
 
 impl std::fmt::Display for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(target) = &self.target {
+            write!(f, "{target}: ")?;
+        }
         write!(
             f,
             "{} statement {} ({}:{}) running for {:.1} s",
@@ -121,6 +127,7 @@ pub(crate) fn watched_statement(
 pub(crate) struct Watched {
     pub url: String,
     pub application_name: String,
+    pub target: Option<String>,
     pub backend: Backend,
     pub statements: Vec<WatchedStatement>,
     pub after: Duration,
@@ -174,16 +181,25 @@ fn stopped(signal: &(Mutex<bool>, Condvar), timeout: Duration) -> bool {
 }
 
 /// The statement `query` (what `pg_stat_activity` shows the backend running) is, when it is one
-/// of `statements`. The server cuts the text it shows at `track_activity_query_size` bytes (100
-/// at least), on a character boundary.
-fn running<'a>(statements: &'a [WatchedStatement], query: &str) -> Option<&'a WatchedStatement> {
+/// of `statements`, looking from the one seen last (the backend only moves forward). The server
+/// cuts the text it shows at `track_activity_query_size` bytes (100 at least, less a character
+/// cut in its middle): a beginning of 64 bytes or more stands for the statement it begins.
+fn running(statements: &[WatchedStatement], query: &str, from: usize) -> Option<usize> {
     let query = query.trim_end();
-    statements
+    let order = (from..statements.len()).chain(0..from.min(statements.len()));
+    let candidates: Vec<usize> = order.collect();
+    candidates
         .iter()
-        .find(|s| s.sql.trim_end() == query)
+        .copied()
+        .find(|&i| statements[i].sql.trim_end() == query)
         .or_else(|| {
-            (query.len() >= 99)
-                .then(|| statements.iter().find(|s| s.sql.starts_with(query)))
+            (query.len() >= 64)
+                .then(|| {
+                    candidates
+                        .iter()
+                        .copied()
+                        .find(|&i| statements[i].sql.starts_with(query))
+                })
                 .flatten()
         })
 }
@@ -214,8 +230,9 @@ fn reading_sql(backend: Backend) -> String {
          (SELECT string_agg(format('pid %s (%s): %s', a.pid, coalesce(nullif(a.application_name, ''), 'no application name'), \
                                    left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80)), '; ') \
           FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids(s.pid))), \
-         (SELECT a.query FROM pg_stat_activity a WHERE a.pid = s.pid) \
+         a.query, extract(epoch FROM clock_timestamp() - a.query_start) \
          FROM ({watched}) s \
+         LEFT JOIN pg_stat_activity a ON a.pid = s.pid \
          LEFT JOIN pg_stat_progress_create_index i ON i.pid = s.pid \
          LEFT JOIN pg_stat_progress_cluster c ON c.pid = s.pid \
          LEFT JOIN pg_stat_progress_vacuum v ON v.pid = s.pid"
@@ -253,17 +270,23 @@ fn watch(watched: &Watched, number: u64, signal: &(Mutex<bool>, Condvar)) {
             _ => None,
         });
         if let Some(row) = row {
-            if let Some(seen) = row.get(6).and_then(|q| running(&watched.statements, q)) {
-                last_seen = watched
-                    .statements
-                    .iter()
-                    .position(|s| std::ptr::eq(s, seen))
-                    .unwrap_or(last_seen);
+            if let Some(seen) = row
+                .get(6)
+                .and_then(|q| running(&watched.statements, q, last_seen))
+            {
+                last_seen = seen;
             }
             let Some(statement) = watched.statements.get(last_seen) else {
                 return;
             };
-            let progress = reading(row, statement, started.elapsed());
+            // The statement's own time, as the server counts it (a transaction's earlier
+            // statements do not count), else the watch's.
+            let running = row
+                .get(7)
+                .and_then(|seconds| seconds.parse::<f64>().ok())
+                .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+                .map_or_else(|| started.elapsed(), Duration::from_secs_f64);
+            let progress = reading(row, watched, statement, running);
             {
                 // Under the readings' lock: a watch dropped before this is seen stopped here, one
                 // dropped after removes what this inserts.
@@ -271,9 +294,16 @@ fn watch(watched: &Watched, number: u64, signal: &(Mutex<bool>, Condvar)) {
                 if stopped(signal, Duration::ZERO) {
                     return;
                 }
-                current.insert(number, progress.clone());
+                if running < watched.after {
+                    // A short statement of a long transaction: nothing to report on it.
+                    current.remove(&number);
+                } else {
+                    current.insert(number, progress.clone());
+                }
             }
-            log::info!("{progress}");
+            if running >= watched.after {
+                log::info!("{progress}");
+            }
         } else if matches!(watched.backend, Backend::Pid(_)) {
             return;
         }
@@ -287,6 +317,7 @@ fn watch(watched: &Watched, number: u64, signal: &(Mutex<bool>, Condvar)) {
 /// One row of [`reading_sql`], for `statement`.
 fn reading(
     row: &postgres::SimpleQueryRow,
+    watched: &Watched,
     statement: &WatchedStatement,
     running: Duration,
 ) -> Progress {
@@ -303,6 +334,7 @@ fn reading(
         None
     };
     Progress {
+        target: watched.target.clone(),
         revision: statement.revision.clone(),
         statement: statement.statement,
         path: statement.path.clone(),
@@ -324,6 +356,7 @@ mod tests {
         let watched = Watched {
             url: "postgres://u@127.0.0.1:1/db".to_owned(),
             application_name: "migrate".to_owned(),
+            target: None,
             backend: Backend::Pid(1),
             statements: vec![statement(1, "SELECT 1")],
             after: Duration::ZERO,
@@ -347,28 +380,37 @@ mod tests {
     }
 
     /// The statement a transaction's backend runs is found by its text, also when the server
-    /// shows only the beginning of it; a text of none of them names none.
+    /// shows only the beginning of it (cut in the middle of a character), looking from the one
+    /// seen last; a text of none of them names none.
     #[test]
     fn the_running_statement_is_found_by_its_text() {
         let long: &'static str =
             Box::leak(format!("UPDATE t SET v = '{}'", "é".repeat(600)).into_boxed_str());
+        let again: &'static str = Box::leak(
+            format!("UPDATE t SET v = '{}' WHERE id = 2", "é".repeat(600)).into_boxed_str(),
+        );
         let statements = [
             statement(1, "ALTER TABLE t ADD COLUMN v text"),
             statement(2, long),
             statement(3, "SELECT 1"),
+            statement(4, again),
         ];
-        let found = |query: &str| running(&statements, query).map(|s| s.statement);
-        assert_eq!(found("SELECT 1"), Some(3));
-        assert_eq!(found("ALTER TABLE t ADD COLUMN v text\n"), Some(1));
-        // Cut at 1023 bytes on a character boundary, as the server does by default.
-        let mut cut = 1023;
-        while !long.is_char_boundary(cut) {
-            cut -= 1;
+        let found = |query: &str, from: usize| running(&statements, query, from).map(|i| i + 1);
+        assert_eq!(found("SELECT 1", 0), Some(3));
+        assert_eq!(found("ALTER TABLE t ADD COLUMN v text\n", 0), Some(1));
+        // Cut at 1023 bytes, or at 99 with a character cut in its middle (98 bytes shown).
+        for size in [1023, 99] {
+            let mut cut = size;
+            while !long.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            assert_eq!(found(&long[..cut], 0), Some(2), "{size}");
+            // Statement 4 begins the same: once the backend is past statement 2, it is 4.
+            assert_eq!(found(&long[..cut], 2), Some(4), "{size}");
         }
-        assert_eq!(found(&long[..cut]), Some(2));
         // A short beginning is not enough to tell statements apart.
-        assert_eq!(found("ALTER TABLE"), None);
-        assert_eq!(found("SELECT pg_backend_pid()"), None);
-        assert_eq!(found(""), None);
+        assert_eq!(found("ALTER TABLE", 0), None);
+        assert_eq!(found("SELECT pg_backend_pid()", 0), None);
+        assert_eq!(found("", 0), None);
     }
 }

@@ -80,6 +80,9 @@ pub struct Migrator<'m> {
     settings: Settings,
     /// The URL a run was given, from which long statements are watched ([`super::progress`]).
     watch_from: Option<String>,
+    /// The fleet's target this migrator runs on (a tenant schema or a database), which its
+    /// progress readings name.
+    target: Option<String>,
 }
 
 impl<'m> Migrator<'m> {
@@ -88,7 +91,20 @@ impl<'m> Migrator<'m> {
             migrations,
             settings: Settings::default(),
             watch_from: None,
+            target: None,
         }
+    }
+
+    /// This migrator, on the fleet's target `name`.
+    pub(crate) fn on_target(self, name: &str) -> Migrator<'m> {
+        Migrator {
+            target: Some(name.to_owned()),
+            ..self
+        }
+    }
+
+    pub(crate) fn target(&self) -> Option<&str> {
+        self.target.as_deref()
     }
 
     /// This migrator, watching its long statements from `url` (a second connection), unless
@@ -105,6 +121,7 @@ impl<'m> Migrator<'m> {
             migrations,
             settings,
             watch_from: None,
+            target: None,
         }
     }
 

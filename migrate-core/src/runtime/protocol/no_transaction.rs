@@ -212,6 +212,7 @@ impl Migrator<'_> {
                     (Some(url), Some(pid)) => Watch::start(Watched {
                         url: url.clone(),
                         application_name: self.settings.application_name.clone(),
+                        target: self.target().map(str::to_owned),
                         backend: Backend::Pid(pid),
                         statements: vec![watched_statement(next, index, statement)],
                         after: self.settings.progress_after,

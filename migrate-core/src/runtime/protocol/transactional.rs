@@ -255,6 +255,7 @@ impl Migrator<'_> {
             Watch::start(Watched {
                 url: url.clone(),
                 application_name: self.settings.application_name.clone(),
+                target: self.target().map(str::to_owned),
                 backend: Backend::LockHolder(self.lock_key()),
                 statements: group
                     .iter()
