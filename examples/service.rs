@@ -110,11 +110,19 @@ struct AppState {
 enum Checked {
     One(Box<migrate::Status>),
     Tenants(Vec<(String, Result<migrate::Status, String>)>),
+    /// The database answered; the query listing the tenants failed.
+    Unlisted(String),
+    /// The database answered; the tenants are not read while startup migrates them.
+    Connected,
 }
 
+/// How long a fleet's check (every tenant's history) serves the probes that follow it: reading
+/// thousands of histories is no work for each probe.
+const FLEET_CHECK_FRESH: Duration = Duration::from_secs(10);
+
 type CheckResult = Result<Checked, String>;
-/// `None` while the check runs.
-type DatabaseCheck = tokio::sync::watch::Receiver<Option<CheckResult>>;
+/// `None` while the check runs; then when it ended, and what it found.
+type DatabaseCheck = tokio::sync::watch::Receiver<Option<(Instant, CheckResult)>>;
 
 struct StderrLogger;
 
@@ -327,69 +335,101 @@ fn check(status: &str, output: impl Into<String>) -> Value {
 
 /// The schema's status from the one database check in flight, started now when none is. The
 /// check runs as its own task; a probe waits for it at most `DATABASE_CHECK_BUDGET`, and a check
-/// that hangs longer is joined by the next probes instead of being started again.
-async fn database_status(state: &AppState, config: migrate::EnvConfig) -> CheckResult {
+/// that hangs longer is joined by the next probes instead of being started again. A fleet's
+/// check serves for `FLEET_CHECK_FRESH`, and a probe that cannot wait for the next one gets the
+/// last; while startup migrates the tenants, only the connection is checked.
+async fn database_status(
+    state: &AppState,
+    config: migrate::EnvConfig,
+    migrating: bool,
+) -> CheckResult {
     let fleet = state.fleet.clone();
-    let mut check = {
+    let (mut check, previous) = {
         let Ok(mut slot) = state.check.lock() else {
             return Err("state unavailable".to_owned());
         };
-        match slot.as_ref() {
-            Some(running) if running.borrow().is_none() => running.clone(),
-            _ => {
+        let finished = slot.as_ref().and_then(|check| {
+            check
+                .borrow()
+                .as_ref()
+                .map(|(at, found)| (*at, found.clone()))
+        });
+        match (slot.as_ref(), finished) {
+            (Some(running), None) => (running.clone(), None),
+            (Some(done), Some((at, Ok(Checked::Tenants(_)))))
+                if !migrating && at.elapsed() < FLEET_CHECK_FRESH =>
+            {
+                (done.clone(), None)
+            }
+            (_, finished) => {
+                let previous = finished
+                    .map(|(_, found)| found)
+                    .filter(|found| matches!(found, Ok(Checked::Tenants(_))));
                 let (done, check) = tokio::sync::watch::channel(None);
                 *slot = Some(check.clone());
                 tokio::spawn(async move {
-                    let url = config.url.clone().unwrap_or_default();
-                    let migrator =
-                        migrate::Migrator::with_settings(&MIGRATIONS, config.settings.clone());
-                    let checked = match &fleet {
-                        None => match migrate::connect_async(&url, "readiness").await {
-                            Ok(mut client) => migrator
-                                .status_async(&mut client)
-                                .await
-                                .map(|status| Checked::One(Box::new(status))),
-                            Err(e) => Err(e),
-                        },
-                        Some(fleet) => {
-                            match migrate::fleet::Targets::listed_async(
-                                &url,
-                                "readiness",
-                                &fleet.query,
-                                true,
-                            )
-                            .await
-                            {
-                                Ok(targets) => Ok(Checked::Tenants(
-                                    migrator
-                                        .status_each_async(&url, &targets, fleet.jobs)
-                                        .await
-                                        .into_iter()
-                                        .map(|(tenant, status)| {
-                                            (tenant, status.map_err(|e| e.to_string()))
-                                        })
-                                        .collect(),
-                                )),
-                                Err(e) => Err(e),
-                            }
-                        }
-                    };
-                    let _ = done.send(Some(checked.map_err(|e| e.to_string())));
+                    let checked = check_database(&config, fleet.as_ref(), migrating).await;
+                    let _ = done.send(Some((Instant::now(), checked)));
                 });
-                check
+                (check, previous)
             }
         }
     };
     match tokio::time::timeout(DATABASE_CHECK_BUDGET, check.wait_for(Option::is_some)).await {
         Ok(Ok(result)) => result
-            .clone()
+            .as_ref()
+            .map(|(_, found)| found.clone())
             .unwrap_or_else(|| Err("the check failed".to_owned())),
         Ok(Err(_)) => Err("the check failed".to_owned()),
-        Err(_) => Err(format!(
-            "no answer within {} ms",
-            DATABASE_CHECK_BUDGET.as_millis()
-        )),
+        Err(_) => previous.unwrap_or_else(|| {
+            Err(format!(
+                "no answer within {} ms",
+                DATABASE_CHECK_BUDGET.as_millis()
+            ))
+        }),
     }
+}
+
+/// One database check: the schema's status, or each tenant's (only the connection while the
+/// tenants are being migrated).
+async fn check_database(
+    config: &migrate::EnvConfig,
+    fleet: Option<&Fleet>,
+    migrating: bool,
+) -> CheckResult {
+    let url = config.url.clone().unwrap_or_default();
+    let migrator = migrate::Migrator::with_settings(&MIGRATIONS, config.settings.clone());
+    let Some(fleet) = fleet else {
+        let mut client = migrate::connect_async(&url, "readiness")
+            .await
+            .map_err(|e| e.to_string())?;
+        return migrator
+            .status_async(&mut client)
+            .await
+            .map(|status| Checked::One(Box::new(status)))
+            .map_err(|e| e.to_string());
+    };
+    if migrating {
+        return migrate::connect_async(&url, "readiness")
+            .await
+            .map(|_| Checked::Connected)
+            .map_err(|e| e.to_string());
+    }
+    let targets = match migrate::fleet::Targets::listed_async(&url, "readiness", &fleet.query, true)
+        .await
+    {
+        Ok(targets) => targets,
+        Err(e @ migrate::Error::Database { .. }) => return Ok(Checked::Unlisted(e.to_string())),
+        Err(e) => return Err(e.to_string()),
+    };
+    Ok(Checked::Tenants(
+        migrator
+            .status_each_async(&url, &targets, fleet.jobs)
+            .await
+            .into_iter()
+            .map(|(tenant, status)| (tenant, status.map_err(|e| e.to_string())))
+            .collect(),
+    ))
 }
 
 /// Readiness: the database answers and the schema is what this binary expects.
@@ -411,7 +451,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     };
 
     let started = Instant::now();
-    let status = database_status(&state, config).await;
+    let status = database_status(&state, config, matches!(phase, Phase::Migrating)).await;
     let elapsed = started.elapsed().as_millis() as u64;
     let database = match &status {
         Ok(_) => {
@@ -450,6 +490,16 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             check("fail", "unknown: database unreachable"),
         ),
         (_, Ok(Checked::Tenants(tenants))) => tenants_pending(tenants, &phase),
+        (_, Ok(Checked::Unlisted(e))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fail",
+            check("fail", format!("the query listing the tenants failed: {e}")),
+        ),
+        (_, Ok(Checked::Connected)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fail",
+            check("fail", "the tenants are being read"),
+        ),
         (_, Ok(Checked::One(status))) => match status.health() {
             migrate::Health::Pass => (
                 StatusCode::OK,
@@ -539,12 +589,25 @@ fn tenants_pending(
     } else {
         ""
     };
+    if tenants.is_empty() {
+        return (
+            StatusCode::OK,
+            "warn",
+            check("warn", "the query lists no tenant schema"),
+        );
+    }
     let mut ready = true;
+    let mut ahead = false;
     let checks: Vec<Value> = tenants
         .iter()
         .map(|(tenant, status)| match status {
-            Ok(status) if status.health() != migrate::Health::Fail => {
+            Ok(status) if status.health() == migrate::Health::Pass || (status.health() == migrate::Health::Warn && status.ahead.is_empty()) => {
                 json!({"componentId": tenant, "status": "pass", "observedValue": 0, "observedUnit": "pending migrations"})
+            }
+            Ok(status) if status.health() == migrate::Health::Warn => {
+                ahead = true;
+                let revisions: Vec<&str> = status.ahead.iter().map(|a| a.revision.as_str()).collect();
+                json!({"componentId": tenant, "status": "warn", "observedValue": 0, "observedUnit": "pending migrations", "output": format!("ahead of this binary: {}", revisions.join(", "))})
             }
             Ok(status) => {
                 ready = false;
@@ -564,7 +627,8 @@ fn tenants_pending(
         })
         .collect();
     if ready {
-        (StatusCode::OK, "pass", Value::Array(checks))
+        let overall = if ahead { "warn" } else { "pass" };
+        (StatusCode::OK, overall, Value::Array(checks))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -506,7 +506,8 @@ fn tenant_schemas_are_migrated_at_startup_and_readiness_counts_each_tenant() {
 
     // A tenant signs up after the deploy: readiness names it with what it lacks.
     admin.batch_execute("CREATE SCHEMA tenant_13").unwrap();
-    let (body, _) = service.wait_for("/health/ready", 503, Duration::from_secs(10));
+    // (A fleet's check serves the probes for 10 s.)
+    let (body, _) = service.wait_for("/health/ready", 503, Duration::from_secs(25));
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let last = &json["checks"]["migrations:pending"][12];
     assert_eq!(last["componentId"], "tenant_13", "{body}");
@@ -529,7 +530,60 @@ fn tenant_schemas_are_migrated_at_startup_and_readiness_counts_each_tenant() {
         "{}",
         String::from_utf8_lossy(&migrate.stderr)
     );
-    service.wait_for("/health/ready", 200, Duration::from_secs(10));
+    service.wait_for("/health/ready", 200, Duration::from_secs(25));
+}
+
+/// A tenant query that lists nothing leaves the service ready with a warning; one that fails
+/// fails startup's migrations, and readiness says why while the database answers.
+#[test]
+fn a_tenant_query_listing_nothing_warns_and_a_failing_one_fails() {
+    let db = test_database();
+    let service = Service::start(&[
+        ("DATABASE_URL", db.url()),
+        (
+            "MIGRATE_EACH_SCHEMA",
+            "SELECT nspname FROM pg_namespace WHERE false",
+        ),
+    ]);
+    let (body, _) = service.wait_for("/health/ready", 200, Duration::from_secs(15));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], "warn", "{body}");
+    assert_eq!(
+        json["checks"]["migrations:pending"][0]["output"],
+        "the query lists no tenant schema"
+    );
+    drop(service);
+
+    let service = Service::start(&[
+        ("DATABASE_URL", db.url()),
+        ("MIGRATE_EACH_SCHEMA", "SELECT name FROM tenants"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let json = loop {
+        let (code, _, body) = service.get("/health/ready").unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let output = json["checks"]["migrations:pending"][0]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if output.starts_with("migrations failed: ") {
+            assert_eq!(code, 503);
+            break json;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        json["checks"]["database:connection"][0]["status"], "pass",
+        "{json}"
+    );
+    assert!(
+        json["checks"]["migrations:pending"][0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("listing the fleet's targets"),
+        "{json}"
+    );
 }
 
 #[test]

@@ -306,8 +306,8 @@ impl Migrator<'_> {
             .collect()
     }
 
-    /// [`Migrator::run_each`] on tokio: the targets in flight are tasks of the caller's
-    /// runtime, not threads.
+    /// [`Migrator::run_each`] on tokio: the targets in flight are futures awaited together on
+    /// the caller's task (a long statement's progress is still read from a thread of its own).
     #[cfg(feature = "tokio")]
     pub async fn run_each_async(
         &self,
