@@ -750,3 +750,106 @@ fn a_fleets_progress_names_each_target() {
         );
     }
 }
+
+/// A fleet through PgBouncer in transaction mode (2 server connections, 3 targets at a time):
+/// the transactional migrations apply once per tenant, a no-transaction one is refused on each
+/// tenant with the pointer to a direct connection, no lock is left, and no tenant's
+/// `search_path` reaches the next client of a pooled connection.
+#[test]
+fn a_fleet_through_a_transaction_pooler() {
+    let root = TempDir::new("fleet-pooler");
+    let db = test_database();
+    let bouncer = pg_harness::Pgbouncer::start(pg_harness::shared_cluster(), "transaction", 2);
+    let pooled = bouncer.url(db.name());
+    let mut client = db.client();
+    let tenants: Vec<String> = (1..=6).map(|i| format!("kunde_{i}")).collect();
+    for tenant in &tenants {
+        client
+            .batch_execute(&format!("CREATE SCHEMA {tenant}"))
+            .unwrap();
+    }
+    let listing = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'kunde\\_%' ORDER BY 1";
+    let pooler = [("MIGRATE_POOLER", "transaction")];
+    let run_through = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_migrate"))
+            .args(["apply", "--each-schema", listing, "--jobs", "3"])
+            .arg("--dir")
+            .arg(dir)
+            .env("DATABASE_URL", &pooled)
+            .env_remove("MIGRATION_DATABASE_URL")
+            .envs(pooler)
+            .output()
+            .unwrap()
+    };
+    let two = directory(&root, "two", 2, None);
+    let run = run_through(&two);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert!(
+        stdout(&run).contains("6 migrated, 0 up to date, 0 failed, 0 skipped, of 6 schema(s)"),
+        "{}",
+        stdout(&run)
+    );
+    // 0003 builds its index CONCURRENTLY, outside a transaction: refused on each tenant.
+    let three = directory(&root, "three", 3, None);
+    let run = run_through(&three);
+    assert_eq!(run.status.code(), Some(1), "{}", stdout(&run));
+    assert!(
+        stderr(&run).ends_with(
+            "error: 6 schema(s) failed: kunde_1, kunde_2, kunde_3, kunde_4, kunde_5, kunde_6\n  help: the others are done; run the command again to resume the failed ones\n"
+        ),
+        "{}",
+        stderr(&run)
+    );
+    assert!(
+        stdout(&run).contains("is marked no-transaction and needs a session lock, which a transaction-mode pooler cannot hold"),
+        "{}",
+        stdout(&run)
+    );
+    for tenant in &tenants {
+        assert_eq!(
+            count(
+                &db,
+                &format!("SELECT count(*) FROM {tenant}.migrate_history")
+            ),
+            2,
+            "{tenant}"
+        );
+        assert_eq!(
+            count(
+                &db,
+                &format!(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = '{tenant}' AND tablename = 'accounts'"
+                )
+            ),
+            1
+        );
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        0
+    );
+    // The pooled server connections carry the server's defaults to their next clients.
+    for _ in 0..4 {
+        let mut next = postgres::Client::connect(&pooled, postgres::NoTls).unwrap();
+        let path: String = next
+            .simple_query("SHOW search_path")
+            .unwrap()
+            .iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(path, "\"$user\", public");
+    }
+}
