@@ -10,10 +10,22 @@ use std::time::{Duration, Instant};
 use postgres::SimpleQueryMessage;
 
 use super::connect::connect;
-use super::drift::{Drift, with_database};
+use super::connect::{redact, url_for_database};
+use super::drift::Drift;
 use super::error::{Error, ServerError};
 use super::protocol::Migrator;
 use super::status::Status;
+
+/// The URL of the fleet's database `name`: `url` with its path naming `name` instead.
+fn database_url(url: &str, name: &str) -> Result<String, Error> {
+    url_for_database(url, name).map_err(|e| Error::InvalidConfig {
+        name: "database URL".to_owned(),
+        value: redact(url),
+        reason: format!(
+            "{e}; a fleet of databases reaches each one through a postgres:// URL, the database's name in its path"
+        ),
+    })
+}
 
 /// The listing query, run read only: it lists, it changes nothing.
 fn read_only(query: &str) -> String {
@@ -214,7 +226,7 @@ impl Migrator<'_> {
                 settings.tenant_schema = Some(name.to_owned());
                 url.to_owned()
             }
-            Targets::Databases(_) => with_database(url, name)?,
+            Targets::Databases(_) => database_url(url, name)?,
         };
         Ok((
             Migrator::with_settings(self.migrations(), settings).on_target(name),
@@ -619,6 +631,27 @@ mod tests {
     use super::*;
 
     static SEEN: Mutex<Vec<FleetProgress>> = Mutex::new(Vec::new());
+
+    /// A database of the fleet is reached through the URL with its name as the path; a
+    /// key=value connection string has no path to change, and says so without its password.
+    #[test]
+    fn a_fleet_database_is_reached_through_a_url() {
+        assert_eq!(
+            database_url(
+                "postgres://u:p%C3%A9@db:5433/app?sslmode=require",
+                "kunde ü"
+            )
+            .unwrap(),
+            "postgres://u:p%C3%A9@db:5433/kunde%20%C3%BC?sslmode=require"
+        );
+        let refused = database_url("host=db dbname=app password=geheim", "kunde")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            refused,
+            "invalid database URL `host='db' dbname='app'`: relative URL without a base; a fleet of databases reaches each one through a postgres:// URL, the database's name in its path"
+        );
+    }
 
     fn remember(progress: &FleetProgress) {
         SEEN.lock().unwrap().push(progress.clone());
