@@ -598,6 +598,20 @@ fn plan_and_diff_each_tenant_schema() {
         "{printed}"
     );
 
+    // Each tenant comments its own table; the database has an extension of its own, which is
+    // no tenant's.
+    let all = directory(
+        &root,
+        "commented",
+        4,
+        Some((
+            "0005_comment",
+            "-- revision: 0005\n-- parents: 0004\n\nCOMMENT ON TABLE accounts IS 'les comptes du locataire';\n",
+        )),
+    );
+    client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
+        .unwrap();
     let run = migrate(&all, &["apply", "--each-schema", listing], &db, &[]);
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let diff = migrate(

@@ -491,17 +491,34 @@ impl Migrator<'_> {
         self.validate()?;
         let name = &self.settings().application_name;
         let mut target = connect(url, name)?;
-        let status = self.status(&mut target)?;
-        let actual = self.catalog(&mut target)?;
+        // The history alone: the snapshot's comparison would be one more catalog read.
+        let status = self.history_status(&mut target)?;
+        let actual = self.drift_catalog(&mut target)?;
         let mut shadow = Shadow::open(target, url, shadow_url, name)?;
         let replayed = self.replay(&status, &mut shadow.client)?;
-        let expected = self.catalog(&mut shadow.client)?;
+        let expected = self.drift_catalog(&mut shadow.client)?;
         drop(shadow);
         Ok(Drift {
             differences: catalog::diff(&expected, &actual),
             pending: status.pending.iter().map(|m| m.revision()).collect(),
             replayed,
         })
+    }
+
+    /// The catalog drift compares: with its dependencies (the order a written fix needs), but
+    /// for a tenant's schema, whose drift is reported and never written (`pg_depend` holds every
+    /// tenant's rows, and reading it costs as much as the database is large).
+    fn drift_catalog(&self, client: &mut Client) -> Result<Catalog, Error> {
+        let dependencies = if self.settings().tenant_schema.is_some() {
+            Dependencies::Skip
+        } else {
+            Dependencies::Read
+        };
+        let settings = self.settings();
+        super::protocol::outside_async_runtime(|| {
+            super::driver::block_on(Catalog::read(client, settings, dependencies))
+        })?
+        .map_err(database_error("reading the catalog"))
     }
 
     /// Runs the applied revisions, in their order, on `shadow`.

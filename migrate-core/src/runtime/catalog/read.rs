@@ -38,6 +38,19 @@ pub(crate) enum Dependencies {
 /// the rows after them find their table.
 fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
     let user_namespace = user_namespace(settings);
+    // A tenant's schema holds none of the database's own objects (extensions, event triggers),
+    // and only its own comments.
+    let (database_wide, database_wide_and, tenant_comments) = match &settings.tenant_schema {
+        Some(tenant) => (
+            " WHERE false",
+            " AND false",
+            format!(
+                " AND (o.schema = {0} OR (o.type = 'schema' AND o.identity = quote_ident({0})))",
+                escape_literal(tenant)
+            ),
+        ),
+        None => ("", "", String::new()),
+    };
     // The history table and what belongs with it (the sequence of its digest, the function
     // of its trigger, and the schema it was created in: `MIGRATE_SCHEMA=ops`) are the
     // runner's, not the migrations'.
@@ -97,7 +110,7 @@ fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
         format!(
             "SELECT 'object', 'extension', quote_ident(x.extname), 'CREATE EXTENSION IF NOT EXISTS ' || quote_ident(x.extname) || ' WITH SCHEMA ' || quote_ident(n.nspname) || ';', \
                'DROP EXTENSION IF EXISTS ' || quote_ident(x.extname) || ';', x.extversion, x.oid::text \
-             FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
+             FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace{database_wide}"
         ),
         format!(
             "SELECT 'object', 'schema', quote_ident(n.nspname), 'CREATE SCHEMA ' || quote_ident(n.nspname) || ';', 'DROP SCHEMA IF EXISTS ' || quote_ident(n.nspname) || ';', NULL, n.oid::text \
@@ -193,7 +206,7 @@ fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
                AND NOT (o.type = 'schema' AND o.identity IN ('public', 'pg_catalog', 'information_schema')) \
                AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = d.classoid AND e.objid = d.objoid AND e.deptype = 'e') \
                AND NOT EXISTS (SELECT 1 FROM pg_class h JOIN pg_namespace hn ON hn.oid = h.relnamespace \
-                 WHERE d.classoid = 'pg_class'::regclass AND h.oid = d.objoid AND h.relname = {} AND hn.nspname = {})",
+                 WHERE d.classoid = 'pg_class'::regclass AND h.oid = d.objoid AND h.relname = {} AND hn.nspname = {}){tenant_comments}",
             escape_literal(&settings.table),
             escape_literal(&settings.schema)
         ),
@@ -206,7 +219,7 @@ fn queries(settings: &Settings, dependencies: Dependencies) -> Vec<String> {
              UNION ALL SELECT 'unrenderable', 'operator ' || o.oid::regoperator::text FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE {user_namespace} AND {} \
              UNION ALL SELECT 'unrenderable', 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(l.collname) FROM pg_collation l JOIN pg_namespace n ON n.oid = l.collnamespace WHERE {user_namespace} AND {} \
              UNION ALL SELECT 'unrenderable', 'statistics ' || quote_ident(n.nspname) || '.' || quote_ident(s.stxname) FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE {user_namespace} \
-             UNION ALL SELECT 'unrenderable', 'event trigger ' || quote_ident(v.evtname) FROM pg_event_trigger v WHERE {}",
+             UNION ALL SELECT 'unrenderable', 'event trigger ' || quote_ident(v.evtname) FROM pg_event_trigger v WHERE {}{database_wide_and}",
             not_from_extension("pg_operator", "o.oid"),
             not_from_extension("pg_collation", "l.oid"),
             not_from_extension("pg_event_trigger", "v.oid"),
