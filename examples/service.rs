@@ -103,6 +103,9 @@ struct AppState {
     /// The database check in flight, or the last one. Probes join a check in flight instead of
     /// starting their own, so a hanging database holds one connection attempt, not one per probe.
     check: Mutex<Option<DatabaseCheck>>,
+    /// The last fleet check that ended: what a probe answers with when the next one takes
+    /// longer than it can wait.
+    last_tenants: Mutex<Option<CheckResult>>,
 }
 
 /// What the database check found: the schema's status, or each tenant's.
@@ -206,6 +209,7 @@ async fn run_server() -> ExitCode {
         config: config.clone(),
         fleet: fleet.clone(),
         check: Mutex::new(None),
+        last_tenants: Mutex::new(None),
     });
     if let Some(config) = config.filter(|c| c.url.is_some()) {
         let state = state.clone();
@@ -344,7 +348,7 @@ async fn database_status(
     migrating: bool,
 ) -> CheckResult {
     let fleet = state.fleet.clone();
-    let (mut check, previous) = {
+    let mut check = {
         let Ok(mut slot) = state.check.lock() else {
             return Err("state unavailable".to_owned());
         };
@@ -355,39 +359,47 @@ async fn database_status(
                 .map(|(at, found)| (*at, found.clone()))
         });
         match (slot.as_ref(), finished) {
-            (Some(running), None) => (running.clone(), None),
+            (Some(running), None) => running.clone(),
             (Some(done), Some((at, Ok(Checked::Tenants(_)))))
                 if !migrating && at.elapsed() < FLEET_CHECK_FRESH =>
             {
-                (done.clone(), None)
+                done.clone()
             }
-            (_, finished) => {
-                let previous = finished
-                    .map(|(_, found)| found)
-                    .filter(|found| matches!(found, Ok(Checked::Tenants(_))));
+            _ => {
                 let (done, check) = tokio::sync::watch::channel(None);
                 *slot = Some(check.clone());
                 tokio::spawn(async move {
                     let checked = check_database(&config, fleet.as_ref(), migrating).await;
                     let _ = done.send(Some((Instant::now(), checked)));
                 });
-                (check, previous)
+                check
             }
         }
     };
-    match tokio::time::timeout(DATABASE_CHECK_BUDGET, check.wait_for(Option::is_some)).await {
+    let answer = tokio::time::timeout(DATABASE_CHECK_BUDGET, check.wait_for(Option::is_some)).await;
+    let found = match answer {
         Ok(Ok(result)) => result
             .as_ref()
             .map(|(_, found)| found.clone())
             .unwrap_or_else(|| Err("the check failed".to_owned())),
         Ok(Err(_)) => Err("the check failed".to_owned()),
-        Err(_) => previous.unwrap_or_else(|| {
-            Err(format!(
-                "no answer within {} ms",
-                DATABASE_CHECK_BUDGET.as_millis()
-            ))
-        }),
+        Err(_) => {
+            // A fleet's check outlasting the probe: the last one that ended answers.
+            let last = state.last_tenants.lock().ok().and_then(|last| last.clone());
+            return last.unwrap_or_else(|| {
+                Err(format!(
+                    "no answer within {} ms",
+                    DATABASE_CHECK_BUDGET.as_millis()
+                ))
+            });
+        }
+    };
+    if matches!(found, Ok(Checked::Tenants(_)))
+        && let Ok(mut last) = state.last_tenants.lock()
+    {
+        *last = Some(found.clone());
     }
+    found
 }
 
 /// One database check: the schema's status, or each tenant's (only the connection while the
@@ -498,7 +510,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         (_, Ok(Checked::Connected)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "fail",
-            check("fail", "the tenants are being read"),
+            check("fail", "the tenants' migrations are not read yet"),
         ),
         (_, Ok(Checked::One(status))) => match status.health() {
             migrate::Health::Pass => (
