@@ -177,3 +177,48 @@ fn a_long_transaction_of_short_statements_reports_nothing() {
     assert!(out.status.success(), "{log}");
     assert!(!log.contains(" running for "), "{log}");
 }
+
+/// Two statements the server shows the same beginning of (it keeps 1023 bytes of a text by
+/// default): the second is named as the second, from when it started.
+#[test]
+fn statements_with_the_same_visible_beginning_are_told_apart() {
+    let db = test_database();
+    let dir = std::env::temp_dir().join(format!("migrate-progress-same-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let alias = "ü".repeat(30) + &"x".repeat(1100);
+    std::fs::write(
+        dir.join("0001_twins.sql"),
+        format!(
+            "-- revision: 0001\n-- parents: none\n\nSELECT pg_sleep(1.5) AS \"{alias}\", 1;\n\nSELECT pg_sleep(1.5) AS \"{alias}\", 2;\n"
+        ),
+    )
+    .unwrap();
+    let out = common::run_host(
+        db.url(),
+        "dir",
+        &[
+            ("MIGRATE_TEST_DIR", dir.to_str().unwrap()),
+            ("MIGRATE_PROGRESS_AFTER", "500ms"),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let named: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" running for "))
+        .filter_map(|l| l.split(" (").next())
+        .collect();
+    assert!(named.contains(&"INFO 0001 statement 1"), "{log}");
+    assert!(named.contains(&"INFO 0001 statement 2"), "{log}");
+    // Once the second started, the first is never named again.
+    let second = named
+        .iter()
+        .position(|n| n.ends_with("statement 2"))
+        .unwrap();
+    assert!(
+        named[second..].iter().all(|n| n.ends_with("statement 2")),
+        "{named:?}"
+    );
+}

@@ -86,7 +86,7 @@ pub fn execute_to(
     {
         let _ = writeln!(
             err,
-            "error: --write takes one database's drift: with --each-schema or --each-database each target may differ in its own way\n  help: run `migrate diff --write` on the target to reconcile, naming it with --database-url (or a query that lists it alone)"
+            "error: --write takes one database's drift: with --each-schema or --each-database each target may differ in its own way\n  help: for a database of the fleet, run `migrate diff --write` with --database-url naming it; a tenant schema's drift is mended by a migration all tenants run"
         );
         return 2;
     }

@@ -138,10 +138,11 @@ pub(crate) fn run(
     let failed = report.failed();
     let _ = writeln!(
         out,
-        "{applied} migrated, {current} up to date, {} failed, {skipped} skipped, of {} {kind}(s) in {} ms, {jobs} at a time",
+        "{applied} migrated, {current} up to date, {} failed, {skipped} skipped, of {} {kind}(s) in {} ms, {} at a time",
         failed.len(),
         report.targets.len(),
-        started.elapsed().as_millis()
+        started.elapsed().as_millis(),
+        jobs.min(report.targets.len())
     );
     if failed.is_empty() && skipped == 0 {
         return 0;
@@ -245,6 +246,10 @@ fn plan(
                     .map(|e| format!("error: {}", first_line(&e)))
                     .unwrap_or_default()
             }
+            Ok(status) if status.pending.is_empty() && !status.ahead.is_empty() => {
+                let ahead: Vec<&str> = status.ahead.iter().map(|a| a.revision.as_str()).collect();
+                format!("nothing: ahead of these migrations ({})", ahead.join(", "))
+            }
             Ok(status) if status.pending.is_empty() => {
                 format!("nothing: up to date at {}", status.head.unwrap_or("-"))
             }
@@ -341,7 +346,9 @@ fn diff(
                         continue;
                     }
                 }
-                if drift.is_clean() {
+                if drift.is_clean() && !drift.pending.is_empty() {
+                    format!("no drift ({} pending, not compared)", drift.pending.len())
+                } else if drift.is_clean() {
                     "no drift".to_owned()
                 } else {
                     drifting.push(name.clone());

@@ -598,6 +598,15 @@ fn plan_and_diff_each_tenant_schema() {
         "{printed}"
     );
 
+    // What has not run is not compared, and said so.
+    let early = migrate(&all, &["diff", "--each-schema", "SELECT 'm_a'"], &db, &[]);
+    assert_eq!(early.status.code(), Some(0), "{}", stderr(&early));
+    assert!(
+        stdout(&early).contains("m_a     no drift (1 pending, not compared)\n"),
+        "{}",
+        stdout(&early)
+    );
+
     // Each tenant comments its own table; the database has an extension of its own, which is
     // no tenant's.
     let all = directory(
@@ -675,7 +684,7 @@ fn plan_and_diff_each_tenant_schema() {
     assert_eq!(write.status.code(), Some(2));
     assert_eq!(
         stderr(&write),
-        "error: --write takes one database's drift: with --each-schema or --each-database each target may differ in its own way\n  help: run `migrate diff --write` on the target to reconcile, naming it with --database-url (or a query that lists it alone)\n"
+        "error: --write takes one database's drift: with --each-schema or --each-database each target may differ in its own way\n  help: for a database of the fleet, run `migrate diff --write` with --database-url naming it; a tenant schema's drift is mended by a migration all tenants run\n"
     );
     let canary = migrate(
         &all,

@@ -110,7 +110,6 @@ fn duration(name: &str, value: &str) -> Result<Duration, Error> {
     })
 }
 
-/// Whether `name` is a plain SQL identifier we can quote safely in every statement.
 /// A schema the history may live in: any name PostgreSQL takes (a tenant's schema is whatever
 /// the fleet's query lists: `tenant-42`, `Mandant Ü`), at most 63 bytes, without the characters
 /// the runner's SQL cannot carry inside its quotes (`"`, `$`) or any control character.
@@ -120,6 +119,7 @@ pub fn valid_schema(name: &str) -> bool {
         && !name.chars().any(|c| c == '"' || c == '$' || c.is_control())
 }
 
+/// Whether `name` is a plain SQL identifier we can quote safely in every statement.
 pub fn valid_identifier(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
@@ -163,11 +163,11 @@ impl EnvConfig {
             settings.idle_timeout = duration("MIGRATE_IDLE_TIMEOUT", &value)?;
         }
         if let Some(value) = get("MIGRATE_SCHEMA") {
-            if !valid_identifier(&value) {
+            if !valid_schema(&value) {
                 return Err(Error::InvalidConfig {
                     name: "MIGRATE_SCHEMA".to_owned(),
                     value,
-                    reason: "expected a schema name of letters, digits and _ (at most 63)"
+                    reason: "expected a schema name of at most 63 bytes without `\"`, `$` or control characters"
                         .to_owned(),
                 });
             }
@@ -299,10 +299,18 @@ mod tests {
             "invalid MIGRATE_LOCK_TIMEOUT `1`: expected a duration such as 500ms, 2s, 10min or 1h (0 disables)"
         );
         assert_eq!(
-            config(&[("MIGRATE_SCHEMA", "a;drop")])
+            config(&[("MIGRATE_SCHEMA", "a\"drop")])
                 .unwrap_err()
                 .to_string(),
-            "invalid MIGRATE_SCHEMA `a;drop`: expected a schema name of letters, digits and _ (at most 63)"
+            "invalid MIGRATE_SCHEMA `a\"drop`: expected a schema name of at most 63 bytes without `\"`, `$` or control characters"
+        );
+        // A tenant's schema, as a fleet names it.
+        assert_eq!(
+            config(&[("MIGRATE_SCHEMA", "Mandant Ü-42")])
+                .unwrap()
+                .settings
+                .schema,
+            "Mandant Ü-42"
         );
     }
 }

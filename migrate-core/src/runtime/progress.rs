@@ -230,7 +230,7 @@ fn reading_sql(backend: Backend) -> String {
          (SELECT string_agg(format('pid %s (%s): %s', a.pid, coalesce(nullif(a.application_name, ''), 'no application name'), \
                                    left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80)), '; ') \
           FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids(s.pid))), \
-         a.query, extract(epoch FROM clock_timestamp() - a.query_start) \
+         a.query, extract(epoch FROM clock_timestamp() - a.query_start), a.query_start::text \
          FROM ({watched}) s \
          LEFT JOIN pg_stat_activity a ON a.pid = s.pid \
          LEFT JOIN pg_stat_progress_create_index i ON i.pid = s.pid \
@@ -261,6 +261,9 @@ fn watch(watched: &Watched, number: u64, signal: &(Mutex<bool>, Condvar)) {
     let query = reading_sql(watched.backend);
     // Until the backend is seen running one of them, the first statement is the one named.
     let mut last_seen = 0;
+    // When the statement seen last started: a later start is a later statement, even when the
+    // server shows the same beginning of text for both.
+    let mut seen_start: Option<String> = None;
     loop {
         let Ok(messages) = client.simple_query(&query) else {
             return;
@@ -270,11 +273,17 @@ fn watch(watched: &Watched, number: u64, signal: &(Mutex<bool>, Condvar)) {
             _ => None,
         });
         if let Some(row) = row {
+            let start = row.get(8).map(str::to_owned);
+            let from = match (&seen_start, &start) {
+                (Some(before), Some(now)) if before != now => last_seen + 1,
+                _ => last_seen,
+            };
             if let Some(seen) = row
                 .get(6)
-                .and_then(|q| running(&watched.statements, q, last_seen))
+                .and_then(|q| running(&watched.statements, q, from))
             {
                 last_seen = seen;
+                seen_start = start;
             }
             let Some(statement) = watched.statements.get(last_seen) else {
                 return;
