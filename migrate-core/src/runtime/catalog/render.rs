@@ -103,7 +103,7 @@ pub fn fix_migration(header: &str, differences: &[Difference]) -> String {
     let mut phase = None;
     let mut unfixable = Vec::new();
     for difference in differences.iter().filter(|d| d.fix.is_empty()) {
-        unfixable.push(format!("-- needs a human: {difference}"));
+        unfixable.push(commented(&format!("needs a human: {difference}")));
     }
     if !unfixable.is_empty() {
         out.push('\n');
@@ -119,7 +119,8 @@ pub fn fix_migration(header: &str, differences: &[Difference]) -> String {
             out.push('\n');
         }
         if fix_phase == Phase::Destructive {
-            out.push_str(&format!("-- destructive: {difference}\n"));
+            out.push_str(&commented(&format!("destructive: {difference}")));
+            out.push('\n');
             for line in fix.sql.lines() {
                 out.push_str(&format!("-- {line}\n"));
             }
@@ -129,6 +130,15 @@ pub fn fix_migration(header: &str, differences: &[Difference]) -> String {
         }
     }
     out
+}
+
+/// `text` as SQL comment lines: a difference shows a definition as the server prints it, on
+/// several lines (a function's), and each must stay a comment.
+fn commented(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("-- {line}").trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Where a fix goes in the reconciling migration. Foreign keys that stand in the way of a type
@@ -169,4 +179,48 @@ pub(crate) fn column_text(column: &Column) -> String {
         _ => {}
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::difference::{Severity, fix};
+    use super::*;
+
+    /// A function the migrations do not build, shown by its definition over several lines: the
+    /// written migration keeps every line of it commented, and the drop too.
+    #[test]
+    fn a_definition_over_several_lines_stays_commented() {
+        let definition = "CREATE OR REPLACE FUNCTION public.extra()\n RETURNS trigger\n LANGUAGE plpgsql\nAS $function$BEGIN RETURN NULL; END$function$\n";
+        let differences = [
+            Difference {
+                object: "function public.extra()".to_owned(),
+                expected: None,
+                actual: Some(definition.to_owned()),
+                severity: Severity::Destructive,
+                fix: vec![fix(Phase::Destructive, "DROP FUNCTION public.extra();")],
+                position: 0,
+            },
+            Difference {
+                object: "function public.autre()".to_owned(),
+                expected: Some(definition.replace("extra", "autre")),
+                actual: None,
+                severity: Severity::Review,
+                fix: Vec::new(),
+                position: 1,
+            },
+        ];
+        let written = fix_migration("-- revision: r\n-- parents: p\n", &differences);
+        let body: Vec<&str> = written
+            .lines()
+            .skip_while(|line| !line.starts_with("-- Reconciles"))
+            .filter(|line| !line.is_empty())
+            .collect();
+        assert!(body.iter().all(|line| line.starts_with("--")), "{written}");
+        assert!(written.contains("\n-- destructive: function public.extra() [destructive]: migrations build (absent); the database has CREATE OR REPLACE FUNCTION public.extra()\n--  RETURNS trigger\n"), "{written}");
+        assert!(written.contains("\n-- needs a human: function public.autre() [review]: migrations build CREATE OR REPLACE FUNCTION public.autre()\n--  RETURNS trigger\n"), "{written}");
+        assert!(
+            written.contains("\n-- DROP FUNCTION public.extra();\n"),
+            "{written}"
+        );
+    }
 }
