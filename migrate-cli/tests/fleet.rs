@@ -850,7 +850,7 @@ fn a_fleet_through_a_transaction_pooler() {
     assert_eq!(
         count(
             &db,
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ),
         0
     );
