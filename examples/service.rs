@@ -185,18 +185,17 @@ async fn run_server() -> ExitCode {
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], port)));
     log::info!("listening on http://{local}");
 
-    let config = match (migrate::EnvConfig::from_env(), Fleet::from_env()) {
-        (Ok(config), Ok(_)) => Some(config),
+    let (config, fleet) = match (migrate::EnvConfig::from_env(), Fleet::from_env()) {
+        (Ok(config), Ok(fleet)) => (Some(config), fleet),
         (Err(e), _) => {
             log::error!("{e}");
-            None
+            (None, None)
         }
         (_, Err(e)) => {
             log::error!("{e}");
-            None
+            (None, None)
         }
     };
-    let fleet = Fleet::from_env().ok().flatten();
     let initial = match &config {
         None => Phase::Failed("invalid configuration".to_owned()),
         Some(c) if c.url.is_none() => Phase::NotConfigured,

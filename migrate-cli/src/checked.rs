@@ -6,7 +6,6 @@ use std::io::Write;
 use migrate_core::Migrations;
 use migrate_core::analysis::diagnostic::Check;
 use migrate_core::analysis::diagnostic::Severity;
-use migrate_core::lint::config::LintConfig;
 use migrate_core::lint::config::LintOverrides;
 use migrate_core::lint::rule::Level;
 
@@ -52,17 +51,9 @@ pub(crate) fn checked_for_each_schema(
     not_done: &str,
     help: &str,
 ) -> Result<Migrations, u8> {
-    let configured = LintConfig::of_dir(dir)
-        .map(|config| config.levels.contains_key(SCHEMA_QUALIFIED_NAME))
-        .unwrap_or(false);
-    let levels = if configured {
-        Vec::new()
-    } else {
-        vec![(SCHEMA_QUALIFIED_NAME.to_owned(), Level::Warning)]
-    };
     let overrides = LintOverrides {
-        target_version: None,
-        levels,
+        defaults: vec![(SCHEMA_QUALIFIED_NAME.to_owned(), Level::Warning)],
+        ..LintOverrides::default()
     };
     checked_with(dir, use_, &overrides, err, not_done, help, Warnings::Print)
 }

@@ -30,7 +30,7 @@ pub fn execute_to(
         let dir = dir.unwrap_or_else(|| PathBuf::from("migrations"));
         let overrides = LintOverrides {
             target_version: target_postgres,
-            levels: Vec::new(),
+            ..LintOverrides::default()
         };
         return report::lint(&dir, &overrides, format, out, err);
     }

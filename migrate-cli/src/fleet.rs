@@ -73,7 +73,7 @@ pub(crate) fn run(
             return 2;
         }
     };
-    let kind = if schemas { "schema" } else { "database" };
+    let kind = kind_of(&targets);
     if targets.names().is_empty() {
         let _ = writeln!(
             err,
@@ -208,12 +208,7 @@ fn status(
         targets.names().len()
     );
     if !failed.is_empty() {
-        let _ = writeln!(
-            err,
-            "error: {} {kind}(s) could not be read: {}",
-            failed.len(),
-            failed.join(", ")
-        );
+        unread(err, kind, &failed);
         return 2;
     }
     u8::from(!pending.is_empty())
@@ -289,13 +284,18 @@ fn plan(
     if failed.is_empty() {
         return 0;
     }
+    unread(err, kind, &failed);
+    2
+}
+
+/// The targets whose status could not be read, named on stderr.
+fn unread(err: &mut dyn Write, kind: &str, failed: &[String]) {
     let _ = writeln!(
         err,
         "error: {} {kind}(s) could not be read: {}",
         failed.len(),
         failed.join(", ")
     );
-    2
 }
 
 /// How a fleet's drift is shown: the width of the targets' column, or one JSON object.

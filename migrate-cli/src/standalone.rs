@@ -174,7 +174,7 @@ fn standalone(
         ToolCommand::Check { target_postgres } => {
             let overrides = LintOverrides {
                 target_version: target_postgres,
-                levels: Vec::new(),
+                ..LintOverrides::default()
             };
             return report::lint(&dir, &overrides, LintFormat::Text, out, err);
         }

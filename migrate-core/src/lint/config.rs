@@ -96,6 +96,9 @@ pub const CONFIG_FILE: &str = "migrate.toml";
 pub struct LintOverrides {
     pub target_version: Option<u32>,
     pub levels: Vec<(String, Level)>,
+    /// Levels for the rules the file leaves unset (what a command's use of the migrations
+    /// implies, which the project may still decide otherwise in `migrate.toml`).
+    pub defaults: Vec<(String, Level)>,
 }
 
 impl LintOverrides {
@@ -110,6 +113,11 @@ impl LintOverrides {
         }
         for (rule, level) in &self.levels {
             config.set_level(rule, *level)?;
+        }
+        for (rule, level) in &self.defaults {
+            if !config.levels.contains_key(rule) {
+                config.set_level(rule, *level)?;
+            }
         }
         Ok(())
     }
@@ -410,10 +418,29 @@ mod tests {
         LintOverrides {
             target_version: Some(16),
             levels: vec![("renaming-column".to_owned(), Level::Off)],
+            defaults: Vec::new(),
         }
         .apply(&mut config)
         .unwrap();
         assert_eq!(config.target_version, 16);
         assert_eq!(config.level("renaming-column"), Level::Off);
+    }
+
+    /// A default level holds only where the file sets none.
+    #[test]
+    fn defaults_yield_to_the_file() {
+        let mut config =
+            parse_config("m/migrate.toml", "[rules]\nrenaming-column = \"off\"\n").unwrap();
+        LintOverrides {
+            defaults: vec![
+                ("renaming-column".to_owned(), Level::Warning),
+                ("ban-drop-table".to_owned(), Level::Warning),
+            ],
+            ..LintOverrides::default()
+        }
+        .apply(&mut config)
+        .unwrap();
+        assert_eq!(config.level("renaming-column"), Level::Off);
+        assert_eq!(config.level("ban-drop-table"), Level::Warning);
     }
 }

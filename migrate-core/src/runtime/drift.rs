@@ -43,12 +43,20 @@ impl Drift {
 
 /// `url` with its database name replaced.
 pub(crate) fn with_database(url: &str, database: &str) -> Result<String, Error> {
+    url_naming(
+        url,
+        database,
+        "the drift check needs a postgres:// URL to reach its shadow database",
+    )
+}
+
+/// `url` with its path naming `database` instead; when it cannot be (a key=value connection
+/// string has no path), an error that ends with `why` a URL is needed, and shows no password.
+pub(crate) fn url_naming(url: &str, database: &str, why: &str) -> Result<String, Error> {
     super::connect::url_for_database(url, database).map_err(|e| Error::InvalidConfig {
         name: "database URL".to_owned(),
         value: redact(url),
-        reason: format!(
-            "{e}; the drift check needs a postgres:// URL to reach its shadow database"
-        ),
+        reason: format!("{e}; {why}"),
     })
 }
 

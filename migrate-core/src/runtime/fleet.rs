@@ -10,21 +10,18 @@ use std::time::{Duration, Instant};
 use postgres::SimpleQueryMessage;
 
 use super::connect::connect;
-use super::connect::{redact, url_for_database};
-use super::drift::Drift;
+use super::drift::{Drift, url_naming};
 use super::error::{Error, ServerError};
 use super::protocol::Migrator;
 use super::status::Status;
 
 /// The URL of the fleet's database `name`: `url` with its path naming `name` instead.
 fn database_url(url: &str, name: &str) -> Result<String, Error> {
-    url_for_database(url, name).map_err(|e| Error::InvalidConfig {
-        name: "database URL".to_owned(),
-        value: redact(url),
-        reason: format!(
-            "{e}; a fleet of databases reaches each one through a postgres:// URL, the database's name in its path"
-        ),
-    })
+    url_naming(
+        url,
+        name,
+        "a fleet of databases reaches each one through a postgres:// URL, the database's name in its path",
+    )
 }
 
 /// The listing query, run read only: it lists, it changes nothing.
