@@ -42,6 +42,10 @@ impl SslMode {
     }
 }
 
+// rustls 0.23.48 deprecates ring's provider for its lack of post-quantum key exchange, which only
+// the aws-lc-rs provider has; that one builds a C library with cmake, which a migration runtime
+// should not ask of every host's build. PostgreSQL servers negotiate classical groups.
+#[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

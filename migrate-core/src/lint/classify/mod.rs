@@ -108,6 +108,8 @@ pub struct Classified {
     /// Object names written with their schema (`app.users`), as written; the system schemas'
     /// (`pg_catalog.…`, `information_schema.…`) are left out.
     pub schema_qualified: Vec<String>,
+    /// `ALTER … SET SCHEMA s`: the schema the object is moved into, as written.
+    pub moves_to_schema: Option<String>,
 }
 
 /// A statement that changes the session's settings beyond its transaction.
@@ -230,6 +232,7 @@ pub fn classify(stmt: &ast::Stmt) -> Classified {
     out.names_all_it_locks = names_all_it_locks(stmt.syntax());
     out.session_setting = session_setting(stmt.syntax());
     out.schema_qualified = syntax::schema_qualified(stmt.syntax());
+    out.moves_to_schema = syntax::moved_to_schema(stmt.syntax());
     out
 }
 

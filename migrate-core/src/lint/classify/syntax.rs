@@ -170,6 +170,13 @@ pub(super) fn schema_qualified(node: &SyntaxNode) -> Vec<String> {
     names
 }
 
+/// The schema an `ALTER … SET SCHEMA` moves its object into, as written.
+pub(super) fn moved_to_schema(node: &SyntaxNode) -> Option<String> {
+    let set_schema = descendant(node, SyntaxKind::SET_SCHEMA)?;
+    let schema = descendant(&set_schema, SyntaxKind::SCHEMA_REF)?;
+    Some(schema.text().to_string().trim().to_owned())
+}
+
 pub(super) fn name_of(node: &SyntaxNode) -> String {
     normalize(&node.text().to_string())
 }

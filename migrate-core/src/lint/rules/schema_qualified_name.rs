@@ -17,6 +17,8 @@
 //! "error"` under `[rules]` in `migrate.toml` makes it an error there and in the compiler (what
 //! a host that migrates tenant schemas at startup embeds).
 //!
+//! `ALTER … SET SCHEMA other` is flagged too: it moves a tenant's object out of its schema.
+//!
 //! A table's column (`users.id`, `COMMENT ON COLUMN users.email`) and a setting (`SET LOCAL
 //! app.tenant = …`) name no schema; a function called by a two-part name does. Names inside
 //! string literals (`nextval('app.seq')`) and function bodies are not read.
@@ -31,18 +33,27 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
+    let mut findings = Vec::new();
     let names = &ctx.classified.schema_qualified;
-    if names.is_empty() {
-        return Vec::new();
+    if !names.is_empty() {
+        let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        findings.push(Finding {
+            message: format!(
+                "{} names its schema: run on every tenant schema, each tenant's run reaches the same object instead of its own",
+                listed.join(", ")
+            ),
+            help: "leave the name unqualified, so that it resolves in the tenant's schema (first in `search_path` while its migrations run)".to_owned(),
+        });
     }
-    let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    vec![Finding {
-        message: format!(
-            "{} names its schema: run on every tenant schema, each tenant's run reaches the same object instead of its own",
-            listed.join(", ")
-        ),
-        help: "leave the name unqualified, so that it resolves in the tenant's schema (first in `search_path` while its migrations run)".to_owned(),
-    }]
+    if let Some(schema) = &ctx.classified.moves_to_schema {
+        findings.push(Finding {
+            message: format!(
+                "`SET SCHEMA {schema}` moves the object out of the tenant's schema: run on every tenant schema, each tenant's run moves its own object into the one schema `{schema}`, where the second one's name is already taken"
+            ),
+            help: "keep each tenant's objects in its schema; an object all tenants share belongs in a migration of its own, with `-- migrate:allow schema-qualified-name: <reason>`".to_owned(),
+        });
+    }
+    findings
 }
 
 #[cfg(test)]
@@ -138,6 +149,26 @@ mod tests {
                  CREATE VIEW colonnes AS SELECT column_name FROM information_schema.columns;",
             ])
             .is_empty()
+        );
+    }
+
+    /// Moving an object into a named schema takes it out of the tenant's, whatever kind it is.
+    #[test]
+    fn flags_objects_moved_into_another_schema() {
+        let found = hits(&[
+            BASE,
+            "ALTER TABLE users SET SCHEMA partagé;\n\
+             ALTER FUNCTION f(int) SET SCHEMA \"Grüße\";\n\
+             ALTER TABLE users RENAME TO membres;",
+        ]);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].contains("`SET SCHEMA partagé` moves the object out of the tenant's schema"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].contains("into the one schema `\"Grüße\"`"),
+            "{found:#?}"
         );
     }
 
