@@ -699,6 +699,58 @@ fn plan_and_diff_each_tenant_schema() {
     );
 }
 
+/// A tenant's migrations use what the database has beside its schemas: extensions installed in
+/// `public` by whoever set the database up (`uuid_generate_v4()`, `citext`). Each tenant's diff
+/// replays its migrations with them, and one the checking role cannot create in its shadow
+/// (`dblink`, for superusers only) is no obstacle when no migration needs it.
+#[test]
+fn a_tenants_diff_replays_with_the_databases_extensions() {
+    let root = TempDir::new("fleet-diff-extensions");
+    let db = test_database();
+    let role = format!("{}_verifier", db.name());
+    let mut client = db.client();
+    client
+        .batch_execute(&format!(
+            "CREATE EXTENSION \"uuid-ossp\"; CREATE EXTENSION citext; CREATE EXTENSION dblink; \
+             CREATE SCHEMA kunde_1; CREATE SCHEMA \"kunde_ä\"; \
+             CREATE ROLE \"{role}\" LOGIN CREATEDB"
+        ))
+        .unwrap();
+    let dir = root.join("extensions");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("0001_profiles.sql"),
+        "-- revision: 0001\n-- parents: none\n\n\
+         CREATE TABLE profils (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), courriel citext NOT NULL);\n",
+    )
+    .unwrap();
+    let listing = "SELECT unnest(ARRAY['kunde_1', 'kunde_ä'])";
+    let run = migrate(&dir, &["apply", "--each-schema", listing], &db, &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    client
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA kunde_1, \"kunde_ä\" TO \"{role}\"; \
+             GRANT SELECT ON kunde_1.migrate_history, \"kunde_ä\".migrate_history TO \"{role}\""
+        ))
+        .unwrap();
+    let verifier_url = db.url().replacen("postgres@", &format!("{role}@"), 1);
+    let diff = migrate(
+        &dir,
+        &["diff", "--each-schema", listing],
+        &db,
+        &[("DATABASE_URL", &verifier_url)],
+    );
+    let printed = (stdout(&diff), stderr(&diff));
+    client
+        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
+        .unwrap();
+    assert_eq!(diff.status.code(), Some(0), "{printed:?}");
+    assert_eq!(
+        printed.0,
+        "schema   drift\nkunde_1  no drift\nkunde_ä  no drift\n2 without drift, 0 drifting, 0 could not be compared, of 2 schema(s)\n"
+    );
+}
+
 /// A fleet's progress readings name their target: two tenants whose tables live traffic holds,
 /// each reading with its schema.
 #[test]

@@ -245,6 +245,61 @@ fn exists_on_the_server(error: &postgres::Error) -> bool {
     })
 }
 
+/// An extension of the target database: its name, schema and version.
+struct Extension {
+    name: String,
+    schema: String,
+    version: String,
+}
+
+/// The extensions of the database a tenant's schema lives in, in the order they were created
+/// (one that requires another comes after it). A tenant's migrations use them, unqualified
+/// through `public` in `search_path` (`uuid_generate_v4()`, `citext`), without creating them:
+/// extensions belong to the database, not to a tenant.
+fn database_extensions(client: &mut Client) -> Result<Vec<Extension>, Error> {
+    let rows = query(
+        client,
+        "SELECT e.extname, n.nspname, e.extversion FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+         WHERE e.extname <> 'plpgsql' ORDER BY e.oid",
+        "reading the database's extensions",
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| Extension {
+            name: cell(row, 0),
+            schema: cell(row, 1),
+            version: cell(row, 2),
+        })
+        .collect())
+}
+
+/// Creates `extensions` in the shadow as the target has them, each in its schema and at its
+/// version. One the shadow's role may not create (not trusted, and no superuser) or whose files
+/// the server lacks is left out: a tenant's drift never compares extensions, and a migration
+/// that needs it fails its replay with its own error, which names what is missing.
+fn install_extensions(extensions: &[Extension], shadow: &mut Client) {
+    for extension in extensions {
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE EXTENSION IF NOT EXISTS {name} WITH SCHEMA {schema} VERSION {version}",
+            schema = escape_identifier(&extension.schema),
+            name = escape_identifier(&extension.name),
+            version = escape_literal(&extension.version),
+        );
+        // In a transaction of its own: a refused one leaves no schema behind it.
+        if let Err(e) = shadow.batch_execute(&format!("BEGIN; {sql}; COMMIT")) {
+            let _ = shadow.batch_execute("ROLLBACK");
+            log::info!(
+                "the shadow has no extension {} (the target has {} in schema {}): {}",
+                extension.name,
+                extension.version,
+                extension.schema,
+                ServerError::from_postgres(&e)
+            );
+        }
+    }
+}
+
 /// Runs `migrations`, in order, on `shadow`: each transactional one in one transaction, each
 /// no-transaction one statement by statement. A statement that creates a role or a tablespace
 /// the server already has is skipped: the shadow's database is new, its server is not.
@@ -502,7 +557,12 @@ impl Migrator<'_> {
         // The history alone: the snapshot's comparison would be one more catalog read.
         let status = self.history_status(&mut target)?;
         let actual = self.drift_catalog(&mut target)?;
+        let surroundings = match self.settings().tenant_schema {
+            Some(_) => database_extensions(&mut target)?,
+            None => Vec::new(),
+        };
         let mut shadow = Shadow::open(target, url, shadow_url, name)?;
+        install_extensions(&surroundings, &mut shadow.client);
         let replayed = self.replay(&status, &mut shadow.client)?;
         let expected = self.drift_catalog(&mut shadow.client)?;
         drop(shadow);
