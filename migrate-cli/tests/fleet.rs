@@ -700,11 +700,13 @@ fn plan_and_diff_each_tenant_schema() {
 }
 
 /// A tenant's migrations use what the database has beside its schemas: extensions installed in
-/// `public` by whoever set the database up (`uuid_generate_v4()`, `citext`). Each tenant's diff
-/// replays its migrations with them, and one the checking role cannot create in its shadow
-/// (`dblink`, for superusers only) is no obstacle when no migration needs it.
+/// `public` by whoever set the database up (`uuid_generate_v4()`, `citext`), and the tables and
+/// functions all tenants share there (`REFERENCES plans`, `DEFAULT code_pays()`). Each tenant's
+/// diff replays its migrations with them. An extension the checking role cannot create in its
+/// shadow (`dblink`, for superusers only), or a shared view over one tenant's table, is no
+/// obstacle when no migration needs it.
 #[test]
-fn a_tenants_diff_replays_with_the_databases_extensions() {
+fn a_tenants_diff_replays_with_what_the_tenants_share() {
     let root = TempDir::new("fleet-diff-extensions");
     let db = test_database();
     let role = format!("{}_verifier", db.name());
@@ -713,6 +715,8 @@ fn a_tenants_diff_replays_with_the_databases_extensions() {
         .batch_execute(&format!(
             "CREATE EXTENSION \"uuid-ossp\"; CREATE EXTENSION citext; CREATE EXTENSION dblink; \
              CREATE SCHEMA kunde_1; CREATE SCHEMA \"kunde_ä\"; \
+             CREATE TABLE plans (id int PRIMARY KEY, nom text NOT NULL); \
+             CREATE FUNCTION code_pays() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'FR' $$; \
              CREATE ROLE \"{role}\" LOGIN CREATEDB"
         ))
         .unwrap();
@@ -724,12 +728,25 @@ fn a_tenants_diff_replays_with_the_databases_extensions() {
          CREATE TABLE profils (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), courriel citext NOT NULL);\n",
     )
     .unwrap();
+    std::fs::write(
+        dir.join("0002_plan.sql"),
+        "-- revision: 0002\n-- parents: 0001\n\n\
+         ALTER TABLE profils ADD COLUMN plan int, ADD COLUMN pays text DEFAULT code_pays(), ADD CONSTRAINT profils_plan FOREIGN KEY (plan) REFERENCES plans (id) NOT VALID;\n",
+    )
+    .unwrap();
     let listing = "SELECT unnest(ARRAY['kunde_1', 'kunde_ä'])";
     let run = migrate(&dir, &["apply", "--each-schema", listing], &db, &[]);
-    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&run),
+        stderr(&run)
+    );
     client
         .batch_execute(&format!(
-            "GRANT USAGE ON SCHEMA kunde_1, \"kunde_ä\" TO \"{role}\"; \
+            "CREATE VIEW tous_les_profils AS SELECT id FROM kunde_1.profils; \
+             GRANT USAGE ON SCHEMA kunde_1, \"kunde_ä\" TO \"{role}\"; \
              GRANT SELECT ON kunde_1.migrate_history, \"kunde_ä\".migrate_history TO \"{role}\""
         ))
         .unwrap();

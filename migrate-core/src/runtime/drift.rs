@@ -245,6 +245,17 @@ fn exists_on_the_server(error: &postgres::Error) -> bool {
     })
 }
 
+/// What a tenant's schema lives among in its database, which its migrations use without
+/// creating it: the database's extensions (`uuid_generate_v4()`, `citext`) and the objects of
+/// `public`, which comes after the tenant's schema in the `search_path` its migrations run with
+/// (a `plans` table all tenants reference, a shared function). Empty for a whole database.
+#[derive(Default)]
+struct Surroundings {
+    extensions: Vec<Extension>,
+    /// The statements creating `public`'s objects, one object each, in creation order.
+    shared: Vec<String>,
+}
+
 /// An extension of the target database: its name, schema and version.
 struct Extension {
     name: String,
@@ -252,10 +263,8 @@ struct Extension {
     version: String,
 }
 
-/// The extensions of the database a tenant's schema lives in, in the order they were created
-/// (one that requires another comes after it). A tenant's migrations use them, unqualified
-/// through `public` in `search_path` (`uuid_generate_v4()`, `citext`), without creating them:
-/// extensions belong to the database, not to a tenant.
+/// The extensions of the target's database, in the order they were created (one that requires
+/// another comes after it).
 fn database_extensions(client: &mut Client) -> Result<Vec<Extension>, Error> {
     let rows = query(
         client,
@@ -274,30 +283,68 @@ fn database_extensions(client: &mut Client) -> Result<Vec<Extension>, Error> {
         .collect())
 }
 
-/// Creates `extensions` in the shadow as the target has them, each in its schema and at its
-/// version. One the shadow's role may not create (not trusted, and no superuser) or whose files
-/// the server lacks is left out: a tenant's drift never compares extensions, and a migration
-/// that needs it fails its replay with its own error, which names what is missing.
-fn install_extensions(extensions: &[Extension], shadow: &mut Client) {
-    for extension in extensions {
-        let sql = format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE EXTENSION IF NOT EXISTS {name} WITH SCHEMA {schema} VERSION {version}",
-            schema = escape_identifier(&extension.schema),
-            name = escape_identifier(&extension.name),
-            version = escape_literal(&extension.version),
-        );
-        // In a transaction of its own: a refused one leaves no schema behind it.
-        if let Err(e) = shadow.batch_execute(&format!("BEGIN; {sql}; COMMIT")) {
-            let _ = shadow.batch_execute("ROLLBACK");
-            log::info!(
-                "the shadow has no extension {} (the target has {} in schema {}): {}",
-                extension.name,
-                extension.version,
-                extension.schema,
-                ServerError::from_postgres(&e)
-            );
+impl Surroundings {
+    /// Creates them in the shadow, in one transaction, each statement under a savepoint of its
+    /// own, before the tenant's migrations are replayed. What the shadow refuses is left out: an
+    /// extension its role may not create (not trusted, no superuser) or whose files the server
+    /// lacks, a shared view over one tenant's table. A tenant's drift compares neither, and a
+    /// migration that needs one fails its replay with its own error, which names what is missing.
+    fn install(&self, shadow: &mut Client) -> Result<(), Error> {
+        if self.extensions.is_empty() && self.shared.is_empty() {
+            return Ok(());
         }
+        let extensions = self.extensions.iter().map(|extension| {
+            let schema = escape_identifier(&extension.schema);
+            (
+                format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {schema} VERSION {}",
+                    escape_identifier(&extension.name),
+                    escape_literal(&extension.version),
+                ),
+                format!("extension {} {}", extension.name, extension.version),
+            )
+        });
+        let shared = self.shared.iter().map(|sql| {
+            (
+                sql.clone(),
+                sql.lines().next().unwrap_or_default().to_owned(),
+            )
+        });
+        let failed = database_error("creating what the tenants share in the shadow");
+        let mut transaction = shadow.transaction().map_err(&failed)?;
+        // A function's body that is a string is not read until it runs: it may name what comes
+        // after it, or what only tenants have.
+        transaction
+            .batch_execute("SET LOCAL check_function_bodies = off")
+            .map_err(&failed)?;
+        let mut release = "";
+        for (sql, what) in extensions.chain(shared) {
+            let sent = format!("{release}SAVEPOINT migrate_shared;\n{sql}");
+            // The savepoint outlives a rollback to it: the next statement releases it.
+            release = "RELEASE SAVEPOINT migrate_shared; ";
+            if let Err(e) = transaction.batch_execute(&sent) {
+                log::info!(
+                    "the shadow is without what the tenants share: {what}: {}",
+                    ServerError::from_postgres(&e)
+                );
+                transaction
+                    .batch_execute("ROLLBACK TO SAVEPOINT migrate_shared")
+                    .map_err(&failed)?;
+            }
+        }
+        transaction.commit().map_err(&failed)
     }
+}
+
+fn read_catalog(
+    client: &mut Client,
+    settings: &super::config::Settings,
+    dependencies: Dependencies,
+) -> Result<Catalog, Error> {
+    super::protocol::outside_async_runtime(|| {
+        super::driver::block_on(Catalog::read(client, settings, dependencies))
+    })?
+    .map_err(database_error("reading the catalog"))
 }
 
 /// Runs `migrations`, in order, on `shadow`: each transactional one in one transaction, each
@@ -557,12 +604,9 @@ impl Migrator<'_> {
         // The history alone: the snapshot's comparison would be one more catalog read.
         let status = self.history_status(&mut target)?;
         let actual = self.drift_catalog(&mut target)?;
-        let surroundings = match self.settings().tenant_schema {
-            Some(_) => database_extensions(&mut target)?,
-            None => Vec::new(),
-        };
+        let surroundings = self.surroundings(&mut target)?;
         let mut shadow = Shadow::open(target, url, shadow_url, name)?;
-        install_extensions(&surroundings, &mut shadow.client);
+        surroundings.install(&mut shadow.client)?;
         let replayed = self.replay(&status, &mut shadow.client)?;
         let expected = self.drift_catalog(&mut shadow.client)?;
         drop(shadow);
@@ -582,11 +626,24 @@ impl Migrator<'_> {
         } else {
             Dependencies::Read
         };
-        let settings = self.settings();
-        super::protocol::outside_async_runtime(|| {
-            super::driver::block_on(Catalog::read(client, settings, dependencies))
-        })?
-        .map_err(database_error("reading the catalog"))
+        read_catalog(client, self.settings(), dependencies)
+    }
+
+    /// What the tenant's schema lives among (nothing for a whole database).
+    fn surroundings(&self, target: &mut Client) -> Result<Surroundings, Error> {
+        let Some(tenant) = &self.settings().tenant_schema else {
+            return Ok(Surroundings::default());
+        };
+        let extensions = database_extensions(target)?;
+        let shared = if tenant == "public" {
+            Vec::new()
+        } else {
+            let mut public = self.settings().clone();
+            public.tenant_schema = Some("public".to_owned());
+            let catalog = read_catalog(target, &public, Dependencies::Skip)?;
+            catalog::creation_statements(&catalog)
+        };
+        Ok(Surroundings { extensions, shared })
     }
 
     /// Runs the applied revisions, in their order, on `shadow`.

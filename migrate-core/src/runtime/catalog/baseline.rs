@@ -41,7 +41,14 @@ pub fn baseline_sql(catalog: &Catalog, allow_partial: bool) -> Result<String, Ba
     // A function's body that is a string is not read until it runs: it may name tables and
     // views created after it.
     out.push("SET LOCAL check_function_bodies = off;".to_owned());
-    out.extend(super::depend::creation_order(catalog));
+    out.extend(creation_statements(catalog));
+    Ok(out.join("\n") + "\n")
+}
+
+/// The statements that create what `catalog` can render, one object each, in creation order,
+/// the comments last.
+pub(crate) fn creation_statements(catalog: &Catalog) -> Vec<String> {
+    let mut out = super::depend::creation_order(catalog);
     let mut comments: Vec<_> = catalog
         .objects
         .iter()
@@ -50,5 +57,5 @@ pub fn baseline_sql(catalog: &Catalog, allow_partial: bool) -> Result<String, Ba
         .collect();
     comments.sort_by_key(|o| o.order);
     out.extend(comments.into_iter().map(|o| o.definition.clone()));
-    Ok(out.join("\n") + "\n")
+    out
 }

@@ -20,6 +20,7 @@ mod render;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+pub(crate) use baseline::creation_statements;
 pub use baseline::{BaselineError, baseline_sql};
 pub use diff::diff;
 pub use difference::{Difference, Fix, Phase, Severity};
