@@ -284,15 +284,13 @@ fn database_extensions(client: &mut Client) -> Result<Vec<Extension>, Error> {
 }
 
 impl Surroundings {
-    /// Creates them in the shadow, in one transaction, each statement under a savepoint of its
-    /// own, before the tenant's migrations are replayed. What the shadow refuses is left out: an
-    /// extension its role may not create (not trusted, no superuser) or whose files the server
-    /// lacks, a shared view over one tenant's table. A tenant's drift compares neither, and a
-    /// migration that needs one fails its replay with its own error, which names what is missing.
+    /// Creates them in the shadow, in one transaction, before the tenant's migrations are
+    /// replayed: all at once, or, when the shadow refuses one, each statement under a savepoint
+    /// of its own. What the shadow refuses is left out: an extension its role may not create (not
+    /// trusted, no superuser) or whose files the server lacks, a shared view over one tenant's
+    /// table. A tenant's drift compares neither, and a migration that needs one fails its replay
+    /// with its own error, which names what is missing.
     fn install(&self, shadow: &mut Client) -> Result<(), Error> {
-        if self.extensions.is_empty() && self.shared.is_empty() {
-            return Ok(());
-        }
         let extensions = self.extensions.iter().map(|extension| {
             let schema = escape_identifier(&extension.schema);
             (
@@ -310,18 +308,31 @@ impl Surroundings {
                 sql.lines().next().unwrap_or_default().to_owned(),
             )
         });
+        let statements: Vec<(String, String)> = extensions.chain(shared).collect();
+        if statements.is_empty() {
+            return Ok(());
+        }
         let failed = database_error("creating what the tenants share in the shadow");
         let mut transaction = shadow.transaction().map_err(&failed)?;
         // A function's body that is a string is not read until it runs: it may name what comes
         // after it, or what only tenants have.
+        let all: Vec<&str> = statements.iter().map(|(sql, _)| sql.as_str()).collect();
+        // Each statement ends on a line of its own: a last line that is a comment would hide
+        // the semicolon.
+        let at_once = format!(
+            "SET LOCAL check_function_bodies = off; SAVEPOINT migrate_shared;\n{}\n;",
+            all.join("\n;\n")
+        );
+        if transaction.batch_execute(&at_once).is_ok() {
+            return transaction.commit().map_err(&failed);
+        }
         transaction
-            .batch_execute("SET LOCAL check_function_bodies = off")
+            .batch_execute("ROLLBACK TO SAVEPOINT migrate_shared")
             .map_err(&failed)?;
-        let mut release = "";
-        for (sql, what) in extensions.chain(shared) {
-            let sent = format!("{release}SAVEPOINT migrate_shared;\n{sql}");
-            // The savepoint outlives a rollback to it: the next statement releases it.
-            release = "RELEASE SAVEPOINT migrate_shared; ";
+        for (sql, what) in &statements {
+            // Each releases the savepoint before it, which outlives a rollback to it.
+            let sent =
+                format!("RELEASE SAVEPOINT migrate_shared; SAVEPOINT migrate_shared;\n{sql}");
             if let Err(e) = transaction.batch_execute(&sent) {
                 log::info!(
                     "the shadow is without what the tenants share: {what}: {}",
