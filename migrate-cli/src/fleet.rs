@@ -328,6 +328,7 @@ fn diff(
     if !shown.json {
         let _ = writeln!(out, "{:<width$}  drift", kind);
     }
+    let mut unexplained = Vec::new();
     for (name, drift) in &drifts {
         let mut report = Vec::new();
         let state = match drift {
@@ -359,6 +360,9 @@ fn diff(
                 failed.push(name.clone());
                 if shown.json {
                     each_json.push(serde_json::json!({"target": name, "status": "error", "error": e.to_string()}));
+                } else if e.to_string().contains('\n') {
+                    // The table has room for the first line; the rest says what to do.
+                    unexplained.push((name.clone(), e.to_string()));
                 }
                 format!("error: {}", first_line(e))
             }
@@ -390,6 +394,9 @@ fn diff(
             let _ = writeln!(out, "\n{kind} {name}:");
             let _ = out.write_all(&report);
         }
+    }
+    for (name, error) in unexplained {
+        let _ = writeln!(err, "{kind} {name}: {error}");
     }
     if !failed.is_empty() {
         let _ = writeln!(

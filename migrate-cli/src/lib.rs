@@ -184,7 +184,7 @@ pub fn run(migrations: &Migrations) -> ExitCode {
 /// Runs one command, printing to stdout (results) and stderr (errors).
 pub fn execute(migrations: &Migrations, command: Command) -> ExitCode {
     if matches!(command, Command::Diff { .. } | Command::Baseline { .. }) {
-        drop_shadows_on_ctrl_c();
+        drop_shadows_on_signals();
     }
     let mut out = std::io::stdout().lock();
     // Not locked for the whole command: progress lines come from other threads.
@@ -255,25 +255,46 @@ impl Command {
     }
 }
 
-/// On Ctrl-C (SIGINT), drops the shadow databases of a `diff` or `baseline` under way, then
-/// exits with 130 as the signal would have.
-fn drop_shadows_on_ctrl_c() {
-    let watcher = std::thread::Builder::new().name("ctrl-c".to_owned());
-    let _ = watcher.spawn(|| {
+/// On Ctrl-C (SIGINT), or SIGTERM (what `timeout`, systemd and Kubernetes send), drops the
+/// shadow databases of a `diff` or `baseline` under way, then exits with the status the signal
+/// would have given (130, 143).
+fn drop_shadows_on_signals() {
+    watch_signal("ctrl-c", 130, || async {
+        tokio::signal::ctrl_c().await.is_ok()
+    });
+    #[cfg(unix)]
+    watch_signal("sigterm", 143, || async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => terminate.recv().await.is_some(),
+            Err(_) => false,
+        }
+    });
+}
+
+/// Waits on a thread of its own for the signal `received` resolves on (its handler is set up
+/// there, inside the thread's runtime), then drops the shadows and exits with `status`.
+fn watch_signal<F: std::future::Future<Output = bool>>(
+    name: &str,
+    status: i32,
+    received: impl FnOnce() -> F + Send + 'static,
+) {
+    let watcher = std::thread::Builder::new().name(name.to_owned());
+    let _ = watcher.spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
         else {
             return;
         };
-        if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
+        if runtime.block_on(async { received().await }) {
             let config = EnvConfig::from_env();
             let name = config
                 .as_ref()
                 .map_or("migrate", |c| c.settings.application_name.as_str());
             // No message from here: the command's thread holds stderr, and says it.
             migrate_core::runtime::drift::drop_active_shadows(name);
-            std::process::exit(130);
+            std::process::exit(status);
         }
     });
 }

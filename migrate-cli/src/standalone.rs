@@ -13,7 +13,7 @@ use migrate_core::runtime::{EnvConfig, Error, Migrator};
 
 use crate::checked::{Use, checked_for_each_schema, checked_migrations};
 use crate::report::{self, LintFormat};
-use crate::{Command, DatabaseArg, DirArg, authoring, drop_shadows_on_ctrl_c, execute_to};
+use crate::{Command, DatabaseArg, DirArg, authoring, drop_shadows_on_signals, execute_to};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -117,7 +117,7 @@ pub fn run_standalone() -> ExitCode {
             | ToolCommand::Squash { .. }
             | ToolCommand::Database(Command::Diff { .. } | Command::Baseline { .. })
     ) {
-        drop_shadows_on_ctrl_c();
+        drop_shadows_on_signals();
     }
     let mut out = std::io::stdout().lock();
     // Not locked for the whole command: progress lines come from other threads.

@@ -910,7 +910,7 @@ fn the_shadow_goes_away_on_errors_orphans_are_removed_and_a_given_shadow_is_chec
 }
 
 #[test]
-fn ctrl_c_during_the_replay_drops_the_shadow_or_empties_a_given_one() {
+fn ctrl_c_or_sigterm_during_the_replay_drops_the_shadow_or_empties_a_given_one() {
     let _serial = serial();
     let db = test_database();
     let given = test_database();
@@ -932,7 +932,10 @@ fn ctrl_c_during_the_replay_drops_the_shadow_or_empties_a_given_one() {
             .unwrap()
             .get(0)
     };
-    for shadow_url in [None, Some(given.url())] {
+    let cases = [("INT", 130), ("TERM", 143)]
+        .into_iter()
+        .flat_map(|signal| [(signal, None), (signal, Some(given.url()))]);
+    for ((signal, exit), shadow_url) in cases {
         let mut command = Command::new(env!("CARGO_BIN_EXE_migrate"));
         command.arg("--dir").arg(&dir.0).arg("diff");
         if let Some(url) = shadow_url {
@@ -957,17 +960,22 @@ fn ctrl_c_during_the_replay_drops_the_shadow_or_empties_a_given_one() {
             (replaying > 0).then_some(())
         });
         let signalled = Command::new("kill")
-            .args(["-INT", &running.id().to_string()])
+            .args([&format!("-{signal}"), &running.id().to_string()])
             .status()
             .unwrap();
         assert!(signalled.success());
         let status = wait_for(
             Duration::from_secs(20),
-            "diff did not stop on SIGINT",
+            "diff did not stop on the signal",
             || running.try_wait().unwrap(),
         );
         let output = running.wait_with_output().unwrap();
-        assert_eq!(status.code(), Some(130), "{}", stderr(&output));
+        assert_eq!(
+            status.code(),
+            Some(exit),
+            "SIG{signal}: {}",
+            stderr(&output)
+        );
         assert!(
             !stderr(&output).contains("replaying"),
             "{}",

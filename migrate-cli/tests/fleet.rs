@@ -768,6 +768,184 @@ fn a_tenants_diff_replays_with_what_the_tenants_share() {
     );
 }
 
+/// What a tenant's migrations make themselves is not given to its shadow first: an extension a
+/// migration creates (without IF NOT EXISTS), one a migration updates to a version the database
+/// has since left. What they take from `public` is given, in an order that works: a table whose
+/// default calls a function made after it, a domain checked by a function, an operator class of
+/// an extension installed in `pg_catalog`. What the shadow cannot be given is named, with the
+/// server's reason and what to do.
+#[test]
+fn a_tenants_diff_is_given_what_it_lacks_and_nothing_it_makes() {
+    let root = TempDir::new("fleet-diff-lacks");
+    let write = |dir: &Path, files: &[(&str, &str)]| {
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, body) in files {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+    };
+    let diff = |dir: &Path, db: &TestDatabase, listing: &str, env: &[(&str, &str)]| {
+        migrate(dir, &["diff", "--each-schema", listing], db, env)
+    };
+
+    // Extensions the migrations manage.
+    let managed = test_database();
+    managed
+        .client()
+        .batch_execute("CREATE SCHEMA seul")
+        .unwrap();
+    let dir = root.join("managed");
+    write(
+        &dir,
+        &[
+            (
+                "0001_extensions.sql",
+                "-- revision: 0001\n-- parents: none\n\nCREATE EXTENSION citext;\n\
+                 CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA public VERSION '1.4';\n\
+                 CREATE TABLE fiches (id int PRIMARY KEY, courriel citext, attributs hstore);\n",
+            ),
+            (
+                "0002_hstore.sql",
+                "-- revision: 0002\n-- parents: 0001\n\nALTER EXTENSION hstore UPDATE TO '1.5';\n",
+            ),
+        ],
+    );
+    let run = migrate(
+        &dir,
+        &["apply", "--each-schema", "SELECT 'seul'"],
+        &managed,
+        &[],
+    );
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&run),
+        stderr(&run)
+    );
+    managed
+        .client()
+        .batch_execute("ALTER EXTENSION hstore UPDATE")
+        .unwrap();
+    let checked = diff(&dir, &managed, "SELECT 'seul'", &[]);
+    assert_eq!(
+        (checked.status.code(), stdout(&checked)),
+        (
+            Some(0),
+            "schema  drift\nseul    no drift\n1 without drift, 0 drifting, 0 could not be compared, of 1 schema(s)\n".to_owned()
+        ),
+        "{}",
+        stderr(&checked)
+    );
+
+    // What the tenants take from public, created there in an order of its own.
+    let shared = test_database();
+    shared
+        .client()
+        .batch_execute(
+            "CREATE SCHEMA mandant_1; CREATE SCHEMA \"mandant_ß\"; \
+             CREATE EXTENSION pg_trgm WITH SCHEMA pg_catalog; \
+             CREATE TABLE plans (id int PRIMARY KEY, code text); \
+             CREATE FUNCTION gen_code() RETURNS text LANGUAGE sql AS $$ SELECT 'X' $$; \
+             ALTER TABLE plans ALTER COLUMN code SET DEFAULT gen_code(); \
+             CREATE FUNCTION code_valide(text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT length($1) = 2 $$; \
+             CREATE DOMAIN pays AS text CHECK (code_valide(VALUE))",
+        )
+        .unwrap();
+    let dir = root.join("shared");
+    write(
+        &dir,
+        &[(
+            "0001_comptes.sql",
+            "-- revision: 0001\n-- parents: none\n\n\
+             CREATE TABLE comptes (id bigint PRIMARY KEY, plan int REFERENCES plans (id), pays pays, nom text);\n\
+             CREATE INDEX comptes_nom ON comptes USING gin (nom gin_trgm_ops);\n",
+        )],
+    );
+    let listing = "SELECT unnest(ARRAY['mandant_1', 'mandant_ß'])";
+    let run = migrate(&dir, &["apply", "--each-schema", listing], &shared, &[]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&run),
+        stderr(&run)
+    );
+    let checked = diff(&dir, &shared, listing, &[]);
+    assert_eq!(
+        (checked.status.code(), stdout(&checked)),
+        (
+            Some(0),
+            "schema     drift\nmandant_1  no drift\nmandant_ß  no drift\n2 without drift, 0 drifting, 0 could not be compared, of 2 schema(s)\n".to_owned()
+        ),
+        "{}",
+        stderr(&checked)
+    );
+
+    // A migration that needs what the checking role may not create.
+    let refused = test_database();
+    let role = format!("{}_verifier", refused.name());
+    refused
+        .client()
+        .batch_execute(&format!(
+            "CREATE SCHEMA kunde; CREATE EXTENSION dblink; CREATE ROLE \"{role}\" LOGIN CREATEDB"
+        ))
+        .unwrap();
+    let dir = root.join("refused");
+    write(
+        &dir,
+        &[(
+            "0001_verbindungen.sql",
+            "-- revision: 0001\n-- parents: none\n\nCREATE VIEW verbindungen AS SELECT dblink_get_connections() AS namen;\n",
+        )],
+    );
+    let run = migrate(
+        &dir,
+        &["apply", "--each-schema", "SELECT 'kunde'"],
+        &refused,
+        &[],
+    );
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&run),
+        stderr(&run)
+    );
+    refused
+        .client()
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA kunde TO \"{role}\"; GRANT SELECT ON kunde.migrate_history TO \"{role}\""
+        ))
+        .unwrap();
+    let url = refused.url().replacen("postgres@", &format!("{role}@"), 1);
+    let checked = diff(&dir, &refused, "SELECT 'kunde'", &[("DATABASE_URL", &url)]);
+    refused
+        .client()
+        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""))
+        .unwrap();
+    let file = dir.join("0001_verbindungen.sql");
+    assert_eq!(checked.status.code(), Some(2), "{}", stdout(&checked));
+    assert_eq!(
+        stdout(&checked),
+        format!(
+            "schema  drift\nkunde   error: replaying applied revision 0001 ({}) into the shadow database failed: SQLSTATE 42883: function dblink_get_connections() does not exist\n\
+             0 without drift, 0 drifting, 1 could not be compared, of 1 schema(s)\n",
+            file.display()
+        )
+    );
+    assert_eq!(
+        stderr(&checked),
+        format!(
+            "schema kunde: replaying applied revision 0001 ({}) into the shadow database failed: SQLSTATE 42883: function dblink_get_connections() does not exist\n  \
+             hint: No function matches the given name and argument types. You might need to add explicit type casts.\n  \
+             the shadow could not be given what the database has beside the tenant's schema: extension dblink 1.2 (permission denied to create extension \"dblink\")\n  \
+             help: run the check as a role that may create them (an extension that is not trusted needs a superuser), then diff again\n\
+             error: 1 schema(s) could not be compared: kunde\n",
+            file.display()
+        )
+    );
+}
+
 /// A fleet's progress readings name their target: two tenants whose tables live traffic holds,
 /// each reading with its schema.
 #[test]

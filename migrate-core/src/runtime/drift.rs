@@ -245,7 +245,7 @@ fn exists_on_the_server(error: &postgres::Error) -> bool {
     })
 }
 
-/// What a tenant's schema lives among in its database, which its migrations use without
+/// What a tenant's schema lives among in its database, which its migrations may use without
 /// creating it: the database's extensions (`uuid_generate_v4()`, `citext`) and the objects of
 /// `public`, which comes after the tenant's schema in the `search_path` its migrations run with
 /// (a `plans` table all tenants reference, a shared function). Empty for a whole database.
@@ -255,6 +255,11 @@ struct Surroundings {
     /// The statements creating `public`'s objects, one object each, in creation order.
     shared: Vec<String>,
 }
+
+/// At most this many statements of [`Surroundings::install`] share a transaction: each holds
+/// its locks until the commit, and the server's lock table, which its other clients need too,
+/// has room for about 64 per connection.
+const STATEMENTS_PER_TRANSACTION: usize = 64;
 
 /// An extension of the target database: its name, schema and version.
 struct Extension {
@@ -284,18 +289,20 @@ fn database_extensions(client: &mut Client) -> Result<Vec<Extension>, Error> {
 }
 
 impl Surroundings {
-    /// Creates them in the shadow, in one transaction, before the tenant's migrations are
-    /// replayed: all at once, or, when the shadow refuses one, each statement under a savepoint
-    /// of its own. What the shadow refuses is left out: an extension its role may not create (not
-    /// trusted, no superuser) or whose files the server lacks, a shared view over one tenant's
-    /// table. A tenant's drift compares neither, and a migration that needs one fails its replay
-    /// with its own error, which names what is missing.
-    fn install(&self, shadow: &mut Client) -> Result<(), Error> {
+    /// The statements creating them, each with what it creates.
+    fn statements(&self) -> Vec<(String, String)> {
         let extensions = self.extensions.iter().map(|extension| {
+            // A system schema exists, and is refused by `CREATE SCHEMA` (`pg_trgm` is often
+            // installed in `pg_catalog`).
             let schema = escape_identifier(&extension.schema);
+            let create_schema = if system_schema(&extension.schema) {
+                String::new()
+            } else {
+                format!("CREATE SCHEMA IF NOT EXISTS {schema}; ")
+            };
             (
                 format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {schema} VERSION {}",
+                    "{create_schema}CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {schema} VERSION {}",
                     escape_identifier(&extension.name),
                     escape_literal(&extension.version),
                 ),
@@ -308,43 +315,91 @@ impl Surroundings {
                 sql.lines().next().unwrap_or_default().to_owned(),
             )
         });
-        let statements: Vec<(String, String)> = extensions.chain(shared).collect();
-        if statements.is_empty() {
-            return Ok(());
-        }
-        let failed = database_error("creating what the tenants share in the shadow");
-        let mut transaction = shadow.transaction().map_err(&failed)?;
-        // A function's body that is a string is not read until it runs: it may name what comes
-        // after it, or what only tenants have.
-        let all: Vec<&str> = statements.iter().map(|(sql, _)| sql.as_str()).collect();
-        // Each statement ends on a line of its own: a last line that is a comment would hide
-        // the semicolon.
-        let at_once = format!(
-            "SET LOCAL check_function_bodies = off; SAVEPOINT migrate_shared;\n{}\n;",
-            all.join("\n;\n")
-        );
-        if transaction.batch_execute(&at_once).is_ok() {
-            return transaction.commit().map_err(&failed);
-        }
-        transaction
-            .batch_execute("ROLLBACK TO SAVEPOINT migrate_shared")
-            .map_err(&failed)?;
-        for (sql, what) in &statements {
-            // Each releases the savepoint before it, which outlives a rollback to it.
-            let sent =
-                format!("RELEASE SAVEPOINT migrate_shared; SAVEPOINT migrate_shared;\n{sql}");
-            if let Err(e) = transaction.batch_execute(&sent) {
-                log::info!(
-                    "the shadow is without what the tenants share: {what}: {}",
-                    ServerError::from_postgres(&e)
-                );
-                transaction
-                    .batch_execute("ROLLBACK TO SAVEPOINT migrate_shared")
-                    .map_err(&failed)?;
+        extensions.chain(shared).collect()
+    }
+
+    /// Creates them in the shadow, before the tenant's migrations are replayed, and returns what
+    /// it refused, each with the server's reason. In transactions of a bounded number of
+    /// statements, each sent at once, or, when the shadow refuses one, statement by statement
+    /// under a savepoint. The order of `public`'s objects is their kind's and their age
+    /// (`pg_depend` is not read: it holds every tenant's rows), so what is refused is tried again
+    /// after the others, until a round creates nothing more: a table whose default calls a
+    /// function made later, a domain checked by one. What stays refused is left out: an extension
+    /// the shadow's role may not create (not trusted, no superuser), a view over one tenant's
+    /// table. A tenant's drift compares neither; a migration that needs one fails its replay,
+    /// and the error lists them.
+    fn install(&self, shadow: &mut Client) -> Result<Vec<String>, Error> {
+        let mut pending = self.statements();
+        let mut refused = Vec::new();
+        while !pending.is_empty() {
+            let before = pending.len();
+            refused.clear();
+            for chunk in pending.chunks(STATEMENTS_PER_TRANSACTION) {
+                refused.extend(create_in_one_transaction(chunk, shadow)?);
+            }
+            let progress = refused.len() < before;
+            pending = refused
+                .iter()
+                .map(|(statement, _)| statement.clone())
+                .collect();
+            if !progress {
+                break;
             }
         }
-        transaction.commit().map_err(&failed)
+        Ok(refused
+            .into_iter()
+            .map(|((_, what), reason)| format!("{what} ({reason})"))
+            .collect())
     }
+}
+
+/// Runs `statements` in one transaction on `shadow`: all at once, or, when one is refused, each
+/// under a savepoint. Returns the refused ones with the server's reason.
+#[allow(clippy::type_complexity)]
+fn create_in_one_transaction(
+    statements: &[(String, String)],
+    shadow: &mut Client,
+) -> Result<Vec<((String, String), String)>, Error> {
+    let failed = database_error("creating what the tenants share in the shadow");
+    let mut transaction = shadow.transaction().map_err(&failed)?;
+    // A function's body that is a string is not read until it runs: it may name what comes
+    // after it, or what only tenants have. Each statement ends on a line of its own: a last line
+    // that is a comment would hide the semicolon.
+    let all: Vec<&str> = statements.iter().map(|(sql, _)| sql.as_str()).collect();
+    let at_once = format!(
+        "SET LOCAL check_function_bodies = off; SAVEPOINT migrate_shared;\n{}\n;",
+        all.join("\n;\n")
+    );
+    if transaction.batch_execute(&at_once).is_ok() {
+        transaction.commit().map_err(&failed)?;
+        return Ok(Vec::new());
+    }
+    transaction
+        .batch_execute("ROLLBACK TO SAVEPOINT migrate_shared")
+        .map_err(&failed)?;
+    let mut refused = Vec::new();
+    for statement in statements {
+        // Each releases the savepoint before it, which outlives a rollback to it.
+        let sent = format!(
+            "RELEASE SAVEPOINT migrate_shared; SAVEPOINT migrate_shared;\n{}",
+            statement.0
+        );
+        if let Err(e) = transaction.batch_execute(&sent) {
+            let reason = super::error::db_error(&e)
+                .map_or_else(|| e.to_string(), |db| db.message().to_owned());
+            refused.push((statement.clone(), reason));
+            transaction
+                .batch_execute("ROLLBACK TO SAVEPOINT migrate_shared")
+                .map_err(&failed)?;
+        }
+    }
+    transaction.commit().map_err(&failed)?;
+    Ok(refused)
+}
+
+/// A schema every database has.
+fn system_schema(name: &str) -> bool {
+    name == "pg_catalog" || name == "information_schema"
 }
 
 fn read_catalog(
@@ -368,6 +423,7 @@ fn replay(migrations: &[&Migration], shadow: &mut Client) -> Result<Vec<String>,
             revision: migration.revision().to_owned(),
             path: migration.path().to_owned(),
             cause: Box::new(ServerError::from_postgres(&e)),
+            left_out: Vec::new(),
         };
         let skipped = |sql: &str| {
             log::info!(
@@ -615,10 +671,36 @@ impl Migrator<'_> {
         // The history alone: the snapshot's comparison would be one more catalog read.
         let status = self.history_status(&mut target)?;
         let actual = self.drift_catalog(&mut target)?;
-        let surroundings = self.surroundings(&mut target)?;
         let mut shadow = Shadow::open(target, url, shadow_url, name)?;
-        surroundings.install(&mut shadow.client)?;
-        let replayed = self.replay(&status, &mut shadow.client)?;
+        let replayed = match self.replay(&status, &mut shadow.client) {
+            // A tenant's migrations may use what the database has beside its schema without
+            // creating it: replayed again, in a new shadow given that first. Not at once: what a
+            // migration creates itself (`CREATE EXTENSION citext` in the first tenant's run, an
+            // extension updated to its version) must not be there before it.
+            Err(Error::Replay { .. }) if self.settings().tenant_schema.is_some() => {
+                drop(shadow);
+                let mut target = connect(url, name)?;
+                let surroundings = self.surroundings(&mut target)?;
+                shadow = Shadow::open(target, url, shadow_url, name)?;
+                let left_out = surroundings.install(&mut shadow.client)?;
+                self.replay(&status, &mut shadow.client)
+                    .map_err(|error| match error {
+                        Error::Replay {
+                            revision,
+                            path,
+                            cause,
+                            ..
+                        } => Error::Replay {
+                            revision,
+                            path,
+                            cause,
+                            left_out,
+                        },
+                        other => other,
+                    })?
+            }
+            replayed => replayed?,
+        };
         let expected = self.drift_catalog(&mut shadow.client)?;
         drop(shadow);
         Ok(Drift {

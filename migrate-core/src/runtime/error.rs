@@ -148,6 +148,10 @@ pub enum Error {
         revision: String,
         path: String,
         cause: Box<ServerError>,
+        /// For a tenant's schema, what the database has beside it that the shadow refused to
+        /// create before the replay (an extension the role may not create…), each with the
+        /// server's reason.
+        left_out: Vec<String>,
     },
     /// The database has applied revisions the binary does not contain, so a drift check cannot
     /// replay what built it.
@@ -274,6 +278,17 @@ impl fmt::Display for Error {
                 revision,
                 path,
                 cause,
+                left_out,
+            } if !left_out.is_empty() => write!(
+                f,
+                "replaying applied revision {revision} ({path}) into the shadow database failed: {cause}\n  the shadow could not be given what the database has beside the tenant's schema: {}\n  help: run the check as a role that may create them (an extension that is not trusted needs a superuser), then diff again",
+                left_out.join("; ")
+            ),
+            Error::Replay {
+                revision,
+                path,
+                cause,
+                ..
             } => write!(
                 f,
                 "replaying applied revision {revision} ({path}) into the shadow database failed: {cause}\n  help: the migrations no longer build what they built when they were applied (an extension or a role they need is missing on this server?); fix that, then diff again"

@@ -48,7 +48,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
     if let Some(schema) = &ctx.classified.moves_to_schema {
         findings.push(Finding {
             message: format!(
-                "`SET SCHEMA {schema}` moves the object out of the tenant's schema: run on every tenant schema, each tenant's run moves its own object into the one schema `{schema}`, where the second one's name is already taken"
+                "`SET SCHEMA {schema}` moves the object into `{schema}`, out of the tenant's schema: run on every tenant schema, every tenant's run reaches that one schema instead of its own"
             ),
             help: "keep each tenant's objects in its schema; an object all tenants share belongs in a migration of its own, with `-- migrate:allow schema-qualified-name: <reason>`".to_owned(),
         });
@@ -163,11 +163,13 @@ mod tests {
         ]);
         assert_eq!(found.len(), 2, "{found:#?}");
         assert!(
-            found[0].contains("`SET SCHEMA partagé` moves the object out of the tenant's schema"),
+            found[0].contains(
+                "`SET SCHEMA partagé` moves the object into `partagé`, out of the tenant's schema"
+            ),
             "{found:#?}"
         );
         assert!(
-            found[1].contains("into the one schema `\"Grüße\"`"),
+            found[1].contains("moves the object into `\"Grüße\"`, out of"),
             "{found:#?}"
         );
     }
