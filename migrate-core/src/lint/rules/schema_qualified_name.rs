@@ -50,7 +50,7 @@ fn check(ctx: &StatementContext<'_>) -> Vec<Finding> {
             message: format!(
                 "`SET SCHEMA {schema}` moves the object into `{schema}`, out of the tenant's schema: run on every tenant schema, every tenant's run reaches that one schema instead of its own"
             ),
-            help: "keep each tenant's objects in its schema; an object all tenants share belongs in a migration of its own, with `-- migrate:allow schema-qualified-name: <reason>`".to_owned(),
+            help: "keep each tenant's objects in its schema; an object all tenants share belongs in a migration of its own".to_owned(),
         });
     }
     findings
