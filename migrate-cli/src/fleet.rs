@@ -322,6 +322,14 @@ fn diff(
     let kind = kind_of(targets);
     let width = shown.width;
     let drifts = migrator.drift_each(url, targets, shadow_url, jobs);
+    if migrate_core::runtime::drift::interrupted() {
+        // The signal's handler is cleaning the shadows the targets' checks had, and exits the
+        // process; their errors are its doing.
+        let _ = writeln!(err, "interrupted: the shadow databases were cleaned");
+        loop {
+            std::thread::park();
+        }
+    }
     let (mut drifting, mut failed) = (Vec::new(), Vec::new());
     let mut reports: Vec<(String, Vec<u8>)> = Vec::new();
     let mut each_json = Vec::new();

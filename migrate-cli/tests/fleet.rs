@@ -56,6 +56,18 @@ fn migrate(dir: &Path, args: &[&str], db: &TestDatabase, env: &[(&str, &str)]) -
         .unwrap()
 }
 
+/// `apply --each-schema listing`, which must succeed.
+fn applied(dir: &Path, db: &TestDatabase, listing: &str) {
+    let run = migrate(dir, &["apply", "--each-schema", listing], db, &[]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&run),
+        stderr(&run)
+    );
+}
+
 fn count(db: &TestDatabase, sql: &str) -> i64 {
     db.client().query_one(sql, &[]).unwrap().get(0)
 }
@@ -735,14 +747,7 @@ fn a_tenants_diff_replays_with_what_the_tenants_share() {
     )
     .unwrap();
     let listing = "SELECT unnest(ARRAY['kunde_1', 'kunde_ä'])";
-    let run = migrate(&dir, &["apply", "--each-schema", listing], &db, &[]);
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}\n{}",
-        stdout(&run),
-        stderr(&run)
-    );
+    applied(&dir, &db, listing);
     client
         .batch_execute(&format!(
             "CREATE VIEW tous_les_profils AS SELECT id FROM kunde_1.profils; \
@@ -809,19 +814,7 @@ fn a_tenants_diff_is_given_what_it_lacks_and_nothing_it_makes() {
             ),
         ],
     );
-    let run = migrate(
-        &dir,
-        &["apply", "--each-schema", "SELECT 'seul'"],
-        &managed,
-        &[],
-    );
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}\n{}",
-        stdout(&run),
-        stderr(&run)
-    );
+    applied(&dir, &managed, "SELECT 'seul'");
     managed
         .client()
         .batch_execute("ALTER EXTENSION hstore UPDATE")
@@ -836,6 +829,53 @@ fn a_tenants_diff_is_given_what_it_lacks_and_nothing_it_makes() {
         "{}",
         stderr(&checked)
     );
+
+    // A migration that makes an extension and uses a table of public, of 300 tables more, given
+    // to a shadow the caller names too, which is left empty.
+    let both = test_database();
+    let given = test_database();
+    both.client()
+        .batch_execute(
+            "CREATE SCHEMA appli; CREATE TABLE plans (id int PRIMARY KEY); \
+             DO $$ BEGIN FOR i IN 1..300 LOOP \
+               EXECUTE format('CREATE TABLE \"grand_é%s\" (id int PRIMARY KEY, note text)', i); \
+             END LOOP; END $$",
+        )
+        .unwrap();
+    let dir = root.join("both");
+    write(
+        &dir,
+        &[(
+            "0001_fiches.sql",
+            "-- revision: 0001\n-- parents: none\n\nCREATE EXTENSION citext;\n\
+             CREATE TABLE fiches (id int PRIMARY KEY, plan int REFERENCES plans (id), courriel citext);\n",
+        )],
+    );
+    applied(&dir, &both, "SELECT 'appli'");
+    for shadow in [None, Some(given.url())] {
+        let mut args = vec!["diff", "--each-schema", "SELECT 'appli'"];
+        args.extend(shadow.iter().flat_map(|url| ["--shadow-url", *url]));
+        let checked = migrate(&dir, &args, &both, &[]);
+        assert_eq!(
+            (checked.status.code(), stdout(&checked)),
+            (
+                Some(0),
+                "schema  drift\nappli   no drift\n1 without drift, 0 drifting, 0 could not be compared, of 1 schema(s)\n".to_owned()
+            ),
+            "{}",
+            stderr(&checked)
+        );
+    }
+    let left: i64 = given
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the given shadow was not emptied");
 
     // What the tenants take from public, created there in an order of its own.
     let shared = test_database();
@@ -862,14 +902,7 @@ fn a_tenants_diff_is_given_what_it_lacks_and_nothing_it_makes() {
         )],
     );
     let listing = "SELECT unnest(ARRAY['mandant_1', 'mandant_ß'])";
-    let run = migrate(&dir, &["apply", "--each-schema", listing], &shared, &[]);
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}\n{}",
-        stdout(&run),
-        stderr(&run)
-    );
+    applied(&dir, &shared, listing);
     let checked = diff(&dir, &shared, listing, &[]);
     assert_eq!(
         (checked.status.code(), stdout(&checked)),
@@ -898,19 +931,7 @@ fn a_tenants_diff_is_given_what_it_lacks_and_nothing_it_makes() {
             "-- revision: 0001\n-- parents: none\n\nCREATE VIEW verbindungen AS SELECT dblink_get_connections() AS namen;\n",
         )],
     );
-    let run = migrate(
-        &dir,
-        &["apply", "--each-schema", "SELECT 'kunde'"],
-        &refused,
-        &[],
-    );
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}\n{}",
-        stdout(&run),
-        stderr(&run)
-    );
+    applied(&dir, &refused, "SELECT 'kunde'");
     refused
         .client()
         .batch_execute(&format!(
@@ -938,8 +959,8 @@ fn a_tenants_diff_is_given_what_it_lacks_and_nothing_it_makes() {
         format!(
             "schema kunde: replaying applied revision 0001 ({}) into the shadow database failed: SQLSTATE 42883: function dblink_get_connections() does not exist\n  \
              hint: No function matches the given name and argument types. You might need to add explicit type casts.\n  \
-             the shadow could not be given what the database has beside the tenant's schema: extension dblink 1.2 (permission denied to create extension \"dblink\")\n  \
-             help: run the check as a role that may create them (an extension that is not trusted needs a superuser), then diff again\n\
+             the shadow was given what the database has beside the tenant's schema but for: extension dblink 1.2 (permission denied to create extension \"dblink\")\n  \
+             help: the migrations no longer build what they built when they were applied, or they need one of those (an extension that is not trusted needs a superuser to run the check); fix that, then diff again\n\
              error: 1 schema(s) could not be compared: kunde\n",
             file.display()
         )

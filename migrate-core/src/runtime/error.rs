@@ -281,7 +281,7 @@ impl fmt::Display for Error {
                 left_out,
             } if !left_out.is_empty() => write!(
                 f,
-                "replaying applied revision {revision} ({path}) into the shadow database failed: {cause}\n  the shadow could not be given what the database has beside the tenant's schema: {}\n  help: run the check as a role that may create them (an extension that is not trusted needs a superuser), then diff again",
+                "replaying applied revision {revision} ({path}) into the shadow database failed: {cause}\n  the shadow was given what the database has beside the tenant's schema but for: {}\n  help: the migrations no longer build what they built when they were applied, or they need one of those (an extension that is not trusted needs a superuser to run the check); fix that, then diff again",
                 left_out.join("; ")
             ),
             Error::Replay {

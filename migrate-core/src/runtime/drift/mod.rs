@@ -136,12 +136,16 @@ fn creation_ranks(rows: Vec<crate::snapshot::Row>) -> Vec<crate::snapshot::Row> 
 /// a duplicate object of the database itself (a real error of the migrations) is not mistaken
 /// for one; inside a DO block the block's other work would be lost with it, so that stays an
 /// error.
-fn exists_on_the_server(error: &postgres::Error) -> bool {
+/// With `extensions_given` (a tenant's replay after what the tenants share was given to the
+/// shadow), an extension is one such object too: the first tenant's run created it.
+fn exists_on_the_server(error: &postgres::Error, extensions_given: bool) -> bool {
     // `where` is the PL/pgSQL context: set when the statement ran inside a DO block or a
     // function, whose other statements must not be skipped with it.
     super::error::db_error(error).is_some_and(|db| {
+        let routine = db.routine().unwrap_or_default();
         db.code().code() == "42710"
-            && matches!(db.routine(), Some("CreateRole" | "CreateTableSpace"))
+            && (matches!(routine, "CreateRole" | "CreateTableSpace")
+                || (extensions_given && routine == "CreateExtension"))
             && db.where_().is_none()
     })
 }
@@ -160,7 +164,11 @@ fn read_catalog(
 /// Runs `migrations`, in order, on `shadow`: each transactional one in one transaction, each
 /// no-transaction one statement by statement. A statement that creates a role or a tablespace
 /// the server already has is skipped: the shadow's database is new, its server is not.
-fn replay(migrations: &[&Migration], shadow: &mut Client) -> Result<Vec<String>, Error> {
+fn replay(
+    migrations: &[&Migration],
+    shadow: &mut Client,
+    extensions_given: bool,
+) -> Result<Vec<String>, Error> {
     let mut replayed = Vec::new();
     for migration in migrations {
         let failed = |e: postgres::Error| Error::Replay {
@@ -180,7 +188,7 @@ fn replay(migrations: &[&Migration], shadow: &mut Client) -> Result<Vec<String>,
             for statement in migration.statements() {
                 let sql = migration.statement_sql(statement);
                 match shadow.batch_execute(sql) {
-                    Err(e) if exists_on_the_server(&e) => skipped(sql),
+                    Err(e) if exists_on_the_server(&e, extensions_given) => skipped(sql),
                     done => done.map_err(failed)?,
                 }
             }
@@ -194,7 +202,7 @@ fn replay(migrations: &[&Migration], shadow: &mut Client) -> Result<Vec<String>,
                 let sql = migration.statement_sql(statement);
                 let sent = format!("{release}SAVEPOINT migrate_replay;\n{sql}");
                 match transaction.batch_execute(&sent) {
-                    Err(e) if exists_on_the_server(&e) => {
+                    Err(e) if exists_on_the_server(&e, extensions_given) => {
                         skipped(sql);
                         transaction
                             .batch_execute("ROLLBACK TO SAVEPOINT migrate_replay")
@@ -222,18 +230,20 @@ impl Migrator<'_> {
         let status = self.history_status(&mut target)?;
         let actual = self.drift_catalog(&mut target)?;
         let mut shadow = Shadow::open(target, url, shadow_url, name)?;
-        let replayed = match self.replay(&status, &mut shadow.client) {
+        let replayed = match self.replay(&status, &mut shadow.client, false) {
             // A tenant's migrations may use what the database has beside its schema without
             // creating it: replayed again, in a new shadow given that first. Not at once: what a
             // migration creates itself (`CREATE EXTENSION citext` in the first tenant's run, an
             // extension updated to its version) must not be there before it.
-            Err(Error::Replay { .. }) if self.settings().tenant_schema.is_some() => {
+            Err(Error::Replay { .. })
+                if self.settings().tenant_schema.is_some() && !interrupted() =>
+            {
                 drop(shadow);
                 let mut target = connect(url, name)?;
                 let surroundings = Surroundings::read(self.settings(), &mut target)?;
                 shadow = Shadow::open(target, url, shadow_url, name)?;
                 let left_out = surroundings.install(&mut shadow.client)?;
-                self.replay(&status, &mut shadow.client)
+                self.replay(&status, &mut shadow.client, true)
                     .map_err(|error| match error {
                         Error::Replay {
                             revision,
@@ -273,7 +283,12 @@ impl Migrator<'_> {
     }
 
     /// Runs the applied revisions, in their order, on `shadow`.
-    fn replay(&self, status: &Status, shadow: &mut Client) -> Result<Vec<String>, Error> {
+    fn replay(
+        &self,
+        status: &Status,
+        shadow: &mut Client,
+        extensions_given: bool,
+    ) -> Result<Vec<String>, Error> {
         if !status.ahead.is_empty() {
             return Err(Error::CannotReplay {
                 unknown: status.ahead.iter().map(|a| a.revision.clone()).collect(),
@@ -306,7 +321,7 @@ impl Migrator<'_> {
                     "preparing the tenant's schema in the shadow",
                 ))?;
         }
-        replay(&migrations, shadow)
+        replay(&migrations, shadow, extensions_given)
     }
 
     /// The schema snapshot of these migrations: every one of them replayed into a shadow
@@ -318,7 +333,7 @@ impl Migrator<'_> {
         let target = connect(url, name)?;
         let mut shadow = Shadow::open(target, url, shadow_url, name)?;
         let all: Vec<&Migration> = self.migrations().iter().collect();
-        replay(&all, &mut shadow.client)?;
+        replay(&all, &mut shadow.client, false)?;
         let settings = self.settings();
         let client = &mut shadow.client;
         let rows = super::protocol::outside_async_runtime(|| {
@@ -348,7 +363,7 @@ impl Migrator<'_> {
             .iter()
             .filter(|m| through.contains(&m.revision()))
             .collect();
-        replay(&chosen, &mut shadow.client)?;
+        replay(&chosen, &mut shadow.client, false)?;
         self.catalog(&mut shadow.client)
     }
 

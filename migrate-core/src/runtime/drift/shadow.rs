@@ -87,6 +87,24 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// Adds a shadow to the ones a signal's handler cleans; refused once the handler has run, since
+/// it would not clean it.
+fn register(pending: Pending) -> Result<(), Error> {
+    let mut active = active();
+    if interrupted() {
+        return Err(cut_short());
+    }
+    active.push(pending);
+    Ok(())
+}
+
+fn cut_short() -> Error {
+    Error::ShadowRefused {
+        shadow: "(none)".to_owned(),
+        reason: "the check was interrupted".to_owned(),
+    }
+}
+
 /// Drops the shadow databases this process created, and empties the ones it was given, through
 /// new connections: for a signal handler, while the thread that uses them is stuck in a query.
 pub fn drop_active_shadows(application_name: &str) {
@@ -105,9 +123,10 @@ pub fn drop_active_shadows(application_name: &str) {
             // The replay's session holds locks on what it created: end it first.
             Pending::Empty { url } => connect(url, application_name).and_then(|mut client| {
                 client
-                    .batch_execute(&format!(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid(); {EMPTY_DATABASE}"
-                    ))
+                    .batch_execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    )
+                    .and_then(|()| empty(&mut client))
                     .map_err(database_error("emptying the shadow database"))
             }),
         };
@@ -129,6 +148,37 @@ enum Cleanup {
     Drop { admin: Box<Client>, name: String },
     /// Given by the caller (`url`): emptied, so that it is empty for the next check.
     Empty { url: String },
+}
+
+/// The statements dropping at most 100 relations of the user's (newest first, those an
+/// extension or a table owns going with it), as a DO block: one transaction, whose locks the
+/// server's lock table has room for. Relations are most of what a large schema holds.
+const DROP_SOME_RELATIONS: &str = "DO $$ DECLARE d text; BEGIN \
+    FOREACH d IN ARRAY coalesce((SELECT array_agg(format('DROP %s IF EXISTS %s CASCADE', \
+        CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, \
+        c.oid::regclass::text)) FROM (SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
+        AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype IN ('e', 'a', 'i')) \
+        ORDER BY c.oid DESC LIMIT 100) c), '{}') LOOP EXECUTE d; END LOOP; END $$";
+
+/// Whether relations of the user's are left for [`DROP_SOME_RELATIONS`].
+const RELATIONS_LEFT: &str = "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype IN ('e', 'a', 'i')))::text";
+
+/// Empties a given shadow: its relations a hundred at a time, then everything else at once.
+fn empty(client: &mut Client) -> Result<(), postgres::Error> {
+    // A bound, should a drop keep failing to shrink what is left.
+    for _ in 0..100_000 {
+        let left = client.simple_query(RELATIONS_LEFT)?.into_iter().any(|message| {
+            matches!(message, postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("true"))
+        });
+        if !left {
+            break;
+        }
+        client.batch_execute(DROP_SOME_RELATIONS)?;
+    }
+    client.batch_execute(EMPTY_DATABASE)
 }
 
 /// Everything a schema can hold, out of the database (the public schema is made again as
@@ -194,7 +244,7 @@ impl Shadow {
             url: target_url.to_owned(),
             name: name.clone(),
         };
-        active().push(pending.clone());
+        register(pending.clone())?;
         let created = admin.batch_execute(&format!(
             "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
             escape_identifier(&name),
@@ -210,6 +260,14 @@ impl Shadow {
                 .to_owned(),
             cause: Box::new(ServerError::from_postgres(&e)),
         })?;
+        // A signal's handler that took the list before the database existed dropped nothing.
+        if interrupted() {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                escape_identifier(&name)
+            ));
+            return Err(cut_short());
+        }
         let cleanup = Cleanup::Drop {
             admin: Box::new(admin),
             name: name.clone(),
@@ -272,9 +330,9 @@ impl Shadow {
             };
             return Err(refuse(format!("it is not empty: {shown}{more}")));
         }
-        active().push(Pending::Empty {
+        register(Pending::Empty {
             url: shadow_url.to_owned(),
-        });
+        })?;
         Ok(Shadow {
             client,
             cleanup: Cleanup::Empty {
@@ -302,7 +360,7 @@ impl Drop for Shadow {
             }
             Cleanup::Empty { url } => {
                 active().retain(|p| !matches!(p, Pending::Empty { url: active } if active == url));
-                if let Err(e) = self.client.batch_execute(EMPTY_DATABASE) {
+                if let Err(e) = empty(&mut self.client) {
                     log::warn!("could not empty the shadow database: {e}");
                 }
             }
