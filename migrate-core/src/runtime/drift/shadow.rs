@@ -98,6 +98,27 @@ fn register(pending: Pending) -> Result<(), Error> {
     Ok(())
 }
 
+/// Shadows whose `CREATE DATABASE` is under way: a signal's handler that finds one in the list
+/// drops nothing yet, so it waits for the creator, who drops what it made once it sees the
+/// handler ran.
+static CREATING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One creation counted in [`CREATING`] while it lives.
+struct Creating;
+
+impl Creating {
+    fn start() -> Creating {
+        CREATING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Creating
+    }
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        CREATING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 fn cut_short() -> Error {
     Error::ShadowRefused {
         shadow: "(none)".to_owned(),
@@ -133,6 +154,13 @@ pub fn drop_active_shadows(application_name: &str) {
         if let Err(e) = cleaned {
             log::warn!("could not clean the shadow database: {e}");
         }
+    }
+    // A creation under way drops its own database once it sees the flag set above.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while CREATING.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -244,6 +272,7 @@ impl Shadow {
             url: target_url.to_owned(),
             name: name.clone(),
         };
+        let creating = Creating::start();
         register(pending.clone())?;
         let created = admin.batch_execute(&format!(
             "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
@@ -268,6 +297,7 @@ impl Shadow {
             ));
             return Err(cut_short());
         }
+        drop(creating);
         let cleanup = Cleanup::Drop {
             admin: Box::new(admin),
             name: name.clone(),
