@@ -244,19 +244,14 @@ impl Migrator<'_> {
                 shadow = Shadow::open(target, url, shadow_url, name)?;
                 let left_out = surroundings.install(&mut shadow.client)?;
                 self.replay(&status, &mut shadow.client, true)
-                    .map_err(|error| match error {
-                        Error::Replay {
-                            revision,
-                            path,
-                            cause,
-                            ..
-                        } => Error::Replay {
-                            revision,
-                            path,
-                            cause,
-                            left_out,
-                        },
-                        other => other,
+                    .map_err(|mut error| {
+                        if let Error::Replay {
+                            left_out: named, ..
+                        } = &mut error
+                        {
+                            *named = left_out;
+                        }
+                        error
                     })?
             }
             replayed => replayed?,

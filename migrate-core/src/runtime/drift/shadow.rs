@@ -178,21 +178,30 @@ enum Cleanup {
     Empty { url: String },
 }
 
+/// The relations of the user's that a drop must name: tables, views, sequences…, but those an
+/// extension or a table owns, which go with their owner.
+macro_rules! user_relations {
+    () => {
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype IN ('e', 'a', 'i'))"
+    };
+}
+
 /// The statements dropping at most 100 relations of the user's (newest first, those an
 /// extension or a table owns going with it), as a DO block: one transaction, whose locks the
 /// server's lock table has room for. Relations are most of what a large schema holds.
-const DROP_SOME_RELATIONS: &str = "DO $$ DECLARE d text; BEGIN \
-    FOREACH d IN ARRAY coalesce((SELECT array_agg(format('DROP %s IF EXISTS %s CASCADE', \
-        CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, \
-        c.oid::regclass::text)) FROM (SELECT c.oid, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
-        AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype IN ('e', 'a', 'i')) \
-        ORDER BY c.oid DESC LIMIT 100) c), '{}') LOOP EXECUTE d; END LOOP; END $$";
+const DROP_SOME_RELATIONS: &str = concat!(
+    "DO $$ DECLARE d text; BEGIN \
+     FOREACH d IN ARRAY coalesce((SELECT array_agg(format('DROP %s IF EXISTS %s CASCADE', \
+     CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, \
+     c.oid::regclass::text)) FROM (SELECT c.oid, c.relkind ",
+    user_relations!(),
+    " ORDER BY c.oid DESC LIMIT 100) c), '{}') LOOP EXECUTE d; END LOOP; END $$"
+);
 
 /// Whether relations of the user's are left for [`DROP_SOME_RELATIONS`].
-const RELATIONS_LEFT: &str = "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
-    AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype IN ('e', 'a', 'i')))::text";
+const RELATIONS_LEFT: &str = concat!("SELECT EXISTS (SELECT 1 ", user_relations!(), ")::text");
 
 /// Empties a given shadow: its relations a hundred at a time, then everything else at once.
 fn empty(client: &mut Client) -> Result<(), postgres::Error> {

@@ -25,6 +25,13 @@ pub(super) struct Surroundings {
 /// has room for about 64 per connection.
 const STATEMENTS_PER_TRANSACTION: usize = 64;
 
+/// A statement of [`Surroundings::install`] and what it creates, as the error names it.
+#[derive(Clone)]
+struct Creation {
+    sql: String,
+    what: String,
+}
+
 /// An extension of the target database: its name, schema and version.
 struct Extension {
     name: String,
@@ -71,7 +78,7 @@ impl Surroundings {
     }
 
     /// The statements creating them, each with what it creates.
-    fn statements(&self) -> Vec<(String, String)> {
+    fn statements(&self) -> Vec<Creation> {
         let extensions = self.extensions.iter().map(|extension| {
             // A system schema exists, and is refused by `CREATE SCHEMA` (`pg_trgm` is often
             // installed in `pg_catalog`).
@@ -81,20 +88,18 @@ impl Surroundings {
             } else {
                 format!("CREATE SCHEMA IF NOT EXISTS {schema}; ")
             };
-            (
-                format!(
+            Creation {
+                sql: format!(
                     "{create_schema}CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {schema} VERSION {}",
                     escape_identifier(&extension.name),
                     escape_literal(&extension.version),
                 ),
-                format!("extension {} {}", extension.name, extension.version),
-            )
+                what: format!("extension {} {}", extension.name, extension.version),
+            }
         });
-        let shared = self.shared.iter().map(|sql| {
-            (
-                sql.clone(),
-                sql.lines().next().unwrap_or_default().to_owned(),
-            )
+        let shared = self.shared.iter().map(|sql| Creation {
+            sql: sql.clone(),
+            what: sql.lines().next().unwrap_or_default().to_owned(),
         });
         extensions.chain(shared).collect()
     }
@@ -121,7 +126,7 @@ impl Surroundings {
             let progress = refused.len() < before;
             pending = refused
                 .iter()
-                .map(|(statement, _)| statement.clone())
+                .map(|(creation, _)| creation.clone())
                 .collect();
             if !progress {
                 break;
@@ -129,24 +134,23 @@ impl Surroundings {
         }
         Ok(refused
             .into_iter()
-            .map(|((_, what), reason)| format!("{what} ({reason})"))
+            .map(|(creation, reason)| format!("{} ({reason})", creation.what))
             .collect())
     }
 }
 
 /// Runs `statements` in one transaction on `shadow`: all at once, or, when one is refused, each
 /// under a savepoint. Returns the refused ones with the server's reason.
-#[allow(clippy::type_complexity)]
 fn create_in_one_transaction(
-    statements: &[(String, String)],
+    statements: &[Creation],
     shadow: &mut Client,
-) -> Result<Vec<((String, String), String)>, Error> {
+) -> Result<Vec<(Creation, String)>, Error> {
     let failed = database_error("creating what the tenants share in the shadow");
     let mut transaction = shadow.transaction().map_err(&failed)?;
     // A function's body that is a string is not read until it runs: it may name what comes
     // after it, or what only tenants have. Each statement ends on a line of its own: a last line
     // that is a comment would hide the semicolon.
-    let all: Vec<&str> = statements.iter().map(|(sql, _)| sql.as_str()).collect();
+    let all: Vec<&str> = statements.iter().map(|c| c.sql.as_str()).collect();
     let at_once = format!(
         "SET LOCAL check_function_bodies = off; SAVEPOINT migrate_shared;\n{}\n;",
         all.join("\n;\n")
@@ -159,16 +163,16 @@ fn create_in_one_transaction(
         .batch_execute("ROLLBACK TO SAVEPOINT migrate_shared")
         .map_err(&failed)?;
     let mut refused = Vec::new();
-    for statement in statements {
+    for creation in statements {
         // Each releases the savepoint before it, which outlives a rollback to it.
         let sent = format!(
             "RELEASE SAVEPOINT migrate_shared; SAVEPOINT migrate_shared;\n{}",
-            statement.0
+            creation.sql
         );
         if let Err(e) = transaction.batch_execute(&sent) {
             let reason = crate::runtime::error::db_error(&e)
                 .map_or_else(|| e.to_string(), |db| db.message().to_owned());
-            refused.push((statement.clone(), reason));
+            refused.push((creation.clone(), reason));
             transaction
                 .batch_execute("ROLLBACK TO SAVEPOINT migrate_shared")
                 .map_err(&failed)?;
