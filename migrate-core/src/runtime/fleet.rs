@@ -663,7 +663,9 @@ mod tests {
         let run = |runs: &mut usize, name: &str| {
             *runs += 1;
             if name == "slow" {
-                std::thread::sleep(FLEET_PROGRESS_EVERY + Duration::from_millis(400));
+                // Long enough past the first periodic report that a loaded machine still
+                // delivers it before this target ends, short of the second.
+                std::thread::sleep(FLEET_PROGRESS_EVERY + Duration::from_secs(2));
             }
             (name.len(), *runs)
         };
